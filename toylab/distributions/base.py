@@ -1,0 +1,182 @@
+"""The contract every toylab distribution follows.
+
+A distribution is a small frozen dataclass. It offers
+
+* ``sample(key, num_samples, *, dtype=jnp.float32) -> Batch`` -- pure JAX, jittable
+  and vmappable over ``key``; ``Batch.x`` are inputs, ``Batch.y`` labels (int32
+  class indices, or regression targets for the sparse-feature distribution) and
+  ``Batch.latent`` the ground-truth latent (mixture component, curve parameter,
+  operands, ...), ``None`` where there is none;
+* ``log_prob(x) -> np.ndarray`` -- the exact log density (float64, NumPy, host);
+* ``posterior(x) -> np.ndarray`` -- the exact class posterior p(y | x), shape
+  ``(..., num_classes)`` (float64, host);
+* ``bayes() -> BayesResult`` -- the Bayes-optimal accuracy, with its tier
+  (``"exact"`` for a closed form or finite enumeration, ``"bounded"`` for a
+  deterministic quadrature with an error bound, ``"sampled"`` for Monte Carlo
+  with a confidence interval) and its error;
+* ``domain`` -- a :class:`Box` or a :class:`FiniteDomain`.
+
+Densities are evaluated on the host in float64 because exact analysis needs
+float64 and must not depend on JAX's global ``jax_enable_x64`` flag; sampling is
+JAX so that training can draw fresh batches inside one compiled program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Literal
+
+import jax
+import numpy as np
+
+__all__ = [
+    "AbstractDistribution",
+    "BayesResult",
+    "Batch",
+    "Box",
+    "FiniteDomain",
+    "Tier",
+]
+
+Tier = Literal["exact", "bounded", "sampled"]
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """A batch of samples: inputs ``x``, targets ``y`` and the ground-truth ``latent``."""
+
+    x: Any
+    y: Any
+    latent: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Box:
+    """An axis-aligned box ``[low_i, high_i]`` in ``R^d`` (float64)."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        from toylab._errors import ToylabError
+
+        if len(self.low) != len(self.high):
+            raise ToylabError(
+                f"Box: low and high must have the same length, got {len(self.low)} and "
+                f"{len(self.high)}."
+            )
+        for lo, hi in zip(self.low, self.high, strict=True):
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+                raise ToylabError(
+                    f"Box: need finite low < high in every dimension, got low={self.low!r}, "
+                    f"high={self.high!r}."
+                )
+
+    @property
+    def dim(self) -> int:
+        return len(self.low)
+
+    @property
+    def volume(self) -> float:
+        return float(np.prod(np.asarray(self.high) - np.asarray(self.low)))
+
+    def contains(self, x: Any, atol: float = 0.0) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        lo = np.asarray(self.low) - atol
+        hi = np.asarray(self.high) + atol
+        return np.all((x >= lo) & (x <= hi), axis=-1)
+
+    def polygon(self) -> np.ndarray:
+        """The 2-D box as a counter-clockwise polygon, shape ``(4, 2)``."""
+        if self.dim != 2:
+            from toylab._errors import ToylabError
+
+            raise ToylabError(f"Box.polygon: needs a 2-D box, this one has dim={self.dim}.")
+        (x0, y0), (x1, y1) = self.low, self.high
+        return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+
+    def grid(self, num: int) -> tuple[np.ndarray, np.ndarray]:
+        """A ``num x num`` grid of cell centres over a 2-D box: ``(xx, yy)``."""
+        xs = np.linspace(self.low[0], self.high[0], num)
+        ys = np.linspace(self.low[1], self.high[1], num)
+        return np.meshgrid(xs, ys)
+
+
+@dataclasses.dataclass(frozen=True)
+class FiniteDomain:
+    """A finite input set: ``inputs[i]`` has probability ``probs[i]``.
+
+    ``inputs`` is the encoded network input (e.g. concatenated one-hots), ``labels``
+    the target of each input, ``latent`` the readable form (e.g. operands ``(a, b)``).
+    """
+
+    inputs: np.ndarray
+    labels: np.ndarray
+    probs: np.ndarray
+    latent: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.inputs.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.inputs.shape[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class BayesResult:
+    """The Bayes-optimal accuracy of a distribution.
+
+    ``tier`` says how it was computed; ``error`` is an absolute bound on
+    ``|accuracy - true accuracy|`` for ``"exact"`` (rounding only, ~1e-15) and
+    ``"bounded"``; for ``"sampled"`` it is the half-width of a 99.9% confidence
+    interval. ``method`` says how, in words.
+    """
+
+    accuracy: float
+    error: float
+    tier: Tier
+    method: str
+
+    @property
+    def bayes_error(self) -> float:
+        return 1.0 - self.accuracy
+
+
+class AbstractDistribution:
+    """Base of all distributions (see the module docstring for the contract).
+
+    Subclasses are frozen dataclasses and set ``num_classes`` (0 for regression
+    targets) and ``kind`` (``"continuous"``, ``"finite"`` or ``"sparse"``).
+    """
+
+    kind: ClassVar[str] = "continuous"
+
+    @property
+    def num_classes(self) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def dim(self) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def domain(self) -> Box | FiniteDomain:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def sample(self, key: Any, num_samples: int, *, dtype: Any = None) -> Batch:  # pragma: no cover
+        raise NotImplementedError
+
+    def log_prob(self, x: Any) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def prob(self, x: Any) -> np.ndarray:
+        return np.exp(self.log_prob(x))
+
+    def posterior(self, x: Any) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def bayes(self) -> BayesResult:  # pragma: no cover
+        raise NotImplementedError
