@@ -1,0 +1,110 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import tomli_w
+
+from toylab.cli import main
+
+GOOD = {
+    "name": "cli",
+    "seeds": [0],
+    "distribution": {"name": "two_blobs"},
+    "model": {"hidden": [4]},
+    "train": {"num_steps": 20, "log_every": 10},
+}
+
+
+def write(tmp_path, data, name="c.toml"):
+    p = tmp_path / name
+    p.write_text(tomli_w.dumps(data))
+    return p
+
+
+# Ten-plus distinct bad inputs, each must give exit code 2 and a message naming the problem.
+BAD_CONFIGS = [
+    ({**GOOD, "seeds": 3}, "seeds must be a list of integers"),
+    ({**GOOD, "seeds": []}, "seeds must be a non-empty list"),
+    ({**GOOD, "seeds": [1, 1]}, "seeds must be distinct"),
+    ({**GOOD, "epochs": 3}, "unknown key 'epochs'"),
+    ({**GOOD, "model": {"hiden": [4]}}, "Did you mean 'hidden'"),
+    ({**GOOD, "model": {"activation": "rel"}}, "Did you mean 'relu'"),
+    ({**GOOD, "train": {"learning_rate": -0.1}}, "learning_rate must be"),
+    ({**GOOD, "train": {"optimizer": "adamm"}}, "Did you mean 'adam'"),
+    ({**GOOD, "distribution": {"name": "two_blob"}}, "two_blobs"),
+    ({**GOOD, "distribution": {"name": "two_blobs", "scale": -1.0}}, "scale"),
+    ({**GOOD, "distribution": {"name": "modular_arithmetic", "p": 6}}, "prime"),
+    ({**GOOD, "sweep": {"param": "model.hidden", "values": [1]}}, "Only these can vary"),
+    ({**GOOD, "train": {"data": "full"}}, "needs a finite distribution"),
+    ({**GOOD, "model": {"kind": "onehot_mlp"}}, "modular-arithmetic"),
+]
+
+
+@pytest.mark.parametrize("data, match", BAD_CONFIGS)
+def test_bad_configs_exit_2_with_clear_message(tmp_path, capsys, data, match):
+    code = main(["train", str(write(tmp_path, data)), "--out", str(tmp_path / "r"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert match in err and "Traceback" not in err
+    assert not (tmp_path / "r" / "state.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["train", "missing.toml", "--out", "x"], "does not exist"),
+        (["train"], "needs CONFIG and --out"),
+        (["info", "no/such/run"], "does not exist"),
+        (["train", "--resume", "no/such/run"], "does not exist"),
+        (["demo", "--seeds", "0"], "--seeds must be >= 1"),
+    ],
+)
+def test_bad_arguments(argv, match, capsys):
+    assert main(argv) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_not_toml(tmp_path, capsys):
+    p = tmp_path / "c.toml"
+    p.write_text("name = [unclosed")
+    assert main(["train", str(p), "--out", str(tmp_path / "r")]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_train_info_report(tmp_path, capsys):
+    cfg = write(tmp_path, GOOD)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "r"), "--quiet", "--report"]) == 0
+    assert (tmp_path / "r" / "report" / "index.md").exists()
+    assert main(["info", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "status:   complete at step 20/20" in out and "accuracy @ 20" in out
+    # a second train into the same directory refuses and keeps the run
+    assert main(["train", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_demo_writes_report(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "300", "--seeds", "2", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "report:" in printed
+    report = out / "report"
+    assert (report / "data.png").stat().st_size > 10_000
+    assert (report / "neurons_member0.png").stat().st_size > 10_000
+    text = (report / "index.md").read_text()
+    assert "Bayes-optimal accuracy" in text and "| 1 | 1 |" in text
+    summary = json.loads((report / "summary.json").read_text())
+    assert len(summary["members"]) == 2
+    assert all(m["accuracy"] > 0.85 for m in summary["members"])
+    # running the demo again replaces the finished run cleanly
+    assert main(["demo", "--out", str(out), "--steps", "100", "--seeds", "1", "--quiet"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["num_steps"] == 100
+
+
+def test_help_and_module_entry_point():
+    out = subprocess.run([sys.executable, "-m", "toylab", "--help"], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0
+    for cmd in ("demo", "train", "info", "report"):
+        assert cmd in out.stdout

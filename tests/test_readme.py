@@ -1,0 +1,24 @@
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quick_start_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Quick start", 1)[1]
+    block = re.search(r"```\n(.*?)```", section, re.S)
+    assert block, "README's Quick start has no code block"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_quick_start_has_exactly_two_commands():
+    cmds = quick_start_commands()
+    assert len(cmds) == 2
+    assert "toylab demo" in cmds[0]
+    assert "pytest" in cmds[1] and "ruff" in cmds[1] and "mypy" in cmds[1]
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert quick_start_commands()[1] in ci

@@ -1,0 +1,135 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from toylab import ToylabError
+from toylab.distributions import make
+from toylab.models import ModelConfig
+from toylab.train import SweepConfig, TrainConfig, checkpoint_steps, init_ensemble, train
+
+BLOBS = make("two_blobs")
+SMALL = ModelConfig(hidden=(6,), activation="relu")
+
+
+def test_ensemble_trains_in_one_program_and_learns():
+    cfg = TrainConfig(num_steps=300, log_every=100, learning_rate=0.02)
+    res = train(BLOBS, SMALL, cfg, seeds=[0, 1, 2])
+    assert [r["step"] for r in res.metrics] == [0, 100, 200, 300]
+    acc0, acc = res.metrics[0]["accuracy"], res.metrics[-1]["accuracy"]
+    bayes = BLOBS.bayes().accuracy
+    # every member gets within 3 held-out standard errors (+1%) of Bayes-optimal
+    se = np.sqrt(bayes * (1 - bayes) / cfg.num_eval_samples)
+    assert np.all(acc > bayes - 0.01 - 3 * se), (acc, bayes)
+    assert np.all(acc > acc0) or np.all(acc0 > bayes - 0.05)
+    np.testing.assert_allclose(res.metrics[-1]["bayes_gap"], bayes - acc)
+    # members are different networks
+    k = res.params["layers"][0]["kernel"][...]
+    assert k.shape == (3, 2, 6)
+    assert not np.allclose(k[0], k[1])
+
+
+def test_same_seed_gives_identical_numbers_and_members_match_single_runs():
+    cfg = TrainConfig(num_steps=50, log_every=25)
+    a = train(BLOBS, SMALL, cfg, seeds=[3, 4])
+    b = train(BLOBS, SMALL, cfg, seeds=[4])
+    c = train(BLOBS, SMALL, cfg, seeds=[3, 4])
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(c.params), strict=True):
+        np.testing.assert_array_equal(x, y)
+    # member 1 of the ensemble is the same model as the single seed-4 run
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
+        np.testing.assert_allclose(x[1], y[0], rtol=1e-5, atol=1e-6)
+
+
+def test_sweep_varies_the_hyperparameter_per_member():
+    sweep = SweepConfig("train.learning_rate", (1e-4, 1e-1))
+    res = train(BLOBS, SMALL, TrainConfig(num_steps=100, log_every=100), seeds=[0, 1], sweep=sweep)
+    ens = res.ensemble
+    assert ens.num_members == 4
+    assert [ens.member_seed(m) for m in range(4)] == [0, 0, 1, 1]
+    np.testing.assert_allclose(ens.hparams["learning_rate"], [1e-4, 1e-1, 1e-4, 1e-1], rtol=1e-6)
+    # a tiny learning rate barely moves the weights, a large one moves them a lot
+    init = init_ensemble(BLOBS, SMALL, ens.config, [0, 1], sweep)[1].params
+    moved = [
+        float(sum(jnp.sum((a[m] - b[m]) ** 2) for a, b in
+                  zip(jax.tree.leaves(res.params), jax.tree.leaves(init), strict=True)))
+        for m in range(4)
+    ]  # fmt: skip
+    assert moved[0] * 100 < moved[1] and moved[2] * 100 < moved[3]
+
+
+def test_divergent_member_is_frozen_and_others_continue():
+    sweep = SweepConfig("train.learning_rate", (0.01, 1e6))
+    cfg = TrainConfig(optimizer="sgd", num_steps=60, log_every=30)
+    res = train(BLOBS, SMALL, cfg, seeds=[0], sweep=sweep)
+    msgs = res.divergences()
+    assert len(msgs) == 1 and "member 1 (seed 0, learning_rate=1e+06) diverged at step" in msgs[0]
+    assert int(res.state.diverged_at[0]) == -1 and int(res.state.diverged_at[1]) >= 0
+    assert bool(res.state.alive[0]) and not bool(res.state.alive[1])
+    for leaf in jax.tree.leaves(res.params):
+        assert np.all(np.isfinite(leaf))
+    assert res.metrics[-1]["accuracy"][0] > 0.85
+
+
+@pytest.mark.parametrize("data", ["fixed", "fresh"])
+def test_data_modes(data):
+    cfg = TrainConfig(num_steps=200, log_every=200, data=data, num_train=64, learning_rate=0.05)
+    res = train(BLOBS, SMALL, cfg, seeds=[0])
+    assert res.metrics[-1]["accuracy"][0] > 0.85
+
+
+def test_full_batch_finite_task_reports_train_and_test_accuracy():
+    dist = make("modular_arithmetic", p=5)
+    cfg = TrainConfig(num_steps=400, log_every=400, data="full", train_fraction=0.6,
+                      learning_rate=0.05)  # fmt: skip
+    res = train(dist, ModelConfig(kind="onehot_mlp", hidden=(32,)), cfg, seeds=[0, 1])
+    last = res.metrics[-1]
+    np.testing.assert_allclose(last["train_accuracy"], 1.0)
+    assert set(last) >= {"accuracy", "test_accuracy", "train_accuracy"}
+    mask = np.asarray(res.ensemble.train_data)
+    assert mask.shape == (2, 25) and np.all(mask.sum(1) == 15)
+    assert not np.array_equal(mask[0], mask[1])
+
+
+def test_importance_weighted_mse_on_sparse_features():
+    dist = make("sparse_features", probs=[0.1] * 5, importance=[1.0, 0.7, 0.5, 0.3, 0.1])
+    cfg = TrainConfig(loss="importance_mse", num_steps=300, log_every=300, learning_rate=0.01)
+    res = train(dist, ModelConfig(kind="superposition_relu", hidden=(2,)), cfg, seeds=[0])
+    assert res.metrics[-1]["loss"][0] < res.metrics[0]["loss"][0]
+    assert "accuracy" not in res.metrics[-1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"optimizer": "adamm"}, "Did you mean 'adam'"),
+        ({"learning_rate": -1.0}, "learning_rate must be a finite number > 0"),
+        ({"num_steps": 0}, "num_steps must be an integer >= 1"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"momentum": 1.0}, "momentum must be in"),
+        ({"checkpoints": "every:3"}, "checkpoints must be 'log:N'"),
+        ({"checkpoints": [5, 2000]}, "in \\[0, num_steps=1000\\]"),
+        ({"train_fraction": 0.0}, "train_fraction"),
+        ({"loss": "hinge"}, "loss must be one of"),
+    ],
+)
+def test_train_config_errors(kwargs, match):
+    with pytest.raises(ToylabError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_mismatched_loss_and_data_errors():
+    with pytest.raises(ToylabError, match="data='full' needs a finite distribution"):
+        train(BLOBS, SMALL, TrainConfig(data="full", num_steps=1), seeds=[0])
+    with pytest.raises(ToylabError, match="importance_mse"):
+        train(BLOBS, SMALL, TrainConfig(loss="importance_mse", num_steps=1), seeds=[0])
+    with pytest.raises(ToylabError, match="Only these can vary"):
+        SweepConfig("model.hidden", (1.0,))
+    with pytest.raises(ToylabError, match="seeds must be distinct"):
+        train(BLOBS, SMALL, TrainConfig(num_steps=1), seeds=[1, 1])
+
+
+def test_checkpoint_steps_are_log_spaced_and_include_ends():
+    steps = checkpoint_steps(TrainConfig(num_steps=1000, checkpoints="log:4"))
+    assert steps == [0, 1, 10, 100, 1000]
+    assert checkpoint_steps(TrainConfig(num_steps=10, checkpoints=[3])) == [0, 3, 10]

@@ -1,0 +1,263 @@
+"""One call that analyses a whole network exactly: :func:`analyze`.
+
+For a piecewise-linear MLP (relu, leaky_relu, abs, hardtanh, identity) on a 2-D
+Gaussian mixture, :func:`analyze` computes
+
+* the exact partition of the distribution's domain box into linear regions,
+  every neuron's exact maximum and minimum over the box and where they are
+  attained, its zero set and the network's decision boundary (tier ``"exact"``);
+* every neuron's exact firing probability ``P(a > 0)``, mean ``E[a]`` and the
+  covariance matrix of each layer under the data distribution, and the
+  network's exact accuracy, hence its exact gap to the Bayes-optimal accuracy.
+
+**Integrals over the whole plane.** The partition for the integrals covers a box
+that leaves at least ``12`` standard deviations (Mahalanobis, along each axis)
+between every component's mean and the box's edges, so the mass outside it is
+below ``4 Φ(-12) ≈ 7e-33`` per component; its contribution to any first or
+second moment is bounded by Cauchy–Schwarz with the network's Lipschitz bound
+and reported as ``truncation_bound`` (typically < 1e-14). Within the box, every
+integral is a closed form (:mod:`toylab.exact.integrals`).
+
+For finite distributions it returns :func:`toylab.exact.finite_table`'s exact
+enumeration instead. For networks or distributions where neither applies it
+returns ``None`` (see :mod:`toylab.exact.bounds` for guaranteed bounds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtr
+
+from toylab._errors import ToylabError
+from toylab.exact.finite import FiniteResult, finite_table
+from toylab.exact.integrals import mixture_polygon_moments, neuron_moments
+from toylab.exact.regions import (
+    Partition,
+    argmax_pieces,
+    decision_boundary,
+    extrema,
+    level_set,
+    partition,
+)
+from toylab.models.activations import PIECEWISE_LINEAR
+
+__all__ = ["ExactAnalysis", "analyze", "gaussian_mixture_arrays", "integration_box"]
+
+MARGIN_SIGMAS = 12.0
+
+
+def gaussian_mixture_arrays(dist: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(means (K,d), covs (K,d,d), weights (K,), classes (K,))`` of a Gaussian mixture."""
+    means = np.asarray(dist.means, np.float64)
+    covs = np.asarray(dist.covs, np.float64)
+    k = means.shape[0]
+    weights = np.full(k, 1.0 / k) if dist.weights is None else np.asarray(dist.weights, float)
+    classes = np.arange(k) if dist.classes is None else np.asarray(dist.classes, int)
+    return means, covs, weights, classes
+
+
+def integration_box(dist: Any, margin: float = MARGIN_SIGMAS) -> tuple[np.ndarray, np.ndarray]:
+    """A box holding the domain and ``margin`` axis standard deviations around every mean."""
+    means, covs, _, _ = gaussian_mixture_arrays(dist)
+    sd = np.sqrt(np.diagonal(covs, axis1=1, axis2=2))
+    low = np.minimum((means - margin * sd).min(0), np.asarray(dist.domain.low))
+    high = np.maximum((means + margin * sd).max(0), np.asarray(dist.domain.high))
+    return low, high
+
+
+def _box_polygon(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    (x0, y0), (x1, y1) = low, high
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+
+
+def _truncation_bound(layers: list, dist: Any, low: np.ndarray, high: np.ndarray) -> float:
+    """Bound on |E[a 1_outside]| and |E[a b 1_outside]| for every neuron.
+
+    On the plane, |a(x)| <= A + L |x - c| with c the box centre, L the product of
+    the layers' spectral norms (activations are 1-Lipschitz) and A a bound of |a(c)|.
+    Cauchy–Schwarz: E[f 1_out] <= sqrt(E[f²]) sqrt(P(out)).
+    """
+    means, covs, weights, _ = gaussian_mixture_arrays(dist)
+    c = 0.5 * (low + high)
+    lip, h = 1.0, c
+    bound_c = 0.0
+    for W, b in layers:
+        lip *= max(np.linalg.norm(W, 2), 1e-300)
+        h = h @ W + b
+        bound_c = max(bound_c, float(np.abs(h).max()))
+        h = np.abs(h)
+    p_out = 0.0
+    e_r2 = 0.0
+    for mu, cov, w in zip(means, covs, weights, strict=True):
+        sd = np.sqrt(np.diag(cov))
+        z = np.minimum((mu - low) / sd, (high - mu) / sd)
+        p_out += w * float(np.sum(2 * ndtr(-z)))
+        e_r2 += w * float(np.trace(cov) + np.sum((mu - c) ** 2))
+    # E[(A + L r)^2] <= 2 A^2 + 2 L^2 E[r^2]; products of two neurons need the 4th moment:
+    # E[(A + L r)^4] <= 8 A^4 + 8 L^4 E[r^4], E[r^4] <= 3 E[r^2]^2 for Gaussian mixtures
+    # componentwise (bounded here by a factor 3 * (dim + 2) to be safe).
+    second = 2 * bound_c**2 + 2 * lip**2 * e_r2
+    fourth = 8 * bound_c**4 + 8 * lip**4 * 3 * (len(low) + 2) * e_r2**2
+    return float(max(np.sqrt(second), np.sqrt(fourth)) * np.sqrt(p_out))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ExactAnalysis:
+    """Exact analysis of one network on a 2-D Gaussian mixture (see :func:`analyze`).
+
+    ``geometry`` is the partition of the distribution's domain box (for extrema,
+    level sets and pictures); ``plane`` the partition of the integration box (for
+    integrals). ``moments[key]`` is a
+    :class:`toylab.exact.integrals.NeuronMomentsResult` for every layer key.
+    """
+
+    geometry: Partition
+    plane: Partition
+    moments: dict[str, Any]
+    accuracy: float
+    bayes_accuracy: float | None
+    truncation_bound: float
+    tier: str = "exact"
+
+    @property
+    def gap(self) -> float | None:
+        return None if self.bayes_accuracy is None else self.bayes_accuracy - self.accuracy
+
+    def extrema(self, key: str) -> Any:
+        return extrema(self.geometry, key)
+
+    def zero_set(self, key: str, unit: int) -> list[np.ndarray]:
+        return level_set(self.geometry, key, unit, 0.0)
+
+    def boundary_segments(self) -> np.ndarray:
+        """Every linear-region boundary inside the domain as ``(N, 2, 2)`` segments."""
+        p = self.geometry
+        segs = []
+        for poly in p.polygons:
+            segs.append(np.stack([poly, np.roll(poly, -1, axis=0)], axis=1))
+        return np.concatenate(segs) if segs else np.zeros((0, 2, 2))
+
+    def report_summary(self) -> dict[str, Any]:
+        """Numbers and overlays for the report (per hidden neuron)."""
+        neurons: dict[str, dict[str, Any]] = {}
+        overlays: dict[str, dict[str, Any]] = {}
+        segs = self.boundary_segments()
+        for key in self.geometry.maps:
+            if not key.startswith("hidden_") or key.endswith(".pre"):
+                continue
+            ext = self.extrema(key)
+            mom = self.moments[key]
+            for u in range(len(mom.mean)):
+                name = f"{key}:{u}"
+                neurons[name] = {
+                    "firing_probability": float(mom.firing_probability[u]),
+                    "mean": float(mom.mean[u]),
+                    "max": float(ext.max[u]),
+                    "argmax": [float(v) for v in ext.argmax[u]],
+                    "min": float(ext.min[u]),
+                }
+                overlays[name] = {
+                    "segments": segs,
+                    "zero_lines": level_set(self.geometry, f"{key}.pre", u, 0.0),
+                    "marker": ext.argmax[u],
+                    "title": f"{name}  P(on)={mom.firing_probability[u]:.2f}",
+                }
+        return {
+            "accuracy": self.accuracy,
+            "gap": self.gap if self.gap is not None else float("nan"),
+            "num_regions": self.geometry.num_regions,
+            "region_counts": dict(self.geometry.region_counts),
+            "truncation_bound": self.truncation_bound,
+            "neurons": neurons,
+            "overlays": overlays,
+        }
+
+
+def analyze(model: Any, dist: Any, *, tol: float = 1e-9) -> ExactAnalysis | FiniteResult | None:
+    """Exact analysis of ``model`` under ``dist`` (see the module docstring).
+
+    Returns an :class:`ExactAnalysis` for piecewise-linear MLPs on 2-D Gaussian
+    mixtures, a :class:`toylab.exact.FiniteResult` on finite domains, and ``None``
+    when no exact analysis applies (smooth activations, other distributions, more
+    than two input dimensions: use :func:`toylab.exact.slice_partition` or the
+    bounds in :mod:`toylab.exact.bounds`).
+    """
+    if not hasattr(model, "affine_layers"):
+        raise ToylabError(
+            f"analyze: model must be a toylab MLP, got {type(model).__name__}."
+        )
+    if getattr(dist, "kind", None) == "finite":
+        return finite_table(model, dist, keep_table=False)
+    layers, acts = model.affine_layers()
+    if not all(a in PIECEWISE_LINEAR for a in acts):
+        return None
+    if type(dist).__name__ != "GaussianMixture" or dist.dim != 2:
+        return None
+    domain = dist.domain
+    geometry = partition(layers, acts, domain.polygon(), tol=tol)
+    low, high = integration_box(dist)
+    plane = partition(layers, acts, _box_polygon(low, high), tol=tol)
+    means, covs, weights, classes = gaussian_mixture_arrays(dist)
+    m0k, m1k, m2k = mixture_polygon_moments(plane.polygons, means, covs, weights)
+    m0, m1, m2 = m0k.sum(0), m1k.sum(0), m2k.sum(0)
+    moments = {}
+    for key, maps in plane.maps.items():
+        mom = neuron_moments(m0, m1, m2, maps)
+        fire = _firing_mass(plane, maps, (means, covs, weights), m0)
+        moments[key] = dataclasses.replace(mom, firing_probability=fire)
+    pieces = argmax_pieces(plane)
+    polys = [p for p, _ in pieces]
+    cls = np.array([c for _, c in pieces])
+    pm0, _, _ = mixture_polygon_moments(polys, means, covs, weights)
+    # P(correct) = sum over pieces of P(y = argmax class, x in piece)
+    accuracy = float(sum(pm0[k][cls == classes[k]].sum() for k in range(len(weights))))
+    bayes = dist.bayes().accuracy if dist.num_classes > 1 else None
+    return ExactAnalysis(
+        geometry=geometry,
+        plane=plane,
+        moments=moments,
+        accuracy=accuracy,
+        bayes_accuracy=bayes,
+        truncation_bound=_truncation_bound(layers, dist, low, high),
+    )
+
+
+def clip_halfplane(poly: np.ndarray, g: np.ndarray, c: float) -> np.ndarray:
+    """The part of a convex polygon where ``g . x + c > 0`` (Sutherland–Hodgman)."""
+    v = poly @ g + c
+    out = []
+    n = len(poly)
+    for i in range(n):
+        j = (i + 1) % n
+        if v[i] > 0:
+            out.append(poly[i])
+        if (v[i] > 0) != (v[j] > 0) and v[i] != v[j]:
+            t = v[i] / (v[i] - v[j])
+            out.append(poly[i] + t * (poly[j] - poly[i]))
+    return np.asarray(out).reshape(-1, 2)
+
+
+def _firing_mass(plane: Partition, maps: np.ndarray, mixture: tuple, m0: np.ndarray) -> np.ndarray:
+    """Exact P(a_i > 0): whole region masses where the neuron is positive on the whole
+    region, plus the exact mass of the positive part of regions its zero line crosses."""
+    counts = np.diff(plane.offsets)
+    owner = np.repeat(np.arange(plane.num_regions), counts)
+    xy = plane.vertices[plane.ring]  # (E, 2) every region's vertices, flat
+    vals = np.einsum("en,e->en", maps[owner, :, 0], xy[:, 0])
+    vals += maps[owner, :, 1] * xy[:, 1:2] + maps[owner, :, 2]
+    vmin = np.minimum.reduceat(vals, plane.offsets[:-1], axis=0)
+    vmax = np.maximum.reduceat(vals, plane.offsets[:-1], axis=0)
+    fire = m0 @ (vmin > 0)
+    rr, ii = np.nonzero((vmax > 0) & ~(vmin > 0))
+    if len(rr):
+        pieces = [clip_halfplane(plane.polygons[r], maps[r, i, :2], maps[r, i, 2])
+                  for r, i in zip(rr, ii, strict=True)]  # fmt: skip
+        ok = np.array([len(pc) >= 3 for pc in pieces])
+        if ok.any():
+            pm = mixture_polygon_moments([pc for pc, k in zip(pieces, ok, strict=True) if k],
+                                         *mixture)[0].sum(0)  # fmt: skip
+            np.add.at(fire, ii[ok], pm)
+    return fire

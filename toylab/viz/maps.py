@@ -1,0 +1,222 @@
+"""Neuron maps and data plots."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from toylab._errors import ToylabError
+from toylab.models import activations
+from toylab.neurons import NeuronId, neuron_ids, resolve
+
+CMAP = "RdBu_r"
+CLASS_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d")
+
+
+def symmetric_norm(values: Any):
+    """A colour norm centred at zero, symmetric so that equal magnitudes get equal intensity."""
+    from matplotlib.colors import Normalize
+
+    vmax = float(np.nanmax(np.abs(values))) if np.size(values) else 1.0
+    vmax = vmax if vmax > 0 else 1.0
+    return Normalize(-vmax, vmax)
+
+
+def _box2d(dist_or_box: Any):
+    box = getattr(dist_or_box, "domain", dist_or_box)
+    if not hasattr(box, "low") or len(box.low) != 2:
+        raise ToylabError(
+            f"neuron maps need a 2-D box domain, got {type(box).__name__} of "
+            f"dim {getattr(box, 'dim', '?')}; use a 2-D distribution or a 2-D slice."
+        )
+    return box
+
+
+def grid_values(model: Any, box: Any, num: int = 200) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Forward pass on a ``num x num`` grid over a 2-D box: ``(xx, yy, {layer: (num, num, width)})``."""
+    xx, yy = box.grid(num)
+    pts = jnp.asarray(np.stack([xx.ravel(), yy.ravel()], -1), jnp.float32)
+    acts = {k: np.asarray(v).reshape(num, num, -1) for k, v in activations(model, pts).items()}
+    return xx, yy, acts
+
+
+@dataclasses.dataclass
+class NeuronMapDisplay:
+    """One neuron's value over a 2-D input domain.
+
+    ``segments`` are exact line segments to overlay (e.g. region boundaries,
+    ``(N, 2, 2)``), ``zero_lines`` polylines of the exact zero set, ``points``
+    named point sets (data samples, feature-visualization ends, top examples)
+    and ``marker`` a point to star (e.g. the exact argmax).
+    """
+
+    neuron: str
+    xx: np.ndarray
+    yy: np.ndarray
+    values: np.ndarray
+    segments: np.ndarray | None = None
+    zero_lines: Sequence[np.ndarray] = ()
+    points: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    marker: np.ndarray | None = None
+    title: str | None = None
+
+    @classmethod
+    def from_model(
+        cls, model: Any, neuron: str | NeuronId, domain: Any, *, num: int = 200, **kwargs: Any
+    ) -> NeuronMapDisplay:
+        nid = resolve(neuron, model.widths)
+        box = _box2d(domain)
+        xx, yy, acts = grid_values(model, box, num)
+        return cls(str(nid), xx, yy, acts[nid.key][..., nid.unit], **kwargs)
+
+    def plot(self, ax: Any = None, *, colorbar: bool = True, norm: Any = None, small: bool = False):
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 4.3))
+        norm = norm or symmetric_norm(self.values)
+        extent = (self.xx.min(), self.xx.max(), self.yy.min(), self.yy.max())
+        im = ax.imshow(
+            self.values, origin="lower", extent=extent, cmap=CMAP, norm=norm,
+            interpolation="nearest", aspect="auto",
+        )  # fmt: skip
+        lw = 0.3 if small else 0.5
+        if self.segments is not None and len(self.segments):
+            from matplotlib.collections import LineCollection
+
+            ax.add_collection(LineCollection(self.segments, colors="0.35", linewidths=lw, alpha=0.6))
+        for line in self.zero_lines:
+            ax.plot(line[:, 0], line[:, 1], color="k", lw=1.0 if small else 1.6)
+        markers = {"data": ("o", 4, 0.35), "start": (".", 6, 0.6), "end": ("x", 20, 0.9)}
+        for name, pts in self.points.items():
+            m, s, a = markers.get(name, ("^", 20, 0.9))
+            ax.scatter(pts[:, 0], pts[:, 1], marker=m, s=s / (3 if small else 1), alpha=a,
+                       color="k", label=name, linewidths=0.5)  # fmt: skip
+        if self.marker is not None:
+            ax.scatter([self.marker[0]], [self.marker[1]], marker="*", s=60 if small else 220,
+                       color="gold", edgecolors="k", zorder=5, label="argmax")  # fmt: skip
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.set_title(self.title or self.neuron, fontsize=9 if small else 13)
+        if small:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if colorbar:
+            ax.figure.colorbar(im, ax=ax, shrink=0.85)
+        self.ax_, self.image_ = ax, im
+        return self
+
+
+@dataclasses.dataclass
+class DataDisplay:
+    """Samples coloured by class, with the model's decision regions and optional
+    Bayes-optimal boundary (a contour of the exact posterior)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    xx: np.ndarray | None = None
+    yy: np.ndarray | None = None
+    predicted: np.ndarray | None = None
+    bayes_posterior: np.ndarray | None = None
+    boundary_segments: np.ndarray | None = None
+    title: str = "data and decision boundary"
+
+    @classmethod
+    def from_model(
+        cls, dist: Any, model: Any = None, *, key: Any, num_samples: int = 600, num: int = 300
+    ) -> DataDisplay:
+        box = _box2d(dist)
+        batch = dist.sample(key, num_samples)
+        kw: dict[str, Any] = {}
+        xx, yy = box.grid(num)
+        if model is not None:
+            _, _, acts = grid_values(model, box, num)
+            kw.update(xx=xx, yy=yy, predicted=np.argmax(acts["output"], -1))
+        try:
+            pts = np.stack([xx.ravel(), yy.ravel()], -1)
+            kw.update(xx=xx, yy=yy, bayes_posterior=dist.posterior(pts).reshape(num, num, -1))
+        except (NotImplementedError, ToylabError):
+            pass
+        return cls(np.asarray(batch.x), np.asarray(batch.y), **kw)
+
+    def plot(self, ax: Any = None):
+        import matplotlib.pyplot as plt
+        from matplotlib.colors import ListedColormap
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5.5, 5))
+        k = int(max(self.y.max(), 1)) + 1
+        colors = CLASS_COLORS[:k] if k <= len(CLASS_COLORS) else None
+        if self.predicted is not None and colors is not None:
+            ax.contourf(self.xx, self.yy, self.predicted, levels=np.arange(k + 1) - 0.5,
+                        cmap=ListedColormap(colors), alpha=0.18)  # fmt: skip
+            ax.contour(self.xx, self.yy, self.predicted, levels=np.arange(k) + 0.5,
+                       colors="k", linewidths=1.4)  # fmt: skip
+        if self.boundary_segments is not None and len(self.boundary_segments):
+            from matplotlib.collections import LineCollection
+
+            ax.add_collection(LineCollection(self.boundary_segments, colors="k", linewidths=1.8))
+        if self.bayes_posterior is not None and self.bayes_posterior.shape[-1] >= 2:
+            top = np.argmax(self.bayes_posterior, -1)
+            ax.contour(self.xx, self.yy, top, levels=np.arange(k) + 0.5, colors="m",
+                       linewidths=1.4, linestyles="--")  # fmt: skip
+            ax.plot([], [], "m--", label="Bayes-optimal boundary")
+        if self.predicted is not None:
+            ax.plot([], [], "k-", label="network boundary")
+        for c in range(k):
+            sel = self.y == c
+            ax.scatter(self.x[sel, 0], self.x[sel, 1], s=6, alpha=0.5, label=f"class {c}",
+                       color=None if colors is None else colors[c])  # fmt: skip
+        if self.xx is not None:
+            ax.set_xlim(self.xx.min(), self.xx.max())
+            ax.set_ylim(self.yy.min(), self.yy.max())
+        ax.set_aspect("equal")
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.85)
+        ax.set_title(self.title)
+        self.ax_ = ax
+        return self
+
+
+def layer_grid_figure(
+    model: Any,
+    domain: Any,
+    layers: Sequence[str] | None = None,
+    *,
+    num: int = 120,
+    overlays: dict[str, dict[str, Any]] | None = None,
+    title: str | None = None,
+):
+    """Small multiples: every neuron of the given layers (default: all hidden layers), one
+    row per layer, each map with its own symmetric colour scale. ``overlays`` maps a
+    neuron address to extra :class:`NeuronMapDisplay` fields (segments, zero_lines, marker,
+    title)."""
+    import matplotlib.pyplot as plt
+
+    box = _box2d(domain)
+    if layers is None:
+        layers = [k for k in model.widths if k.startswith("hidden_") and not k.endswith(".pre")]
+    rows = [neuron_ids(model.widths, [layer]) for layer in layers]
+    ncol = max(len(r) for r in rows)
+    xx, yy, acts = grid_values(model, box, num)
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(1.9 * ncol, 2.0 * len(rows) + 0.4),
+                             squeeze=False)  # fmt: skip
+    overlays = overlays or {}
+    for i, row in enumerate(rows):
+        for j in range(ncol):
+            ax = axes[i, j]
+            if j >= len(row):
+                ax.axis("off")
+                continue
+            nid = row[j]
+            disp = NeuronMapDisplay(
+                str(nid), xx, yy, acts[nid.key][..., nid.unit], **overlays.get(str(nid), {})
+            )
+            disp.plot(ax, colorbar=False, small=True)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
+    return fig
