@@ -1,0 +1,117 @@
+"""Atomic file writes and pickle-free array storage.
+
+Every file in a run directory is written to a temporary file in the same
+directory, flushed and fsync-ed, then moved into place with ``os.replace``: a
+process killed at any moment leaves either the old file or the new one, never a
+torn one. Arrays are stored in ``.npz`` archives keyed by their pytree path and
+read back with ``allow_pickle=False``, so loading a run never executes code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from toylab._errors import ToylabError
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "load_tree", "save_tree"]
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:  # pragma: no cover - some filesystems refuse directory fsync
+        pass
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def _flat(tree: Any) -> dict[str, np.ndarray]:
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        arr = np.asarray(jax.random.key_data(leaf) if _is_key(leaf) else leaf)
+        out[jax.tree_util.keystr(path)] = arr
+    return out
+
+
+def _is_key(x: Any) -> bool:
+    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def save_tree(path: str | Path, tree: Any) -> None:
+    """Save a pytree of arrays to ``path`` (``.npz``, atomically)."""
+    buf = io.BytesIO()
+    np.savez(buf, **_flat(tree))
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_tree(path: str | Path, template: Any) -> Any:
+    """Load arrays saved by :func:`save_tree` into the structure of ``template``.
+
+    Every leaf of ``template`` must be present with the same shape and dtype, and
+    no extra arrays may be present; otherwise a :class:`ToylabError` says which.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise ToylabError(f"missing file {str(path)!r}; the run directory is incomplete.") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise ToylabError(
+            f"cannot read {str(path)!r}: the file is corrupted or not a toylab array archive ({e})."
+        ) from None
+    leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(template)
+    leaves = []
+    for p, leaf in leaves_with_path:
+        name = jax.tree_util.keystr(p)
+        if name not in arrays:
+            raise ToylabError(
+                f"{str(path)!r} has no array {name!r}; it was written by an incompatible model "
+                "or toylab version."
+            )
+        arr = arrays.pop(name)
+        ref = np.asarray(jax.random.key_data(leaf) if _is_key(leaf) else leaf)
+        if arr.shape != ref.shape or arr.dtype != ref.dtype:
+            raise ToylabError(
+                f"{str(path)!r}: array {name!r} has shape {arr.shape} and dtype {arr.dtype}, "
+                f"expected {ref.shape} and {ref.dtype}; the file does not match this config."
+            )
+        leaves.append(jax.random.wrap_key_data(arr) if _is_key(leaf) else jax.numpy.asarray(arr))
+    if arrays:
+        raise ToylabError(
+            f"{str(path)!r} holds unexpected arrays {sorted(arrays)[:5]}; it does not match "
+            "this config."
+        )
+    return jax.tree_util.tree_unflatten(treedef, leaves)
