@@ -62,7 +62,9 @@ def test_from_weights_builds_the_written_network():
     x = jnp.array([[1.0, 1.0], [-2.0, 0.0]])
     expected = np.maximum(np.asarray(x) @ W0 + [0, 1], 0) @ W1 - 0.5
     np.testing.assert_allclose(model(x), expected, rtol=1e-6)
-    assert float(neuron_values(model, x, "hidden_0.pre:1")[0]) == pytest.approx(1 * -1.0 + 1 * 2.0 + 1.0)
+    assert float(neuron_values(model, x, "hidden_0.pre:1")[0]) == pytest.approx(
+        1 * -1.0 + 1 * 2.0 + 1.0
+    )
 
 
 @pytest.mark.parametrize(
@@ -98,7 +100,7 @@ def test_activations_under_vmap_over_an_ensemble():
     acts = ensemble_activations(graphdef, params, x)
     assert acts["hidden_0"].shape == (5, 4, 6)
     for m in range(5):
-        single = activations(nnx.merge(graphdef, jax.tree.map(lambda a: a[m], params)), x)
+        single = activations(nnx.merge(graphdef, jax.tree.map(lambda a, m=m: a[m], params)), x)
         np.testing.assert_allclose(acts["output"][m], single["output"], rtol=1e-6)
     # members differ (different keys)
     assert not np.allclose(acts["output"][0], acts["output"][1])

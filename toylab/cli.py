@@ -6,10 +6,11 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from toylab._errors import ToylabError
 
-DEMO_CONFIG = {
+DEMO_CONFIG: dict[str, Any] = {
     "name": "demo",
     "seeds": [0, 1, 2, 3],
     "distribution": {"name": "two_blobs"},
@@ -34,7 +35,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from toylab.report import write_report
     from toylab.runs import load_run, start_run
 
-    data = {**DEMO_CONFIG, "train": {**DEMO_CONFIG["train"]}}
+    data: dict[str, Any] = {**DEMO_CONFIG, "train": {**DEMO_CONFIG["train"]}}
     if args.steps is not None:
         data["train"]["num_steps"] = args.steps
     if args.seeds is not None:
@@ -137,8 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", nargs="?", help="experiment config (TOML)")
     t.add_argument("--out", help="new run directory")
     t.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
-    t.add_argument("--overwrite", action="store_true",
-                   help="replace an existing run in --out (only once the new one is complete)")
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing run in --out (only once the new one is complete)",
+    )
     t.add_argument("--report", action="store_true", help="write the report when done")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(fn=cmd_train)

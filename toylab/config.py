@@ -80,8 +80,7 @@ class ExperimentConfig:
         name = params.pop("name", None)
         if name is None:
             raise ToylabError(
-                "[distribution] needs a name, e.g. name = 'two_blobs'; got "
-                f"{self.distribution!r}."
+                f"[distribution] needs a name, e.g. name = 'two_blobs'; got {self.distribution!r}."
             )
         return make(name, **params)
 

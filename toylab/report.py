@@ -136,7 +136,7 @@ def write_report(run: Any) -> Path:
     return out / "index.md"
 
 
-def _neuron_table(neurons: dict[str, dict[str, float]]) -> list[str]:
+def _neuron_table(neurons: dict[str, dict[str, Any]]) -> list[str]:
     rows = [
         "| neuron | P(active) exact | E[a] exact | max over domain | argmax |",
         "|---|---|---|---|---|",
@@ -159,6 +159,8 @@ def _exact_section(run: Any) -> dict[str, Any] | None:
         results = [analyze(run.model(m), run.dist) for m in range(run.num_members)]
     except Exception:  # noqa: BLE001
         return None
-    if any(r is None for r in results):
+    from toylab.exact import ExactAnalysis
+
+    if not all(isinstance(r, ExactAnalysis) for r in results):
         return None
-    return {"members": [r.report_summary() for r in results]}
+    return {"members": [r.report_summary() for r in results]}  # type: ignore[union-attr]

@@ -37,7 +37,6 @@ from toylab.exact.integrals import mixture_polygon_moments, neuron_moments
 from toylab.exact.regions import (
     Partition,
     argmax_pieces,
-    decision_boundary,
     extrema,
     level_set,
     partition,
@@ -85,7 +84,7 @@ def _truncation_bound(layers: list, dist: Any, low: np.ndarray, high: np.ndarray
     lip, h = 1.0, c
     bound_c = 0.0
     for W, b in layers:
-        lip *= max(np.linalg.norm(W, 2), 1e-300)
+        lip *= max(float(np.linalg.norm(W, 2)), 1e-300)
         h = h @ W + b
         bound_c = max(bound_c, float(np.abs(h).max()))
         h = np.abs(h)
@@ -186,9 +185,7 @@ def analyze(model: Any, dist: Any, *, tol: float = 1e-9) -> ExactAnalysis | Fini
     bounds in :mod:`toylab.exact.bounds`).
     """
     if not hasattr(model, "affine_layers"):
-        raise ToylabError(
-            f"analyze: model must be a toylab MLP, got {type(model).__name__}."
-        )
+        raise ToylabError(f"analyze: model must be a toylab MLP, got {type(model).__name__}.")
     if getattr(dist, "kind", None) == "finite":
         return finite_table(model, dist, keep_table=False)
     layers, acts = model.affine_layers()
@@ -206,7 +203,9 @@ def analyze(model: Any, dist: Any, *, tol: float = 1e-9) -> ExactAnalysis | Fini
     moments = {}
     for key, maps in plane.maps.items():
         mom = neuron_moments(m0, m1, m2, maps)
-        fire = _firing_mass(plane, maps, (means, covs, weights), m0)
+        fire = _firing_from_pattern(plane, key, m0)
+        if fire is None:
+            fire = _firing_mass(plane, maps, (means, covs, weights), m0)
         moments[key] = dataclasses.replace(mom, firing_probability=fire)
     pieces = argmax_pieces(plane)
     polys = [p for p, _ in pieces]
@@ -240,18 +239,36 @@ def clip_halfplane(poly: np.ndarray, g: np.ndarray, c: float) -> np.ndarray:
     return np.asarray(out).reshape(-1, 2)
 
 
+def _firing_from_pattern(plane: Partition, key: str, m0: np.ndarray) -> np.ndarray | None:
+    """P(a > 0) straight from the activation pattern, where the pattern decides the sign.
+
+    relu / leaky_relu: pre and post are > 0 exactly on piece 1 (the region lies on
+    the positive side of the neuron's cut). Other activations (hardtanh's cuts are
+    at ±1, abs's pre-activation, identity, the logits) return ``None``.
+    """
+    layer = key.removesuffix(".pre")
+    if layer not in plane.patterns:
+        return None
+    k = int(layer.split("_")[1])
+    if plane.activations[k] not in ("relu", "leaky_relu"):
+        return None
+    return m0 @ (plane.patterns[layer] == 1)
+
+
 def _firing_mass(plane: Partition, maps: np.ndarray, mixture: tuple, m0: np.ndarray) -> np.ndarray:
     """Exact P(a_i > 0): whole region masses where the neuron is positive on the whole
     region, plus the exact mass of the positive part of regions its zero line crosses."""
     counts = np.diff(plane.offsets)
-    owner = np.repeat(np.arange(plane.num_regions), counts)
-    xy = plane.vertices[plane.ring]  # (E, 2) every region's vertices, flat
-    vals = np.einsum("en,e->en", maps[owner, :, 0], xy[:, 0])
-    vals += maps[owner, :, 1] * xy[:, 1:2] + maps[owner, :, 2]
-    vmin = np.minimum.reduceat(vals, plane.offsets[:-1], axis=0)
-    vmax = np.maximum.reduceat(vals, plane.offsets[:-1], axis=0)
-    fire = m0 @ (vmin > 0)
-    rr, ii = np.nonzero((vmax > 0) & ~(vmin > 0))
+    j = np.minimum(np.arange(counts.max())[None, :], counts[:, None] - 1)
+    xy = plane.vertices[plane.ring[plane.offsets[:-1, None] + j]]  # (R, V, 2), last vertex repeated
+    hom = np.concatenate([xy, np.ones((*xy.shape[:2], 1))], axis=-1)
+    vals = np.matmul(hom, maps.transpose(0, 2, 1))  # (R, V, n)
+    vmin, vmax = vals.min(1), vals.max(1)
+    # vertices within the partition's rounding band of the zero line count as on it
+    eps = plane.tol * np.maximum(np.abs(vals).max((0, 1)), 1e-300)
+    positive = (vmax > eps) & (vmin >= -eps)
+    fire = m0 @ positive
+    rr, ii = np.nonzero((vmax > eps) & (vmin < -eps))
     if len(rr):
         pieces = [clip_halfplane(plane.polygons[r], maps[r, i, :2], maps[r, i, 2])
                   for r, i in zip(rr, ii, strict=True)]  # fmt: skip

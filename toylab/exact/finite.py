@@ -61,7 +61,7 @@ def finite_table(
     model: Any, dist: Any, *, chunk_size: int = 65536, keep_table: bool = True
 ) -> FiniteResult:
     """Evaluate ``model`` on every input of ``dist``'s finite domain, exactly."""
-    domain = getattr(dist, "domain", None)
+    domain: Any = getattr(dist, "domain", None)
     if not hasattr(domain, "probs"):
         raise ToylabError(
             f"finite_table: dist must have a finite domain, got {type(dist).__name__}. "
@@ -72,7 +72,9 @@ def finite_table(
             f"finite_table: model must be an MLP (with affine_layers()), got {type(model).__name__}."
         )
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ToylabError(f"finite_table: chunk_size must be a positive integer, got {chunk_size!r}.")
+        raise ToylabError(
+            f"finite_table: chunk_size must be a positive integer, got {chunk_size!r}."
+        )
     layers, acts = model.affine_layers()
     inputs = np.asarray(domain.inputs, np.float64)
     if inputs.shape[1] != layers[0][0].shape[0]:

@@ -39,9 +39,7 @@ def _check_widths(where: str, widths: Sequence[int]) -> tuple[int, ...]:
         )
     for w in widths:
         if isinstance(w, bool) or not isinstance(w, int | np.integer) or w < 1:
-            raise ToylabError(
-                f"{where}: every width must be a positive integer, got {widths!r}."
-            )
+            raise ToylabError(f"{where}: every width must be a positive integer, got {widths!r}.")
     return tuple(int(w) for w in widths)
 
 
@@ -102,7 +100,7 @@ class MLP(nnx.Module):
 
     def affine_layers(self) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str]]:
         layers = [
-            (np.asarray(lin.kernel[...], np.float64), np.asarray(lin.bias[...], np.float64))
+            (np.asarray(lin.kernel[...], np.float64), np.asarray(lin.bias[...], np.float64))  # type: ignore[index]
             for lin in self.layers
         ]
         return layers, [self.activation] * self.num_hidden
@@ -154,7 +152,7 @@ class MLP(nnx.Module):
         model = cls(widths, activation, rngs=nnx.Rngs(0), param_dtype=param_dtype)
         for lin, w, b in zip(model.layers, ws, bs, strict=True):
             lin.kernel[...] = jnp.asarray(w, dtype=param_dtype)
-            lin.bias[...] = jnp.asarray(b, dtype=param_dtype)
+            lin.bias[...] = jnp.asarray(b, dtype=param_dtype)  # type: ignore[index]
         return model
 
 

@@ -94,7 +94,9 @@ def _read_metrics(run_dir: Path) -> list[dict[str, Any]]:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
-            raise ToylabError(f"{str(path)!r} line {i + 1} is not valid JSON; the file is corrupted.") from None
+            raise ToylabError(
+                f"{str(path)!r} line {i + 1} is not valid JSON; the file is corrupted."
+            ) from None
         out.append({k: (v if k == "step" else np.asarray(v)) for k, v in rec.items()})
     return out
 
@@ -135,7 +137,11 @@ def _member_table(ensemble: Ensemble) -> list[dict[str, Any]]:
 
 
 def start_run(
-    config: ExperimentConfig, run_dir: str | Path, *, progress: bool = False, overwrite: bool = False
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    *,
+    progress: bool = False,
+    overwrite: bool = False,
 ) -> Run:
     """Train ``config`` into a new run directory ``run_dir`` and return the loaded run.
 
@@ -281,7 +287,9 @@ class Run:
 
     @property
     def checkpoint_steps(self) -> list[int]:
-        return sorted(int(p.stem.split("_")[1]) for p in (self.path / "checkpoints").glob("step_*.npz"))
+        return sorted(
+            int(p.stem.split("_")[1]) for p in (self.path / "checkpoints").glob("step_*.npz")
+        )
 
     def params_at(self, step: int) -> Any:
         if step not in self.checkpoint_steps:
@@ -292,7 +300,11 @@ class Run:
 
     def model(self, member: int = 0, step: int | None = None) -> Any:
         """Member ``member``'s model (an ordinary NNX module) at ``step`` (default: latest)."""
-        if isinstance(member, bool) or not isinstance(member, int) or not 0 <= member < self.num_members:
+        if (
+            isinstance(member, bool)
+            or not isinstance(member, int)
+            or not 0 <= member < self.num_members
+        ):
             raise ToylabError(
                 f"Run.model: member must be in 0..{self.num_members - 1}, got {member!r}."
             )

@@ -72,7 +72,7 @@ def _is_key(x: Any) -> bool:
 def save_tree(path: str | Path, tree: Any) -> None:
     """Save a pytree of arrays to ``path`` (``.npz``, atomically)."""
     buf = io.BytesIO()
-    np.savez(buf, **_flat(tree))
+    np.savez(buf, **_flat(tree))  # type: ignore[arg-type]
     atomic_write_bytes(path, buf.getvalue())
 
 

@@ -136,9 +136,7 @@ def checkpoint_steps(config: TrainConfig) -> list[int]:
                 )
         steps = set(ck)
     else:
-        raise ToylabError(
-            f"[train] checkpoints must be 'log:N' or a list of steps, got {ck!r}."
-        )
+        raise ToylabError(f"[train] checkpoints must be 'log:N' or a list of steps, got {ck!r}.")
     return sorted(steps | {0, n})
 
 

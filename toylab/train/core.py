@@ -141,7 +141,7 @@ def make_optimizer(config: TrainConfig, hp: dict[str, Any]) -> optax.GradientTra
     return optax.chain(optax.add_decayed_weights(wd), base)
 
 
-def _loss_fn(config: TrainConfig, dist: Any) -> Callable[[jax.Array, jax.Array, Any], jax.Array]:
+def _loss_fn(config: TrainConfig, dist: Any) -> Callable[[Any, Any], Any]:
     """Per-example loss ``(output, target, weight) -> (B,)``."""
     classification = dist.num_classes > 0
     if config.loss == "cross_entropy":
@@ -219,8 +219,10 @@ def init_ensemble(
         perms = jax.vmap(lambda k: jax.random.permutation(jax.random.fold_in(k, 2), size))(
             data_keys
         )
-        train_data = jnp.zeros((num, size), bool).at[jnp.arange(num)[:, None], perms[:, :num_train]].set(
-            True
+        train_data = (
+            jnp.zeros((num, size), bool)
+            .at[jnp.arange(num)[:, None], perms[:, :num_train]]
+            .set(True)
         )
 
     if dist.kind == "finite":
@@ -328,13 +330,13 @@ def _evaluate_jit(ensemble: Ensemble):
             if mask is not None:
                 m = mask.astype(jnp.float32)
                 res["train_accuracy"] = jnp.sum(correct * m) / jnp.maximum(jnp.sum(m), 1)
-                res["test_accuracy"] = jnp.sum(correct * (1 - m)) / jnp.maximum(
-                    jnp.sum(1 - m), 1
-                )
+                res["test_accuracy"] = jnp.sum(correct * (1 - m)) / jnp.maximum(jnp.sum(1 - m), 1)
         return res
 
     mask = ensemble.train_data if config.data == "full" else None
-    fn = jax.jit(lambda params: jax.vmap(one, in_axes=(0, None if mask is None else 0))(params, mask))
+    fn = jax.jit(
+        lambda params: jax.vmap(one, in_axes=(0, None if mask is None else 0))(params, mask)
+    )
     bayes = _bayes_accuracy(dist)
 
     def run(params):

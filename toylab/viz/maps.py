@@ -88,7 +88,9 @@ class NeuronMapDisplay:
         if self.segments is not None and len(self.segments):
             from matplotlib.collections import LineCollection
 
-            ax.add_collection(LineCollection(self.segments, colors="0.35", linewidths=lw, alpha=0.6))
+            ax.add_collection(
+                LineCollection(list(self.segments), colors="0.35", linewidths=lw, alpha=0.6)
+            )
         for line in self.zero_lines:
             ax.plot(line[:, 0], line[:, 1], color="k", lw=1.0 if small else 1.6)
         markers = {"data": ("o", 4, 0.35), "start": (".", 6, 0.6), "end": ("x", 20, 0.9)}
@@ -159,7 +161,7 @@ class DataDisplay:
         if self.boundary_segments is not None and len(self.boundary_segments):
             from matplotlib.collections import LineCollection
 
-            ax.add_collection(LineCollection(self.boundary_segments, colors="k", linewidths=1.8))
+            ax.add_collection(LineCollection(list(self.boundary_segments), colors="k", linewidths=1.8))
         if self.bayes_posterior is not None and self.bayes_posterior.shape[-1] >= 2:
             top = np.argmax(self.bayes_posterior, -1)
             ax.contour(self.xx, self.yy, top, levels=np.arange(k) + 0.5, colors="m",
@@ -171,7 +173,7 @@ class DataDisplay:
             sel = self.y == c
             ax.scatter(self.x[sel, 0], self.x[sel, 1], s=6, alpha=0.5, label=f"class {c}",
                        color=None if colors is None else colors[c])  # fmt: skip
-        if self.xx is not None:
+        if self.xx is not None and self.yy is not None:
             ax.set_xlim(self.xx.min(), self.xx.max())
             ax.set_ylim(self.yy.min(), self.yy.max())
         ax.set_aspect("equal")

@@ -1,0 +1,955 @@
+"""Guaranteed bounds on every neuron over an input box, and certified maxima.
+
+A network is given as plain arrays: ``layers = [(W_0, b_0), ..., (W_L, b_L)]`` with
+``W_k`` of shape ``(fan_in, fan_out)`` so that ``z_k = h_{k-1} @ W_k + b_k``
+(``h_{-1} = x``), and ``activations = [name_0, ..., name_{L-1}]``, one per hidden
+layer, so that ``h_k = act_k(z_k)``. The last affine layer is the output (no
+activation). Layer keys follow :mod:`toylab.neurons`: ``"input"``,
+``"hidden_k.pre"`` (``z_k``), ``"hidden_k"`` (``h_k``) and ``"output"``.
+
+Everything here is float64 NumPy on the host. The tiers (see ``DESIGN.md``):
+
+* :func:`interval_bounds`, :func:`linear_bounds`, :func:`maximize` and
+  :func:`minimize` are **bounded**: the true values lie inside the returned
+  enclosure; the maximum is pinned down to within a requested gap.
+* :func:`grid_evaluate` is **sampled**: a dense grid, whose maximum is only a
+  lower bound on the true maximum.
+
+Soundness
+---------
+*Interval bound propagation* (IBP) maps a box through ``x @ W + b`` exactly
+(centre/radius form) and through each activation by the exact range of the 1-D
+function on the interval: ``[f(l), f(u)]`` for the monotone ones (relu,
+leaky_relu, hardtanh, identity, tanh, sigmoid); for abs and quadratic the
+minimum ``0`` is used when ``0 in [l, u]``; gelu ``x Φ(x)`` decreases to its
+minimum at ``x* ≈ -0.75179`` and increases after it, so its range is the
+endpoints plus ``gelu(x*)`` when ``x* in [l, u]``. ``x*`` solves
+``gelu'(x) = Φ(x) + x φ(x) = 0`` (scipy ``brentq`` to ``1e-15``); since
+``gelu'(x*) = 0`` the root error enters the value only quadratically, and the
+value is padded down by ``GELU_MIN_MARGIN = 1e-12``.
+
+*Linear bounds* (CROWN / DeepPoly style) relax every activation on its
+pre-activation interval ``[l, u]`` by two lines ``a_L z + c_L <= f(z) <= a_U z + c_U``
+and substitute them backwards through the network to the input box, where a
+linear function is maximised in closed form. The slopes are picked by a
+heuristic (among the chord and the tangent slopes at ``l``, ``u`` and the
+midpoint, the one whose line is lowest / highest at the midpoint), but soundness
+never depends on that choice: for a slope ``a`` the offsets are
+``c_U >= max_[l,u] (f(z) - a z)`` and ``c_L <= min_[l,u] (f(z) - a z)``, computed by
+splitting ``[l, u]`` at the kinks and inflection points of ``f`` (relu, leaky_relu,
+abs: 0; hardtanh: ±1; tanh, sigmoid: 0; gelu: ±√2). On a linear piece the
+extremes are at its ends. On a convex piece (``g = f - a z`` convex) the maximum
+is at an end and the minimum is bounded below by the tangent of ``g`` at the
+point ``t`` found by bisection on ``g'`` : ``g(z) >= g(t) + g'(t)(z - t)`` holds on the
+whole piece by convexity, whatever the accuracy of ``t``; concave pieces are the
+mirror image. This gives, for relu, the standard triangle relaxation (chord
+above, the better of ``0`` and ``z`` below); for convex/concave parts of the
+smooth functions, chords and tangents; and for mixed-curvature intervals sound
+lines whose offsets are exact up to rounding.
+
+Rounding: every computed bound is pushed outwards by ``1e-11`` times the
+magnitude of the terms that were summed to form it (about ``1e5`` unit
+roundoffs), so the bounds also hold for the float64 forward pass.
+
+*Branch and bound* (:func:`maximize`) keeps a partition of the box into leaf
+boxes. Each leaf carries a certified upper bound (from :func:`linear_bounds`,
+restricted to the leaf); the best value found at any evaluated point is a lower
+bound. Points come from each leaf's centre, the corners that maximise the
+linear relaxation's coefficients, and a few steps of projected sign-gradient
+ascent. The leaves with the highest upper bounds are split at the midpoint of the
+dimension with the largest coefficient-weighted width until every leaf's upper
+bound is within ``gap`` of the best value. The leaves are returned as a
+certificate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import itertools
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import jax
+import numpy as np
+from scipy import optimize, special
+
+from toylab._errors import ToylabError, did_you_mean, fail
+
+__all__ = [
+    "GELU_ARGMIN",
+    "GELU_MIN",
+    "GELU_MIN_MARGIN",
+    "LEAKY_SLOPE",
+    "BranchCertificate",
+    "GridResult",
+    "MaximizeResult",
+    "grid_evaluate",
+    "interval_bounds",
+    "linear_bounds",
+    "maximize",
+    "minimize",
+]
+
+Tier = Literal["exact", "bounded", "sampled"]
+Bounds = dict[str, tuple[np.ndarray, np.ndarray]]
+
+LEAKY_SLOPE = 0.01
+_EPS = 1e-11  # relative outward padding against float64 rounding (~1e5 unit roundoffs)
+_BISECT_STEPS = 40  # tightness only; soundness comes from the tangent bound
+
+
+# --------------------------------------------------------------------------- activations
+
+
+def _phi(x: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * np.square(x)) / math.sqrt(2.0 * math.pi)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return x * special.ndtr(x)
+
+
+def _dgelu(x: np.ndarray) -> np.ndarray:
+    return special.ndtr(x) + x * _phi(x)
+
+
+def _dsigmoid(x: np.ndarray) -> np.ndarray:
+    s = special.expit(x)
+    return s * (1.0 - s)
+
+
+GELU_ARGMIN: float = float(optimize.brentq(_dgelu, -1.0, -0.5, xtol=1e-15, rtol=1e-15))
+"""The minimiser of ``gelu(x) = x Φ(x)``, the root of ``Φ(x) + x φ(x)`` (≈ -0.751791)."""
+GELU_MIN_MARGIN = 1e-12
+"""How far :data:`GELU_MIN` is padded below ``gelu(GELU_ARGMIN)`` (covers erf rounding)."""
+GELU_MIN: float = float(_gelu(np.asarray(GELU_ARGMIN, np.float64))) - GELU_MIN_MARGIN
+"""A certified lower bound on ``min_x gelu(x)`` (≈ -0.169971)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Act:
+    """An activation: value, derivative and its shape for the sound relaxations.
+
+    ``breaks`` are the kinks / inflection points in ascending order and ``curv``
+    the curvature sign (-1 concave, 0 linear, +1 convex) of each of the
+    ``len(breaks) + 1`` pieces between them. ``argmin`` is the global minimiser
+    for the non-monotone functions (``None`` for non-decreasing ones) and
+    ``fmin`` a certified lower bound on the minimum value.
+    """
+
+    name: str
+    f: Callable[[np.ndarray], np.ndarray]
+    df: Callable[[np.ndarray], np.ndarray]
+    breaks: tuple[float, ...]
+    curv: tuple[int, ...]
+    argmin: float | None = None
+    fmin: float = 0.0
+
+
+_SQRT2 = math.sqrt(2.0)
+_ACTS: dict[str, _Act] = {
+    a.name: a
+    for a in [
+        _Act(
+            "relu",
+            lambda x: np.maximum(x, 0.0),
+            lambda x: (x > 0).astype(np.float64),
+            (0.0,),
+            (0, 0),
+        ),
+        _Act(
+            "leaky_relu",
+            lambda x: np.where(x > 0, x, LEAKY_SLOPE * x),
+            lambda x: np.where(x > 0, 1.0, LEAKY_SLOPE),
+            (0.0,),
+            (0, 0),
+        ),
+        _Act("abs", np.abs, np.sign, (0.0,), (0, 0), argmin=0.0, fmin=0.0),
+        _Act(
+            "hardtanh",
+            lambda x: np.clip(x, -1.0, 1.0),
+            lambda x: ((x > -1.0) & (x < 1.0)).astype(np.float64),
+            (-1.0, 1.0),
+            (0, 0, 0),
+        ),
+        _Act("identity", lambda x: x, np.ones_like, (), (0,)),
+        _Act("tanh", np.tanh, lambda x: 1.0 - np.square(np.tanh(x)), (0.0,), (1, -1)),
+        _Act("sigmoid", special.expit, _dsigmoid, (0.0,), (1, -1)),
+        _Act("gelu", _gelu, _dgelu, (-_SQRT2, _SQRT2), (-1, 1, -1), GELU_ARGMIN, GELU_MIN),
+        _Act("quadratic", np.square, lambda x: 2.0 * x, (), (1,), argmin=0.0, fmin=0.0),
+    ]
+}
+
+
+def _pad(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return _EPS * (1e-300 + np.abs(x) + scale)
+
+
+def _outward(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Replace NaN bounds (from ``inf - inf`` after an overflow) by ``-inf`` / ``inf``."""
+    return np.where(np.isnan(lo), -np.inf, lo), np.where(np.isnan(hi), np.inf, hi)
+
+
+_quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+"""Overflow in huge networks gives infinite (still sound) bounds, without warnings."""
+
+
+@_quiet
+def _range(act: _Act, l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A sound enclosure of ``{f(z) : l <= z <= u}`` (elementwise)."""
+    fl, fu = act.f(l), act.f(u)
+    lo, hi = np.minimum(fl, fu), np.maximum(fl, fu)
+    if act.argmin is not None:
+        inside = (l <= act.argmin) & (act.argmin <= u)
+        lo = np.where(inside, np.minimum(lo, act.fmin), lo)
+    scale = np.maximum(np.abs(l), np.abs(u))
+    return _outward(lo - _pad(lo, scale), hi + _pad(hi, scale))
+
+
+def _offsets(
+    act: _Act, l: np.ndarray, u: np.ndarray, a: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sound ``lo <= min g`` and ``hi >= max g`` of ``g(z) = f(z) - a z`` on ``[l, u]``.
+
+    See the module docstring: the ends of every linear/convex/concave piece, plus a
+    tangent bound at a bisection point for the interior extreme of curved pieces.
+    """
+    l, u, a = np.broadcast_arrays(l, u, a)
+
+    def g(z: np.ndarray) -> np.ndarray:
+        return act.f(z) - a * z
+
+    gl, gu = g(l), g(u)
+    lo, hi = np.minimum(gl, gu), np.maximum(gl, gu)
+    for b in act.breaks:
+        gb = g(np.clip(b, l, u))
+        lo, hi = np.minimum(lo, gb), np.maximum(hi, gb)
+    edges = (-np.inf, *act.breaks, np.inf)
+    for p, c in enumerate(act.curv):
+        if c == 0:
+            continue
+        pl, pu = np.clip(edges[p], l, u), np.clip(edges[p + 1], l, u)
+        # g' = f' - a is monotone on the piece (increasing if convex). An interior
+        # extreme exists only where g' changes sign; elsewhere the piece's ends,
+        # already counted, are its extremes.
+        dl, du = act.df(pl) - a, act.df(pu) - a
+        need = (pl < pu) & ((dl < 0) & (du > 0) if c > 0 else (dl > 0) & (du < 0))
+        if not np.any(need):
+            continue
+        x0, x1, an = pl[need], pu[need], a[need]
+        for _ in range(_BISECT_STEPS):
+            mid = 0.5 * (x0 + x1)
+            dm = act.df(mid) - an
+            root_left = dm > 0 if c > 0 else dm < 0
+            x1 = np.where(root_left, mid, x1)
+            x0 = np.where(root_left, x0, mid)
+        t = 0.5 * (x0 + x1)
+        gt, dt = act.f(t) - an * t, act.df(t) - an
+        ends = (dt * (pl[need] - t), dt * (pu[need] - t))
+        if c > 0:  # convex: g >= its tangent at t on the whole piece
+            lo[need] = np.minimum(lo[need], gt + np.minimum(*ends))
+        else:  # concave: g <= its tangent at t
+            hi[need] = np.maximum(hi[need], gt + np.maximum(*ends))
+    scale = (np.abs(a) + 1.0) * np.maximum(np.abs(l), np.abs(u))
+    return _outward(lo - _pad(lo, scale), hi + _pad(hi, scale))
+
+
+@_quiet
+def _relax(act: _Act, l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Sound lines ``aL z + cL <= f(z) <= aU z + cU`` on ``[l, u]``: ``(aL, cL, aU, cU)``."""
+    if act.name == "identity":
+        one = np.ones_like(l)
+        return one, np.zeros_like(l), one, np.zeros_like(l)
+    m = 0.5 * (l + u)
+    w = u - l
+    wide = w > 1e-9 * (1.0 + np.abs(m))
+    chord = np.where(wide, (act.f(u) - act.f(l)) / np.where(wide, w, 1.0), act.df(m))
+    slopes = np.stack([chord, act.df(l), act.df(u), act.df(m)])
+    lo, hi = _offsets(act, l[None], u[None], slopes)
+    iu = np.argmin(slopes * m + hi, axis=0)[None]
+    il = np.argmax(slopes * m + lo, axis=0)[None]
+    take = np.take_along_axis
+    return (
+        take(slopes, il, 0)[0],
+        take(lo, il, 0)[0],
+        take(slopes, iu, 0)[0],
+        take(hi, iu, 0)[0],
+    )
+
+
+# --------------------------------------------------------------------------- network
+
+
+@dataclasses.dataclass(frozen=True)
+class _Net:
+    Ws: tuple[np.ndarray, ...]
+    bs: tuple[np.ndarray, ...]
+    acts: tuple[_Act, ...]
+
+    @property
+    def dim(self) -> int:
+        return self.Ws[0].shape[0]
+
+    @property
+    def widths(self) -> dict[str, int]:
+        out = {"input": self.dim}
+        for k, W in enumerate(self.Ws[:-1]):
+            out[f"hidden_{k}.pre"] = W.shape[1]
+            out[f"hidden_{k}"] = W.shape[1]
+        out["output"] = self.Ws[-1].shape[1]
+        return out
+
+
+def _check_net(where: str, layers: Any, activations: Any) -> _Net:
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or not layers:
+        raise fail(where, "layers", layers, "a non-empty sequence of (W, b) pairs")
+    Ws: list[np.ndarray] = []
+    bs: list[np.ndarray] = []
+    for k, pair in enumerate(layers):
+        try:
+            W, b = pair
+        except (TypeError, ValueError):
+            raise fail(where, f"layers[{k}]", type(pair).__name__, "a pair (W, b)") from None
+        W = np.asarray(W, dtype=np.float64)
+        b = np.asarray(b, dtype=np.float64)
+        if W.ndim != 2 or W.shape[0] == 0 or W.shape[1] == 0:
+            raise fail(where, f"layers[{k}] W", W.shape, "a non-empty 2-D array (fan_in, fan_out)")
+        if b.shape != (W.shape[1],):
+            raise fail(
+                where,
+                f"layers[{k}] b",
+                b.shape,
+                f"shape ({W.shape[1]},) to match W of shape {W.shape}",
+            )
+        if k and W.shape[0] != Ws[-1].shape[1]:
+            raise fail(
+                where,
+                f"layers[{k}] W",
+                W.shape,
+                f"fan_in {Ws[-1].shape[1]} (the fan_out of layers[{k - 1}])",
+                "W is shaped (fan_in, fan_out) and applied as x @ W + b.",
+            )
+        if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
+            raise fail(where, f"layers[{k}]", "non-finite values", "finite")
+        Ws.append(W)
+        bs.append(b)
+    if isinstance(activations, str) or not isinstance(activations, Sequence):
+        raise fail(where, "activations", activations, "a sequence of activation names")
+    if len(activations) != len(Ws) - 1:
+        raise fail(
+            where,
+            "activations",
+            list(activations),
+            f"one name per hidden layer ({len(Ws) - 1} for {len(Ws)} layers)",
+            "The last layer is the output and has no activation.",
+        )
+    acts = []
+    for k, name in enumerate(activations):
+        if name not in _ACTS:
+            raise ToylabError(
+                f"{where}: activations[{k}] must be one of {sorted(_ACTS)}, got {name!r}."
+                + did_you_mean(str(name), _ACTS)
+            )
+        acts.append(_ACTS[name])
+    return _Net(tuple(Ws), tuple(bs), tuple(acts))
+
+
+def _check_box(where: str, net: _Net, low: Any, high: Any) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.asarray(low, dtype=np.float64)
+    hi = np.asarray(high, dtype=np.float64)
+    for name, v in (("low", lo), ("high", hi)):
+        if v.shape != (net.dim,):
+            raise fail(
+                where,
+                name,
+                v.shape,
+                f"shape ({net.dim},), the input dimension (fan_in of layers[0] W)",
+            )
+        if not np.all(np.isfinite(v)):
+            raise fail(where, name, v.tolist(), "finite")
+    if not np.all(lo < hi):
+        raise fail(
+            where,
+            "low",
+            lo.tolist(),
+            f"< high={hi.tolist()} in every dimension",
+            "Pass a box with low < high.",
+        )
+    return lo, hi
+
+
+@dataclasses.dataclass(frozen=True)
+class _Target:
+    layer: int  # affine layer index of the pre-activation; -1 for the input
+    unit: int
+    post: bool
+    name: str
+
+
+def _check_target(where: str, net: _Net, neuron_key: Any, unit: Any) -> _Target:
+    widths = net.widths
+    if neuron_key not in widths:
+        raise ToylabError(
+            f"{where}: neuron_key must be one of {list(widths)}, got {neuron_key!r}."
+            + did_you_mean(str(neuron_key), widths)
+        )
+    n = widths[neuron_key]
+    if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)) or not 0 <= unit < n:
+        raise fail(where, "unit", unit, f"an integer in 0..{n - 1} (layer {neuron_key!r})")
+    name = f"{neuron_key}:{int(unit)}"
+    if neuron_key == "input":
+        return _Target(-1, int(unit), False, name)
+    if neuron_key == "output":
+        return _Target(len(net.Ws) - 1, int(unit), False, name)
+    k = int(neuron_key.split("_")[1].split(".")[0])
+    return _Target(k, int(unit), not neuron_key.endswith(".pre"), name)
+
+
+def _forward(net: _Net, x: np.ndarray, upto: int) -> list[np.ndarray]:
+    """Pre-activations ``z_0..z_upto`` for points ``x`` of shape ``(N, d)``."""
+    zs, h = [], x
+    for k in range(upto + 1):
+        z = h @ net.Ws[k] + net.bs[k]
+        zs.append(z)
+        if k < len(net.acts):
+            h = net.acts[k].f(z)
+    return zs
+
+
+def _values(net: _Net, x: np.ndarray, target: _Target) -> np.ndarray:
+    if target.layer < 0:
+        return x[:, target.unit].copy()
+    z = _forward(net, x, target.layer)[-1][:, target.unit]
+    return net.acts[target.layer].f(z) if target.post else z
+
+
+def _grads(net: _Net, x: np.ndarray, target: _Target) -> np.ndarray:
+    """The gradient of the target neuron with respect to ``x``, shape ``(N, d)``."""
+    if target.layer < 0:
+        g = np.zeros_like(x)
+        g[:, target.unit] = 1.0
+        return g
+    zs = _forward(net, x, target.layer)
+    g = np.tile(net.Ws[target.layer][:, target.unit], (x.shape[0], 1))
+    if target.post:
+        g = g * net.acts[target.layer].df(zs[-1][:, target.unit])[:, None]
+    for k in range(target.layer - 1, -1, -1):
+        g = (g * net.acts[k].df(zs[k])) @ net.Ws[k].T
+    return g
+
+
+# --------------------------------------------------------------------------- propagation
+
+
+def _ibp_affine(
+    l: np.ndarray, u: np.ndarray, W: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    c, r = 0.5 * (l + u), 0.5 * (u - l)
+    zc = c @ W + b
+    zr = r @ np.abs(W)
+    pad = _EPS * (np.abs(c) @ np.abs(W) + zr + np.abs(b) + 1e-300)
+    return _outward(zc - zr - pad, zc + zr + pad)
+
+
+def _backsub(
+    net: _Net,
+    t: int,
+    relax: list[tuple[np.ndarray, ...]],
+    c: np.ndarray,
+    r: np.ndarray,
+    upper: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Linear bound on ``z_t`` from the relaxations of layers ``< t``: ``(bound, A)``.
+
+    ``A`` (shape ``(B, n_t, d)``) holds the input coefficients of the linear bound.
+    """
+    B = c.shape[0]
+    A = np.broadcast_to(net.Ws[t].T, (B,) + net.Ws[t].T.shape)
+    Aabs = np.abs(A)
+    d = np.broadcast_to(net.bs[t], (B, net.bs[t].size)).copy()
+    dabs = np.abs(d)
+    for j in range(t - 1, -1, -1):
+        aL, cL, aU, cU = relax[j]
+        Ap, An = np.maximum(A, 0.0), np.minimum(A, 0.0)
+        if upper:
+            Az = Ap * aU[:, None, :] + An * aL[:, None, :]
+            d = d + np.einsum("bij,bj->bi", Ap, cU) + np.einsum("bij,bj->bi", An, cL)
+        else:
+            Az = Ap * aL[:, None, :] + An * aU[:, None, :]
+            d = d + np.einsum("bij,bj->bi", Ap, cL) + np.einsum("bij,bj->bi", An, cU)
+        dabs = dabs + np.einsum("bij,bj->bi", Aabs, np.abs(cU) + np.abs(cL))
+        Aabs = Aabs * np.maximum(np.abs(aU), np.abs(aL))[:, None, :]
+        d = d + Az @ net.bs[j]
+        dabs = dabs + Aabs @ np.abs(net.bs[j])
+        A = Az @ net.Ws[j].T
+        Aabs = Aabs @ np.abs(net.Ws[j]).T
+    lin = np.einsum("bij,bj->bi", A, c)
+    spread = np.einsum("bij,bj->bi", np.abs(A), r)
+    pad = _EPS * (dabs + np.einsum("bij,bj->bi", Aabs, np.abs(c) + r) + 1e-300)
+    if upper:
+        return _outward(d, d + lin + spread + pad)[1], A
+    return _outward(d + lin - spread - pad, d)[0], A
+
+
+@_quiet
+def _propagate(
+    net: _Net, low: np.ndarray, high: np.ndarray, upto: int, linear: bool
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
+    """Bounds on ``z_0..z_upto`` for a batch of boxes ``(B, d)``.
+
+    Returns the pre-activation bounds and the input coefficients ``(A_U, A_L)`` of
+    the linear upper and lower bounds of ``z_upto`` (``W^T`` for the first layer).
+    """
+    c, r = 0.5 * (low + high), 0.5 * (high - low)
+    l, u = low, high
+    pre: list[tuple[np.ndarray, np.ndarray]] = []
+    relax: list[tuple[np.ndarray, ...]] = []
+    A_U = A_L = np.broadcast_to(net.Ws[0].T, (low.shape[0],) + net.Ws[0].T.shape)
+    for t in range(upto + 1):
+        l, u = _ibp_affine(l, u, net.Ws[t], net.bs[t])
+        if linear and t > 0:
+            ub, A_U = _backsub(net, t, relax, c, r, upper=True)
+            lb, A_L = _backsub(net, t, relax, c, r, upper=False)
+            l, u = np.fmax(l, lb), np.fmin(u, ub)  # fmax: a NaN (inf - inf) bound is ignored
+        pre.append((l, u))
+        if t < len(net.acts):
+            act = net.acts[t]
+            if linear:
+                relax.append(_relax(act, l, u))
+            l, u = _range(act, l, u)
+    return pre, A_U, A_L
+
+
+@_quiet
+def _all_bounds(net: _Net, low: np.ndarray, high: np.ndarray, linear: bool) -> Bounds:
+    pre, _, _ = _propagate(net, low[None], high[None], len(net.Ws) - 1, linear)
+    out: Bounds = {"input": (low.copy(), high.copy())}
+    for k, act in enumerate(net.acts):
+        l, u = pre[k][0][0], pre[k][1][0]
+        out[f"hidden_{k}.pre"] = (l, u)
+        out[f"hidden_{k}"] = _range(act, l, u)
+    out["output"] = (pre[-1][0][0], pre[-1][1][0])
+    return out
+
+
+def interval_bounds(
+    layers: Sequence[tuple[Any, Any]], activations: Sequence[str], low: Any, high: Any
+) -> Bounds:
+    """Interval bounds on every neuron over the box ``[low, high]`` (tier ``"bounded"``).
+
+    Returns ``{layer_key: (lower, upper)}`` for ``"input"``, every ``"hidden_k.pre"``
+    and ``"hidden_k"`` and ``"output"``: for every ``x`` in the box,
+    ``lower <= neuron(x) <= upper`` elementwise. See the module docstring for how
+    each activation is enclosed.
+
+    >>> W0, b0 = np.array([[1.0, -1.0]]), np.zeros(2)
+    >>> W1, b1 = np.array([[1.0], [1.0]]), np.zeros(1)
+    >>> lo, hi = interval_bounds([(W0, b0), (W1, b1)], ["relu"], [-1.0], [2.0])["output"]
+    >>> bool(lo[0] <= 0.0 and 3.0 <= hi[0] < 3.0 + 1e-9)
+    True
+    """
+    net = _check_net("interval_bounds", layers, activations)
+    lo, hi = _check_box("interval_bounds", net, low, high)
+    return _all_bounds(net, lo, hi, linear=False)
+
+
+def linear_bounds(
+    layers: Sequence[tuple[Any, Any]], activations: Sequence[str], low: Any, high: Any
+) -> Bounds:
+    """Linear-relaxation (CROWN-style) bounds on every neuron over ``[low, high]``.
+
+    Same contract and keys as :func:`interval_bounds`, and never looser: each
+    bound is the elementwise best of the back-substituted linear bound and the
+    interval bound (tier ``"bounded"``).
+
+    >>> W0, b0 = np.array([[1.0, -1.0]]), np.zeros(2)
+    >>> W1, b1 = np.array([[1.0], [1.0]]), np.zeros(1)
+    >>> lo, hi = linear_bounds([(W0, b0), (W1, b1)], ["relu"], [-1.0], [2.0])["output"]
+    >>> bool(0.0 - 1e-9 < lo[0] <= 0.0 and 2.0 <= hi[0])
+    True
+    """
+    net = _check_net("linear_bounds", layers, activations)
+    lo, hi = _check_box("linear_bounds", net, low, high)
+    ibp = _all_bounds(net, lo, hi, linear=False)
+    lin = _all_bounds(net, lo, hi, linear=True)
+    return {k: (np.fmax(lin[k][0], ibp[k][0]), np.fmin(lin[k][1], ibp[k][1])) for k in ibp}
+
+
+# --------------------------------------------------------------------------- branch and bound
+
+
+def _register(cls: type, meta: Sequence[str]) -> type:
+    fields = [f.name for f in dataclasses.fields(cls)]
+    return jax.tree_util.register_dataclass(
+        cls, data_fields=[f for f in fields if f not in meta], meta_fields=list(meta)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class BranchCertificate:
+    """The leaves of a branch-and-bound run: a partition of the input box.
+
+    Leaf ``i`` is the box ``[leaf_low[i], leaf_high[i]]``; the leaves come from
+    repeated midpoint bisection of the input box, so they cover it and their
+    interiors are disjoint. ``leaf_bound[i]`` is a certified bound of the neuron
+    on leaf ``i``: an upper bound when ``sense == "max"``, a lower bound when
+    ``sense == "min"``. The certified bound of the whole run is the max (resp.
+    min) of ``leaf_bound``.
+    """
+
+    leaf_low: np.ndarray
+    leaf_high: np.ndarray
+    leaf_bound: np.ndarray
+    sense: Literal["max", "min"]
+
+    @property
+    def num_leaves(self) -> int:
+        return int(self.leaf_bound.shape[0])
+
+
+_register(BranchCertificate, ["sense"])
+
+
+@dataclasses.dataclass(frozen=True)
+class MaximizeResult:
+    """A certified maximum (or minimum) of one neuron over a box (tier ``"bounded"``).
+
+    The true optimum lies in ``[lower, upper]``. For ``sense == "max"``,
+    ``lower == value`` is attained at ``point`` and ``upper`` is certified by
+    ``certificate``; for ``sense == "min"`` it is the other way round.
+    ``gap = upper - lower``; ``converged`` is ``True`` when ``gap <= requested_gap``
+    and ``False`` when the run stopped at ``max_nodes`` first. ``num_nodes`` counts
+    the boxes that were bounded.
+    """
+
+    neuron: str
+    sense: Literal["max", "min"]
+    point: np.ndarray
+    value: float
+    lower: float
+    upper: float
+    gap: float
+    requested_gap: float
+    num_nodes: int
+    converged: bool
+    seconds: float
+    certificate: BranchCertificate
+    tier: Tier = "bounded"
+
+
+_register(
+    MaximizeResult,
+    ["neuron", "sense", "requested_gap", "num_nodes", "converged", "seconds", "tier"],
+)
+
+
+@_quiet
+def _bound_boxes(
+    net: _Net, low: np.ndarray, high: np.ndarray, target: _Target, sign: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Upper bounds of ``sign * neuron`` on boxes ``(B, d)`` and input coefficients."""
+    if target.layer < 0:
+        e = np.zeros((low.shape[0], low.shape[1]))
+        e[:, target.unit] = 1.0
+        ub = high[:, target.unit] if sign > 0 else -low[:, target.unit]
+        return ub.copy(), e, e
+    pre, A_U, A_L = _propagate(net, low, high, target.layer, linear=True)
+    l, u = pre[-1][0][:, target.unit], pre[-1][1][:, target.unit]
+    if target.post:
+        l, u = _range(net.acts[target.layer], l, u)
+    return (u if sign > 0 else -l), A_U[:, target.unit], A_L[:, target.unit]
+
+
+@_quiet
+def _search(
+    net: _Net,
+    low: np.ndarray,
+    high: np.ndarray,
+    a_u: np.ndarray,
+    a_l: np.ndarray,
+    target: _Target,
+    sign: float,
+    num_steps: int = 4,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The best point found in each box and ``sign * neuron`` there: centre, the
+    corners favoured by the linear bounds, then projected sign-gradient ascent."""
+    B, d = low.shape
+    c, r = 0.5 * (low + high), 0.5 * (high - low)
+    cands = [c] + [c + s * r * np.sign(a) for a in (a_u, a_l) for s in (1.0, -1.0)]
+    X = np.stack(cands)  # (K, B, d)
+    v = sign * _values(net, X.reshape(-1, d), target).reshape(len(cands), B)
+    v = np.where(np.isnan(v), -np.inf, v)  # overflow: such a point proves nothing
+    best = np.argmax(v, axis=0)
+    x = X[best, np.arange(B)]
+    fx = v[best, np.arange(B)]
+    etas = np.array([1.0, 0.25, 0.0625])[:, None, None]
+    for _ in range(num_steps):
+        g = sign * _grads(net, x, target)
+        trial = np.clip(x[None] + etas * (high - low)[None] * np.sign(g)[None], low, high)
+        vt = sign * _values(net, trial.reshape(-1, d), target).reshape(len(etas), B)
+        vt = np.where(np.isnan(vt), -np.inf, vt)
+        k = np.argmax(vt, axis=0)
+        better = vt[k, np.arange(B)] > fx
+        x = np.where(better[:, None], trial[k, np.arange(B)], x)
+        fx = np.where(better, vt[k, np.arange(B)], fx)
+    return x, fx
+
+
+def _split_dim(low: np.ndarray, high: np.ndarray, a_u: np.ndarray, a_l: np.ndarray) -> np.ndarray:
+    """The dimension to bisect: width times (|coefficient| + mean |coefficient|).
+
+    The mean term keeps dimensions whose coefficient is small in the final linear
+    bound, but which still matter through unstable neurons, from never being split;
+    with all coefficients zero it falls back to the widest dimension.
+    """
+    w = high - low
+    g = np.abs(a_u) + np.abs(a_l)
+    return np.argmax(w * (g + np.mean(g, axis=1, keepdims=True) + 1e-300), axis=1)
+
+
+def _optimize(
+    where: str,
+    layers: Any,
+    activations: Any,
+    low: Any,
+    high: Any,
+    neuron_key: Any,
+    unit: Any,
+    gap: Any,
+    max_nodes: Any,
+    batch_size: Any,
+    sign: float,
+) -> MaximizeResult:
+    start = time.perf_counter()
+    net = _check_net(where, layers, activations)
+    lo, hi = _check_box(where, net, low, high)
+    target = _check_target(where, net, neuron_key, unit)
+    if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not gap > 0:
+        raise fail(where, "gap", gap, "a number > 0", "Pass an absolute tolerance like 1e-6.")
+    if not math.isfinite(gap):
+        raise fail(where, "gap", gap, "finite")
+    for name, val in (("max_nodes", max_nodes), ("batch_size", batch_size)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
+            raise fail(where, name, val, "an integer >= 1")
+    gap = float(gap)
+
+    ub, a_u, a_l = _bound_boxes(net, lo[None], hi[None], target, sign)
+    xs, fs = _search(net, lo[None], hi[None], a_u, a_l, target, sign)
+    best_x, best_f = xs[0], float(fs[0])
+    num_nodes = 1
+    tie = itertools.count()
+    # heap of open leaves: (-upper, tiebreak, low, high, split dimension)
+    heap = [(-float(ub[0]), next(tie), lo, hi, int(_split_dim(lo[None], hi[None], a_u, a_l)[0]))]
+    closed: list[tuple[np.ndarray, np.ndarray, float]] = []
+    while heap:
+        batch: list[Any] = []
+        while heap and len(batch) < batch_size:
+            if -heap[0][0] <= best_f + gap:
+                closed.extend((h[2], h[3], -h[0]) for h in heap)
+                heap = []
+                break
+            if num_nodes + 2 * (len(batch) + 1) > max_nodes:
+                break
+            item = heapq.heappop(heap)
+            _, _, blo, bhi, dim = item
+            mid = 0.5 * (blo[dim] + bhi[dim])
+            if not blo[dim] < mid < bhi[dim]:  # too small to split in float64
+                closed.append((blo, bhi, -item[0]))
+                continue
+            batch.append((blo, bhi, dim, mid))
+        if not batch:
+            break
+        lows, highs = [], []
+        for blo, bhi, dim, mid in batch:
+            left_hi, right_lo = bhi.copy(), blo.copy()
+            left_hi[dim] = mid
+            right_lo[dim] = mid
+            lows += [blo, right_lo]
+            highs += [left_hi, bhi]
+        L, H = np.stack(lows), np.stack(highs)
+        ub, a_u, a_l = _bound_boxes(net, L, H, target, sign)
+        xs, fs = _search(net, L, H, a_u, a_l, target, sign)
+        num_nodes += L.shape[0]
+        i = int(np.argmax(fs))
+        if fs[i] > best_f:
+            best_f, best_x = float(fs[i]), xs[i]
+        dims = _split_dim(L, H, a_u, a_l)
+        for k in range(L.shape[0]):
+            if ub[k] <= best_f + gap:
+                closed.append((L[k], H[k], float(ub[k])))
+            else:
+                heapq.heappush(heap, (-float(ub[k]), next(tie), L[k], H[k], int(dims[k])))
+    leaves = closed + [(h[2], h[3], -h[0]) for h in heap]
+    bounds = np.array([b for _, _, b in leaves])
+    certified = max(float(bounds.max()), best_f)
+    value = sign * best_f
+    cert = BranchCertificate(
+        leaf_low=np.stack([a for a, _, _ in leaves]),
+        leaf_high=np.stack([b for _, b, _ in leaves]),
+        leaf_bound=sign * bounds,
+        sense="max" if sign > 0 else "min",
+    )
+    achieved = certified - best_f
+    return MaximizeResult(
+        neuron=target.name,
+        sense=cert.sense,
+        point=best_x.copy(),
+        value=value,
+        lower=value if sign > 0 else -certified,
+        upper=certified if sign > 0 else value,
+        gap=achieved,
+        requested_gap=gap,
+        num_nodes=num_nodes,
+        converged=achieved <= gap,
+        seconds=time.perf_counter() - start,
+        certificate=cert,
+    )
+
+
+def maximize(
+    layers: Sequence[tuple[Any, Any]],
+    activations: Sequence[str],
+    low: Any,
+    high: Any,
+    neuron_key: str,
+    unit: int,
+    *,
+    gap: float = 1e-6,
+    max_nodes: int = 20_000,
+    batch_size: int = 64,
+) -> MaximizeResult:
+    """The global maximum of one neuron over the box ``[low, high]``, to within ``gap``.
+
+    Branch and bound (see the module docstring): returns the best point found,
+    its value (a lower bound on the maximum) and a certified upper bound with the
+    leaf boxes that certify it. ``gap`` is absolute. When ``max_nodes`` boxes
+    have been bounded first, the result says so (``converged=False``) and
+    reports the larger gap honestly. ``batch_size`` leaves are split per step
+    (vectorised bounding). Tier ``"bounded"``.
+
+    >>> W0, b0 = np.array([[1.0, 1.0]]), np.array([0.0, -1.0])
+    >>> W1, b1 = np.array([[1.0], [-2.0]]), np.zeros(1)
+    >>> res = maximize([(W0, b0), (W1, b1)], ["relu"], [0.0], [2.0], "output", 0)
+    >>> round(res.value, 9), bool(res.upper - res.value <= 1e-6), res.converged
+    (1.0, True, True)
+    """
+    return _optimize(
+        "maximize", layers, activations, low, high, neuron_key, unit, gap, max_nodes,
+        batch_size, 1.0,
+    )  # fmt: skip
+
+
+def minimize(
+    layers: Sequence[tuple[Any, Any]],
+    activations: Sequence[str],
+    low: Any,
+    high: Any,
+    neuron_key: str,
+    unit: int,
+    *,
+    gap: float = 1e-6,
+    max_nodes: int = 20_000,
+    batch_size: int = 64,
+) -> MaximizeResult:
+    """The global minimum of one neuron over ``[low, high]``: :func:`maximize` of its negation.
+
+    The result has ``sense == "min"``: ``value == upper`` is attained at ``point``
+    and ``lower`` is the certified lower bound.
+    """
+    return _optimize(
+        "minimize", layers, activations, low, high, neuron_key, unit, gap, max_nodes,
+        batch_size, -1.0,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- grid
+
+
+@dataclasses.dataclass(frozen=True)
+class GridResult:
+    """One neuron on a regular grid over a box (tier ``"sampled"``, not exact).
+
+    ``values[i0, i1, ...]`` is the neuron at ``(axes[0][i0], axes[1][i1], ...)``.
+    ``max`` is only a lower bound on the true maximum over the box (and ``min``
+    an upper bound on the true minimum): the optimum may lie between grid
+    points. Use :func:`maximize` for a certified answer.
+    """
+
+    neuron: str
+    axes: tuple[np.ndarray, ...]
+    values: np.ndarray
+    max: float
+    argmax: np.ndarray
+    min: float
+    argmin: np.ndarray
+    num_points: int
+    tier: Tier = "sampled"
+    note: str = (
+        "sampled on a grid: max is a lower bound on the true maximum and min an upper "
+        "bound on the true minimum; not exact"
+    )
+
+
+_register(GridResult, ["neuron", "num_points", "tier", "note"])
+
+_MAX_GRID_POINTS = 4_000_000
+
+
+def grid_evaluate(
+    layers: Sequence[tuple[Any, Any]],
+    activations: Sequence[str],
+    low: Any,
+    high: Any,
+    neuron_key: str,
+    unit: int,
+    *,
+    num_per_axis: int = 201,
+) -> GridResult:
+    """Evaluate one neuron on a ``num_per_axis``-per-axis grid over ``[low, high]``.
+
+    Any input dimension works as long as ``num_per_axis ** dim <= 4e6``. The grid
+    includes the box corners. Tier ``"sampled"``: the grid maximum is a lower
+    bound on the true maximum, not the maximum itself.
+
+    >>> W0, b0 = np.array([[1.0], [1.0]]), np.zeros(1)
+    >>> res = grid_evaluate([(W0, b0)], [], [0.0, 0.0], [1.0, 1.0], "output", 0, num_per_axis=3)
+    >>> res.max, res.argmax.tolist(), res.tier
+    (2.0, [1.0, 1.0], 'sampled')
+    """
+    where = "grid_evaluate"
+    net = _check_net(where, layers, activations)
+    lo, hi = _check_box(where, net, low, high)
+    target = _check_target(where, net, neuron_key, unit)
+    if (
+        isinstance(num_per_axis, bool)
+        or not isinstance(num_per_axis, (int, np.integer))
+        or num_per_axis < 2
+    ):
+        raise fail(where, "num_per_axis", num_per_axis, "an integer >= 2")
+    total = int(num_per_axis) ** net.dim
+    if total > _MAX_GRID_POINTS:
+        raise fail(
+            where,
+            "num_per_axis",
+            num_per_axis,
+            f"small enough that num_per_axis ** {net.dim} <= {_MAX_GRID_POINTS}",
+            "Use fewer points per axis, or maximize() for a certified answer.",
+        )
+    axes = tuple(np.linspace(a, b, int(num_per_axis)) for a, b in zip(lo, hi, strict=True))
+    mesh = np.meshgrid(*axes, indexing="ij")
+    pts = np.stack([m.ravel() for m in mesh], axis=1)
+    vals = _values(net, pts, target)
+    imax, imin = int(np.argmax(vals)), int(np.argmin(vals))
+    return GridResult(
+        neuron=target.name,
+        axes=axes,
+        values=vals.reshape(mesh[0].shape),
+        max=float(vals[imax]),
+        argmax=pts[imax].copy(),
+        min=float(vals[imin]),
+        argmin=pts[imin].copy(),
+        num_points=total,
+    )
