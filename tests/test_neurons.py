@@ -27,8 +27,17 @@ def test_canonical_forms():
 
 @pytest.mark.parametrize(
     "bad",
-    ["hidden_0", "hidden_0:", "hidden_0:x", "hidden0:1", "hidden_01:1", "hiden_0:1", ":3", 3,
-     "hidden_0:-1"],  # fmt: skip
+    [
+        "hidden_0",
+        "hidden_0:",
+        "hidden_0:x",
+        "hidden0:1",
+        "hidden_01:1",
+        "hiden_0:1",
+        ":3",
+        3,
+        "hidden_0:-1",
+    ],  # fmt: skip
 )
 def test_parse_rejects_bad_addresses(bad):
     with pytest.raises(ToylabError):

@@ -99,10 +99,17 @@ def write_report(run: Any) -> Path:
         summary["members"].append(rec)
     lines.append("")
     if "accuracy" in last:
+        n = len(np.asarray(run.ensemble.eval_y))
+        acc = float(np.mean(last["accuracy"]))
         lines.append(
-            f"Held-out accuracy is measured on {run.config.train.num_eval_samples} samples "
-            f"(sampled: standard error ≈ "
-            f"{np.sqrt(0.25 / max(run.config.train.num_eval_samples, 1)):.3f})."
+            f"Held-out accuracy is sampled: {n} samples, standard error ≈ "
+            f"{np.sqrt(acc * (1 - acc) / n):.4f}."
+            + (
+                " Exact accuracy integrates the network's exact decision regions under the "
+                "distribution."
+                if exact
+                else ""
+            )
         )
         lines.append("")
 

@@ -15,8 +15,17 @@ that leaves at least ``12`` standard deviations (Mahalanobis, along each axis)
 between every component's mean and the box's edges, so the mass outside it is
 below ``4 Φ(-12) ≈ 7e-33`` per component; its contribution to any first or
 second moment is bounded by Cauchy–Schwarz with the network's Lipschitz bound
-and reported as ``truncation_bound`` (typically < 1e-14). Within the box, every
+and reported as ``truncation_bound`` (typically below 1e-12). Within the box, every
 integral is a closed form (:mod:`toylab.exact.integrals`).
+
+**Other 2-D densities** (rings, noisy curves): the same quantities by adaptive
+quadrature over the exact regions (:func:`toylab.exact.polygon_quadrature`, a
+pair of Gauss rules per triangle with 4-way refinement), over the distribution's
+domain box; the result's tier is ``"bounded"``: ``error`` is the largest bound,
+over every neuron's mean and second moment and the accuracy, obtained by
+propagating the quadrature error estimates through the absolute affine maps;
+``truncation_bound`` is the distribution's mass outside the domain, which the
+integrals leave out.
 
 For finite distributions it returns :func:`toylab.exact.finite_table`'s exact
 enumeration instead. For networks or distributions where neither applies it
@@ -120,6 +129,7 @@ class ExactAnalysis:
     bayes_accuracy: float | None
     truncation_bound: float
     tier: str = "exact"
+    error: float = 0.0
 
     @property
     def gap(self) -> float | None:
@@ -175,11 +185,15 @@ class ExactAnalysis:
         }
 
 
-def analyze(model: Any, dist: Any, *, tol: float = 1e-9) -> ExactAnalysis | FiniteResult | None:
+def analyze(
+    model: Any, dist: Any, *, tol: float = 1e-9, rtol: float = 1e-7
+) -> ExactAnalysis | FiniteResult | None:
     """Exact analysis of ``model`` under ``dist`` (see the module docstring).
 
     Returns an :class:`ExactAnalysis` for piecewise-linear MLPs on 2-D Gaussian
-    mixtures, a :class:`toylab.exact.FiniteResult` on finite domains, and ``None``
+    mixtures (tier ``"exact"``) and on other 2-D densities (tier ``"bounded"``,
+    quadrature to relative tolerance ``rtol``), a :class:`toylab.exact.FiniteResult`
+    on finite domains, and ``None``
     when no exact analysis applies (smooth activations, other distributions, more
     than two input dimensions: use :func:`toylab.exact.slice_partition` or the
     bounds in :mod:`toylab.exact.bounds`).
@@ -191,8 +205,10 @@ def analyze(model: Any, dist: Any, *, tol: float = 1e-9) -> ExactAnalysis | Fini
     layers, acts = model.affine_layers()
     if not all(a in PIECEWISE_LINEAR for a in acts):
         return None
-    if type(dist).__name__ != "GaussianMixture" or dist.dim != 2:
+    if getattr(dist, "dim", None) != 2 or not hasattr(dist.domain, "low"):
         return None
+    if type(dist).__name__ != "GaussianMixture":
+        return _analyze_by_quadrature(layers, acts, dist, tol=tol, rtol=rtol)
     domain = dist.domain
     geometry = partition(layers, acts, domain.polygon(), tol=tol)
     low, high = integration_box(dist)
@@ -277,4 +293,90 @@ def _firing_mass(plane: Partition, maps: np.ndarray, mixture: tuple, m0: np.ndar
             pm = mixture_polygon_moments([pc for pc, k in zip(pieces, ok, strict=True) if k],
                                          *mixture)[0].sum(0)  # fmt: skip
             np.add.at(fire, ii[ok], pm)
+    return fire
+
+
+def _analyze_by_quadrature(
+    layers: list, acts: list[str], dist: Any, *, tol: float, rtol: float
+) -> ExactAnalysis:
+    """Bounded-tier analysis of a non-Gaussian 2-D density (see the module docstring)."""
+    from toylab.exact.integrals import polygon_quadrature
+
+    geometry = partition(layers, acts, dist.domain.polygon(), tol=tol)
+
+    def moment_columns(x: np.ndarray) -> np.ndarray:
+        p = dist.prob(x)
+        return np.stack(
+            [p, p * x[:, 0], p * x[:, 1], p * x[:, 0] ** 2, p * x[:, 0] * x[:, 1],
+             p * x[:, 1] ** 2],
+            axis=1,
+        )  # fmt: skip
+
+    vals, errs = polygon_quadrature(moment_columns, geometry.polygons, rtol=rtol, atol=1e-13)
+    m0, m1 = vals[:, 0], vals[:, 1:3]
+    m2 = np.stack([vals[:, [3, 4]], vals[:, [4, 5]]], axis=1)
+    outside = float(getattr(dist, "outside_mass", 0.0))
+    # error bounds of the region moments propagate through |maps| (all terms absolute)
+    e0, e1 = errs[:, 0], errs[:, 1:3]
+    e2 = np.stack([errs[:, [3, 4]], errs[:, [4, 5]]], axis=1)
+    moments = {}
+    error = 0.0
+    for key, maps in geometry.maps.items():
+        mom = neuron_moments(m0, m1, m2, maps)
+        bound = neuron_moments(e0, e1, e2, np.abs(maps))
+        error = max(
+            error, float(np.abs(bound.mean).max()), float(np.abs(bound.second_moment).max())
+        )
+        fire = _firing_from_pattern(geometry, key, m0)
+        if fire is None:
+            fire = _firing_by_quadrature(geometry, maps, dist, m0, rtol)
+        moments[key] = dataclasses.replace(mom, firing_probability=fire)
+    accuracy, acc_err = 0.0, 0.0
+    if dist.num_classes > 1:
+        pieces = argmax_pieces(geometry)
+        cls = np.array([c for _, c in pieces])
+
+        def joint(x: np.ndarray) -> np.ndarray:
+            return dist.prob(x)[:, None] * dist.posterior(x)
+
+        pv, pe = polygon_quadrature(joint, [p for p, _ in pieces], rtol=rtol, atol=1e-13)
+        accuracy = float(pv[np.arange(len(cls)), cls].sum())
+        acc_err = float(pe[np.arange(len(cls)), cls].sum()) + outside
+    bayes = dist.bayes().accuracy if dist.num_classes > 1 else None
+    return ExactAnalysis(
+        geometry=geometry,
+        plane=geometry,
+        moments=moments,
+        accuracy=accuracy,
+        bayes_accuracy=bayes,
+        truncation_bound=outside,
+        tier="bounded",
+        error=max(error, acc_err),
+    )
+
+
+def _firing_by_quadrature(
+    part: Partition, maps: np.ndarray, dist: Any, m0: np.ndarray, rtol: float
+) -> np.ndarray:
+    """P(a_i > 0) by quadrature over the positive parts of regions the zero line crosses."""
+    from toylab.exact.integrals import polygon_quadrature
+
+    counts = np.diff(part.offsets)
+    j = np.minimum(np.arange(counts.max())[None, :], counts[:, None] - 1)
+    xy = part.vertices[part.ring[part.offsets[:-1, None] + j]]
+    hom = np.concatenate([xy, np.ones((*xy.shape[:2], 1))], axis=-1)
+    vals = np.matmul(hom, maps.transpose(0, 2, 1))
+    vmin, vmax = vals.min(1), vals.max(1)
+    eps = part.tol * np.maximum(np.abs(vals).max((0, 1)), 1e-300)
+    fire = m0 @ ((vmax > eps) & (vmin >= -eps))
+    rr, ii = np.nonzero((vmax > eps) & (vmin < -eps))
+    pieces = [
+        clip_halfplane(part.polygons[r], maps[r, i, :2], maps[r, i, 2])
+        for r, i in zip(rr, ii, strict=True)
+    ]
+    ok = np.array([len(pc) >= 3 for pc in pieces], bool)
+    if ok.any():
+        pm, _ = polygon_quadrature(dist.prob, [pc for pc, k in zip(pieces, ok, strict=True) if k],
+                                   rtol=rtol, atol=1e-13)  # fmt: skip
+        np.add.at(fire, ii[ok], pm)
     return fire

@@ -274,33 +274,52 @@ class Partition:
 # --------------------------------------------------------------------------- the cutter
 
 
+_SMALL_CUT = 24  # at most this many crossed pieces: split them in plain Python
+
+
 class _Mesh:
-    """Growing flat storage of regions (pieces) sharing a vertex table.
+    """Growing storage of regions (pieces) sharing a vertex table.
 
     Vertex rows hold ``(x, y, z_0, ..., z_{w-1})``: the position and the
     current layer's pre-activations (``V`` is filled up to ``nv``). Piece
-    ``p`` is ``E[pstart[p] : pstart[p] + plen[p]]`` (vertex ids, CCW) and
-    descends from region ``porig[p]`` of the partition at the start of the
-    layer. A cut piece keeps its index for its ``>= 0`` side and appends its
-    ``<= 0`` side; its old entries become garbage in ``E`` until the buffer
-    is compacted.
+    ``p`` is ``P[p, :plen[p]]`` (vertex ids, CCW); the rest of its row repeats
+    its first vertex, so row-wise min / max of vertex values ignore the
+    padding and the edge from the last vertex leads back to the first. Piece
+    ``p`` descends from region ``porig[p]`` of the partition at the start of
+    the layer. A cut piece keeps its index for its ``>= 0`` side and appends
+    its ``<= 0`` side.
     """
 
-    def __init__(self, rows: np.ndarray, nv: int, ring: np.ndarray, offsets: np.ndarray) -> None:
+    def __init__(
+        self, rows: np.ndarray, nv: int, P: np.ndarray, plen: np.ndarray, num: int
+    ) -> None:
         self.V = rows
         self.nv = nv
-        num = len(offsets) - 1
-        self.E = np.empty(2 * len(ring) + 64, dtype=np.int64)
-        self.E[: len(ring)] = ring
-        self.ne = len(ring)
-        cap = 2 * num + 16
-        self.pstart = np.empty(cap, dtype=np.int64)
-        self.plen = np.empty(cap, dtype=np.int64)
-        self.porig = np.empty(cap, dtype=np.int64)
-        self.pstart[:num] = offsets[:-1]
-        self.plen[:num] = offsets[1:] - offsets[:-1]
+        self.P = P
+        self.plen = plen
+        self.porig = np.empty(len(plen), dtype=np.int64)
         self.porig[:num] = np.arange(num)
         self.np = num
+
+    @staticmethod
+    def padded(ring: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(P, plen, num)`` storage of flat ``(ring, offsets)`` with spare room."""
+        num = len(offsets) - 1
+        lens = np.diff(offsets)
+        width = int(lens.max()) + 4
+        P = np.empty((2 * num + 16, width), dtype=np.int64)
+        plen = np.empty(2 * num + 16, dtype=np.int64)
+        plen[:num] = lens
+        _Mesh._fill(P, np.arange(num), ring, lens)
+        return P, plen, num
+
+    @staticmethod
+    def _fill(P: np.ndarray, rows: np.ndarray, flat: np.ndarray, lens: np.ndarray) -> None:
+        """Write rings stored flat (``lens`` entries each) into rows ``rows`` of ``P``."""
+        ends = lens.cumsum()
+        starts = ends - lens
+        P[rows] = flat[starts][:, None]
+        P[rows.repeat(lens), np.arange(len(flat)) - starts.repeat(lens)] = flat
 
     def _grow_vertices(self, extra: int) -> None:
         need = self.nv + extra
@@ -309,30 +328,26 @@ class _Mesh:
             big[: self.nv] = self.V[: self.nv]
             self.V = big
 
-    def _grow_pieces(self, extra: int) -> None:
+    def _grow_pieces(self, extra: int, width: int) -> None:
         need = self.np + extra
-        if need > len(self.pstart):
-            cap = max(need, 2 * len(self.pstart))
-            for name in ("pstart", "plen", "porig"):
+        cap, old = self.P.shape
+        if need > cap or width > old:
+            cap = max(need, 2 * cap) if need > cap else cap
+            big = np.empty((cap, max(width + 2, old)), dtype=np.int64)
+            big[: self.np, :old] = self.P[: self.np]
+            big[: self.np, old:] = self.P[: self.np, :1]
+            self.P = big
+        if need > len(self.plen):
+            for name in ("plen", "porig"):
                 new = np.empty(cap, dtype=np.int64)
                 new[: self.np] = getattr(self, name)[: self.np]
                 setattr(self, name, new)
 
-    def _grow_entries(self, extra: int) -> None:
-        if self.ne + extra <= len(self.E):
-            return
-        lens = self.plen[: self.np]
-        compact = self.E[expand_ranges(self.pstart[: self.np], lens)]
-        live = len(compact)
-        self.E = np.empty(2 * (live + extra) + 64, dtype=np.int64)
-        self.E[:live] = compact
-        self.pstart[: self.np] = lens.cumsum() - lens
-        self.ne = live
-
     def flat(self) -> tuple[np.ndarray, np.ndarray]:
         """Compact ``(ring, offsets)`` of the pieces, in piece order."""
         lens = self.plen[: self.np]
-        ring = self.E[expand_ranges(self.pstart[: self.np], lens)]
+        P = self.P[: self.np]
+        ring = P[np.arange(P.shape[1]) < lens[:, None]]
         offsets = np.zeros(self.np + 1, dtype=np.int64)
         lens.cumsum(out=offsets[1:])
         return ring, offsets
@@ -346,21 +361,133 @@ class _Mesh:
         cand = straddle[self.porig[: self.np]].nonzero()[0]
         if not cand.size:
             return
+        pc = self.P[cand]
+        z = self.V[pc, col]
+        sg = (z > beta + thr).view(np.int8) - (z < beta - thr).view(np.int8)
+        crossed = (sg.max(axis=1) > 0) & (sg.min(axis=1) < 0)
+        sel = crossed.nonzero()[0]
+        if not sel.size:
+            return
+        if sel.size < cand.size:
+            cand, pc, sg = cand[sel], pc[sel], sg[sel]
         lens = self.plen[cand]
+        if len(cand) <= _SMALL_CUT:
+            self._split_small(col, beta, cand, pc, sg, lens)
+        else:
+            self._split(col, beta, cand, pc, sg, lens)
+
+    def _new_vertices(self, col: int, beta: float, ulo: np.ndarray, uhi: np.ndarray) -> None:
+        """Append the crossing points of edges ``ulo -> uhi`` (``ulo < uhi``) with the line."""
+        row_lo, row_hi = self.V[ulo], self.V[uhi]
+        za = row_lo[:, col] - beta
+        t = za / (za - (row_hi[:, col] - beta))
+        row_hi -= row_lo
+        row_hi *= t[:, None]
+        row_hi += row_lo
+        row_hi[:, col] = beta
+        nnew = len(ulo)
+        self._grow_vertices(nnew)
+        self.V[self.nv : self.nv + nnew] = row_hi
+        self.nv += nnew
+
+    def _split_small(
+        self,
+        col: int,
+        beta: float,
+        cand: np.ndarray,
+        pc: np.ndarray,
+        sg: np.ndarray,
+        lens: np.ndarray,
+    ) -> None:
+        """:meth:`_split` for a few pieces, in plain Python (same results)."""
+        edges: dict[tuple[int, int], int] = {}
+        sides_a: list[list[int]] = []
+        sides_b: list[list[int]] = []
+        for ring, sgn, n in zip(pc.tolist(), sg.tolist(), lens.tolist(), strict=True):
+            s0 = sgn[0]
+            if s0 and 0 not in sgn:
+                # no vertex on the line: signs s0 on slots 0..k1 and k2+1.., -s0 between
+                k1 = sgn.index(-s0) - 1
+                try:
+                    k2 = sgn.index(s0, k1 + 1) - 1
+                except ValueError:
+                    k2 = n - 1
+                v, w = ring[k1], ring[k1 + 1]
+                new1 = edges.setdefault((v, w) if v < w else (w, v), -1 - len(edges))
+                v, w = ring[k2], ring[k2 + 1 if k2 + 1 < n else 0]
+                new2 = edges.setdefault((v, w) if v < w else (w, v), -1 - len(edges))
+                same = ring[: k1 + 1] + [new1, new2] + ring[k2 + 1 : n]
+                other = [new1, *ring[k1 + 1 : k2 + 1], new2]
+                sides_a.append(same if s0 > 0 else other)
+                sides_b.append(other if s0 > 0 else same)
+                continue
+            side_a: list[int] = []
+            side_b: list[int] = []
+            prev_v, prev_s = ring[n - 1], sgn[n - 1]
+            # walk from the last vertex so that each edge (prev -> cur) is seen before cur
+            for i in range(n):
+                v, s = ring[i], sgn[i]
+                if i and prev_s * s < 0:
+                    key = (prev_v, v) if prev_v < v else (v, prev_v)
+                    new = edges.setdefault(key, -1 - len(edges))
+                    side_a.append(new)
+                    side_b.append(new)
+                if s >= 0:
+                    side_a.append(v)
+                if s <= 0:
+                    side_b.append(v)
+                prev_v, prev_s = v, s
+            if prev_s * sgn[0] < 0:  # the closing edge (last -> first)
+                v = ring[0]
+                key = (prev_v, v) if prev_v < v else (v, prev_v)
+                new = edges.setdefault(key, -1 - len(edges))
+                side_a.append(new)
+                side_b.append(new)
+            sides_a.append(side_a)
+            sides_b.append(side_b)
+        # number the new vertices in edge order, as the vectorised split does
+        keys = sorted(edges)
+        base = self.nv
+        rank = [0] * len(keys)
+        for r, key in enumerate(keys):
+            rank[-1 - edges[key]] = base + r
+        ulo = np.array([k[0] for k in keys], dtype=np.int64)
+        uhi = np.array([k[1] for k in keys], dtype=np.int64)
+        self._new_vertices(col, beta, ulo, uhi)
+        num = len(sides_a)
+        flat: list[int] = []
+        counts: list[int] = []
+        for side in (*sides_a, *sides_b):
+            flat += side
+            counts.append(len(side))
+        ids = np.array(flat, dtype=np.int64)
+        if len(edges):
+            fresh = ids < 0
+            ids[fresh] = np.array(rank, dtype=np.int64)[-1 - ids[fresh]]
+        cnt = np.array(counts, dtype=np.int64)
+        self._grow_pieces(num, int(cnt.max()))
+        p0 = self.np
+        idx = np.concatenate([cand, np.arange(p0, p0 + num)])
+        self._fill(self.P, idx, ids, cnt)
+        self.plen[idx] = cnt
+        self.porig[p0 : p0 + num] = self.porig[cand]
+        self.np = p0 + num
+
+    def _split(
+        self,
+        col: int,
+        beta: float,
+        cand: np.ndarray,
+        pc: np.ndarray,
+        sg2: np.ndarray,
+        lens: np.ndarray,
+    ) -> None:
+        """Split pieces ``cand`` (vertex ids ``pc``, signs ``sg2``) along the line."""
+        valid = np.arange(pc.shape[1]) < lens[:, None]
+        v = pc[valid]
+        sg = sg2[valid]
         ends = lens.cumsum()
         first = ends - lens
-        v = self.E[np.arange(ends[-1]) + (self.pstart[cand] - first).repeat(lens)]
-        z = self.V[v, col]
-        sg = (z > beta + thr).view(np.int8) - (z < beta - thr).view(np.int8)
-        crossed = (np.maximum.reduceat(sg, first) > 0) & (np.minimum.reduceat(sg, first) < 0)
-        if not crossed.any():
-            return
-        if not crossed.all():
-            emask = crossed.repeat(lens)
-            v, sg = v[emask], sg[emask]
-            cand, lens = cand[crossed], lens[crossed]
-            ends = lens.cumsum()
-            first = ends - lens
         num = len(cand)
         m = len(v)
         nxt = np.arange(1, m + 1)
@@ -378,48 +505,29 @@ class _Mesh:
         keys = ks[fresh]
         inv = np.empty(len(ks), dtype=np.int64)
         inv[order] = fresh.cumsum() - 1
-        ulo, uhi = keys // base, keys % base
-        row_lo, row_hi = self.V[ulo], self.V[uhi]
-        za = row_lo[:, col] - beta
-        t = za / (za - (row_hi[:, col] - beta))
-        row_hi -= row_lo
-        row_hi *= t[:, None]
-        row_hi += row_lo
-        row_hi[:, col] = beta
-        nnew = len(keys)
-        self._grow_vertices(nnew)
-        self.V[self.nv : self.nv + nnew] = row_hi
-        self.nv += nnew
+        self._new_vertices(col, beta, keys // base, keys % base)
         # walk each ring, inserting the crossing vertex after the start of its edge
         seq = np.empty((m, 2), dtype=np.int64)
         seq[:, 0] = v
         seq[cross, 1] = inv + base
         sgs = np.zeros((m, 2), dtype=np.int8)
         sgs[:, 0] = sg
-        valid = np.empty((m, 2), dtype=bool)
-        valid[:, 0] = True
-        valid[:, 1] = cross
-        seq, sgs = seq[valid], sgs[valid]
-        in_a = sgs >= 0
-        in_b = sgs <= 0
-        va, vb = seq[in_a], seq[in_b]
+        ok = np.empty((m, 2), dtype=bool)
+        ok[:, 0] = True
+        ok[:, 1] = cross
+        seq, sgs = seq[ok], sgs[ok]
+        va, vb = seq[sgs >= 0], seq[sgs <= 0]
         cnt_a = np.add.reduceat(
             (sg >= 0).view(np.int8) + cross.view(np.int8), first, dtype=np.int64
         )
         cnt_b = np.add.reduceat(
             (sg <= 0).view(np.int8) + cross.view(np.int8), first, dtype=np.int64
         )
-        na, nb = len(va), len(vb)
-        self._grow_entries(na + nb)
-        self._grow_pieces(num)
-        e0 = self.ne
-        self.E[e0 : e0 + na] = va
-        self.E[e0 + na : e0 + na + nb] = vb
-        self.ne = e0 + na + nb
-        self.pstart[cand] = e0 + cnt_a.cumsum() - cnt_a
-        self.plen[cand] = cnt_a
+        self._grow_pieces(num, int(max(cnt_a.max(), cnt_b.max())))
         p0 = self.np
-        self.pstart[p0 : p0 + num] = e0 + na + cnt_b.cumsum() - cnt_b
+        self._fill(self.P, cand, va, cnt_a)
+        self._fill(self.P, np.arange(p0, p0 + num), vb, cnt_b)
+        self.plen[cand] = cnt_a
         self.plen[p0 : p0 + num] = cnt_b
         self.porig[p0 : p0 + num] = self.porig[cand]
         self.np = p0 + num
@@ -438,14 +546,13 @@ def _compose(post: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _segment_range(z: np.ndarray, ring: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per-region min and max ``(R, width)`` of vertex values ``z`` over each ring."""
-    lens = np.diff(offsets)
-    first = offsets[:-1]
-    lo = z[ring[first]]
+def _segment_range(z: np.ndarray, mesh: _Mesh) -> tuple[np.ndarray, ...]:
+    """Per-piece min and max ``(R, width)`` of vertex values ``z`` over each ring."""
+    P = mesh.P[: mesh.np]
+    lo = z[P[:, 0]]
     hi = lo.copy()
-    for slot in range(1, int(lens.max())):
-        vals = z[ring[first + np.minimum(slot, lens - 1)]]
+    for slot in range(1, int(mesh.plen[: mesh.np].max())):
+        vals = z[P[:, slot]]  # padding repeats the first vertex
         np.minimum(lo, vals, out=lo)
         np.maximum(hi, vals, out=hi)
     return lo, hi
@@ -461,13 +568,11 @@ def _partition(
     nh = len(acts)
     w0, b0 = pairs[0]
     a_prev = poly  # activations feeding the current layer, at every vertex
+    ring = np.arange(len(poly), dtype=np.int64)
+    offsets = np.array([0, len(poly)], dtype=np.int64)
     mesh = _Mesh(
-        np.concatenate([poly, poly @ w0 + b0], axis=1),
-        len(poly),
-        np.arange(len(poly), dtype=np.int64),
-        np.array([0, len(poly)], dtype=np.int64),
+        np.concatenate([poly, poly @ w0 + b0], axis=1), len(poly), *_Mesh.padded(ring, offsets)
     )
-    ring, offsets = mesh.flat()
     post_map = np.zeros((1, 3, 2))
     post_map[0, 0, 0] = post_map[0, 1, 1] = 1.0
     # per hidden layer: its maps on the regions right after its cuts, and the
@@ -483,13 +588,17 @@ def _partition(
         breaks = _BREAKS[act]
         if breaks:
             scale = (np.abs(a_prev) @ np.abs(w)).max(axis=0) + np.abs(b)
-            lo, hi = _segment_range(mesh.V[: mesh.nv, 2:], ring, offsets)
-            for j in range(w.shape[1]):
-                for beta in breaks:
-                    thr = tol * max(float(scale[j]), abs(beta))
-                    straddle = (lo[:, j] < beta - thr) & (hi[:, j] > beta + thr)
-                    if straddle.any():
-                        mesh.cut(2 + j, beta, thr, straddle)
+            lo, hi = _segment_range(mesh.V[: mesh.nv, 2:], mesh)
+            lo, hi = lo.T, hi.T  # (width, R)
+            # per breakpoint: the band of every neuron and which regions it crosses
+            thrs = [tol * np.maximum(scale, abs(beta)) for beta in breaks]
+            strads = [
+                (lo < (beta - thr)[:, None]) & (hi > (beta + thr)[:, None])
+                for beta, thr in zip(breaks, thrs, strict=True)
+            ]
+            todo = np.stack([s.any(axis=1) for s in strads], axis=1).nonzero()
+            for j, i in zip(*(t.tolist() for t in todo), strict=True):
+                mesh.cut(2 + j, breaks[i], float(thrs[i][j]), strads[i][j])
         origin = mesh.porig[: mesh.np].copy()
         ring, offsets = mesh.flat()
         pre_map = np.take(pre_map, origin, axis=0)
@@ -516,7 +625,7 @@ def _partition(
         rows[: mesh.nv, :2] = mesh.V[: mesh.nv, :2]
         np.matmul(a_next, wn, out=rows[: mesh.nv, 2:])
         rows[: mesh.nv, 2:] += bn
-        mesh = _Mesh(rows, mesh.nv, ring, offsets)
+        mesh = _Mesh(rows, mesh.nv, mesh.P, mesh.plen, mesh.np)
         a_prev = a_next
     w, b = pairs[-1]
     num = len(offsets) - 1

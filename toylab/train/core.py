@@ -407,6 +407,8 @@ def train(
             callback(ensemble, st, rec, step in ck)
 
     start = int(state.step)
+    # compile before the clock starts, so the progress bar's rate is the training rate
+    segment = segment.lower(state, jnp.int32(0), ensemble.train_data).compile()
     if start == 0:
         record(state)
     bar = None
