@@ -230,9 +230,9 @@ class BooleanFunction(_FiniteTask):
         return 2**self.n
 
     def _label(self, bits: Any, xp: Any) -> Any:
-        sel = bits[..., list(self.subset)]
+        sel = bits[..., list(self.subset)]  # type: ignore[arg-type]
         s = xp.sum(sel, axis=-1)
-        k = len(self.subset)
+        k = len(self.subset)  # type: ignore[arg-type]
         if self.fn == "parity":
             out = s % 2
         elif self.fn == "majority":

@@ -421,13 +421,13 @@ def gaussian_1d_max_integral(
                     q = -0.5 * (b + math.copysign(math.sqrt(disc), b))
                     roots = [q / a] + ([c / q] if q != 0.0 else [])
             pts += [r for r in roots if lo < r < hi]
-    pts = np.unique(np.asarray(pts, np.float64))
+    pts = np.unique(np.asarray(pts, np.float64))  # type: ignore[assignment]
     total = 0.0
     for a_, b_ in zip(pts[:-1], pts[1:], strict=True):
         mid = 0.5 * (a_ + b_) if np.isfinite(b_) else a_ + 1.0 + abs(a_)
         if not np.isfinite(a_):
             mid = b_ - 1.0 - abs(b_)
-        win = int(np.argmax(log_coef + log_normal_1d(mid, means, sds)))
+        win = int(np.argmax(log_coef + log_normal_1d(mid, means, sds)))  # type: ignore[arg-type]
         total += math.exp(log_coef[win]) * float(
             normal_mass((a_ - means[win]) / sds[win], (b_ - means[win]) / sds[win])
         )
@@ -519,13 +519,13 @@ class GaussianMixture(AbstractDistribution):
             if arr.shape != (d, d):
                 raise fail(where, f"covs[{j}]", c, f"a {d}x{d} matrix", "Match the mean dimension.")
             rows = tuple(float_tuple(where, f"covs[{j}]", row, length=d) for row in c)
-            m = np.asarray(rows)
+            m = np.asarray(rows)  # type: ignore[assignment]
             scale = max(np.max(np.abs(m)), 1e-300)
-            if np.max(np.abs(m - m.T)) > 1e-10 * scale:
+            if np.max(np.abs(m - m.T)) > 1e-10 * scale:  # type: ignore[attr-defined]
                 raise fail(
                     where, f"covs[{j}]", c, "symmetric", "Pass (C + C.T) / 2 or a symmetric matrix."
                 )
-            eig = np.linalg.eigvalsh(0.5 * (m + m.T))
+            eig = np.linalg.eigvalsh(0.5 * (m + m.T))  # type: ignore[attr-defined]
             if not eig[0] > 1e-12 * max(eig[-1], 0.0) or not eig[0] > 0:
                 raise fail(
                     where,
@@ -587,7 +587,7 @@ class GaussianMixture(AbstractDistribution):
 
     @property
     def num_classes(self) -> int:
-        return max(self.classes) + 1
+        return max(self.classes) + 1  # type: ignore[arg-type]
 
     @property
     def num_components(self) -> int:
@@ -733,7 +733,7 @@ def _mixture_bayes(dist: GaussianMixture, seed: int, num_samples: int) -> BayesR
             "exact",
             "symmetric isotropic XOR: the boundary is the axes, Phi(a/s)^2 + Phi(-a/s)^2",
         )
-    if dist.dim == 1 and len(set(dist.classes)) == dist.num_components:
+    if dist.dim == 1 and len(set(dist.classes)) == dist.num_components:  # type: ignore[arg-type]
         order = np.argsort(a.classes)
         acc = gaussian_1d_max_integral(
             a.means[order, 0], np.sqrt(a.covs[order, 0, 0]), a.log_weights[order], -np.inf, np.inf

@@ -133,7 +133,7 @@ def to_config(dist: AbstractDistribution) -> dict[str, Any]:
             f"Known classes: {', '.join(t.__name__ for t in _CANONICAL)}."
         )
     out: dict[str, Any] = {"name": name}
-    for f in dataclasses.fields(dist):
+    for f in dataclasses.fields(dist):  # type: ignore[arg-type]
         out[f.name] = _plain(getattr(dist, f.name))
     return out
 

@@ -408,7 +408,7 @@ def train(
 
     start = int(state.step)
     # compile before the clock starts, so the progress bar's rate is the training rate
-    segment = segment.lower(state, jnp.int32(0), ensemble.train_data).compile()
+    segment = segment.lower(state, jnp.int32(0), ensemble.train_data).compile()  # type: ignore[attr-defined]
     if start == 0:
         record(state)
     bar = None

@@ -161,7 +161,9 @@ class DataDisplay:
         if self.boundary_segments is not None and len(self.boundary_segments):
             from matplotlib.collections import LineCollection
 
-            ax.add_collection(LineCollection(list(self.boundary_segments), colors="k", linewidths=1.8))
+            ax.add_collection(
+                LineCollection(list(self.boundary_segments), colors="k", linewidths=1.8)
+            )
         if self.bayes_posterior is not None and self.bayes_posterior.shape[-1] >= 2:
             top = np.argmax(self.bayes_posterior, -1)
             ax.contour(self.xx, self.yy, top, levels=np.arange(k) + 0.5, colors="m",
