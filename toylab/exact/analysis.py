@@ -130,6 +130,7 @@ class ExactAnalysis:
     truncation_bound: float
     tier: str = "exact"
     error: float = 0.0
+    class_accuracy: np.ndarray | None = None  # P(correct | y = c), per class
 
     @property
     def gap(self) -> float | None:
@@ -229,6 +230,10 @@ def analyze(
     pm0, _, _ = mixture_polygon_moments(polys, means, covs, weights)
     # P(correct) = sum over pieces of P(y = argmax class, x in piece)
     accuracy = float(sum(pm0[k][cls == classes[k]].sum() for k in range(len(weights))))
+    num_classes = int(classes.max()) + 1
+    correct = np.array([sum(pm0[k][cls == c].sum() for k in range(len(weights)) if classes[k] == c)
+                        for c in range(num_classes)])  # fmt: skip
+    class_mass = np.array([weights[classes == c].sum() for c in range(num_classes)])
     bayes = dist.bayes().accuracy if dist.num_classes > 1 else None
     return ExactAnalysis(
         geometry=geometry,
@@ -237,6 +242,7 @@ def analyze(
         accuracy=accuracy,
         bayes_accuracy=bayes,
         truncation_bound=_truncation_bound(layers, dist, low, high),
+        class_accuracy=correct / class_mass,
     )
 
 
@@ -332,6 +338,7 @@ def _analyze_by_quadrature(
             fire = _firing_by_quadrature(geometry, maps, dist, m0, rtol)
         moments[key] = dataclasses.replace(mom, firing_probability=fire)
     accuracy, acc_err = 0.0, 0.0
+    class_accuracy = None
     if dist.num_classes > 1:
         pieces = argmax_pieces(geometry)
         cls = np.array([c for _, c in pieces])
@@ -342,6 +349,10 @@ def _analyze_by_quadrature(
         pv, pe = polygon_quadrature(joint, [p for p, _ in pieces], rtol=rtol, atol=1e-13)
         accuracy = float(pv[np.arange(len(cls)), cls].sum())
         acc_err = float(pe[np.arange(len(cls)), cls].sum()) + outside
+        class_mass = pv.sum(0)
+        class_accuracy = np.array(
+            [pv[cls == c, c].sum() for c in range(dist.num_classes)]
+        ) / np.where(class_mass > 0, class_mass, 1.0)
     bayes = dist.bayes().accuracy if dist.num_classes > 1 else None
     return ExactAnalysis(
         geometry=geometry,
@@ -352,6 +363,7 @@ def _analyze_by_quadrature(
         truncation_bound=outside,
         tier="bounded",
         error=max(error, acc_err),
+        class_accuracy=class_accuracy,
     )
 
 

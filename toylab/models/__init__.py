@@ -20,6 +20,7 @@ from flax import nnx
 
 from toylab._errors import ToylabError, did_you_mean
 from toylab.models.activations import ACTIVATIONS, PIECEWISE_LINEAR, get_activation
+from toylab.models.edit import ablate, with_weights
 from toylab.models.mlp import MLP, OneHotMLP, SuperpositionLinear, SuperpositionReLU
 from toylab.neurons import NeuronId, resolve
 
@@ -31,11 +32,13 @@ __all__ = [
     "OneHotMLP",
     "SuperpositionLinear",
     "SuperpositionReLU",
+    "ablate",
     "activations",
     "build_model",
     "ensemble_activations",
     "get_activation",
     "neuron_values",
+    "with_weights",
 ]
 
 MODEL_KINDS = ("mlp", "onehot_mlp", "superposition_linear", "superposition_relu")
