@@ -94,9 +94,13 @@ def test_demo_writes_report(tmp_path, capsys):
     assert (report / "neurons_member0.png").stat().st_size > 10_000
     text = (report / "index.md").read_text()
     assert "Bayes-optimal accuracy" in text and "| 1 | 1 |" in text
+    assert "exact accuracy" in text and "P(active) exact" in text
     summary = json.loads((report / "summary.json").read_text())
     assert len(summary["members"]) == 2
     assert all(m["accuracy"] > 0.85 for m in summary["members"])
+    bayes = summary["bayes"]["accuracy"]
+    assert all(0 <= m["exact"]["gap"] < 0.05 and m["exact"]["accuracy"] <= bayes + 1e-12
+               for m in summary["members"])  # fmt: skip
     # running the demo again replaces the finished run cleanly
     assert main(["demo", "--out", str(out), "--steps", "100", "--seeds", "1", "--quiet"]) == 0
     assert json.loads((out / "manifest.json").read_text())["num_steps"] == 100

@@ -133,3 +133,15 @@ def test_checkpoint_steps_are_log_spaced_and_include_ends():
     steps = checkpoint_steps(TrainConfig(num_steps=1000, checkpoints="log:4"))
     assert steps == [0, 1, 10, 100, 1000]
     assert checkpoint_steps(TrainConfig(num_steps=10, checkpoints=[3])) == [0, 3, 10]
+
+
+def test_1024_members_train_in_one_compiled_program():
+    """A 1024-member ensemble: one program, every member distinct and learning."""
+    cfg = TrainConfig(num_steps=40, log_every=40, batch_size=32, learning_rate=0.05,
+                      num_eval_samples=256, checkpoints=[])  # fmt: skip
+    res = train(BLOBS, ModelConfig(hidden=(4,)), cfg, seeds=range(1024))
+    acc0, acc = res.metrics[0]["accuracy"], res.metrics[-1]["accuracy"]
+    assert acc.shape == (1024,)
+    assert np.median(acc) > 0.9 and np.mean(acc > acc0) > 0.8
+    k = np.asarray(res.params["layers"][0]["kernel"][...]).reshape(1024, -1)
+    assert len(np.unique(k.round(6), axis=0)) == 1024

@@ -73,44 +73,134 @@ class NeuronMapDisplay:
         xx, yy, acts = grid_values(model, box, num)
         return cls(str(nid), xx, yy, acts[nid.key][..., nid.unit], **kwargs)
 
-    def plot(self, ax: Any = None, *, colorbar: bool = True, norm: Any = None, small: bool = False):
+    @classmethod
+    def from_analysis(
+        cls,
+        model: Any,
+        neuron: str | NeuronId,
+        analysis: Any,
+        *,
+        domain: Any = None,
+        num: int = 200,
+        grid: tuple[np.ndarray, np.ndarray, dict] | None = None,
+        points: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> NeuronMapDisplay:
+        """The map of ``neuron`` with the exact overlays of ``analysis``
+        (:func:`toylab.exact.analyze`): every linear-region boundary, the zero set of the
+        neuron's pre-activation (where it switches on) and the exact argmax over the domain.
+
+        ``domain`` defaults to the analysis' domain box; ``grid`` is a precomputed
+        :func:`grid_values` result (to share one forward pass between many neurons);
+        ``points`` named ``(n, 2)`` point sets (``"data"``, ``"start"``, ``"end"``, ``"top"``).
+        """
+        nid = resolve(neuron, model.widths)
+        overlays = exact_overlays(analysis, nid)
+        if grid is None:
+            if domain is None:
+                geo = analysis.geometry.domain
+                domain = _PolygonBox(geo.min(0), geo.max(0))
+            grid = grid_values(model, _box2d(domain), num)
+        xx, yy, acts = grid
+        pts = {k: np.asarray(v, np.float64).reshape(-1, 2) for k, v in (points or {}).items()}
+        return cls(
+            str(nid), xx, yy, acts[nid.key][..., nid.unit], points=pts, **{**overlays, **kwargs}
+        )
+
+    def plot(
+        self,
+        ax: Any = None,
+        *,
+        colorbar: bool = True,
+        norm: Any = None,
+        small: bool = False,
+        legend: bool = False,
+    ) -> NeuronMapDisplay:
+        """Draw onto ``ax`` (a new figure if ``None``); ``small`` for thumbnails and small
+        multiples (no ticks, thinner lines), ``legend`` to name the overlays."""
         import matplotlib.pyplot as plt
 
         if ax is None:
-            _, ax = plt.subplots(figsize=(5, 4.3))
+            _, ax = plt.subplots(figsize=(5.6, 4.6))
         norm = norm or symmetric_norm(self.values)
         extent = (self.xx.min(), self.xx.max(), self.yy.min(), self.yy.max())
         im = ax.imshow(
             self.values, origin="lower", extent=extent, cmap=CMAP, norm=norm,
             interpolation="nearest", aspect="auto",
         )  # fmt: skip
-        lw = 0.3 if small else 0.5
         if self.segments is not None and len(self.segments):
             from matplotlib.collections import LineCollection
 
-            ax.add_collection(
-                LineCollection(list(self.segments), colors="0.35", linewidths=lw, alpha=0.6)
-            )
-        for line in self.zero_lines:
-            ax.plot(line[:, 0], line[:, 1], color="k", lw=1.0 if small else 1.6)
-        markers = {"data": ("o", 4, 0.35), "start": (".", 6, 0.6), "end": ("x", 20, 0.9)}
+            ax.add_collection(LineCollection(list(self.segments), colors="0.4",
+                                             linewidths=0.3 if small else 0.6, alpha=0.7,
+                                             label="region boundaries"))  # fmt: skip
+        for i, line in enumerate(self.zero_lines):
+            ax.plot(line[:, 0], line[:, 1], color="k", lw=1.0 if small else 2.0,
+                    label="zero set" if i == 0 else None)  # fmt: skip
+        shrink = 3 if small else 1
         for name, pts in self.points.items():
-            m, s, a = markers.get(name, ("^", 20, 0.9))
-            ax.scatter(pts[:, 0], pts[:, 1], marker=m, s=s / (3 if small else 1), alpha=a,
-                       color="k", label=name, linewidths=0.5)  # fmt: skip
+            style = _POINT_STYLES.get(name, _POINT_STYLES["other"])
+            ax.scatter(pts[:, 0], pts[:, 1], label=name, zorder=4,
+                       **{**style, "s": style["s"] / shrink})  # fmt: skip
         if self.marker is not None:
-            ax.scatter([self.marker[0]], [self.marker[1]], marker="*", s=60 if small else 220,
+            ax.scatter([self.marker[0]], [self.marker[1]], marker="*", s=60 if small else 320,
                        color="gold", edgecolors="k", zorder=5, label="argmax")  # fmt: skip
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
-        ax.set_title(self.title or self.neuron, fontsize=9 if small else 13)
+        ax.set_title(self.title or self.neuron, fontsize=9 if small else 14)
         if small:
             ax.set_xticks([])
             ax.set_yticks([])
+        else:
+            ax.tick_params(labelsize=11)
         if colorbar:
-            ax.figure.colorbar(im, ax=ax, shrink=0.85)
+            cb = ax.figure.colorbar(im, ax=ax, shrink=0.85)
+            cb.ax.tick_params(labelsize=10 if not small else 7)
+        if legend and ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper left", fontsize=9, framealpha=0.85, markerscale=0.8)
         self.ax_, self.image_ = ax, im
         return self
+
+
+_POINT_STYLES: dict[str, dict[str, Any]] = {
+    "data": {"marker": "o", "s": 7, "color": "0.25", "alpha": 0.35, "linewidths": 0},
+    "start": {"marker": "o", "s": 22, "facecolors": "none", "edgecolors": "k", "linewidths": 1},
+    "end": {"marker": "X", "s": 70, "color": "k", "edgecolors": "w", "linewidths": 0.8},
+    "top": {"marker": "^", "s": 70, "color": "#ffe08a", "edgecolors": "k", "linewidths": 1},
+    "counterexample": {"marker": "X", "s": 200, "color": "lime", "edgecolors": "k",
+                       "linewidths": 1.4},
+    "other": {"marker": "D", "s": 40, "color": "w", "edgecolors": "k", "linewidths": 1},
+}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class _PolygonBox:
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    def grid(self, num: int) -> tuple[np.ndarray, np.ndarray]:
+        xs = np.linspace(self.low[0], self.high[0], num)
+        ys = np.linspace(self.low[1], self.high[1], num)
+        return np.meshgrid(xs, ys)
+
+
+def exact_overlays(analysis: Any, neuron: str | NeuronId) -> dict[str, Any]:
+    """:class:`NeuronMapDisplay` fields drawn from an exact analysis: region boundaries
+    (``segments``), the exact zero set (``zero_lines``: of the pre-activation for a
+    hidden neuron) and the exact argmax (``marker``). Empty without an analysis."""
+    if analysis is None or not hasattr(analysis, "geometry"):
+        return {}
+    nid = NeuronId.parse(neuron)
+    geo = analysis.geometry
+    out: dict[str, Any] = {"segments": analysis.boundary_segments()}
+    zkey = f"{nid.layer}.pre" if nid.layer.startswith("hidden_") else nid.key
+    if zkey in geo.maps:
+        from toylab.exact import level_set
+
+        out["zero_lines"] = level_set(geo, zkey, nid.unit, 0.0)
+    if nid.key in geo.maps:
+        out["marker"] = np.asarray(analysis.extrema(nid.key).argmax[nid.unit])
+    return out
 
 
 @dataclasses.dataclass
@@ -129,8 +219,18 @@ class DataDisplay:
 
     @classmethod
     def from_model(
-        cls, dist: Any, model: Any = None, *, key: Any, num_samples: int = 600, num: int = 300
+        cls,
+        dist: Any,
+        model: Any = None,
+        *,
+        key: Any,
+        num_samples: int = 600,
+        num: int = 300,
+        analysis: Any = None,
     ) -> DataDisplay:
+        """Samples of ``dist``, ``model``'s decision regions on a grid and the Bayes-optimal
+        boundary; with ``analysis`` (:func:`toylab.exact.analyze`) the network's boundary is
+        drawn from its exact segments (:func:`toylab.exact.decision_boundary`)."""
         box = _box2d(dist)
         batch = dist.sample(key, num_samples)
         kw: dict[str, Any] = {}
@@ -143,6 +243,10 @@ class DataDisplay:
             kw.update(xx=xx, yy=yy, bayes_posterior=dist.posterior(pts).reshape(num, num, -1))
         except (NotImplementedError, ToylabError):
             pass
+        if analysis is not None and hasattr(analysis, "geometry"):
+            from toylab.exact import decision_boundary
+
+            kw["boundary_segments"] = decision_boundary(analysis.geometry)
         return cls(np.asarray(batch.x), np.asarray(batch.y), **kw)
 
     def plot(self, ax: Any = None):
@@ -156,8 +260,9 @@ class DataDisplay:
         if self.predicted is not None and colors is not None:
             ax.contourf(self.xx, self.yy, self.predicted, levels=np.arange(k + 1) - 0.5,
                         cmap=ListedColormap(colors), alpha=0.18)  # fmt: skip
-            ax.contour(self.xx, self.yy, self.predicted, levels=np.arange(k) + 0.5,
-                       colors="k", linewidths=1.4)  # fmt: skip
+            if self.boundary_segments is None:
+                ax.contour(self.xx, self.yy, self.predicted, levels=np.arange(k) + 0.5,
+                           colors="k", linewidths=1.4)  # fmt: skip
         if self.boundary_segments is not None and len(self.boundary_segments):
             from matplotlib.collections import LineCollection
 
@@ -169,7 +274,9 @@ class DataDisplay:
             ax.contour(self.xx, self.yy, top, levels=np.arange(k) + 0.5, colors="m",
                        linewidths=1.4, linestyles="--")  # fmt: skip
             ax.plot([], [], "m--", label="Bayes-optimal boundary")
-        if self.predicted is not None:
+        if self.boundary_segments is not None:
+            ax.plot([], [], "k-", lw=1.8, label="network boundary (exact)")
+        elif self.predicted is not None:
             ax.plot([], [], "k-", label="network boundary")
         for c in range(k):
             sel = self.y == c

@@ -1,0 +1,630 @@
+"""The neuron atlas: a static HTML site, one page per neuron, written into ``RUN_DIR/atlas/``.
+
+Layout (every link relative; no server, no network, no external CSS or JS)::
+
+    atlas/index.html                      layers x neurons thumbnails, per member, seed switch
+    atlas/run.html                        data, training curves, exact vs Bayes accuracy, circuits
+    atlas/img/*.png                       run-page figures
+    atlas/member{m}/{layer}-{unit}.html   one page per hidden neuron (e.g. member0/hidden_0-3.html)
+    atlas/member{m}/img/*.png             its map, thumbnail and training-dynamics strip
+
+The index shows every member's grid; a tiny inline script turns the seed links into a
+switch (without JavaScript they are anchors and every member stays visible). Neuron
+pages show the canonical address (``hidden_0:3``) verbatim, the neuron's exact map and
+exact statistics from :func:`toylab.exact.analyze` (one analysis per member), its
+incoming and outgoing weights with links to the neighbouring neurons, and, when given,
+results of other methods (see :func:`write_atlas`). Every string is HTML-escaped
+(jinja2 autoescape). Every file is written atomically (:mod:`toylab.runs.io`).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toylab._errors import ToylabError
+from toylab.neurons import NeuronId, neuron_ids
+from toylab.runs.io import atomic_write_bytes, atomic_write_text
+from toylab.viz.maps import CMAP, symmetric_norm
+
+__all__ = ["neuron_filename", "write_atlas"]
+
+Source = Mapping[Any, Any] | Callable[[int, str], Any] | None
+
+
+def neuron_filename(neuron: str | NeuronId) -> str:
+    """The page name of a neuron: its canonical address with ``:`` as ``-``
+    (``"hidden_0:3"`` -> ``"hidden_0-3.html"``; ``"hidden_0.pre:3"`` -> ``"hidden_0.pre-3.html"``)."""
+    nid = NeuronId.parse(neuron)
+    return f"{nid.key}-{nid.unit}.html"
+
+
+def _lookup(src: Source, member: int, address: str) -> Any:
+    """An optional per-neuron input: a callable ``(member, address) -> value or None`` or a
+    mapping keyed by ``(member, address)`` or by ``address`` (then for every member)."""
+    if src is None:
+        return None
+    if callable(src) and not isinstance(src, Mapping):
+        return src(member, address)
+    if (member, address) in src:
+        return src[(member, address)]
+    return src.get(address)
+
+
+def _field(obj: Any, *names: str) -> Any:
+    """The first of ``names`` present on ``obj`` (attribute or mapping key), else ``None``."""
+    for n in names:
+        if isinstance(obj, Mapping):
+            if n in obj:
+                return obj[n]
+        elif hasattr(obj, n):
+            return getattr(obj, n)
+    return None
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    arr = np.asarray(v)
+    if arr.dtype.kind in "fiu":
+        if arr.ndim == 0:
+            f = float(arr)
+            return f"{f:.{digits}g}" if abs(f) < 1e-3 and f != 0 else f"{f:.{digits}f}"
+        return "(" + ", ".join(_fmt(x, 3) for x in arr.ravel()[:8]) + ")"
+    return str(v)
+
+
+def _png(fig: Any, dpi: int) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def _image_png(rgba: np.ndarray) -> bytes:
+    from matplotlib.image import imsave
+
+    buf = io.BytesIO()
+    imsave(buf, rgba, format="png", origin="lower")
+    return buf.getvalue()
+
+
+def _colors(values: np.ndarray) -> np.ndarray:
+    import matplotlib
+
+    return matplotlib.colormaps[CMAP](symmetric_norm(values)(values))
+
+
+def _weight_color(v: float, vmax: float) -> str:
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    t = 0.5 + 0.4 * float(np.clip(v / vmax if vmax > 0 else 0.0, -1, 1))
+    return to_hex(matplotlib.colormaps[CMAP](t))
+
+
+def _analyze(model: Any, dist: Any) -> Any:
+    from toylab.exact import ExactAnalysis, analyze
+
+    try:
+        res = analyze(model, dist)
+    except ToylabError:
+        return None
+    return res if isinstance(res, ExactAnalysis) else None
+
+
+def _points(value: Any) -> np.ndarray | None:
+    if value is None:
+        return None
+    arr = np.asarray(value, np.float64)
+    if arr.size == 0 or arr.shape[-1] != 2:
+        return None
+    return arr.reshape(-1, 2)
+
+
+def write_atlas(
+    run: Any,
+    out_dir: str | Path | None = None,
+    *,
+    members: Sequence[int] | None = None,
+    analyses: Sequence[Any] | None = None,
+    num: int = 120,
+    num_samples: int = 300,
+    dynamics: bool = True,
+    circuits: bool = True,
+    feature_viz: Source = None,
+    dataset_examples: Source = None,
+    tuning_curves: Source = None,
+    matches: Source = None,
+    claims: Source = None,
+    methods: Any = None,
+    extra_sections: Callable[[int, str], Any] | None = None,
+    dpi: int = 80,
+    verbose: bool = False,
+) -> Path:
+    """Write the atlas of a loaded run (:func:`toylab.runs.load_run`) and return the path of
+    its ``index.html`` (``out_dir`` defaults to ``RUN_DIR/atlas``).
+
+    Exact analysis (:func:`toylab.exact.analyze`, once per member, or pass ``analyses``)
+    gives each map its region boundaries, zero set and argmax and each page its exact
+    statistics. Everything else is optional and duck-typed, so the atlas grows with the
+    methods. Per-neuron inputs are a callable ``(member, address) -> value or None`` or a
+    mapping keyed by ``(member, "hidden_0:3")`` or by ``"hidden_0:3"`` (every member):
+
+    * ``feature_viz``: has ``start`` and ``end`` (``(n, 2)`` points; drawn on the map) and
+      optionally ``score`` / ``value`` (per point);
+    * ``dataset_examples``: has ``x`` (``(k, 2)`` top inputs, drawn as triangles) and
+      ``values`` / ``scores``;
+    * ``tuning_curves``: a :class:`~toylab.viz.TuningCurveDisplay`, or anything with ``t``
+      and ``exact`` and/or ``sampled`` (optionally ``sampled_err``, ``title``), or a list;
+    * ``matches``: the matching handwritten neuron: ``name`` and optionally ``score`` /
+      ``similarity``, ``circuit``, ``note``;
+    * ``claims``: a list of claims with ``statement``, ``verdict``, optionally ``tier`` and
+      ``counterexample`` (a point, drawn on the map, or a polygon);
+    * ``extra_sections(member, address)``: a list of ``(title, content)`` with content a
+      string (escaped), ``markupsafe.Markup`` (trusted HTML) or a matplotlib figure.
+
+    ``methods`` (run page) is a list of mappings, one row each (e.g. method, score, tier).
+    """
+    import jax
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    from toylab.viz.figures import CircuitDisplay, TrainingCurvesDisplay
+    from toylab.viz.maps import DataDisplay, NeuronMapDisplay, grid_values
+
+    t0 = time.perf_counter()
+    jinja2 = _jinja()
+    env = jinja2.Environment(
+        loader=jinja2.DictLoader(_template_dict()), autoescape=True, keep_trailing_newline=True
+    )
+    out = Path(run.path) / "atlas" if out_dir is None else Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dist = run.dist
+    members = list(range(run.num_members) if members is None else members)
+    for m in members:
+        if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m < run.num_members:
+            raise ToylabError(
+                f"write_atlas: members must be in 0..{run.num_members - 1}, got {m!r}."
+            )
+    if analyses is not None and len(analyses) != len(members):
+        raise ToylabError(
+            f"write_atlas: analyses must have one entry per member ({len(members)}), got "
+            f"{len(analyses)}."
+        )
+    run_name = str(run.config.name)
+    seeds = {r.get("member"): r.get("seed") for r in run.manifest.get("members", [])}
+    box = getattr(dist, "domain", None)
+    planar = box is not None and hasattr(box, "low") and len(box.low) == 2
+    with matplotlib.rc_context({"figure.max_open_warning": 0}):
+        samples = None
+        if planar:
+            batch = dist.sample(jax.random.key(0), num_samples)
+            samples = np.asarray(batch.x, np.float64)
+
+        def render(path: Path, fig: Any) -> str:
+            atomic_write_bytes(path, _png(fig, dpi))
+            return path.relative_to(out).as_posix()
+
+        steps = list(run.checkpoint_steps) if dynamics and planar else []
+        step_models: dict[int, list[Any]] = {}
+        for s in steps:
+            params = run.params_at(s)
+            step_models[s] = [run.ensemble.model(params, m) for m in members]
+
+        index_members = []
+        member_models = {}
+        member_analyses = {}
+        for i, m in enumerate(members):
+            model = run.model(m)
+            analysis = analyses[i] if analyses is not None else _analyze(model, dist)
+            member_models[m], member_analyses[m] = model, analysis
+            mdir = out / f"member{m}"
+            (mdir / "img").mkdir(parents=True, exist_ok=True)
+            hidden = [k for k in model.widths if k.startswith("hidden_") and "." not in k]
+            ids = neuron_ids(model.widths, hidden)
+            grid = grid_values(model, box, num) if planar else None
+            dyn_grids = [grid_values(sm[i], box, 40)[2] for sm in step_models.values()]
+            layers_w, _ = model.affine_layers()
+            layer_names = ["input", *hidden, "output"]
+            layers_index = []
+            for layer in hidden:
+                layers_index.append({"name": layer, "neurons": []})
+            for j, nid in enumerate(ids):
+                address = str(nid)
+                k = int(nid.layer.split("_")[1])
+                page = _neuron_page(
+                    env=env, out=out, mdir=mdir, run_name=run_name, member=m,
+                    seed=seeds.get(m), nid=nid, ids=ids, j=j, k=k, model=model,
+                    analysis=analysis, grid=grid, samples=samples, layers_w=layers_w,
+                    layer_names=layer_names, steps=steps, dyn_grids=dyn_grids, render=render,
+                    sources={"feature_viz": feature_viz, "examples": dataset_examples,
+                             "tuning": tuning_curves, "match": matches, "claims": claims},
+                    extra_sections=extra_sections, figure_cls=Figure,
+                    map_cls=NeuronMapDisplay,
+                )  # fmt: skip
+                layers_index[hidden.index(nid.layer)]["neurons"].append(page)
+            index_members.append({
+                "member": m, "seed": seeds.get(m), "layers": layers_index,
+                "accuracy": None if analysis is None else analysis.accuracy,
+            })  # fmt: skip
+            if verbose:
+                print(f"atlas: member {m} done ({time.perf_counter() - t0:.1f} s)")
+
+        # run page
+        img = out / "img"
+        img.mkdir(exist_ok=True)
+        data_img = curves_img = None
+        if planar:
+            num_show = min(len(members), 4)
+            fig = Figure(figsize=(4.4 * num_show, 4.4))
+            axes = fig.subplots(1, num_show, squeeze=False)[0]
+            for ax, m in zip(axes, members[:num_show], strict=False):
+                disp = DataDisplay.from_model(
+                    dist, member_models[m], key=jax.random.key(7), num=160,
+                    analysis=member_analyses[m],
+                )  # fmt: skip
+                disp.title = f"member {m}"
+                disp.plot(ax)
+            fig.tight_layout()
+            data_img = render(img / "data.png", fig)
+        bayes = _bayes(dist)
+        if run.metrics:
+            fig = Figure(figsize=(9.5, 3.6))
+            TrainingCurvesDisplay.from_metrics(
+                run.metrics, bayes=None if bayes is None else bayes.accuracy
+            ).plot(fig)
+            curves_img = render(img / "training.png", fig)
+        circuit_imgs = []
+        if circuits:
+            for m in members:
+                labels = {}
+                for nid in neuron_ids(member_models[m].widths):
+                    match = _lookup(matches, m, str(nid))
+                    name = _field(match, "name", "label") if match is not None else None
+                    if name is not None:
+                        labels[str(nid)] = str(name)
+                disp = CircuitDisplay.from_model(member_models[m], labels,
+                                                 title=f"member {m}")  # fmt: skip
+                widths = member_models[m].widths_in_order
+                fig = Figure(figsize=(1.8 * len(widths) + 1, 0.5 * max(widths) + 1.4))
+                disp.plot(fig.subplots())
+                circuit_imgs.append({"member": m, "src": render(img / f"circuit_member{m}.png",
+                                                                fig)})  # fmt: skip
+        _write_run_page(env, out, run, run_name, members, member_analyses, bayes, data_img,
+                        curves_img, circuit_imgs, methods)  # fmt: skip
+        index = out / "index.html"
+        atomic_write_text(
+            index,
+            env.get_template("index").render(
+                css=_css(), run_name=run_name, members=index_members
+            ),
+        )
+    if verbose:
+        print(f"atlas: written in {time.perf_counter() - t0:.1f} s")
+    return index
+
+
+def _jinja() -> Any:
+    try:
+        import jinja2
+    except ImportError:  # pragma: no cover - jinja2 is a dependency
+        raise ToylabError("write_atlas needs jinja2: pip install 'jinja2>=3.1'.") from None
+    return jinja2
+
+
+def _template_dict() -> dict[str, str]:
+    from toylab.viz import _templates as t
+
+    return {"base": t.BASE, "index": t.INDEX, "neuron": t.NEURON, "run": t.RUN}
+
+
+def _css() -> str:
+    from markupsafe import Markup
+
+    from toylab.viz._templates import CSS
+
+    return Markup(CSS)
+
+
+def _bayes(dist: Any) -> Any:
+    if getattr(dist, "num_classes", 0) < 2:
+        return None
+    try:
+        return dist.bayes()
+    except Exception:  # noqa: BLE001 - an atlas without Bayes is still an atlas
+        return None
+
+
+def _neighbour(address: str, member_dir_ids: set[str]) -> str | None:
+    return neuron_filename(address) if address in member_dir_ids else None
+
+
+def _neuron_page(
+    *,
+    env: Any,
+    out: Path,
+    mdir: Path,
+    run_name: str,
+    member: int,
+    seed: Any,
+    nid: NeuronId,
+    ids: list[NeuronId],
+    j: int,
+    k: int,
+    model: Any,
+    analysis: Any,
+    grid: Any,
+    samples: np.ndarray | None,
+    layers_w: list,
+    layer_names: list[str],
+    steps: list[int],
+    dyn_grids: list[dict],
+    render: Callable[[Path, Any], str],
+    sources: dict[str, Source],
+    extra_sections: Callable[[int, str], Any] | None,
+    figure_cls: Any,
+    map_cls: Any,
+) -> dict[str, Any]:
+    address = str(nid)
+    stem = f"{nid.key}-{nid.unit}"
+    page_name = neuron_filename(nid)
+    rel = f"member{member}/"
+    fv = _lookup(sources["feature_viz"], member, address)
+    ex = _lookup(sources["examples"], member, address)
+    tc = _lookup(sources["tuning"], member, address)
+    match = _lookup(sources["match"], member, address)
+    cl = _lookup(sources["claims"], member, address)
+    claim_list = [] if cl is None else (list(cl) if isinstance(cl, list | tuple) else [cl])
+
+    points: dict[str, np.ndarray] = {}
+    if samples is not None:
+        points["data"] = samples
+    fv_rows, ex_rows = [], []
+    if fv is not None:
+        start = _points(_field(fv, "start", "starts", "x0", "init"))
+        end = _points(_field(fv, "end", "ends", "x", "points"))
+        score = _field(fv, "score", "scores", "value", "values")
+        if start is not None:
+            points["start"] = start
+        if end is not None:
+            points["end"] = end
+        n = max(len(start) if start is not None else 0, len(end) if end is not None else 0)
+        sc = None if score is None else np.atleast_1d(np.asarray(score, np.float64))
+        for r in range(min(n, 20)):
+            fv_rows.append({
+                "start": _fmt(start[r]) if start is not None and r < len(start) else "",
+                "end": _fmt(end[r]) if end is not None and r < len(end) else "",
+                "score": _fmt(sc[r]) if sc is not None and r < len(sc) else "",
+            })  # fmt: skip
+    if ex is not None:
+        xs = _points(_field(ex, "x", "inputs", "points"))
+        sc = _field(ex, "values", "scores", "activations", "value", "score")
+        sc = None if sc is None else np.atleast_1d(np.asarray(sc, np.float64))
+        if xs is not None:
+            points["top"] = xs
+            for r in range(min(len(xs), 20)):
+                ex_rows.append({"x": _fmt(xs[r]),
+                                "score": _fmt(sc[r]) if sc is not None and r < len(sc) else ""})  # fmt: skip
+    for c in claim_list:
+        cx = _field(c, "counterexample")
+        if cx is not None and np.asarray(cx).shape == (2,):
+            points.setdefault("counterexample", np.zeros((0, 2)))
+            points["counterexample"] = np.vstack([points["counterexample"], np.asarray(cx)])
+
+    map_img = thumb = dyn_img = None
+    map_caption = dyn_caption = ""
+    if grid is not None:
+        xx, yy, acts = grid
+        values = acts[nid.key][..., nid.unit]
+        atomic_write_bytes(mdir / "img" / f"{stem}_thumb.png", _image_png(_colors(values)))
+        thumb = f"{rel}img/{stem}_thumb.png"
+        if analysis is not None:
+            disp = map_cls.from_analysis(model, nid, analysis, grid=grid, points=points)
+        else:
+            disp = map_cls(address, xx, yy, values, points=points)
+        fig = figure_cls(figsize=(5.6, 4.6))
+        disp.plot(fig.subplots(), legend=True)
+        fig.tight_layout()
+        render(mdir / "img" / f"{stem}.png", fig)
+        map_img = f"img/{stem}.png"
+        map_caption = (
+            "Colour: the neuron's value on a grid (red positive, blue negative). "
+            + ("Exact overlays: thin grey lines are the linear-region boundaries, the black "
+               "line is where the neuron switches on (its pre-activation's zero set), the "
+               "star its exact maximum over the domain. " if analysis is not None else "")
+            + "Grey dots: data samples."
+        )  # fmt: skip
+        if dyn_grids:
+            frames = [g[nid.key][..., nid.unit] for g in dyn_grids]
+            tiles = []
+            for f in frames:
+                tile = _colors(f)
+                pad = np.ones((tile.shape[0], 3, 4))
+                tiles += [tile, pad]
+            strip = np.concatenate(tiles[:-1], axis=1)
+            atomic_write_bytes(mdir / "img" / f"{stem}_dynamics.png", _image_png(strip))
+            dyn_img = f"img/{stem}_dynamics.png"
+            dyn_caption = (
+                "The map at each checkpoint, left to right: steps "
+                + ", ".join(str(s) for s in steps)
+                + ". Each frame has its own colour scale; max |a| per frame: "
+                + ", ".join(f"{float(np.abs(f).max()):.2g}" for f in frames)
+                + "."
+            )
+
+    stats: list[tuple[str, str]] = []
+    if analysis is not None:
+        mom = analysis.moments[nid.key]
+        ext = analysis.extrema(nid.key)
+        u = nid.unit
+        stats = [
+            ("tier", analysis.tier),
+            ("firing probability P(a > 0)", _fmt(mom.firing_probability[u], 6)),
+            ("mean E[a]", _fmt(mom.mean[u], 6)),
+        ]
+        cov = _field(mom, "cov")
+        if cov is not None:
+            stats.append(("std", _fmt(np.sqrt(max(float(np.asarray(cov)[u, u]), 0.0)), 6)))
+        stats += [
+            ("max over the domain", _fmt(ext.max[u], 6)),
+            ("argmax", _fmt(ext.argmax[u])),
+            ("min over the domain", _fmt(ext.min[u], 6)),
+            ("argmin", _fmt(ext.argmin[u])),
+        ]
+        if analysis.tier != "exact":
+            stats.append(("error bound", _fmt(analysis.error)))
+
+    page_ids = {str(i) for i in ids}
+    W_in, b_in = layers_w[k]
+    W_out, _ = layers_w[k + 1]
+    vmax = max(float(np.abs(W_in[:, nid.unit]).max()), float(np.abs(W_out[nid.unit]).max()))
+    incoming = []
+    for i in np.argsort(-np.abs(W_in[:, nid.unit]), kind="stable"):
+        src = f"{layer_names[k]}:{int(i)}"
+        v = float(W_in[i, nid.unit])
+        incoming.append({"address": src, "href": _neighbour(src, page_ids), "value": v,
+                         "color": _weight_color(v, vmax)})  # fmt: skip
+    outgoing = []
+    for i in np.argsort(-np.abs(W_out[nid.unit]), kind="stable"):
+        dst = f"{layer_names[k + 2]}:{int(i)}"
+        v = float(W_out[nid.unit, i])
+        outgoing.append({"address": dst, "href": _neighbour(dst, page_ids), "value": v,
+                         "color": _weight_color(v, vmax)})  # fmt: skip
+
+    match_rows = []
+    if match is not None:
+        for label, names in (("handwritten neuron", ("name", "label")),
+                             ("similarity", ("score", "similarity", "correlation")),
+                             ("circuit", ("circuit",)), ("note", ("note", "description"))):  # fmt: skip
+            v = _field(match, *names)
+            if v is not None:
+                match_rows.append((label, _fmt(v)))
+        if not match_rows:
+            match_rows.append(("handwritten neuron", str(match)))
+
+    claim_rows = []
+    for c in claim_list:
+        verdict = str(_field(c, "verdict", "result") or "")
+        holds = _field(c, "holds")
+        if holds is None:
+            holds = verdict.strip().lower() in ("holds", "true", "proved", "verified")
+        cx = _field(c, "counterexample")
+        claim_rows.append({
+            "statement": str(_field(c, "statement", "claim", "text") or c),
+            "verdict": verdict, "holds": bool(holds),
+            "tier": str(_field(c, "tier") or ""),
+            "counterexample": "" if cx is None else _fmt(cx),
+        })  # fmt: skip
+
+    tuning = []
+    if tc is not None:
+        from toylab.viz.figures import TuningCurveDisplay
+
+        for q, item in enumerate(tc if isinstance(tc, list | tuple) else [tc]):
+            if not isinstance(item, TuningCurveDisplay):
+                item = TuningCurveDisplay.from_arrays(
+                    _field(item, "t", "angles", "params"), _field(item, "exact"),
+                    _field(item, "sampled"), sampled_err=_field(item, "sampled_err", "stderr"),
+                    neuron=address, xlabel=str(_field(item, "xlabel") or "t"),
+                )  # fmt: skip
+            fig = figure_cls(figsize=(5.5, 3.6))
+            item.plot(fig.subplots())
+            fig.tight_layout()
+            render(mdir / "img" / f"{stem}_tuning{q}.png", fig)
+            tuning.append({"src": f"img/{stem}_tuning{q}.png",
+                           "title": str(_field(tc if not isinstance(tc, list | tuple) else item,
+                                               "title") or "")})  # fmt: skip
+
+    extra = []
+    if extra_sections is not None:
+        for q, (title, content) in enumerate(extra_sections(member, address) or []):
+            if hasattr(content, "savefig"):
+                render(mdir / "img" / f"{stem}_extra{q}.png", content)
+                extra.append({"title": str(title), "src": f"img/{stem}_extra{q}.png"})
+            else:
+                extra.append({"title": str(title), "body": content, "src": None})
+
+    def nav(i: int) -> dict[str, str] | None:
+        if 0 <= i < len(ids):
+            return {"address": str(ids[i]), "href": neuron_filename(ids[i])}
+        return None
+
+    html = env.get_template("neuron").render(
+        css=_css(), run_name=run_name, member=member, seed=seed, address=address,
+        prev=nav(j - 1), next=nav(j + 1), map_img=map_img, map_caption=map_caption,
+        stats=stats, match=match_rows, claims=claim_rows, bias=f"{float(b_in[nid.unit]):+.4f}",
+        incoming=incoming, outgoing=outgoing, dynamics_img=dyn_img,
+        dynamics_caption=dyn_caption, feature_viz=fv_rows, examples=ex_rows, tuning=tuning,
+        extra=extra,
+        feature_viz_note=_fmt(_field(fv, "note")) if fv is not None else "",
+        examples_note=_fmt(_field(ex, "note")) if ex is not None else "",
+    )  # fmt: skip
+    atomic_write_text(mdir / page_name, html)
+    firing = None
+    if analysis is not None:
+        firing = float(analysis.moments[nid.key].firing_probability[nid.unit])
+    return {"address": address, "href": f"{rel}{page_name}", "thumb": thumb, "firing": firing}
+
+
+def _write_run_page(
+    env: Any,
+    out: Path,
+    run: Any,
+    run_name: str,
+    members: list[int],
+    member_analyses: dict[int, Any],
+    bayes: Any,
+    data_img: str | None,
+    curves_img: str | None,
+    circuit_imgs: list[dict[str, Any]],
+    methods: Any,
+) -> None:
+    cfg = run.config
+    man = run.manifest
+    facts = [
+        ("name", run_name),
+        ("distribution", str(cfg.distribution)),
+        ("model", f"{cfg.model.kind}, hidden {list(cfg.model.hidden)}, {cfg.model.activation}"),
+        ("training", f"{cfg.train.optimizer}, lr {cfg.train.learning_rate}, "
+                     f"{cfg.train.num_steps} steps"),
+        ("status", f"{man.get('status')} at step {man.get('step')}"),
+        ("checkpoints", ", ".join(str(s) for s in run.checkpoint_steps)),
+    ]  # fmt: skip
+    if bayes is not None:
+        facts.append(("Bayes-optimal accuracy", f"{bayes.accuracy:.6f} ({bayes.tier})"))
+    last = run.metrics[-1] if run.metrics else {}
+    seeds = {r.get("member"): r.get("seed") for r in man.get("members", [])}
+    header = ["member", "seed", "held-out accuracy (sampled)", "exact accuracy",
+              "Bayes-optimal", "exact gap", "tier"]  # fmt: skip
+    rows = []
+    for m in members:
+        a = member_analyses[m]
+        sampled = float(np.asarray(last["accuracy"])[m]) if "accuracy" in last else None
+        rows.append([
+            str(m), str(seeds.get(m, "")), _fmt(sampled),
+            _fmt(None if a is None else a.accuracy, 6),
+            _fmt(None if bayes is None else bayes.accuracy, 6),
+            _fmt(None if a is None or a.gap is None else a.gap, 6),
+            "" if a is None else a.tier,
+        ])  # fmt: skip
+    table = None
+    if methods:
+        recs = [dict(r) if isinstance(r, Mapping) else vars(r) for r in methods]
+        keys: list[str] = []
+        for r in recs:
+            keys += [k for k in r if k not in keys]
+        table = {"header": keys, "rows": [[_fmt(r.get(k)) for k in keys] for r in recs]}
+    html = env.get_template("run").render(
+        css=_css(), run_name=run_name, facts=facts, acc_header=header, acc_rows=rows,
+        acc_note="Exact accuracy integrates each network's exact decision regions under the "
+        "distribution; the held-out accuracy is a sampled estimate.",
+        data_img=data_img, curves_img=curves_img, circuits=circuit_imgs, methods=table,
+    )  # fmt: skip
+    atomic_write_text(out / "run.html", html)
