@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from toylab import ToylabError
 from toylab.distributions import GaussianMixture, make, two_blobs, xor_blobs
@@ -154,3 +156,44 @@ def test_not_applicable_and_bad_inputs():
     part = analyze(random_mlp((2, 4, 2)), two_blobs()).geometry
     with pytest.raises(ToylabError):
         extrema(part, "hiden_0")
+
+
+@st.composite
+def wide_networks(draw):
+    """Random piecewise-linear MLPs with widths 1-32 and depths 1-4, some degenerate units."""
+    depth = draw(st.integers(1, 4))
+    widths = [2] + [draw(st.integers(1, 32)) for _ in range(depth)] + [2]
+    act = draw(st.sampled_from(["relu", "leaky_relu", "abs", "hardtanh", "identity"]))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    weights, biases = [], []
+    for a, b in zip(widths[:-1], widths[1:], strict=True):
+        w = rng.normal(size=(a, b)) * np.sqrt(2 / a)
+        if draw(st.booleans()):
+            w[:, 0] = 0.0  # a constant unit
+        if b > 1 and draw(st.booleans()):
+            w[:, -1] = w[:, 0]  # a duplicate unit
+        weights.append(w)
+        biases.append(rng.normal(size=b) * draw(st.sampled_from([0.0, 0.1, 1.0])))
+    return MLP.from_weights(weights, biases, act)
+
+
+@settings(max_examples=15, deadline=None)
+@given(model=wide_networks())
+def test_invariants_of_exact_integrals_for_random_networks(model):
+    dist = ANISO
+    res = analyze(model, dist)
+    # the integration box holds all but a bounded sliver of the mass
+    from toylab.exact import gaussian_mixture_arrays, mixture_polygon_moments
+
+    m0 = mixture_polygon_moments(res.plane.polygons, *gaussian_mixture_arrays(dist)[:3])[0]
+    assert abs(m0.sum() - 1.0) < 1e-12
+    assert res.plane.areas.sum() == pytest.approx(
+        np.prod(np.ptp(res.plane.domain, axis=0)), rel=1e-12
+    )
+    for mom in res.moments.values():
+        assert np.all((mom.firing_probability >= -1e-12) & (mom.firing_probability <= 1 + 1e-12))
+        eig = np.linalg.eigvalsh(mom.cov)
+        assert eig.min() >= -1e-9 * max(1.0, eig.max())
+    assert 0.0 <= res.accuracy <= 1.0 + 1e-12
+    assert res.accuracy <= res.bayes_accuracy + 1e-9

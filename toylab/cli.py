@@ -31,6 +31,8 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import jax
+
     from toylab.config import parse_config
     from toylab.report import write_report
     from toylab.runs import load_run, start_run
@@ -49,8 +51,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
           "Gaussian blobs")  # fmt: skip
     run = start_run(config, out, progress=_progress(args), overwrite=True)
     run = load_run(out)
-    report = write_report(run)
+    from toylab.methods import compare_run
+
+    print("scoring sampled methods against the exact answer ...")
+    scores = compare_run(run, key=jax.random.key(0))
+    report = write_report(run, compare=scores)
     print(f"report: {report}")
+    from toylab.viz.atlas import write_atlas
+
+    print(f"atlas:  {write_atlas(run)}")
     return 0
 
 
@@ -154,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="(re)write a run's report")
     r.add_argument("run_dir")
     r.set_defaults(fn=cmd_report)
+
+    from toylab.claims.cli import register as register_check
+    from toylab.methods.cli import register as register_compare
+    from toylab.viz.cli import register as register_atlas
+
+    register_compare(sub)
+    register_check(sub)
+    register_atlas(sub)
     return p
 
 

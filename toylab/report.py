@@ -38,8 +38,12 @@ def _fmt(v: float) -> str:
     return f"{v:.4f}"
 
 
-def write_report(run: Any) -> Path:
-    """Write the report of a loaded run and return the path of ``index.md``."""
+def write_report(run: Any, *, compare: Any = None) -> Path:
+    """Write the report of a loaded run and return the path of ``index.md``.
+
+    ``compare`` is an optional :class:`toylab.methods.CompareResult` (from
+    :func:`toylab.methods.compare_run`) whose summary is added as a section.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,6 +142,10 @@ def write_report(run: Any) -> Path:
             lines += [f"### member {m}", "", f"![neurons of member {m}](neurons_member{m}.png)", ""]
             if exact:
                 lines += _neuron_table(exact["members"][m]["neurons"])
+    if compare is not None:
+        from toylab.methods import report_lines
+
+        lines += report_lines(compare)
     atomic_write_text(out / "index.md", "\n".join(lines) + "\n")
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
     return out / "index.md"

@@ -1,10 +1,79 @@
-"""Handwritten circuits and their comparison with trained networks."""
+"""Handwritten circuits and their comparison with trained networks.
 
+* :class:`Circuit`: a network written by hand (an ordinary toylab MLP) with a name
+  and a one-line meaning for every neuron and a claim that :meth:`Circuit.verify`
+  checks exactly;
+* the library (:mod:`toylab.circuits.library`): :func:`fisher_discriminant`,
+  :func:`xor_circuit`, :func:`ring_detector`, :func:`blob_detector`,
+  :func:`parity`, :func:`majority`, :func:`modular_addition`;
+* comparison: :func:`functional_distance` (exact sup and L2 distance),
+  :func:`match_neurons` (exact correlations, optimal assignment),
+  :func:`compare_weights` (after matching and rescaling).
+"""
+
+from toylab.circuits.circuit import Circuit, VerifyResult
 from toylab.circuits.distance import (
     DistanceResult,
     JointNetwork,
     functional_distance,
     joint_network,
 )
+from toylab.circuits.library import (
+    blob_detector,
+    fisher_discriminant,
+    majority,
+    modular_addition,
+    parity,
+    polygon_detector,
+    ring_detector,
+    xor_circuit,
+)
+from toylab.circuits.matching import (
+    LayerMatch,
+    MatchResult,
+    WeightComparison,
+    align,
+    compare_weights,
+    match_neurons,
+)
+from toylab.circuits.training import (
+    FitResult,
+    FourierResult,
+    TrainFromCircuitResult,
+    TransplantResult,
+    fit,
+    fourier_frequencies,
+    train_from_circuit,
+    transplant,
+)
 
-__all__ = ["DistanceResult", "JointNetwork", "functional_distance", "joint_network"]
+__all__ = [
+    "Circuit",
+    "FitResult",
+    "FourierResult",
+    "LayerMatch",
+    "MatchResult",
+    "TrainFromCircuitResult",
+    "TransplantResult",
+    "WeightComparison",
+    "align",
+    "compare_weights",
+    "fit",
+    "fourier_frequencies",
+    "match_neurons",
+    "train_from_circuit",
+    "transplant",
+    "DistanceResult",
+    "JointNetwork",
+    "VerifyResult",
+    "blob_detector",
+    "fisher_discriminant",
+    "functional_distance",
+    "joint_network",
+    "majority",
+    "modular_addition",
+    "parity",
+    "polygon_detector",
+    "ring_detector",
+    "xor_circuit",
+]

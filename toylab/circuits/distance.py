@@ -395,7 +395,7 @@ def functional_distance(
     _affine(model_a, where)
     _affine(model_b, where)
     pairs = _pairs(model_a, model_b, neurons, where)
-    domain = getattr(dist, "domain", None)
+    domain: Any = getattr(dist, "domain", None)
     if hasattr(domain, "probs"):
         la, aa = _affine(model_a, where)
         lb, ab = _affine(model_b, where)
@@ -438,7 +438,9 @@ def functional_distance(
         plane = partition(joint.layers, joint.activations, box_poly, tol=tol)
         means, covs, weights, _ = gaussian_mixture_arrays(dist)
         m0k, m1k, m2k = mixture_polygon_moments(plane.polygons, means, covs, weights)
-        mom = neuron_moments(m0k.sum(0), m1k.sum(0), m2k.sum(0), difference_maps(plane, joint, pairs))
+        mom = neuron_moments(
+            m0k.sum(0), m1k.sum(0), m2k.sum(0), difference_maps(plane, joint, pairs)
+        )
         ms = np.maximum(np.diag(mom.second_moment), 0.0)
         error = _truncation(joint, pairs, dist, low, high)
         tier = "exact"

@@ -90,7 +90,10 @@ class Context:
         self.piecewise_linear = all(a in PIECEWISE_LINEAR for a in self.acts)
         self.finite = getattr(dist, "kind", None) == "finite"
         self.gaussian = type(dist).__name__ == "GaussianMixture"
-        self.plane = None
+        self.plane: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.window: np.ndarray | None = None
+        self.low: np.ndarray
+        self.high: np.ndarray
         if plane is not None:
             o, d1, d2 = (np.asarray(p, np.float64) for p in plane)
             for name, p in (("origin", o), ("d1", d1), ("d2", d2)):
@@ -116,7 +119,8 @@ class Context:
                     )
                 self.low = np.asarray(domain.low, np.float64)  # type: ignore[union-attr]
                 self.high = np.asarray(domain.high, np.float64)  # type: ignore[union-attr]
-                self.window = domain.polygon() if len(self.low) == 2 else None  # type: ignore[union-attr]
+                if len(self.low) == 2:
+                    self.window = domain.polygon()  # type: ignore[union-attr]
             if self.input_dim != len(self.low):
                 raise ToylabError(
                     f"check: the model takes {self.input_dim} inputs but the distribution has "
@@ -191,7 +195,7 @@ class Context:
         from toylab.exact.regions import box
 
         low, high = integration_box(self.dist)
-        return partition(self.layers, self.acts, box(low, high))
+        return partition(self.layers, self.acts, box(tuple(low), tuple(high)))
 
     @functools.cached_property
     def mixture(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -249,9 +249,7 @@ class Ellipse:
                 f"{type(dist).__name__} has no mixture components; give mean and cov."
             )
         if not 0 <= int(self.component) < len(means):  # type: ignore[arg-type]
-            raise fail(
-                "Ellipse", "component", self.component, f"in 0..{len(means) - 1}"
-            )
+            raise fail("Ellipse", "component", self.component, f"in 0..{len(means) - 1}")
         if len(means[0]) != 2:
             raise ToylabError("Ellipse: components must be 2-D.")
         j = int(self.component)  # type: ignore[arg-type]
@@ -331,7 +329,7 @@ def region_from_config(where: str, data: Any) -> Region:
     if not isinstance(data, dict) or "kind" not in data:
         raise ToylabError(
             f"{where}: region must be a table with a kind ({', '.join(REGION_KINDS)}), got "
-            f"{data!r}. Example: region = {{ kind = \"halfplane\", normal = [1, 0], offset = 0 }}."
+            f'{data!r}. Example: region = {{ kind = "halfplane", normal = [1, 0], offset = 0 }}.'
         )
     kind = data["kind"]
     fields = {k: v for k, v in data.items() if k != "kind"}

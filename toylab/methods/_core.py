@@ -34,6 +34,7 @@ from toylab.models.activations import LEAKY_SLOPE, PIECEWISE_LINEAR, get_activat
 from toylab.neurons import NeuronId, resolve
 
 __all__ = [
+    "LocalMaxima",
     "Net",
     "as_nets",
     "ball_mass",
@@ -519,7 +520,7 @@ def propagate(layers: Sequence[tuple[np.ndarray, np.ndarray]], acts: Sequence[st
     return bounds, np.concatenate([flat, z], axis=2)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _z(level: float) -> float:
     from scipy.stats import norm
 

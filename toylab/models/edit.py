@@ -30,7 +30,7 @@ def _rebuild(model: Any, layers: list[list[np.ndarray]], acts: list[str]) -> Any
     cls = type(model)
     from toylab.models.mlp import MLP
 
-    built = MLP.from_weights(
+    built: Any = MLP.from_weights(
         [w for w, _ in layers], [b for _, b in layers], acts[0] if acts else "relu"
     )
     if cls is not MLP and hasattr(model, "num_values"):

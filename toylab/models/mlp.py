@@ -43,6 +43,11 @@ def _check_widths(where: str, widths: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(w) for w in widths)
 
 
+def _host_zeros(key: Any, shape: Any, dtype: Any = jnp.float32) -> jax.Array:
+    """Zeros made on the host: no compiled initialiser per new shape."""
+    return jax.device_put(np.zeros(shape, np.dtype(dtype)))
+
+
 class MLP(nnx.Module):
     """A multilayer perceptron ``x -> act(x W_0 + b_0) -> ... -> x W_L + b_L``.
 
@@ -59,13 +64,15 @@ class MLP(nnx.Module):
         *,
         rngs: nnx.Rngs,
         param_dtype: Any = jnp.float32,
+        kernel_init: Any = None,
     ):
         self.widths_in_order = _check_widths(type(self).__name__, widths)
         get_activation(activation)
         self.activation = activation
+        init = {} if kernel_init is None else {"kernel_init": kernel_init, "bias_init": kernel_init}
         self.layers = nnx.List(
             [
-                nnx.Linear(a, b, rngs=rngs, param_dtype=param_dtype)
+                nnx.Linear(a, b, rngs=rngs, param_dtype=param_dtype, **init)
                 for a, b in zip(self.widths_in_order[:-1], self.widths_in_order[1:], strict=True)
             ]
         )
@@ -149,10 +156,14 @@ class MLP(nnx.Module):
                         f"{where}: biases[{k}] must have shape ({w.shape[1]},), got {b.shape}."
                     )
         widths = [ws[0].shape[0]] + [w.shape[1] for w in ws]
-        model = cls(widths, activation, rngs=nnx.Rngs(0), param_dtype=param_dtype)
+        # build without a random initialiser (it would compile one per new shape), then fill in
+        model = MLP(widths, activation, rngs=nnx.Rngs(0), param_dtype=param_dtype,
+                    kernel_init=_host_zeros)  # fmt: skip
+        model.__class__ = cls
         for lin, w, b in zip(model.layers, ws, bs, strict=True):
-            lin.kernel[...] = jnp.asarray(w, dtype=param_dtype)
-            lin.bias[...] = jnp.asarray(b, dtype=param_dtype)  # type: ignore[index]
+            # convert on the host: a device-side cast would compile once per shape
+            lin.kernel = nnx.Param(jax.device_put(w.astype(np.dtype(param_dtype))))
+            lin.bias = nnx.Param(jax.device_put(b.astype(np.dtype(param_dtype))))
         return model
 
 

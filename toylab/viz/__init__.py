@@ -2,20 +2,56 @@
 
 Every ``*Display`` has a ``from_*`` constructor that computes what to draw and a
 ``plot(ax=None)`` method that draws it; matplotlib is imported lazily. Neuron
-maps use one diverging colormap centred at zero (``RdBu_r``: red positive, blue
-negative, white zero) so maps are comparable across neurons and figures.
+maps use one diverging colormap centred at zero (``CMAP = "RdBu_r"``: red positive,
+blue negative, white zero) so maps are comparable across neurons and figures.
 
 Maps are drawn from a grid of forward passes: a picture, not an exact result.
-Exact region boundaries and level sets from :mod:`toylab.exact` are overlaid as
-lines when given.
+Exact region boundaries, zero sets, argmaxes and decision boundaries from
+:mod:`toylab.exact` are overlaid as lines and markers
+(:meth:`NeuronMapDisplay.from_analysis`, ``DataDisplay.from_model(..., analysis=)``).
+
+:func:`write_atlas` writes the neuron atlas, a static HTML site (``toylab atlas RUN_DIR``).
 """
 
+from toylab.viz.figures import (
+    ActivationDistributionDisplay,
+    CircuitDisplay,
+    TrainingCurvesDisplay,
+    TrainingDynamicsDisplay,
+    TuningCurveDisplay,
+    VerdictDisplay,
+)
 from toylab.viz.maps import (
     CMAP,
     DataDisplay,
     NeuronMapDisplay,
+    exact_overlays,
+    grid_values,
     layer_grid_figure,
     symmetric_norm,
 )
 
-__all__ = ["CMAP", "DataDisplay", "NeuronMapDisplay", "layer_grid_figure", "symmetric_norm"]
+
+def write_atlas(*args, **kwargs):  # noqa: ANN002, ANN003 - thin lazy wrapper
+    """See :func:`toylab.viz.atlas.write_atlas` (imported lazily: it needs jinja2)."""
+    from toylab.viz.atlas import write_atlas as _write_atlas
+
+    return _write_atlas(*args, **kwargs)
+
+
+__all__ = [
+    "CMAP",
+    "ActivationDistributionDisplay",
+    "CircuitDisplay",
+    "DataDisplay",
+    "NeuronMapDisplay",
+    "TrainingCurvesDisplay",
+    "TrainingDynamicsDisplay",
+    "TuningCurveDisplay",
+    "VerdictDisplay",
+    "exact_overlays",
+    "grid_values",
+    "layer_grid_figure",
+    "symmetric_norm",
+    "write_atlas",
+]

@@ -28,6 +28,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:.5em 0}
 figcaption{font-size:.85em;color:#555;max-width:640px}
 img.fig{max-width:100%;height:auto;border:1px solid #ddd;background:#fff}
+img.strip{height:110px;width:auto;image-rendering:pixelated}
 .verdict-holds{color:#1a7f37;font-weight:bold}
 .verdict-fails{color:#c62828;font-weight:bold}
 .note{color:#666;font-size:.9em}
@@ -135,7 +136,7 @@ member {{ member }} (seed {{ seed }}) › <a href="../run.html">run page</a>
 {% endfor %}</table></div>
 </div>
 {% if dynamics_img %}<h2>During training</h2>
-<figure><img class="fig" src="{{ dynamics_img }}" alt="map of {{ address }} at each checkpoint">
+<figure><img class="fig strip" src="{{ dynamics_img }}" alt="map of {{ address }} at each checkpoint">
 <figcaption>{{ dynamics_caption }}</figcaption></figure>{% endif %}
 {% if feature_viz %}<h2>Feature visualization</h2>
 <table><tr><th>start</th><th>end</th><th>value / score</th></tr>

@@ -237,7 +237,6 @@ def write_atlas(
             for layer in hidden:
                 layers_index.append({"name": layer, "neurons": []})
             for j, nid in enumerate(ids):
-                address = str(nid)
                 k = int(nid.layer.split("_")[1])
                 page = _neuron_page(
                     env=env, out=out, mdir=mdir, run_name=run_name, member=m,
@@ -267,7 +266,7 @@ def write_atlas(
             axes = fig.subplots(1, num_show, squeeze=False)[0]
             for ax, m in zip(axes, members[:num_show], strict=False):
                 disp = DataDisplay.from_model(
-                    dist, member_models[m], key=jax.random.key(7), num=160,
+                    dist, member_models[m], key=jax.random.key(0), num=160, num_samples=num_samples,
                     analysis=member_analyses[m],
                 )  # fmt: skip
                 disp.title = f"member {m}"
@@ -290,11 +289,11 @@ def write_atlas(
                     name = _field(match, "name", "label") if match is not None else None
                     if name is not None:
                         labels[str(nid)] = str(name)
-                disp = CircuitDisplay.from_model(member_models[m], labels,
+                circ = CircuitDisplay.from_model(member_models[m], labels,
                                                  title=f"member {m}")  # fmt: skip
                 widths = member_models[m].widths_in_order
                 fig = Figure(figsize=(1.8 * len(widths) + 1, 0.5 * max(widths) + 1.4))
-                disp.plot(fig.subplots())
+                circ.plot(fig.subplots())
                 circuit_imgs.append({"member": m, "src": render(img / f"circuit_member{m}.png",
                                                                 fig)})  # fmt: skip
         _write_run_page(env, out, run, run_name, members, member_analyses, bayes, data_img,
@@ -302,9 +301,7 @@ def write_atlas(
         index = out / "index.html"
         atomic_write_text(
             index,
-            env.get_template("index").render(
-                css=_css(), run_name=run_name, members=index_members
-            ),
+            env.get_template("index").render(css=_css(), run_name=run_name, members=index_members),
         )
     if verbose:
         print(f"atlas: written in {time.perf_counter() - t0:.1f} s")
@@ -430,8 +427,8 @@ def _neuron_page(
         else:
             disp = map_cls(address, xx, yy, values, points=points)
         fig = figure_cls(figsize=(5.6, 4.6))
+        fig.subplots_adjust(left=0.1, right=0.98, bottom=0.08, top=0.93)
         disp.plot(fig.subplots(), legend=True)
-        fig.tight_layout()
         render(mdir / "img" / f"{stem}.png", fig)
         map_img = f"img/{stem}.png"
         map_caption = (
@@ -542,7 +539,7 @@ def _neuron_page(
                            "title": str(_field(tc if not isinstance(tc, list | tuple) else item,
                                                "title") or "")})  # fmt: skip
 
-    extra = []
+    extra: list[dict[str, Any]] = []
     if extra_sections is not None:
         for q, (title, content) in enumerate(extra_sections(member, address) or []):
             if hasattr(content, "savefig"):

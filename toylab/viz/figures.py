@@ -299,7 +299,7 @@ class TrainingDynamicsDisplay:
         self.figure_, self.axes_ = fig, axes
         return self
 
-    def save_gif(self, path: Any, *, fps: float = 2.0, dpi: int = 70) -> Any:
+    def save_gif(self, path: Any, *, fps: int = 2, dpi: int = 70) -> Any:
         """Write an animated GIF (one frame per checkpoint) with Pillow; returns ``path``."""
         from matplotlib.animation import FuncAnimation, PillowWriter
         from matplotlib.figure import Figure

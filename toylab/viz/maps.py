@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from toylab._errors import ToylabError
-from toylab.models import activations
+from toylab.models import MLP, activations
+from toylab.models.activations import forward_float64
 from toylab.neurons import NeuronId, neuron_ids, resolve
 
 CMAP = "RdBu_r"
@@ -37,10 +38,18 @@ def _box2d(dist_or_box: Any):
 
 
 def grid_values(model: Any, box: Any, num: int = 200) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Forward pass on a ``num x num`` grid over a 2-D box: ``(xx, yy, {layer: (num, num, width)})``."""
+    """Forward pass on a ``num x num`` grid over a 2-D box: ``(xx, yy, {layer: (num, num, width)})``.
+
+    Plain MLPs are evaluated in float64 NumPy (no JAX compilation per model), others
+    through :func:`toylab.models.activations`."""
     xx, yy = box.grid(num)
-    pts = jnp.asarray(np.stack([xx.ravel(), yy.ravel()], -1), jnp.float32)
-    acts = {k: np.asarray(v).reshape(num, num, -1) for k, v in activations(model, pts).items()}
+    flat = np.stack([xx.ravel(), yy.ravel()], -1)
+    if type(model) is MLP:  # exact float64 NumPy pass: no compilation per model
+        layers, acts_names = model.affine_layers()
+        raw: dict[str, Any] = forward_float64(layers, acts_names, flat)
+    else:
+        raw = activations(model, jnp.asarray(flat, jnp.float32))
+    acts = {k: np.asarray(v).reshape(num, num, -1) for k, v in raw.items()}
     return xx, yy, acts
 
 
@@ -144,7 +153,8 @@ class NeuronMapDisplay:
                        **{**style, "s": style["s"] / shrink})  # fmt: skip
         if self.marker is not None:
             ax.scatter([self.marker[0]], [self.marker[1]], marker="*", s=60 if small else 320,
-                       color="gold", edgecolors="k", zorder=5, label="argmax")  # fmt: skip
+                       color="gold", edgecolors="k", zorder=5, label="argmax",
+                       clip_on=False)  # fmt: skip
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
         ax.set_title(self.title or self.neuron, fontsize=9 if small else 14)

@@ -1,0 +1,290 @@
+"""Claims whose truth is known by construction, decided by toylab.claims."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from scipy.stats import norm
+
+from toylab import ToylabError
+from toylab.claims import (
+    Claim,
+    Ellipse,
+    HalfPlane,
+    Polygon,
+    ablation_lowers_accuracy,
+    argmax_near,
+    assert_claim,
+    box_region,
+    check,
+    dead,
+    fires_on_mass,
+    fires_only_in,
+    linear_on,
+    matches_circuit,
+    monotone,
+    selectivity,
+)
+from toylab.claims.regions import polygon_area
+from toylab.distributions import BooleanFunction, two_blobs
+from toylab.models import MLP, ablate, with_weights
+from toylab.testing.strategies import networks
+
+# hidden_0: u0 = relu(x1), u1 = relu(x2 - 1), u2 = relu(-x1 - x2), u3 = relu(-1) (dead),
+#           u4 = relu(-x1); logits: [u0, u4 + 0.1]
+W0 = np.array([[1.0, 0.0, -1.0, 0.0, -1.0], [0.0, 1.0, -1.0, 0.0, 0.0]])
+B0 = np.array([0.0, -1.0, 0.0, -1.0, 0.0])
+W1 = np.zeros((5, 2))
+W1[0, 0] = 1.0
+W1[4, 1] = 1.0
+B1 = np.array([0.0, 0.1])
+NET = MLP.from_weights([W0, W1], [B0, B1], "relu")
+# second hidden layer: v0 = relu(u0 - 1) fires exactly where x1 > 1
+DEEP = MLP.from_weights([W0, np.eye(5)[:, :1], np.ones((1, 2))],
+                        [B0, np.array([-1.0]), np.zeros(2)], "relu")  # fmt: skip
+# u0 shifted to relu(x1 + 0.5): breaks "fires only where x1 >= 0"
+SHIFTED = with_weights(NET, 0, b=B0 + np.array([0.5, 0, 0, 0, 0]))
+ABLATED = ablate(NET, "hidden_0:0")  # output:0 becomes the constant 0
+CIRCUIT = MLP.from_weights([np.array([[1.0], [0.0]]), np.ones((1, 1))], activation="relu")
+DIST = two_blobs()  # class 0 ~ N((2, 0), I), class 1 ~ N((-2, 0), I)
+BOOL = BooleanFunction(n=2, fn="and")
+AND_NET = MLP.from_weights([np.ones((2, 1)), np.ones((1, 2))], [np.array([-1.0]), np.zeros(2)])
+X1_POS = HalfPlane((1.0, 0.0), 0.0)
+
+
+def cases():
+    """(name, claim, model, dist, true by construction)."""
+    low = np.asarray(DIST.domain.low)
+    t, f = True, False
+    return [
+        ("u0 only in x1>=0", fires_only_in("hidden_0:0", X1_POS), NET, DIST, t),
+        ("u0 only in x1>=0.5", fires_only_in("hidden_0:0", HalfPlane((1, 0), 0.5)), NET, DIST, f),
+        ("u1 only in x2>=1", fires_only_in("hidden_0:1", HalfPlane((0, 1), 1)), NET, DIST, t),
+        ("u1 only in a box", fires_only_in("hidden_0:1", box_region((-1, 0), (1, 3))), NET, DIST, f),
+        ("u2 only in triangle side", fires_only_in("hidden_0:2", HalfPlane((-1, -1), 0)), NET, DIST, t),
+        ("u0 only in blob ellipse", fires_only_in("hidden_0:0", Ellipse(3.0, component=0)), NET, DIST, f),
+        ("shifted u0 only in x1>=0", fires_only_in("hidden_0:0", X1_POS), SHIFTED, DIST, f),
+        ("deep v0 only in x1>=1", fires_only_in("hidden_1:0", HalfPlane((1, 0), 1)), DEEP, DIST, t),
+        ("deep v0 only in x1>=1.5", fires_only_in("hidden_1:0", HalfPlane((1, 0), 1.5)), DEEP, DIST, f),
+        ("u3 dead", dead("hidden_0:3"), NET, DIST, t),
+        ("u0 dead", dead("hidden_0:0"), NET, DIST, f),
+        ("ablated logit 0 dead", dead("output:0"), ABLATED, DIST, t),
+        ("logit 0 dead", dead("output:0"), NET, DIST, f),
+        ("u0 increasing in x1", monotone("hidden_0:0", (1, 0)), NET, DIST, t),
+        ("u0 decreasing in x1", monotone("hidden_0:0", (1, 0), decreasing=True), NET, DIST, f),
+        ("u0 flat-or-down where x1<=-0.1",
+         monotone("hidden_0:0", (1, 0), region=HalfPlane((-1, 0), 0.1), decreasing=True), NET, DIST, t),
+        ("u2 decreasing along (1,1)", monotone("hidden_0:2", (1, 1), decreasing=True), NET, DIST, t),
+        ("u0 linear on x1 in [.5,3]", linear_on("hidden_0:0", box_region((0.5, -1), (3, 1))), NET, DIST, t),
+        ("u0 linear on x1 in [-.5,3]", linear_on("hidden_0:0", box_region((-0.5, -1), (3, 1))), NET, DIST, f),
+        ("u0 linear on 1-sigma ellipse of blob 0",
+         linear_on("hidden_0:0", Ellipse(1.0, component=0)), NET, DIST, t),
+        ("u2 argmax at the low corner", argmax_near("hidden_0:2", low, 1e-6), NET, DIST, t),
+        ("u2 argmax near 0", argmax_near("hidden_0:2", (0.0, 0.0), 1.0), NET, DIST, f),
+        ("u0 fires on 97% of class 0", fires_on_mass("hidden_0:0", 0.97, cls=0), NET, DIST, t),
+        ("u0 fires on 98% of class 0", fires_on_mass("hidden_0:0", 0.98, cls=0), NET, DIST, f),
+        ("u0 selectivity 0.995 for blob 0", selectivity("hidden_0:0", 0.995, component=0), NET, DIST, t),
+        ("u0 selectivity 0.996 for blob 0", selectivity("hidden_0:0", 0.996, component=0), NET, DIST, f),
+        ("ablating u0 costs class 0 half", ablation_lowers_accuracy("hidden_0:0", 0, 0.5), NET, DIST, t),
+        ("ablating u2 costs class 0", ablation_lowers_accuracy("hidden_0:2", 0, 0.01), NET, DIST, f),
+        ("ablating u0 costs class 1", ablation_lowers_accuracy("hidden_0:0", 1, 0.01), NET, DIST, f),
+        ("u0 matches relu(x1)", matches_circuit("hidden_0:0", CIRCUIT, "hidden_0:0", 1e-6), NET, DIST, t),
+        ("u1 matches relu(x1)", matches_circuit("hidden_0:1", CIRCUIT, "hidden_0:0", 0.1), NET, DIST, f),
+        ("true & false", fires_only_in("hidden_0:0", X1_POS) & dead("hidden_0:0"), NET, DIST, f),
+        ("true | false", fires_only_in("hidden_0:0", X1_POS) | dead("hidden_0:0"), NET, DIST, t),
+        ("not false", ~dead("hidden_0:0"), NET, DIST, t),
+        ("not true", ~dead("hidden_0:3"), NET, DIST, f),
+        ("u0 and u4 never negative",
+         Claim.from_function(["hidden_0:0", "hidden_0:4"], "non-negative", lambda v: v >= 0), NET, DIST, t),
+        ("u2 below 5", Claim.from_function("hidden_0:2", "below 5", lambda v: v < 5), NET, DIST, f),
+        ("analysis: u0 fires half the time",
+         Claim.from_analysis("hidden_0:0", "P(on) in (0.45, 0.55)",
+                             lambda a, n: 0.45 < a.moments["hidden_0"].firing_probability[0] < 0.55),
+         NET, DIST, t),
+        ("AND unit fires only on (1,1)", fires_only_in("hidden_0:0", HalfPlane((1, 1), 1.5)), AND_NET, BOOL, t),
+        ("AND unit fires only on x1>=1.5", fires_only_in("hidden_0:0", HalfPlane((1, 0), 1.5)), AND_NET, BOOL, f),
+        ("AND unit fires on all of class 1", fires_on_mass("hidden_0:0", 1.0, cls=1), AND_NET, BOOL, t),
+        ("AND unit dead", dead("hidden_0:0"), AND_NET, BOOL, f),
+    ]  # fmt: skip
+
+
+def test_checker_accepts_true_claims_and_rejects_false_ones():
+    table = np.zeros((2, 2), int)  # rows: truth (true, false); columns: verdict (holds, fails)
+    wrong = []
+    tiers = {}
+    for name, claim, model, dist, truth in cases():
+        r = check(claim, model, dist, budget=150)
+        table[int(not truth), int(not r.holds)] += 1
+        tiers[r.tier] = tiers.get(r.tier, 0) + 1
+        if r.holds != truth:
+            wrong.append(f"{name}: truth={truth}\n{r.explain()}")
+    print("\nconfusion table (rows: truth, columns: verdict)")
+    print("              holds  fails")
+    print(f"  true      {table[0, 0]:7d} {table[0, 1]:6d}")
+    print(f"  false     {table[1, 0]:7d} {table[1, 1]:6d}")
+    print(f"  tiers: {tiers}")
+    assert not wrong, "\n".join(wrong)
+    assert table[0, 1] == table[1, 0] == 0 and table[0, 0] > 15 and table[1, 1] > 15
+    assert tiers.get("exact", 0) >= len(cases()) - 3  # only the from_function claims search
+
+
+def test_exact_failing_set_witness_and_margin():
+    r = check(fires_only_in("hidden_0:0", HalfPlane((1, 0), 0.5)), NET, DIST)
+    assert r.tier == "exact" and not r.holds
+    # failing set {0 < x1 < 0.5}: mass ½[Φ(-1.5) - Φ(-2) + Φ(2.5) - Φ(2)]
+    want = 0.5 * (norm.cdf(-1.5) - norm.cdf(-2) + norm.cdf(2.5) - norm.cdf(2))
+    assert r.failing_mass == pytest.approx(want, abs=1e-8)
+    w = r.witness
+    assert 0 < w[0] < 0.5 and DIST.domain.contains(w)
+    assert r.margin == pytest.approx(-0.5, abs=1e-9)  # sup of relu(x1) on the failing set
+    area = sum(polygon_area(q) for q in r.witness_region)
+    height = DIST.domain.high[1] - DIST.domain.low[1]
+    assert area == pytest.approx(0.5 * height, rel=1e-9)
+
+
+def test_exact_masses_and_shares_match_closed_forms():
+    r = check(fires_on_mass("hidden_0:0", 0.5, cls=0), NET, DIST)
+    assert r.estimate == pytest.approx(norm.cdf(2.0), abs=1e-10)
+
+    def e_relu(mu):  # E[relu(x)] for x ~ N(mu, 1)
+        return mu * norm.cdf(mu) + norm.pdf(mu)
+
+    r = check(selectivity("hidden_0:0", 0.5, component=0), NET, DIST)
+    assert r.estimate == pytest.approx(e_relu(2) / (e_relu(2) + e_relu(-2)), abs=1e-10)
+    r = check(ablation_lowers_accuracy("hidden_0:0", 0, 0.5), NET, DIST)
+    assert r.estimate == pytest.approx(norm.cdf(1.9), abs=1e-9)  # class 0 needs x1 > 0.1
+
+
+def _bump_net():
+    """tanh network whose hidden_1:0 is positive only near c = (1.3, -0.7) (|x - c|_inf < ~0.15)."""
+    c, w, s = np.array([1.3, -0.7]), 0.3, 3.0
+    W0 = s * np.array([[1, 1, 0, 0], [0, 0, 1, 1]], float)
+    b0 = s * np.array([-c[0] + w, -c[0] - w, -c[1] + w, -c[1] - w])
+    # each coordinate's bump tanh(s(u + w)) - tanh(s(u - w)) peaks at 2 tanh(s w) = 1.43
+    W1 = np.array([[1.0], [-1.0], [1.0], [-1.0]])
+    b1 = np.array([-2.7])
+    return MLP.from_weights([W0, W1, np.ones((1, 2))], [b0, b1, np.zeros(2)], "tanh"), c
+
+
+def test_search_finds_a_planted_counterexample():
+    model, c = _bump_net()
+    x = np.stack([c, c + [0.5, 0], c + [0, 0.5], [0.0, 0.0]])
+    from toylab.models import neuron_values
+
+    vals = np.asarray(neuron_values(model, x, "hidden_1:0"))
+    assert vals[0] > 0 and (vals[1:] < 0).all()  # fires only in a small square around c
+    claim = fires_only_in("hidden_1:0", HalfPlane((1, 0), 3.0))  # false, only near c
+    r = check(claim, model, DIST, budget=200, seed=1)
+    assert r.tier == "searched" and not r.holds, r.explain()
+    w = r.witness
+    assert float(neuron_values(model, w[None], "hidden_1:0")[0]) > 0 and w[0] < 3.0
+    assert np.abs(w - c).max() < 0.3 and r.num_tried <= 200 + 500  # generation + shrinking
+    assert len(f"{w[0]}") <= 6  # rounded to a simple counterexample
+    print(f"\nplanted counterexample found: {w.tolist()} after {r.num_tried} inputs")
+    # the matching true claim is not refuted
+    r = check(fires_only_in("hidden_1:0", box_region(c - 0.4, c + 0.4)), model, DIST, budget=100)
+    assert r.tier == "searched" and r.holds and r.num_tried >= 100
+
+
+def test_search_gradient_steps_matter():
+    """A fixed budget without gradient steps (uniform random) misses the bump."""
+    model, c = _bump_net()
+    rng = np.random.default_rng(0)
+    low, high = np.asarray(DIST.domain.low), np.asarray(DIST.domain.high)
+    x = low + (high - low) * rng.random((200, 2))
+    from toylab.models import neuron_values
+
+    assert (np.asarray(neuron_values(model, x, "hidden_1:0")) <= 0).all()
+
+
+def test_sampled_intervals_cover_the_exact_frequency():
+    claim = fires_only_in("hidden_0:0", HalfPlane((1, 0), 0.5))
+    exact = 1 - check(claim, NET, DIST).failing_mass
+    covered = 0
+    for seed in range(20):
+        r = check(claim, NET, DIST, tier="sampled", num_samples=4000, seed=seed)
+        assert r.tier == "sampled" and r.interval_method == "Wilson" and not r.holds
+        covered += r.interval[0] <= exact <= r.interval[1]
+    # 95% intervals: P(fewer than 16 of 20 cover) = 0.016 for a correct interval
+    assert covered >= 16, covered
+    r = check(fires_on_mass("hidden_0:0", 0.9, cls=0), NET, DIST, tier="sampled", seed=3)
+    assert r.interval[0] <= norm.cdf(2.0) <= r.interval[1]
+
+
+def test_assert_claim_raises_with_a_plot(tmp_path):
+    assert assert_claim(fires_only_in("hidden_0:0", X1_POS), NET, DIST).holds
+    with pytest.raises(AssertionError) as info:
+        assert_claim(fires_only_in("hidden_0:0", HalfPlane((1, 0), 0.5)), NET, DIST,
+                     plot_dir=tmp_path)  # fmt: skip
+    msg = str(info.value)
+    assert "FAILS [exact]" in msg and "counterexample" in msg
+    png = next(tmp_path.glob("*.png"))
+    assert str(png) in msg and png.stat().st_size > 1000
+
+
+@settings(max_examples=15, deadline=None, database=None)
+@given(networks(activations=("relu", "leaky_relu"), max_depth=1, max_width=3), st.data())
+def test_users_property_test_every_unit_fires_only_on_its_half_plane(model, data):
+    """An ordinary @given test: hidden_0:j fires only where w_j . x + b_j >= 0."""
+    (W, b), _ = model.affine_layers()[0][0], None
+    j = data.draw(st.integers(0, W.shape[1] - 1))
+    assume(np.abs(W[:, j]).max() > 1e-3)
+    region = HalfPlane(tuple(W[:, j]), -float(b[j]))
+    assert_claim(fires_only_in(f"hidden_0:{j}", region), model, DIST)
+    flipped = HalfPlane(tuple(-W[:, j]), float(b[j]) + 1.0)
+    r = check(fires_only_in(f"hidden_0:{j}", flipped), model, DIST)
+    box = np.asarray(DIST.domain.polygon())
+    fires_somewhere = (box @ W[:, j] + b[j]).max() > 1e-6
+    assert r.holds == (not fires_somewhere)
+
+
+@settings(max_examples=2, deadline=None, database=None)
+@given(st.integers(0, 3))
+def test_search_runs_inside_a_hypothesis_test(seed):
+    model, c = _bump_net()
+    r = check(monotone("hidden_0:0", (1, 0)), model, DIST, budget=30, seed=seed)
+    assert r.tier == "searched" and r.holds  # tanh(3(x1 - c1 + w)) increases with x1
+    r = check(monotone("hidden_0:2", (0, -1)), model, DIST, budget=30, seed=seed)
+    assert not r.holds and "numpy" in r.detail  # ... and hidden_0:2 with x2
+
+
+def test_exact_on_a_plane_of_a_higher_dimensional_network():
+    W = np.array([[1.0], [0.0], [0.0]])  # relu(x1) on 3-D inputs
+    model = MLP.from_weights([W, np.ones((1, 2))], activation="relu")
+    dist = two_blobs(dim=3)
+    plane = (np.zeros(3), np.array([1.0, 0, 0]), np.array([0, 1.0, 0]))
+    r = check(fires_only_in("hidden_0:0", X1_POS), model, dist, plane=plane)
+    assert r.tier == "exact" and r.holds
+    r = check(fires_only_in("hidden_0:0", HalfPlane((1, 0), 0.5)), model, dist, plane=plane)
+    assert r.tier == "exact" and not r.holds and 0 < r.witness[0] < 0.5
+    # without a plane, 3-D inputs are searched
+    r = check(fires_only_in("hidden_0:0", HalfPlane((1, 0, 0), 0.5)), model, dist, budget=100)
+    assert r.tier == "searched" and not r.holds and 0 < r.witness[0] < 0.5
+
+
+def test_errors_teach():
+    with pytest.raises(ToylabError, match="Did you mean 'hidden_0'"):
+        check(dead("hiden_0:0"), NET, DIST)
+    with pytest.raises(ToylabError, match="has 5 units"):
+        check(dead("hidden_0:7"), NET, DIST)
+    with pytest.raises(ToylabError, match="tier must be"):
+        check(dead("hidden_0:0"), NET, DIST, tier="exactly")
+    with pytest.raises(ToylabError, match="convex"):
+        Polygon(((0, 0), (2, 0), (1, 0.2), (1, 2)))
+    with pytest.raises(ToylabError, match="exactly one of cls"):
+        fires_on_mass("hidden_0:0", 0.5)
+    with pytest.raises(ToylabError, match="q must be"):
+        fires_on_mass("hidden_0:0", 1.5, cls=0)
+    with pytest.raises(ToylabError, match="cannot decide"):
+        check(fires_on_mass("hidden_0:0", 0.5, cls=0), NET, DIST, tier="searched")
+
+
+def test_result_serialises():
+    import json
+
+    r = check(fires_only_in("hidden_0:0", HalfPlane((1, 0), 0.5)) & dead("hidden_0:3"), NET, DIST)
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["holds"] is False and d["tier"] == "exact" and len(d["children"]) == 2
+    assert math.isclose(d["margin"], -0.5, abs_tol=1e-9)

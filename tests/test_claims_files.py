@@ -1,0 +1,153 @@
+"""Claim files and the `toylab check` command."""
+
+import json
+
+import numpy as np
+import pytest
+
+from toylab import ToylabError
+from toylab.claims import HalfPlane, check, fires_only_in, load_claims
+from toylab.claims.cli import main
+from toylab.distributions import two_blobs
+from toylab.models import MLP
+
+GOOD = """
+[[claim]]
+name = "x1 detector"
+neuron = "hidden_0:0"
+statement = "fires only where x1 >= 0"
+kind = "fires_only_in"
+region = { kind = "halfplane", normal = [1.0, 0.0], offset = 0.0 }
+
+[[claim]]
+neuron = ["hidden_0:0", "hidden_0:1"]
+statement = "never fire in the far left, and one is alive"
+all = [
+  { kind = "fires_only_in", region = { kind = "box", low = [-1.0, -100.0], high = [100.0, 100.0] } },
+  { any = [ { kind = "dead" }, { kind = "fires_on_mass", q = 0.5, class = 0 } ] },
+]
+
+[[claim]]
+neuron = "hidden_0:0"
+statement = "is not dead"
+not = { kind = "dead" }
+"""
+
+
+def test_claim_file_parses_and_composes(tmp_path):
+    path = tmp_path / "claims.toml"
+    path.write_text(GOOD)
+    claims = load_claims(path)
+    assert [c.kind for c in claims] == ["fires_only_in", "all", "not"]
+    assert claims[0].name == "x1 detector" and claims[1].neuron == ("hidden_0:0", "hidden_0:1")
+    model = MLP.from_weights([np.eye(2), np.ones((2, 2))])
+    results = [check(c, model, two_blobs()) for c in claims]
+    # hidden_0:1 = relu(x2) fires at x1 < -1: the second claim fails, exactly
+    assert [r.holds for r in results] == [True, False, True]
+    assert all(r.tier == "exact" for r in results)
+    assert results[1].witness[0] < -1
+
+
+BAD = [
+    ('kind = "fires_only_inn"', "Did you mean 'fires_only_in'"),
+    ('kind = "fires_on_mass"\nq = 0.5', "exactly one of cls"),
+    ('kind = "fires_on_mass"\nclass = 0', "needs 'q'"),
+    ('kind = "dead"\nregion = { kind = "halfplane", normal = [1, 0] }', "unknown key 'region'"),
+    ('kind = "fires_only_in"\nregion = { kind = "halfplain", normal = [1, 0] }', "Did you mean 'halfplane'"),
+    ('kind = "fires_only_in"\nregion = { kind = "halfplane" }', "needs 'normal'"),
+    ('kind = "argmax_near"\npoint = [0, 0]\neps = -1.0', "eps must be"),
+    ('kind = "monotone"\ndirection = [1, 0]\ndecreasng = true', "Did you mean 'decreasing'"),
+    ("all = []", "non-empty list"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("body, match", BAD)
+def test_bad_claim_files_explain_themselves(tmp_path, body, match):
+    path = tmp_path / "c.toml"
+    path.write_text(f'[[claim]]\nneuron = "hidden_0:0"\nstatement = "s"\n{body}\n')
+    with pytest.raises(ToylabError, match=match):
+        load_claims(path)
+
+
+def test_missing_fields_and_bad_addresses(tmp_path):
+    path = tmp_path / "c.toml"
+    for body, match in [
+        ('statement = "s"\nkind = "dead"', "missing 'neuron'"),
+        ('neuron = "hidden_0:0"\nkind = "dead"', "missing 'statement'"),
+        ('neuron = "hidden0:0"\nstatement = "s"\nkind = "dead"', "bad neuron 'hidden0:0'"),
+        ('neuron = "hidden_0:0"\nstatement = "s"', "missing 'kind'"),
+    ]:
+        path.write_text(f"[[claim]]\n{body}\n")
+        with pytest.raises(ToylabError, match=match):
+            load_claims(path)
+    path.write_text("[[claims]]\nneuron = 1\n")
+    with pytest.raises(ToylabError, match="Did you mean 'claim'"):
+        load_claims(path)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run directory as ``toylab train`` leaves it before its first checkpoint (config and
+    manifest; the members load with their initial parameters), to keep this test fast."""
+    import tomli_w
+
+    from toylab.config import parse_config
+    from toylab.runs import FORMAT
+
+    cfg = {"name": "claims", "seeds": [0], "distribution": {"name": "two_blobs"},
+           "model": {"hidden": [3]}, "train": {"num_steps": 20, "log_every": 10}}  # fmt: skip
+    path = tmp_path_factory.mktemp("run") / "run"
+    path.mkdir()
+    (path / "config.toml").write_text(tomli_w.dumps(parse_config(cfg).resolved().to_dict()))
+    (path / "manifest.json").write_text(json.dumps({"format": FORMAT, "status": "running",
+                                                    "name": "claims", "step": 0}))  # fmt: skip
+    return path
+
+
+def test_toylab_check_exit_codes_and_report(run_dir, tmp_path, capsys):
+    from toylab.runs import load_run
+
+    (W, b), _ = load_run(run_dir).model(0).affine_layers()[0][0], None
+    # true by construction: each unit fires only on its own half-plane; false: its opposite
+    own = (f'region = {{ kind = "halfplane", normal = [{float(W[0, 0])!r}, {float(W[1, 0])!r}], '
+           f"offset = {float(-b[0])!r} }}")  # fmt: skip
+    true_claim = (
+        f'[[claim]]\nneuron = "hidden_0:0"\nstatement = "own side"\nkind = "fires_only_in"\n{own}\n'
+    )
+    path = tmp_path / "ok.toml"
+    path.write_text(true_claim)
+    assert main([str(run_dir), str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "own side" in out and "holds" in out and "exact" in out
+    report = json.loads((run_dir / "report" / "claims.json").read_text())
+    assert report["num_failed"] == 0 and report["results"][0]["tier"] == "exact"
+    # the unit is alive somewhere on the domain unless its half-plane misses it; negate
+    false_claim = true_claim.replace('statement = "own side"\nkind = "fires_only_in"\n' + own,
+                                     f'statement = "not own side"\nnot = {{ kind = "fires_only_in", {own} }}')  # fmt: skip
+    path.write_text(true_claim + "\n" + false_claim)
+    assert main([str(run_dir), str(path), "--member", "0"]) == 1
+    md = (run_dir / "report" / "claims.md").read_text()
+    assert "1 of 2 hold" in md and "not own side" in md and "FAILS" in md
+    path.write_text('[[claim]]\nneuron = "hidden_0:9"\nstatement = "s"\nkind = "dead"\n')
+    assert main([str(run_dir), str(path)]) == 2
+    assert "has 3 units" in capsys.readouterr().err
+    assert main([str(run_dir), str(tmp_path / "missing.toml")]) == 2
+
+
+def test_cmd_check_with_a_namespace(run_dir, tmp_path):
+    import argparse
+
+    from toylab.claims.cli import cmd_check
+
+    path = tmp_path / "c.toml"
+    path.write_text('[[claim]]\nneuron = "hidden_0:0"\nstatement = "s"\nkind = "dead"\n'
+                    '[[claim]]\nneuron = "hidden_0:0"\nstatement = "t"\nnot = { kind = "dead" }\n')  # fmt: skip
+    # exactly one of "dead" and "not dead" holds
+    code = cmd_check(argparse.Namespace(run_dir=str(run_dir), claims=str(path), member=0))
+    assert code == 1
+
+
+def test_python_claims_equal_file_claims():
+    model = MLP.from_weights([np.eye(2), np.ones((2, 2))])
+    a = check(fires_only_in("hidden_0:0", HalfPlane((1.0, 0.0), 0.0)), model, two_blobs())
+    assert a.holds and a.tier == "exact"

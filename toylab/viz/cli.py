@@ -1,0 +1,38 @@
+"""``toylab atlas RUN_DIR``: write a run's neuron atlas (wired into :mod:`toylab.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["cmd_atlas", "register"]
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``atlas`` command to ``toylab``'s subparsers."""
+    a = subparsers.add_parser(
+        "atlas",
+        help="write a run's neuron atlas (static HTML, one page per neuron)",
+        description="Write RUN_DIR/atlas/: an index of every hidden neuron of every member, "
+        "one page per neuron (exact map, exact statistics, weights with links to "
+        "neighbouring neurons) and a run page. Open atlas/index.html in a browser; it "
+        "needs no server and no network.",
+    )
+    a.add_argument("run_dir", help="run directory (from 'toylab train' or 'toylab demo')")
+    a.add_argument("--out", default=None, help="output directory (default: RUN_DIR/atlas)")
+    a.add_argument(
+        "--members", type=int, nargs="+", default=None, help="members to include (default: all)"
+    )
+    a.add_argument("--no-dynamics", action="store_true", help="skip the training-dynamics strips")
+    a.set_defaults(fn=cmd_atlas)
+    return a
+
+
+def cmd_atlas(args: argparse.Namespace) -> int:
+    from toylab.runs import load_run
+    from toylab.viz.atlas import write_atlas
+
+    run = load_run(args.run_dir)
+    index = write_atlas(run, args.out, members=args.members, dynamics=not args.no_dynamics)
+    print(f"atlas: {index}")
+    return 0
