@@ -22,3 +22,12 @@ def test_quick_start_has_exactly_two_commands():
 def test_ci_runs_exactly_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert quick_start_commands()[1] in ci
+
+
+def test_api_tour_runs():
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"## A short tour of the API\n\n```python\n(.*?)```", text, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    res = namespace["res"]
+    assert res.tier == "exact" and 0.5 < res.accuracy <= res.bayes_accuracy + 1e-12
