@@ -112,3 +112,28 @@ def test_help_and_module_entry_point():
     assert out.returncode == 0
     for cmd in ("demo", "train", "info", "report"):
         assert cmd in out.stdout
+
+
+@pytest.mark.parametrize(
+    "data, atlas_ok",
+    [
+        ({"name": "mod", "seeds": [0], "distribution": {"name": "modular_arithmetic", "p": 5},
+          "model": {"kind": "onehot_mlp", "hidden": [8]},
+          "train": {"data": "full", "num_steps": 20, "log_every": 10}}, True),
+        ({"name": "sparse", "seeds": [0], "distribution": {"name": "sparse_features",
+          "probs": [0.1] * 4, "importance": [1.0, 0.7, 0.5, 0.2]},
+          "model": {"kind": "superposition_relu", "hidden": [2]},
+          "train": {"loss": "importance_mse", "num_steps": 20, "log_every": 10}}, False),
+    ],
+)  # fmt: skip
+def test_other_kinds_of_runs_report_and_fail_cleanly(tmp_path, capsys, data, atlas_ok):
+    """Finite tasks and superposition runs: the report works; commands that need exact 2-D
+    geometry say so (exit 2, no traceback) instead of crashing."""
+    run = str(tmp_path / "r")
+    assert main(["train", str(write(tmp_path, data)), "--out", run, "--quiet", "--report"]) == 0
+    assert (tmp_path / "r" / "report" / "index.md").exists()
+    assert main(["compare", run]) == 2
+    err = capsys.readouterr().err
+    assert "compare" in err and "Traceback" not in err
+    assert main(["atlas", run]) == (0 if atlas_ok else 2)
+    assert "Traceback" not in capsys.readouterr().err

@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from toylab._errors import ToylabError
 from toylab.runs.io import atomic_write_bytes, atomic_write_text
 
 __all__ = ["write_report"]
@@ -58,7 +59,7 @@ def write_report(run: Any, *, compare: Any = None) -> Path:
     if dist.num_classes > 0:
         try:
             bayes = dist.bayes()
-        except Exception:  # noqa: BLE001 - a report without Bayes is still a report
+        except ToylabError:  # no Bayes accuracy for this distribution (e.g. regression)
             bayes = None
     last = run.metrics[-1] if run.metrics else {}
     members = run.manifest.get("members", [])
@@ -166,15 +167,11 @@ def _neuron_table(neurons: dict[str, dict[str, Any]]) -> list[str]:
 
 def _exact_section(run: Any) -> dict[str, Any] | None:
     """Exact analysis for the report, when the run qualifies (else ``None``)."""
-    try:
-        from toylab.exact import analyze
-    except ImportError:
-        return None
-    try:
-        results = [analyze(run.model(m), run.dist) for m in range(run.num_members)]
-    except Exception:  # noqa: BLE001
-        return None
-    from toylab.exact import ExactAnalysis
+    from toylab.exact import ExactAnalysis, analyze
+
+    if not hasattr(run.ensemble.model(run.params, 0), "affine_layers"):
+        return None  # superposition models: no exact geometry
+    results = [analyze(run.model(m), run.dist) for m in range(run.num_members)]
 
     if not all(isinstance(r, ExactAnalysis) for r in results):
         return None

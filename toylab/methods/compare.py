@@ -244,6 +244,14 @@ def compare(model: Any, dist: Any, *, key: jax.Array, budgets: CompareConfig | N
             f"compare: the exact answers need a piecewise-linear MLP (relu, leaky_relu, abs, "
             f"hardtanh, identity), got activations {list(net.acts)}. Use a relu-family model."
         )
+    if type(dist).__name__ != "GaussianMixture" or getattr(dist, "dim", None) != 2:
+        from toylab._errors import ToylabError
+
+        raise ToylabError(
+            f"compare: the methods' exact answers need a 2-D Gaussian mixture, got "
+            f"{type(dist).__name__} (dim {getattr(dist, 'dim', '?')}). Use a run on a "
+            "Gaussian-mixture distribution, or toylab.exact.analyze / finite_table directly."
+        )
     rows = _compare_net(net, dist, key, cfg)
     return CompareResult(tuple(rows), _summary(rows), cfg, time.perf_counter() - t0)
 

@@ -184,6 +184,11 @@ def write_atlas(
     env = jinja2.Environment(
         loader=jinja2.DictLoader(_template_dict()), autoescape=True, keep_trailing_newline=True
     )
+    if not hasattr(run.model(0), "affine_layers"):
+        raise ToylabError(
+            f"write_atlas: the atlas needs MLP members (kind 'mlp' or 'onehot_mlp'), got "
+            f"{type(run.model(0)).__name__}. Use toylab.report.write_report for this run."
+        )
     out = Path(run.path) / "atlas" if out_dir is None else Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dist = run.dist
@@ -335,7 +340,7 @@ def _bayes(dist: Any) -> Any:
         return None
     try:
         return dist.bayes()
-    except Exception:  # noqa: BLE001 - an atlas without Bayes is still an atlas
+    except ToylabError:  # no Bayes accuracy for this distribution (e.g. regression)
         return None
 
 
