@@ -28,6 +28,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from toylab._errors import ToylabError, fail
+from toylab.exact import regions
 from toylab.exact.analysis import clip_halfplane, gaussian_mixture_arrays
 from toylab.exact.integrals import mixture_polygon_moments
 from toylab.models.activations import LEAKY_SLOPE, PIECEWISE_LINEAR, get_activation
@@ -47,20 +48,7 @@ __all__ = [
 ]
 
 # (slope, offset) of each linear piece, in the pattern order of toylab.exact.regions
-_BREAKS: dict[str, tuple[float, ...]] = {
-    "relu": (0.0,),
-    "leaky_relu": (0.0,),
-    "abs": (0.0,),
-    "hardtanh": (-1.0, 1.0),
-    "identity": (),
-}
-_PIECES: dict[str, tuple[tuple[float, float], ...]] = {
-    "relu": ((0.0, 0.0), (1.0, 0.0)),
-    "leaky_relu": ((LEAKY_SLOPE, 0.0), (1.0, 0.0)),
-    "abs": ((-1.0, 0.0), (1.0, 0.0)),
-    "hardtanh": ((0.0, -1.0), (1.0, 0.0), (0.0, 1.0)),
-    "identity": ((1.0, 0.0),),
-}
+_BREAKS, _PIECES = regions._BREAKS, regions._PIECES
 
 
 def _piece(act: str, z: np.ndarray) -> np.ndarray:
