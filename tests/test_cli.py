@@ -101,6 +101,10 @@ def test_demo_writes_report(tmp_path, capsys):
     bayes = summary["bayes"]["accuracy"]
     assert all(0 <= m["exact"]["gap"] < 0.05 and m["exact"]["accuracy"] <= bayes + 1e-12
                for m in summary["members"])  # fmt: skip
+    # the atlas carries the method scores on every neuron page and the run page
+    page = (out / "atlas" / "member0" / "hidden_0-0.html").read_text()
+    assert "Sampled methods scored against the exact answer" in page and "hidden_0:0" in page
+    assert "feature_visualization" in (out / "atlas" / "run.html").read_text()
     # running the demo again replaces the finished run cleanly
     assert main(["demo", "--out", str(out), "--steps", "100", "--seeds", "1", "--quiet"]) == 0
     assert json.loads((out / "manifest.json").read_text())["num_steps"] == 100

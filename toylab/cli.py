@@ -57,9 +57,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     scores = compare_run(run, key=jax.random.key(0))
     report = write_report(run, compare=scores)
     print(f"report: {report}")
-    from toylab.viz.atlas import write_atlas
+    from toylab.viz.atlas import compare_inputs, write_atlas
 
-    print(f"atlas:  {write_atlas(run)}")
+    print(f"atlas:  {write_atlas(run, **compare_inputs(run.path))}")
     return 0
 
 

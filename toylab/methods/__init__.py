@@ -9,7 +9,8 @@ their error and the cost (``num_forward``, ``num_backward`` passes).
 
 * :func:`feature_visualization` -- gradient ascent on the input from many starts;
 * :func:`dataset_examples` -- top-k activating data samples vs the exact CDF;
-* :func:`sweep`, :func:`joint_tuning` -- sweeps along segments and circles;
+* :func:`sweep`, :func:`joint_tuning` -- sweeps along segments and circles, and
+  tuning curves over finite sub-families (:class:`Subfamily`);
 * :func:`ablation`, :func:`edit_weights`, :func:`activation_patching`;
 * :func:`attribution` -- gradient, gradient x input, integrated gradients;
 * :func:`selectivity` -- activation mass per mixture component and class;
@@ -38,6 +39,8 @@ from toylab.methods.sweeps import (
     Circle,
     JointTuningResult,
     Line,
+    Subfamily,
+    SubfamilySweepResult,
     SweepResult,
     exact_curve,
     joint_tuning,
@@ -57,6 +60,8 @@ __all__ = [
     "LocalMaxima",
     "PatchResult",
     "SelectivityResult",
+    "Subfamily",
+    "SubfamilySweepResult",
     "SweepResult",
     "ablation",
     "activation_patching",

@@ -14,7 +14,18 @@ attribution            Riemann IG is off the exact IG by > 5% of |f(x) - f(x')|
                        (plus 1e-3 of the range)
 ablation (zero)        the exact change in accuracy lies outside the sampled 95% CI
 selectivity            the sampled polysemanticity flag differs from the exact one
+joint_tuning           for one of the top ``num_rotated`` dataset examples rotated
+                       about the domain centre, the sampled peak angle is more than
+                       one angular step (``2 pi / num_angles``) from the exact peak
+                       *and* the exact curve there is > 5% of the neuron's range
+                       below its peak (a flat or plateau-topped curve, whose peak
+                       angle is ill-defined, does not mislead)
 =====================  ===========================================================
+
+The joint-tuning row reports the top example's sampled and exact peak angles
+(radians) and, as ``error``, the largest wrapped peak-angle error over the
+rotated examples; the rotated points of every member, neuron and example are one
+vmapped forward pass, the exact curves (closed-form circle pieces) a loop.
 """
 
 from __future__ import annotations
@@ -34,7 +45,14 @@ from toylab.methods.attribution import attribution
 from toylab.methods.examples import sample_values, score_examples
 from toylab.methods.featureviz import run_ascent, score_ascent
 from toylab.methods.selectivity import score_selectivity
-from toylab.methods.sweeps import _sample, path_points, random_line, score_sweep
+from toylab.methods.sweeps import (
+    _sample,
+    path_points,
+    random_line,
+    rotated_points,
+    score_joint,
+    score_sweep,
+)
 
 __all__ = ["CompareConfig", "CompareResult", "compare", "compare_run", "report_lines"]
 
@@ -45,6 +63,7 @@ METHODS = (
     "attribution",
     "ablation",
     "selectivity",
+    "joint_tuning",
 )
 FIELDS = ("member", "neuron", "method", "score", "sampled", "exact", "error", "num_forward",
           "num_backward", "misleads", "detail")  # fmt: skip
@@ -62,11 +81,14 @@ class CompareConfig:
     num_points: int = 64
     ig_steps: int = 32
     ablation_samples: int = 2048
+    num_rotated: int = 2
+    num_angles: int = 32
 
     @classmethod
     def quick(cls) -> CompareConfig:
         return cls(num_starts=16, num_steps=60, num_samples=512, num_coverage=4096,
-                   num_points=32, ig_steps=16, ablation_samples=1024)  # fmt: skip
+                   num_points=32, ig_steps=16, ablation_samples=1024, num_rotated=1,
+                   num_angles=16)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -141,6 +163,13 @@ def _compare_net(net: Net, dist: Any, key: jax.Array, cfg: CompareConfig) -> lis
     pts = path_points(line, t)
     sw_vals = _sample(net, np.broadcast_to(pts, (net.num_members, *pts.shape)))
     tol_ab = 1.0 / cfg.ablation_samples  # the resolution of a sampled accuracy
+    # joint tuning: top examples of every (member, neuron) rotated about the centre
+    centre = 0.5 * (np.asarray(dist.domain.low, np.float64) + np.asarray(dist.domain.high))
+    angles = 2 * math.pi * np.arange(cfg.num_angles) / cfg.num_angles
+    k_rot = min(cfg.num_rotated, len(x))
+    tops = np.stack([x[np.argsort(-vals[:, :, f], axis=1, kind="stable")[:, :k_rot]]
+                     for f in flats], axis=1)  # (M, J, k, 2)  # fmt: skip
+    jt_vals = _sample(net, rotated_points(centre, tops, angles))  # (M, J, k, a, F)
     ig_x = x[:1, :]  # the first data sample, attributed against the origin
     for j, (neuron, flat) in enumerate(zip(neurons, flats, strict=True)):
         att = attribution(net.models if net.ensemble else net.models[0], neuron, ig_x[0],
@@ -180,6 +209,15 @@ def _compare_net(net: Net, dist: Any, key: jax.Array, cfg: CompareConfig) -> lis
                              exact_delta, abs(ab.delta_accuracy - exact_delta), ab.num_forward, 0,
                              not (lo - tol_ab <= exact_delta <= hi + tol_ab),
                              f"delta_loss={ab.delta_loss:.3g} (sampled)"))  # fmt: skip
+            jt = score_joint(net, m, neuron, centre, tops[m, j], angles,
+                             jt_vals[m, j, :, :, flat], num_forward=k_rot * cfg.num_angles)  # fmt: skip
+            loss = (jt.exact_peak_value - jt.value_at_sampled_peak) / rng
+            step = 2 * math.pi / cfg.num_angles
+            bad = bool(np.any((jt.peak_angle_error > step * (1 + 1e-9)) & (loss > 0.05)))
+            rows.append(_row(m, neuron, "joint_tuning", "peak angle", jt.sampled_peak_angle[0],
+                             jt.exact_peak_angle[0], jt.peak_angle_error.max(), jt.num_forward,
+                             0, bad, f"examples={k_rot} value_loss={loss.max():.3g} "
+                             f"max_error={jt.max_error.max():.3g}"))  # fmt: skip
             if sel_comp is not None:
                 se = score_selectivity(net, m, dist, neuron, sel_vals[m, :, flat], sel_comp,
                                        threshold=0.25)  # fmt: skip

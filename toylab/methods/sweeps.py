@@ -15,6 +15,16 @@ piecewise linear. The sampled sweep's max error is measured on a dense grid
 (``64 x`` the samples, plus every breakpoint) of the exact curve and bracketed:
 the true max lies in ``[measured, measured + L h / 2]`` with ``h`` the dense
 spacing and ``L`` a bound on the slope of the error (tier ``"bounded"``).
+
+Over a **sub-family** of a finite domain (:class:`Subfamily`: e.g. modular
+arithmetic with operand ``a`` fixed and ``b`` sweeping ``0..p-1``, or any set of
+domain indices, or a predicate on the latent operands) the exact tuning curve is
+the finite table (:func:`toylab.exact.finite_table`) restricted to the
+sub-family (tier ``"exact"``, float64). The sampled sweep evaluates a random
+subset of ``num_points`` members drawn without replacement from ``key`` (float32
+forward passes, vmapped over stacked ensemble parameters; the exact tables are a
+loop over members) and fills in the rest by linear interpolation or by the
+nearest sampled member along the curve coordinate (:class:`SubfamilySweepResult`).
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -35,6 +46,8 @@ __all__ = [
     "Circle",
     "JointTuningResult",
     "Line",
+    "Subfamily",
+    "SubfamilySweepResult",
     "SweepResult",
     "exact_curve",
     "joint_tuning",
@@ -138,10 +151,12 @@ def _kinks(bounds: np.ndarray, coefs: np.ndarray, kind: str) -> np.ndarray:
 
 
 def score_sweep(net: Net, m: int, neuron: str, path: Line | Circle, t: np.ndarray,
-                values: np.ndarray) -> SweepResult:  # fmt: skip
+                values: np.ndarray, curve: tuple[np.ndarray, np.ndarray] | None = None,
+                ) -> SweepResult:  # fmt: skip
+    """Score a sampled sweep; ``curve``: the exact ``(bounds, coefs)`` if already known."""
     nid, flat = flat_index("sweep", net.widths, neuron)
     kind, _, t0, t1 = _coef(path)
-    bounds, coefs = exact_curve(net.layers[m], net.acts, path, flat)
+    bounds, coefs = exact_curve(net.layers[m], net.acts, path, flat) if curve is None else curve
     exact_at = eval_curve(kind, bounds, coefs, t)
     sample_error = float(np.abs(exact_at - values).max())
     kinks = _kinks(bounds, coefs, kind)
@@ -195,7 +210,8 @@ def _check_path(where: str, path: Any, dim: int) -> Line | Circle:
         if dim != 2:
             raise fail(where, "path", path, "a Line (circles need 2-D inputs)")
         return path
-    raise fail(where, "path", path, "a Line(start, end) or Circle(center, start), or None")
+    raise fail(where, "path", path,
+               "a Line(start, end), Circle(center, start), Subfamily(...) or None")  # fmt: skip
 
 
 def random_line(dist: Any, key: jax.Array) -> Line:
@@ -212,17 +228,31 @@ def sweep(
     neuron: str,
     *,
     key: jax.Array,
-    path: Line | Circle | None = None,
+    path: Line | Circle | Subfamily | None = None,
     num_points: int = 64,
-) -> SweepResult | tuple[SweepResult, ...]:
+) -> (
+    SweepResult
+    | SubfamilySweepResult
+    | tuple[SweepResult, ...]
+    | tuple[SubfamilySweepResult, ...]
+):
     """Sweep ``neuron`` along ``path`` at ``num_points`` points (see the module docstring).
 
     ``path=None`` draws a random segment across the domain from ``key``. An
     ensemble's members share the path; the sampled pass is vmapped over stacked
-    parameters and the exact curves are a loop over members.
+    parameters and the exact curves are a loop over members. Returns a
+    :class:`SweepResult` (a tuple of them for an ensemble) for a :class:`Line` or
+    :class:`Circle`; for a :class:`Subfamily` of a finite domain, a
+    :class:`SubfamilySweepResult` (tuple) from ``min(num_points, n)`` members drawn
+    without replacement from ``key``.
     """
     where = "sweep"
     net = as_nets(where, model)
+    if isinstance(path, Subfamily):
+        if isinstance(num_points, bool) or not isinstance(num_points, int) or num_points < 1:
+            raise fail(where, "num_points", num_points, "a positive integer")
+        res = _subfamily_sweep(net, dist, neuron, key, path, num_points)
+        return res if net.ensemble else res[0]
     if isinstance(num_points, bool) or not isinstance(num_points, int) or num_points < 2:
         raise fail(where, "num_points", num_points, "an integer >= 2")
     dim = next(iter(net.layers[0]))[0].shape[0]
@@ -247,6 +277,9 @@ class JointTuningResult:
         of the exact sinusoidal pieces, in closed form); peak_angle_error ``(k,)``
         (wrapped to ``[0, pi]``); max_error ``(k,)`` and max_error_bound ``(k,)``
         (as for circle sweeps, tier ``"bounded"``).
+      exact_peak_value ``(k,)``: the exact curve's maximum; value_at_sampled_peak
+        ``(k,)``: the exact curve at the sampled peak angle (so their difference is
+        what following the sampled peak costs, whatever the angle error).
     """
 
     neuron: str
@@ -259,6 +292,8 @@ class JointTuningResult:
     peak_angle_error: np.ndarray
     max_error: np.ndarray
     max_error_bound: np.ndarray
+    exact_peak_value: np.ndarray
+    value_at_sampled_peak: np.ndarray
     num_forward: int
     num_backward: int = 0
     tier: str = "sampled"
@@ -281,6 +316,42 @@ def _circle_peak(bounds: np.ndarray, coefs: np.ndarray) -> float:
             if v > best_v:
                 best_t, best_v = tt, v
     return float(best_t % (2 * math.pi))
+
+
+def rotated_points(center: np.ndarray, examples: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """``examples (..., k, 2)`` rotated about ``center`` by every angle: ``(..., k, a, 2)``."""
+    rot = np.stack([np.cos(angles), np.sin(angles)], -1)  # (a, 2)
+    v = examples - center
+    perp = np.stack([-v[..., 1], v[..., 0]], -1)
+    return center + rot[:, :1] * v[..., None, :] + rot[:, 1:] * perp[..., None, :]
+
+
+def score_joint(net: Net, m: int, neuron: str, center: np.ndarray, examples: np.ndarray,
+                angles: np.ndarray, values: np.ndarray, *, num_forward: int,
+                ) -> JointTuningResult:  # fmt: skip
+    """Score member ``m``'s sampled tuning curves ``values (k, a)`` of rotated ``examples``."""
+    nid, flat = flat_index("joint_tuning", net.widths, neuron)
+    pk_e, pk_s, me, mb, ve, vs = [], [], [], [], [], []
+    for i in range(len(examples)):
+        path = Circle(tuple(center), tuple(examples[i]))
+        curve = exact_curve(net.layers[m], net.acts, path, flat)
+        s = score_sweep(net, m, str(nid), path, angles, values[i], curve)
+        pk = _circle_peak(*curve)
+        ts = float(angles[int(np.argmax(values[i]))])
+        pk_e.append(pk)
+        pk_s.append(ts)
+        me.append(s.max_error)
+        mb.append(s.max_error_bound)
+        ve.append(float(eval_curve("circle", *curve, np.array([pk]))[0]))
+        vs.append(float(eval_curve("circle", *curve, np.array([ts]))[0]))
+    err = np.abs((np.asarray(pk_s) - np.asarray(pk_e) + math.pi) % (2 * math.pi) - math.pi)
+    return JointTuningResult(
+        neuron=str(nid), center=center, examples=examples, angles=angles, values=values,
+        exact_peak_angle=np.asarray(pk_e), sampled_peak_angle=np.asarray(pk_s),
+        peak_angle_error=err, max_error=np.asarray(me), max_error_bound=np.asarray(mb),
+        exact_peak_value=np.asarray(ve), value_at_sampled_peak=np.asarray(vs),
+        num_forward=num_forward,
+    )  # fmt: skip
 
 
 def joint_tuning(
@@ -306,27 +377,196 @@ def joint_tuning(
     angles = 2 * math.pi * np.arange(num_angles) / num_angles
     tops = np.stack([x[np.argsort(-vals[m], kind="stable")[:num_examples]]
                      for m in range(net.num_members)])  # fmt: skip
-    rot = np.stack([np.cos(angles), np.sin(angles)], -1)  # (a, 2)
-    v = tops - c  # (M, k, 2)
-    pts = (c + rot[None, None, :, :1] * v[:, :, None, :]
-           + rot[None, None, :, 1:] * np.stack([-v[..., 1], v[..., 0]], -1)[:, :, None, :])  # fmt: skip
+    pts = rotated_points(c, tops, angles)  # (M, k, a, 2)
     sv = _sample(net, pts)[..., flat]  # (M, k, a)
-    out = []
-    for m in range(net.num_members):
-        pk_e, pk_s, me, mb = [], [], [], []
-        for i in range(num_examples):
-            path = Circle(tuple(c), tuple(tops[m, i]))
-            s = score_sweep(net, m, str(nid), path, angles, sv[m, i])
-            bounds, coefs = exact_curve(net.layers[m], net.acts, path, flat)
-            pk_e.append(_circle_peak(bounds, coefs))
-            pk_s.append(float(angles[int(np.argmax(sv[m, i]))]))
-            me.append(s.max_error)
-            mb.append(s.max_error_bound)
-        err = np.abs((np.asarray(pk_s) - np.asarray(pk_e) + math.pi) % (2 * math.pi) - math.pi)
-        out.append(JointTuningResult(
-            neuron=str(nid), center=c, examples=tops[m], angles=angles, values=sv[m],
-            exact_peak_angle=np.asarray(pk_e), sampled_peak_angle=np.asarray(pk_s),
-            peak_angle_error=err, max_error=np.asarray(me), max_error_bound=np.asarray(mb),
-            num_forward=num_samples + num_examples * num_angles,
-        ))  # fmt: skip
+    out = [score_joint(net, m, str(nid), c, tops[m], angles, sv[m],
+                       num_forward=num_samples + num_examples * num_angles)
+           for m in range(net.num_members)]  # fmt: skip
     return tuple(out) if net.ensemble else out[0]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Subfamily:
+    """A finite sub-family of a finite domain's inputs (``dist.domain``), as a sweep path.
+
+    Give exactly one of:
+
+    * ``indices``: row indices into ``dist.domain.inputs`` (kept in the given order);
+    * ``fixed``: latent operands held fixed, e.g. ``{"a": 3}`` for modular
+      arithmetic (latent columns are named ``"a", "b", ...`` in order, or by their
+      integer position; a 1-D latent, as for Boolean functions, is ``"index"``);
+    * ``where``: a predicate on the latent array ``(N, k)`` (or ``(N,)``) returning a
+      boolean mask ``(N,)``.
+
+    ``fixed`` and ``where`` may be combined (both must hold). The curve coordinate
+    ``t`` of each member is the one latent operand left free by ``fixed`` when there
+    is exactly one (``b`` for ``fixed={"a": 3}``), else its position in the
+    sub-family; members are ordered by ``t``. ``fill`` is how the sampled curve is
+    completed between samples: ``"interp"`` (linear in ``t``, constant beyond the
+    outermost samples) or ``"nearest"`` (the nearest sampled ``t``, ties to the lower).
+    """
+
+    indices: tuple[int, ...] | None = None
+    fixed: Mapping[str | int, int] | None = None
+    where: Callable[[np.ndarray], Any] | None = None
+    fill: str = "interp"
+
+    def resolve(self, dist: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows (n,), t (n,))``: the members' domain rows and curve coordinates, by ``t``."""
+        where = "Subfamily"
+        domain = getattr(dist, "domain", None)
+        if not hasattr(domain, "probs"):
+            raise fail(where, "dist", type(dist).__name__,
+                       "a distribution with a finite domain (e.g. ModularArithmetic)")  # fmt: skip
+        if self.fill not in ("interp", "nearest"):
+            raise fail(where, "fill", self.fill, "'interp' or 'nearest'")
+        size = int(domain.size)
+        latent = np.asarray(domain.latent)
+        lat2 = latent.reshape(size, -1)
+        names: dict[str | int, int] = (
+            {"index": 0, 0: 0} if latent.ndim == 1
+            else {**{chr(ord("a") + j): j for j in range(lat2.shape[1])},
+                  **{j: j for j in range(lat2.shape[1])}}
+        )  # fmt: skip
+        given = sum(v is not None for v in (self.indices, self.fixed or self.where))
+        if given != 1:
+            raise fail(where, "arguments", self,
+                       "exactly one of indices=..., or fixed=... and/or where=...")  # fmt: skip
+        free = None
+        if self.indices is not None:
+            rows = np.asarray(self.indices)
+            if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer) or len(rows) == 0:
+                raise fail(where, "indices", self.indices, "a non-empty list of integers")
+            if rows.min() < 0 or rows.max() >= size:
+                raise fail(where, "indices", self.indices, f"row indices in [0, {size})")
+            if len(np.unique(rows)) != len(rows):
+                raise fail(where, "indices", self.indices, "without repeats")
+        else:
+            mask = np.ones(size, bool)
+            cols = set()
+            for name, value in (self.fixed or {}).items():
+                if name not in names:
+                    raise fail(where, "fixed", dict(self.fixed or {}),
+                               f"keys among {sorted(map(str, names))}")  # fmt: skip
+                cols.add(names[name])
+                mask &= lat2[:, names[name]] == value
+            if self.where is not None:
+                sel = np.asarray(self.where(latent))
+                if sel.shape != (size,) or sel.dtype != bool:
+                    raise fail(where, "where", self.where,
+                               f"a predicate returning a boolean mask of shape ({size},)")  # fmt: skip
+                mask &= sel
+            rows = np.nonzero(mask)[0]
+            if not len(rows):
+                raise fail(where, "fixed/where", self, "a selection holding at least one input")
+            rest = [j for j in range(lat2.shape[1]) if j not in cols]
+            if self.fixed and len(rest) == 1:
+                free = rest[0]
+        if free is not None:
+            t = lat2[rows, free].astype(np.float64)
+            order = np.argsort(t, kind="stable")
+            return rows[order], t[order]
+        return rows, np.arange(len(rows), dtype=np.float64)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SubfamilySweepResult:
+    """A sampled tuning curve over a finite sub-family vs the exact (finite-table) curve.
+
+    Attributes:
+      neuron; path (the :class:`Subfamily`); rows ``(n,)`` the sub-family's domain
+        rows and t ``(n,)`` their curve coordinates (sorted); exact ``(n,)`` the
+        exact curve (float64 finite table restricted to the sub-family).
+      sampled ``(m,)``: positions (into ``rows``) of the sampled members, sorted;
+        values ``(m,)`` the float32 forward passes there; curve ``(n,)`` the sampled
+        curve completed by ``path.fill``.
+      max_error, l2_error: ``max`` and ``sqrt(mean)`` over the sub-family of
+        ``|curve - exact|`` (exact: both are finite sums).
+      sample_error: max |values - exact| at the samples (float32 rounding).
+      coverage: ``m / n``, the fraction of the sub-family seen.
+      exact_argmax: positions achieving the exact maximum (within ``1e-9`` of the
+        range, float64); sampled_argmax: the position of the best sample;
+        argmax_match: whether it is one of ``exact_argmax``; peak_gap: exact max
+        minus the exact value at ``sampled_argmax`` (``>= 0``).
+    """
+
+    neuron: str
+    path: Subfamily
+    rows: np.ndarray
+    t: np.ndarray
+    exact: np.ndarray
+    sampled: np.ndarray
+    values: np.ndarray
+    curve: np.ndarray
+    max_error: float
+    l2_error: float
+    sample_error: float
+    coverage: float
+    exact_argmax: np.ndarray
+    sampled_argmax: int
+    argmax_match: bool
+    peak_gap: float
+    num_forward: int
+    num_backward: int = 0
+    tier: str = "sampled"
+    error_tier: str = "exact"
+
+
+def _finite_values(net: Net, m: int, dist: Any, neuron: str) -> np.ndarray:
+    """The exact value of ``neuron`` on every domain input (member ``m``; cached)."""
+    key = ("finite_table", m, id(dist))
+    if key not in net.cache:
+        from toylab.exact import finite_table
+
+        net.cache[key] = finite_table(net.models[m], dist)
+    return np.asarray(net.cache[key].values(neuron), np.float64)
+
+
+def _fill(kind: str, t: np.ndarray, ts: np.ndarray, vs: np.ndarray) -> np.ndarray:
+    if kind == "interp" or len(ts) == 1:
+        return np.interp(t, ts, vs) if len(ts) > 1 else np.full(len(t), vs[0])
+    j = np.clip(np.searchsorted(ts, t), 1, len(ts) - 1)
+    lower = (t - ts[j - 1]) <= (ts[j] - t)
+    return np.where(lower, vs[j - 1], vs[j])
+
+
+def score_subfamily(net: Net, m: int, dist: Any, neuron: str, path: Subfamily, rows: np.ndarray,
+                    t: np.ndarray, sampled: np.ndarray, values: np.ndarray,
+                    ) -> SubfamilySweepResult:  # fmt: skip
+    nid, _ = flat_index("sweep", net.widths, neuron)
+    exact = _finite_values(net, m, dist, str(nid))[rows]
+    curve = _fill(path.fill, t, t[sampled], values)
+    d = curve - exact
+    emax = float(exact.max())
+    rng = max(emax - float(exact.min()), 0.0)
+    arg_exact = np.nonzero(exact >= emax - 1e-9 * (rng + abs(emax) + 1e-300))[0]
+    best = int(sampled[int(np.argmax(values))])
+    return SubfamilySweepResult(
+        neuron=str(nid), path=path, rows=rows, t=t, exact=exact, sampled=sampled,
+        values=values, curve=curve, max_error=float(np.abs(d).max()),
+        l2_error=math.sqrt(float(np.mean(d**2))),
+        sample_error=float(np.abs(values - exact[sampled]).max()),
+        coverage=len(sampled) / len(rows), exact_argmax=arg_exact, sampled_argmax=best,
+        argmax_match=bool(np.isin(best, arg_exact)), peak_gap=emax - float(exact[best]),
+        num_forward=len(sampled),
+    )  # fmt: skip
+
+
+def _subfamily_sweep(net: Net, dist: Any, neuron: str, key: jax.Array, path: Subfamily,
+                     num_points: int) -> tuple[SubfamilySweepResult, ...]:  # fmt: skip
+    rows, t = path.resolve(dist)
+    inputs = np.asarray(dist.domain.inputs)
+    dim = next(iter(net.layers[0]))[0].shape[0]
+    if inputs.shape[1] != dim:
+        raise fail("sweep", "dist", type(dist).__name__,
+                   f"a finite domain with {dim}-dimensional inputs (the model's), "
+                   f"got {inputs.shape[1]}")  # fmt: skip
+    _, flat = flat_index("sweep", net.widths, neuron)
+    m = min(num_points, len(rows))
+    # NumPy draws from the key's bits (as run_ascent): no compiled sampler needed
+    gen = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+    sampled = np.sort(gen.choice(len(rows), m, replace=False))
+    x = inputs[rows[sampled]]
+    vals = _sample(net, np.broadcast_to(x, (net.num_members, *x.shape)))[..., flat]
+    return tuple(score_subfamily(net, k, dist, neuron, path, rows, t, sampled, vals[k])
+                 for k in range(net.num_members))  # fmt: skip

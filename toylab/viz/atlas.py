@@ -630,3 +630,51 @@ def _write_run_page(
         data_img=data_img, curves_img=curves_img, circuits=circuit_imgs, methods=table,
     )  # fmt: skip
     atomic_write_text(out / "run.html", html)
+
+
+def compare_inputs(run_dir: str | Path) -> dict[str, Any]:
+    """Atlas inputs from ``RUN/compare/compare.json`` (written by ``toylab compare``), if any.
+
+    Returns ``{"methods": rows for the run page, "extra_sections": per-neuron tables}``,
+    or ``{}`` when the run has no comparison yet.
+    """
+    import json
+
+    from markupsafe import Markup, escape
+
+    path = Path(run_dir) / "compare" / "compare.json"
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows, summary = data["rows"], data["summary"]
+    except (ValueError, KeyError) as e:
+        raise ToylabError(f"{str(path)!r} is corrupted ({e}); rerun 'toylab compare'.") from None
+    methods = [
+        {"method": name, "neurons scored": s["rows"], "misleads": s["misleads"],
+         "rate": f"{100 * s['rate']:.0f}%"}
+        for name, s in summary.items() if isinstance(s, dict)
+    ]  # fmt: skip
+    by_neuron: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        by_neuron.setdefault((int(r["member"]), str(r["neuron"])), []).append(r)
+
+    def fmt(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v))
+
+    def sections(member: int, address: str) -> list[tuple[str, Any]]:
+        recs = by_neuron.get((member, address))
+        if not recs:
+            return []
+        head = "".join(f"<th>{h}</th>" for h in
+                       ("method", "score", "sampled", "exact", "error", "misleads", "detail"))  # fmt: skip
+        body = "".join(
+            "<tr>" + "".join(f"<td>{escape(fmt(r.get(k)))}</td>" for k in
+                             ("method", "score", "sampled", "exact", "error", "misleads",
+                              "detail")) + "</tr>"
+            for r in recs
+        )  # fmt: skip
+        return [("Sampled methods scored against the exact answer",
+                 Markup(f"<table><tr>{head}</tr>{body}</table>"))]  # fmt: skip
+
+    return {"methods": methods, "extra_sections": sections}

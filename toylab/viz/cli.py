@@ -33,6 +33,9 @@ def cmd_atlas(args: argparse.Namespace) -> int:
     from toylab.viz.atlas import write_atlas
 
     run = load_run(args.run_dir)
-    index = write_atlas(run, args.out, members=args.members, dynamics=not args.no_dynamics)
+    from toylab.viz.atlas import compare_inputs
+
+    index = write_atlas(run, args.out, members=args.members, dynamics=not args.no_dynamics,
+                        **compare_inputs(run.path))  # fmt: skip
     print(f"atlas: {index}")
     return 0
