@@ -39,11 +39,14 @@ from toylab.circuits.matching import (
 from toylab.circuits.training import (
     FitResult,
     FourierResult,
+    KeyFrequencyResult,
     TrainFromCircuitResult,
     TransplantResult,
     fit,
     fourier_frequencies,
+    key_frequency_analysis,
     train_from_circuit,
+    train_modular_addition,
     transplant,
 )
 
@@ -51,6 +54,7 @@ __all__ = [
     "Circuit",
     "FitResult",
     "FourierResult",
+    "KeyFrequencyResult",
     "LayerMatch",
     "MatchResult",
     "TrainFromCircuitResult",
@@ -60,8 +64,10 @@ __all__ = [
     "compare_weights",
     "fit",
     "fourier_frequencies",
+    "key_frequency_analysis",
     "match_neurons",
     "train_from_circuit",
+    "train_modular_addition",
     "transplant",
     "DistanceResult",
     "JointNetwork",

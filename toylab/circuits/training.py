@@ -14,7 +14,14 @@ r"""Training from a circuit, transplanting handwritten neurons, and Fourier anal
   dominant frequency, the share of the (non-constant) power it holds, and
   the same for the ``b`` block. The closed-form construction
   (:func:`toylab.circuits.modular_addition`) has a share of exactly 1 on both blocks
-  with equal frequencies.
+  with equal frequencies;
+* :func:`train_modular_addition` -- Gromov's grokking setting (quadratic units, full
+  batch on a fraction of the pairs, AdamW with weight decay, squared error), which
+  generalises to the held-out pairs;
+* :func:`key_frequency_analysis` -- per hidden unit of such a network: key frequency,
+  power fraction at it, amplitudes and phases of the input and output weights, the
+  phase relations, and the relative residual to the nearest unit of the closed-form
+  construction's form; the key frequencies the network uses.
 """
 
 from __future__ import annotations
@@ -291,10 +298,12 @@ def train_modular_addition(
     The setting of Gromov, *Grokking modular arithmetic* (2023): concatenated one-hot
     operands, one hidden layer of ``hidden`` quadratic units, full batch on a random
     ``train_fraction`` of the :math:`p^2` pairs, AdamW with weight decay, squared
-    error to the one-hot label. The defaults generalise (100% on the held-out pairs
-    for ``p`` = 17 with ``train_fraction=0.6`` and ``p`` = 23 with 0.5, seeds 0-5, in
-    a few seconds on a CPU); with ``loss="cross_entropy"`` and the same budget the
-    network memorises the training pairs instead (about 10-20% held-out accuracy).
+    error to the one-hot label. The defaults generalise: 100% on the held-out pairs
+    for ``p`` = 23 (``train_fraction=0.5``) and ``p`` = 17 (0.6) for seeds 0-5, and
+    ``p`` = 13 (0.6) for 5 of 6 seeds (98.5% for the other), in 1-3 s each on a 2-core
+    CPU after compilation. Too few pairs do not: ``p`` = 11 with 0.6 (73 pairs) reaches
+    only 17-85%. With ``loss="cross_entropy"`` and the same budget the network
+    memorises the training pairs instead (100% train, 6-15% held-out for ``p`` = 23).
     ``init_scale`` multiplies the default initial weights and biases.
     """
     from toylab.distributions import ModularArithmetic
@@ -361,7 +370,10 @@ class KeyFrequencyResult:
       switched off; ``active``: ``weight >= active_tol * max(weight)``;
     * ``key_frequencies``: frequency -> number of active units using it;
     * ``idealized``: a copy of the model with every hidden unit replaced by its
-      fitted construction-form unit (output bias kept).
+      fitted construction-form unit (output bias kept). A diagnostic, not a
+      guarantee: for grokked ``p`` = 23 networks (seeds 0-4) its exact accuracy was
+      0.91-1.0 while the trained networks scored 1.0, i.e. the off-form remainder
+      (residual about 0.1 per unit) still carries part of the margin.
     """
 
     p: int
@@ -472,11 +484,15 @@ def key_frequency_analysis(model: Any, p: int, *, active_tol: float = 0.05) -> K
     in_res = ((ca - fit_a) ** 2).sum(0) + ((cb - fit_b) ** 2).sum(0) + c_eff**2
     out_norm = (co**2).sum(0)
     out_res = ((co - fit_o) ** 2).sum(0)
-    residual = np.sqrt(0.5 * (in_res / np.maximum(in_norm, tiny) + out_res / np.maximum(out_norm, tiny)))
+    residual = np.sqrt(
+        0.5 * (in_res / np.maximum(in_norm, tiny) + out_res / np.maximum(out_norm, tiny))
+    )
     po = np.abs(np.fft.fft(co, axis=0)) ** 2
     share_out = (po[f, rows] + po[p - f, rows]) / np.maximum(po.sum(0), tiny)
     pa, pb = fr.power_a[rows, f], fr.power_b[rows, f]
-    power_fraction = (pa + pb) / np.maximum(fr.power_a[:, 1:].sum(1) + fr.power_b[:, 1:].sum(1), tiny)
+    power_fraction = (pa + pb) / np.maximum(
+        fr.power_a[:, 1:].sum(1) + fr.power_b[:, 1:].sum(1), tiny
+    )
     weight = in_norm * np.sqrt(out_norm)
     active = weight >= active_tol * max(float(weight.max()), tiny)
     vals, counts = np.unique(f[active], return_counts=True)
