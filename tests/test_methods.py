@@ -256,9 +256,10 @@ def test_compare_run_writes_csv_and_json(tmp_path):
     run = types.SimpleNamespace(path=tmp_path, dist=DIST, models=lambda: models)
     res = compare_run(run, key=jax.random.key(0), budgets=CompareConfig.quick())
     rows = (tmp_path / "compare" / "compare.csv").read_text().splitlines()
-    assert len(rows) == 1 + 2 * 8 * 6
+    assert len(rows) == 1 + 2 * 8 * 7
     data = json.loads((tmp_path / "compare" / "compare.json").read_text())
     assert data["summary"]["feature_visualization"]["rows"] == 16
+    assert data["summary"]["joint_tuning"]["rows"] == 16
     assert any("feature_visualization" in line for line in report_lines(res))
     # every sampled value is finite; feature visualization never beats the exact max
     for r in res.rows:

@@ -231,10 +231,7 @@ def sweep(
     path: Line | Circle | Subfamily | None = None,
     num_points: int = 64,
 ) -> (
-    SweepResult
-    | SubfamilySweepResult
-    | tuple[SweepResult, ...]
-    | tuple[SubfamilySweepResult, ...]
+    SweepResult | SubfamilySweepResult | tuple[SweepResult, ...] | tuple[SubfamilySweepResult, ...]
 ):
     """Sweep ``neuron`` along ``path`` at ``num_points`` points (see the module docstring).
 
@@ -414,7 +411,7 @@ class Subfamily:
     def resolve(self, dist: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(rows (n,), t (n,))``: the members' domain rows and curve coordinates, by ``t``."""
         where = "Subfamily"
-        domain = getattr(dist, "domain", None)
+        domain: Any = getattr(dist, "domain", None)
         if not hasattr(domain, "probs"):
             raise fail(where, "dist", type(dist).__name__,
                        "a distribution with a finite domain (e.g. ModularArithmetic)")  # fmt: skip
