@@ -247,3 +247,28 @@ def test_atlas_without_javascript_shows_every_member(atlas):
             assert page.is_visible("#member0") and page.is_visible("#member1")
         finally:
             browser.close()
+
+
+def test_atlas_reads_toylab_result_objects(run, tmp_path):
+    """The atlas takes toylab's own method and claim results, not only stand-ins."""
+    import jax
+
+    from toylab import claims
+    from toylab.methods import dataset_examples, feature_visualization
+
+    model, dist = run.model(0), run.dist
+    fv = feature_visualization(model, dist, "hidden_0:0", key=jax.random.key(0), num_starts=4,
+                               num_steps=5)  # fmt: skip
+    ex = dataset_examples(model, dist, "hidden_0:0", key=jax.random.key(1), num_samples=64,
+                          num_examples=3, num_coverage=256)  # fmt: skip
+    verdict = claims.check(claims.dead("hidden_0:0"), model, dist)
+    out = write_atlas(
+        run, tmp_path / "a", members=[0], dynamics=False, circuits=False,
+        feature_viz={"hidden_0:0": fv}, dataset_examples={"hidden_0:0": ex},
+        claims={"hidden_0:0": [verdict]},
+    )  # fmt: skip
+    page = (out.parent / "member0" / "hidden_0-0.html").read_text()
+    end0 = f"{float(fv.endpoints[0][0]):.3f}"
+    assert end0 in page  # feature-visualization endpoints are listed
+    assert "Top dataset examples" in page and f"{float(ex.examples[0][0]):.3f}" in page
+    assert ("holds" if verdict.holds else "fails") in page

@@ -210,3 +210,17 @@ def test_compare_joint_tuning_misleads_on_a_narrow_spike_and_not_on_a_fine_grid(
                       num_angles=16)  # fmt: skip
     assert np.all(jt.exact_peak_value > 1.1) and np.all(jt.value_at_sampled_peak < 1.01)
     assert np.all(jt.max_error <= jt.max_error_bound)
+
+
+def test_sweep_with_two_points_counts_every_kink_as_missed():
+    """Two samples cannot show a change of slope: every exact breakpoint is missed."""
+    import jax
+
+    from toylab.distributions import two_blobs
+    from toylab.methods import Line, sweep
+    from toylab.models import MLP
+
+    model = MLP.from_weights([np.array([[1.0, -1.0], [0.0, 0.0]]), np.ones((2, 2))], None)
+    res = sweep(model, two_blobs(), "hidden_0:0", key=jax.random.key(0),
+                path=Line((-3.0, 0.0), (3.0, 0.0)), num_points=2)  # fmt: skip
+    assert res.missed_breakpoints == len(res.breakpoints) >= 1

@@ -174,10 +174,13 @@ def score_sweep(net: Net, m: int, neuron: str, path: Line | Circle, t: np.ndarra
         sl = np.diff(values) / np.diff(t)
         noise = 1e-5 * (float(np.abs(values).max()) + 1.0) / float(np.diff(t).min())
         change = np.abs(np.diff(sl)) > noise  # at interior samples 1..m-2
-        j = np.clip(np.searchsorted(t, kinks, side="right") - 1, 0, len(t) - 2)
-        left = np.where(j >= 1, change[np.maximum(j - 1, 0)], False)
-        right = np.where(j + 1 <= len(t) - 2, change[np.minimum(j, len(change) - 1)], False)
-        missed = int(np.sum(~(left | right)))
+        if len(change) == 0:  # two samples: no interior sample can show a kink
+            missed = len(kinks)
+        else:
+            j = np.clip(np.searchsorted(t, kinks, side="right") - 1, 0, len(t) - 2)
+            left = np.where(j >= 1, change[np.maximum(j - 1, 0)], False)
+            right = np.where(j + 1 <= len(t) - 2, change[np.minimum(j, len(change) - 1)], False)
+            missed = int(np.sum(~(left | right)))
         err_tier = "exact"
     else:
         dense = np.unique(np.concatenate([np.linspace(t0, t1, 64 * len(t) + 1), bounds]))

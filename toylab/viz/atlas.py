@@ -391,7 +391,7 @@ def _neuron_page(
     fv_rows, ex_rows = [], []
     if fv is not None:
         start = _points(_field(fv, "start", "starts", "x0", "init"))
-        end = _points(_field(fv, "end", "ends", "x", "points"))
+        end = _points(_field(fv, "end", "ends", "endpoints", "x", "points"))
         score = _field(fv, "score", "scores", "value", "values")
         if start is not None:
             points["start"] = start
@@ -406,7 +406,7 @@ def _neuron_page(
                 "score": _fmt(sc[r]) if sc is not None and r < len(sc) else "",
             })  # fmt: skip
     if ex is not None:
-        xs = _points(_field(ex, "x", "inputs", "points"))
+        xs = _points(_field(ex, "x", "inputs", "examples", "points"))
         sc = _field(ex, "values", "scores", "activations", "value", "score")
         sc = None if sc is None else np.atleast_1d(np.asarray(sc, np.float64))
         if xs is not None:
@@ -517,7 +517,9 @@ def _neuron_page(
         holds = _field(c, "holds")
         if holds is None:
             holds = verdict.strip().lower() in ("holds", "true", "proved", "verified")
-        cx = _field(c, "counterexample")
+        elif not verdict:  # toylab.claims.ClaimResult: holds is the verdict
+            verdict = "holds" if holds else "fails"
+        cx = _field(c, "counterexample", "witness")
         claim_rows.append({
             "statement": str(_field(c, "statement", "claim", "text") or c),
             "verdict": verdict, "holds": bool(holds),
