@@ -35,7 +35,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from toylab.config import parse_config
     from toylab.report import write_report
-    from toylab.runs import load_run, start_run
+    from toylab.runs import start_run
 
     data: dict[str, Any] = {**DEMO_CONFIG, "train": {**DEMO_CONFIG["train"]}}
     if args.steps is not None:
@@ -50,7 +50,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"{'-'.join(map(str, config.model.hidden))} {config.model.activation} MLP on two "
           "Gaussian blobs")  # fmt: skip
     run = start_run(config, out, progress=_progress(args), overwrite=True)
-    run = load_run(out)
     from toylab.methods import compare_run
 
     print("scoring sampled methods against the exact answer ...")

@@ -129,11 +129,11 @@ class _Writer:
         atomic_write_json(self.run_dir / "manifest.json", self.manifest)
 
 
-def _member_table(ensemble: Ensemble) -> list[dict[str, Any]]:
-    return [
-        {"member": m, "seed": ensemble.member_seed(m), "sweep_value": ensemble.member_value(m)}
-        for m in range(ensemble.num_members)
-    ]
+def _member_table(config: ExperimentConfig) -> list[dict[str, Any]]:
+    """Members in training order: every seed with every sweep value (as in init_ensemble)."""
+    values = config.sweep.values if config.sweep else (None,)
+    members = [(s, v) for s in config.seeds for v in values]
+    return [{"member": m, "seed": s, "sweep_value": v} for m, (s, v) in enumerate(members)]
 
 
 def start_run(
@@ -163,8 +163,6 @@ def start_run(
     config = config.resolved()
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.toml", tomli_w.dumps(config.to_dict()))
-    dist = config.make_distribution()
-    ensemble, _ = init_ensemble(dist, config.model, config.train, config.seeds, config.sweep)
     manifest = {
         "format": FORMAT,
         "status": "running",
@@ -177,7 +175,7 @@ def start_run(
         },
         "git": _git_hash(),
         "seeds": list(config.seeds),
-        "members": _member_table(ensemble),
+        "members": _member_table(config),
         "start_time": _now(),
         "end_time": None,
         "step": 0,
@@ -251,7 +249,9 @@ def resume_run(run_dir: str | Path, *, progress: bool = False) -> Run:
         return load_run(run_dir)
     config = load_config(run_dir / "config.toml")
     dist = config.make_distribution()
-    ensemble, template = init_ensemble(dist, config.model, config.train, config.seeds, config.sweep)
+    ensemble, template = init_ensemble(
+        dist, config.model, config.train, config.seeds, config.sweep, abstract=True
+    )
     if (run_dir / "state.npz").exists():
         tree = load_tree(run_dir / "state.npz", _state_tree(template))
         state = TrainState(**tree)
@@ -321,9 +321,12 @@ def load_run(run_dir: str | Path) -> Run:
     manifest = _read_manifest(run_dir)
     config = load_config(run_dir / "config.toml")
     dist = config.make_distribution()
-    ensemble, template = init_ensemble(dist, config.model, config.train, config.seeds, config.sweep)
-    if (run_dir / "state.npz").exists():
+    has_state = (run_dir / "state.npz").exists()
+    ensemble, template = init_ensemble(
+        dist, config.model, config.train, config.seeds, config.sweep, abstract=has_state
+    )
+    if has_state:
         params = load_tree(run_dir / "state.npz", _state_tree(template))["params"]
-    else:
+    else:  # killed before the first save: the initial parameters
         params = template.params
     return Run(run_dir, config, manifest, _read_metrics(run_dir), ensemble, params)

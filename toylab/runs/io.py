@@ -66,7 +66,20 @@ def _flat(tree: Any) -> dict[str, np.ndarray]:
 
 
 def _is_key(x: Any) -> bool:
-    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+    return isinstance(x, jax.Array | jax.ShapeDtypeStruct) and jax.dtypes.issubdtype(
+        x.dtype, jax.dtypes.prng_key
+    )
+
+
+def _shape_dtype(leaf: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype a leaf is stored with (key leaves as their raw key data)."""
+    if isinstance(leaf, jax.ShapeDtypeStruct):
+        if _is_key(leaf):
+            data = jax.eval_shape(jax.random.key_data, leaf)
+            return tuple(data.shape), np.dtype(data.dtype)
+        return tuple(leaf.shape), np.dtype(leaf.dtype)
+    ref = np.asarray(jax.random.key_data(leaf) if _is_key(leaf) else leaf)
+    return ref.shape, ref.dtype
 
 
 def save_tree(path: str | Path, tree: Any) -> None:
@@ -77,7 +90,8 @@ def save_tree(path: str | Path, tree: Any) -> None:
 
 
 def load_tree(path: str | Path, template: Any) -> Any:
-    """Load arrays saved by :func:`save_tree` into the structure of ``template``.
+    """Load arrays saved by :func:`save_tree` into the structure of ``template`` (arrays or
+    ``jax.ShapeDtypeStruct`` leaves).
 
     Every leaf of ``template`` must be present with the same shape and dtype, and
     no extra arrays may be present; otherwise a :class:`ToylabError` says which.
@@ -102,11 +116,11 @@ def load_tree(path: str | Path, template: Any) -> Any:
                 "or toylab version."
             )
         arr = arrays.pop(name)
-        ref = np.asarray(jax.random.key_data(leaf) if _is_key(leaf) else leaf)
-        if arr.shape != ref.shape or arr.dtype != ref.dtype:
+        shape, dtype = _shape_dtype(leaf)
+        if arr.shape != shape or arr.dtype != dtype:
             raise ToylabError(
                 f"{str(path)!r}: array {name!r} has shape {arr.shape} and dtype {arr.dtype}, "
-                f"expected {ref.shape} and {ref.dtype}; the file does not match this config."
+                f"expected {shape} and {dtype}; the file does not match this config."
             )
         leaves.append(jax.random.wrap_key_data(arr) if _is_key(leaf) else jax.numpy.asarray(arr))
     if arrays:

@@ -174,8 +174,15 @@ def init_ensemble(
     config: TrainConfig,
     seeds: Sequence[int],
     sweep: SweepConfig | None = None,
+    *,
+    abstract: bool = False,
 ) -> tuple[Ensemble, TrainState]:
-    """Build the stacked initial state of every member (one per seed × sweep value)."""
+    """Build the stacked initial state of every member (one per seed × sweep value).
+
+    With ``abstract=True`` the parameters and optimizer state are only shapes and
+    dtypes (``jax.ShapeDtypeStruct``, nothing is compiled or run): the template that
+    loading a saved state needs.
+    """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ToylabError("seeds must be a non-empty list of integers, got [].")
@@ -205,7 +212,10 @@ def init_ensemble(
         _, params = nnx.split(build_model(model_config, dist, key), nnx.Param)
         return params, make_optimizer(config, hp).init(params)
 
-    params, opt_state = jax.jit(jax.vmap(init_one))(init_keys, hparams_j)
+    if abstract:
+        params, opt_state = jax.eval_shape(jax.vmap(init_one), init_keys, hparams_j)
+    else:
+        params, opt_state = jax.jit(jax.vmap(init_one))(init_keys, hparams_j)
 
     train_data: Any = None
     if config.data == "fixed":
