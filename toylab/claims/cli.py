@@ -45,6 +45,8 @@ def _row(name: str, r: Any) -> list[str]:
         extra = "x = [" + ", ".join(f"{v:.4g}" for v in r.witness) + "]"
     if r.failing_mass is not None:
         extra += f" P(fail) = {r.failing_mass:.3g}"
+    if r.estimate is not None and r.failing_mass is None:
+        extra += f" estimate = {r.estimate:.4g}"
     if r.interval is not None:
         extra += f" CI [{r.interval[0]:.3g}, {r.interval[1]:.3g}]"
     return [name, r.neuron, "holds" if r.holds else "FAILS", r.tier, margin, extra.strip()]

@@ -1,5 +1,5 @@
-"""``toylab compare RUN_DIR [--seed N] [--quick]`` (the lead wires :func:`register` into
-:mod:`toylab.cli`)."""
+"""``toylab compare RUN_DIR [--seed N] [--quick]``: score every sampled method on a run
+(:func:`register` adds the subcommand to :mod:`toylab.cli`)."""
 
 from __future__ import annotations
 
