@@ -122,7 +122,8 @@ def write_report(run: Any, *, compare: Any = None) -> Path:
         num_show = min(run.num_members, 4)
         fig, axes = plt.subplots(1, num_show, figsize=(4.6 * num_show, 4.6), squeeze=False)
         for m in range(num_show):
-            disp = DataDisplay.from_model(dist, run.model(m), key=jax.random.key(7))
+            disp = DataDisplay.from_model(dist, run.model(m), key=jax.random.key(7),
+                                          analysis=exact["analyses"][m] if exact else None)  # fmt: skip
             disp.title = f"member {m}: data and decision boundary"
             disp.plot(axes[0, m])
         fig.tight_layout()
@@ -175,4 +176,7 @@ def _exact_section(run: Any) -> dict[str, Any] | None:
 
     if not all(isinstance(r, ExactAnalysis) for r in results):
         return None
-    return {"members": [r.report_summary() for r in results]}  # type: ignore[union-attr]
+    return {
+        "members": [r.report_summary() for r in results],  # type: ignore[union-attr]
+        "analyses": results,
+    }
