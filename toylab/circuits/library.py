@@ -72,6 +72,26 @@ def polygon_area(vertices: Any) -> float:
 # --------------------------------------------------------------------------- 2-D Gaussians
 
 
+def _reaches_bayes(dist: Any, reference: str) -> Any:
+    """A ``verify`` check: the circuit's exact accuracy equals the Bayes accuracy (1e-12:
+    float32 weights, float64 analysis)."""
+
+    def check(circ: Circuit) -> VerifyResult:
+        res: Any = analyze(circ.model, dist)
+        bayes = float(dist.bayes().accuracy)
+        gap = abs(res.accuracy - bayes)
+        return VerifyResult(
+            circ.name,
+            circ.claim,
+            gap <= 1e-12,
+            {"accuracy": res.accuracy, "bayes_accuracy": bayes, "gap": gap},
+            "exact",
+            f"exact partition + Gaussian polygon integrals vs {reference}",
+        )
+
+    return check
+
+
 def fisher_discriminant(dist: Any) -> Circuit:
     r"""The Bayes-optimal classifier of two Gaussians with a shared covariance.
 
@@ -117,18 +137,7 @@ def fisher_discriminant(dist: Any) -> Circuit:
         "hidden_0:1": ("evidence_0", "relu of the log posterior ratio log p(y=0|x)/p(y=1|x)"),
     }
 
-    def check(circ: Circuit) -> VerifyResult:
-        res: Any = analyze(circ.model, dist)
-        bayes = float(dist.bayes().accuracy)
-        gap = abs(res.accuracy - bayes)
-        return VerifyResult(
-            circ.name,
-            circ.claim,
-            gap <= 1e-12,
-            {"accuracy": res.accuracy, "bayes_accuracy": bayes, "gap": gap},
-            "exact",
-            "exact partition + Gaussian polygon integrals vs the closed-form Bayes accuracy",
-        )
+    check = _reaches_bayes(dist, "the closed-form Bayes accuracy")
 
     return Circuit(
         "fisher_discriminant",
@@ -179,18 +188,7 @@ def xor_circuit(dist: Any, *, activation: str = "abs") -> Circuit:
         }
     model = _mlp([W0, W1], [np.zeros(W0.shape[1]), np.zeros(2)], activation)
 
-    def check(circ: Circuit) -> VerifyResult:
-        res: Any = analyze(circ.model, dist)
-        bayes = float(dist.bayes().accuracy)
-        gap = abs(res.accuracy - bayes)
-        return VerifyResult(
-            circ.name,
-            circ.claim,
-            gap <= 1e-12,
-            {"accuracy": res.accuracy, "bayes_accuracy": bayes, "gap": gap},
-            "exact",
-            "exact partition + Gaussian polygon integrals vs the closed-form XOR Bayes accuracy",
-        )
+    check = _reaches_bayes(dist, "the closed-form XOR Bayes accuracy")
 
     return Circuit(
         f"xor_{activation}",
