@@ -334,25 +334,29 @@ def _truncation(
     return float(np.sqrt(fourth) * np.sqrt(p_out))
 
 
+def _pointwise(model_a: Any, model_b: Any, pairs: list, x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Differences ``d`` (N, pairs) of the paired neurons at inputs ``x`` (float64), and the
+    largest |d| of each pair with the input attaining it."""
+    la, aa = _affine(model_a, "functional_distance")
+    lb, ab = _affine(model_b, "functional_distance")
+    va, vb = forward_float64(la, aa, x), forward_float64(lb, ab, x)
+    d = np.stack([va[ia.key][:, ia.unit] - vb[ib.key][:, ib.unit] for ia, ib in pairs], axis=1)
+    idx = np.abs(d).argmax(0)
+    return d, np.abs(d[idx, np.arange(d.shape[1])]), x[idx]
+
+
 def _sampled(
     model_a: Any, model_b: Any, pairs: list, dist: Any, num_samples: int, key: Any, why: str
 ) -> DistanceResult:
-    import jax
-
-    la, aa = _affine(model_a, "functional_distance")
-    lb, ab = _affine(model_b, "functional_distance")
     x = np.asarray(dist.sample(key, int(num_samples)).x, np.float64)
-    va, vb = forward_float64(la, aa, x), forward_float64(lb, ab, x)
-    d = np.stack([va[ia.key][:, ia.unit] - vb[ib.key][:, ib.unit] for ia, ib in pairs], axis=1)
+    d, sup, argsup = _pointwise(model_a, model_b, pairs, x)
     sq = d**2
     ms = sq.mean(0)
     se = sq.std(0, ddof=1) / np.sqrt(len(x))
-    idx = np.abs(d).argmax(0)
-    del jax
     return DistanceResult(
         pairs=tuple((str(a), str(b)) for a, b in pairs),
-        sup=np.abs(d[idx, np.arange(d.shape[1])]),
-        argsup=x[idx],
+        sup=sup,
+        argsup=argsup,
         mean_square=ms,
         l2=np.sqrt(ms),
         tier="sampled",
@@ -397,18 +401,14 @@ def functional_distance(
     pairs = _pairs(model_a, model_b, neurons, where)
     domain: Any = getattr(dist, "domain", None)
     if hasattr(domain, "probs"):
-        la, aa = _affine(model_a, where)
-        lb, ab = _affine(model_b, where)
         x = np.asarray(domain.inputs, np.float64)
         p = np.asarray(domain.probs, np.float64)
-        va, vb = forward_float64(la, aa, x), forward_float64(lb, ab, x)
-        d = np.stack([va[ia.key][:, ia.unit] - vb[ib.key][:, ib.unit] for ia, ib in pairs], 1)
-        idx = np.abs(d).argmax(0)
+        d, sup, argsup = _pointwise(model_a, model_b, pairs, x)
         ms = p @ (d * d)
         return DistanceResult(
             pairs=tuple((str(a), str(b)) for a, b in pairs),
-            sup=np.abs(d[idx, np.arange(d.shape[1])]),
-            argsup=x[idx],
+            sup=sup,
+            argsup=argsup,
             mean_square=ms,
             l2=np.sqrt(ms),
             tier="exact",
