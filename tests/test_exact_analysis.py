@@ -29,9 +29,9 @@ def mc_stats(model, dist, key, n=N_MC):
     batch = dist.sample(key, n, dtype=jnp.float32)
     x = np.asarray(batch.x, np.float64)
     layers, acts = model.affine_layers()
-    from toylab.models.activations import forward_float64
+    from toylab.network import Network
 
-    return forward_float64(layers, acts, x), np.asarray(batch.y)
+    return Network.from_layers(layers, acts).forward(x), np.asarray(batch.y)
 
 
 ANISO = GaussianMixture(
@@ -91,10 +91,10 @@ def test_extrema_over_the_domain_match_a_dense_grid_and_are_attained():
     xx, yy = dist.domain.grid(401)
     pts = np.stack([xx.ravel(), yy.ravel()], -1)
     layers, acts = model.affine_layers()
-    from toylab.models.activations import forward_float64
+    from toylab.network import Network
 
-    grid = forward_float64(layers, acts, pts)["hidden_1"]
-    at = forward_float64(layers, acts, np.asarray(ext.argmax))["hidden_1"]
+    grid = Network.from_layers(layers, acts).forward(pts)["hidden_1"]
+    at = Network.from_layers(layers, acts).forward(np.asarray(ext.argmax))["hidden_1"]
     scale = np.abs(grid).max() + 1
     assert np.all(grid.max(0) <= ext.max + 1e-9 * scale)
     np.testing.assert_allclose(np.diagonal(at), ext.max, atol=1e-9 * scale)

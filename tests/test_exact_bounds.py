@@ -139,7 +139,7 @@ def test_activations_match_models_module():
     """The host float64 activations here are the ones models train with."""
     import jax.numpy as jnp
 
-    from toylab.models.activations import ACTIVATIONS
+    from toylab.activations import ACTIVATIONS
 
     assert set(ACTIVATIONS) == set(B._ACTS)
     x = np.linspace(-4.0, 4.0, 101)

@@ -70,10 +70,10 @@ def test_from_weights_builds_the_written_network():
 @pytest.mark.parametrize(
     "weights, biases, match",
     [
-        ([], None, "at least one"),
-        ([np.ones((2, 3)), np.ones((4, 1))], None, "shapes must chain"),
+        ([], None, "non-empty list of 2-D matrices"),
+        ([np.ones((2, 3)), np.ones((4, 1))], None, "Shapes must chain"),
         ([np.ones(3)], None, "2-D"),
-        ([np.ones((2, 3))], [np.ones(2)], r"biases\[0\] must have shape \(3,\)"),
+        ([np.ones((2, 3))], [np.ones(2)], r"biases\[0\] must be of shape \(3,\)"),
         ([np.ones((2, 3))], [np.ones(3), np.ones(3)], "one vector per weight"),
     ],
 )

@@ -77,7 +77,8 @@ from toylab.exact.integrals import (
     polygon_quadrature,
 )
 from toylab.exact.regions import Partition, partition
-from toylab.models.activations import LEAKY_SLOPE, PIECEWISE_LINEAR, forward_float64
+from toylab.activations import LEAKY_SLOPE, PIECEWISE_LINEAR
+from toylab.network import Network
 from toylab.neurons import NeuronId, resolve
 
 __all__ = ["DistanceResult", "JointNetwork", "functional_distance", "joint_network"]
@@ -315,7 +316,7 @@ def _truncation(
     lip = 2.0  # |d| = |f - g| <= |f| + |g|: each part has Lipschitz <= prod of norms
     for w, _ in joint.layers:
         lip *= max(float(np.linalg.norm(w, 2)), 1e-300)
-    vals = forward_float64(joint.layers, joint.activations, c[None, :])
+    vals = Network.from_layers(joint.layers, joint.activations).forward(c[None, :])
     dc = max(
         abs(
             float(vals[joint.column("a", ia)[0]][0, joint.column("a", ia)[1]])
@@ -339,7 +340,7 @@ def _pointwise(model_a: Any, model_b: Any, pairs: list, x: np.ndarray) -> tuple[
     largest |d| of each pair with the input attaining it."""
     la, aa = _affine(model_a, "functional_distance")
     lb, ab = _affine(model_b, "functional_distance")
-    va, vb = forward_float64(la, aa, x), forward_float64(lb, ab, x)
+    va, vb = Network.from_layers(la, aa).forward(x), Network.from_layers(lb, ab).forward(x)
     d = np.stack([va[ia.key][:, ia.unit] - vb[ib.key][:, ib.unit] for ia, ib in pairs], axis=1)
     idx = np.abs(d).argmax(0)
     return d, np.abs(d[idx, np.arange(d.shape[1])]), x[idx]

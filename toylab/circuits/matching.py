@@ -40,7 +40,8 @@ from toylab.circuits.distance import _affine, joint_network
 from toylab.exact.analysis import gaussian_mixture_arrays, integration_box
 from toylab.exact.integrals import cross_moments, mixture_polygon_moments, neuron_moments
 from toylab.exact.regions import partition
-from toylab.models.activations import PIECEWISE_LINEAR, forward_float64
+from toylab.activations import PIECEWISE_LINEAR
+from toylab.network import Network
 from toylab.models.mlp import MLP
 
 __all__ = [
@@ -104,7 +105,7 @@ def layer_moments(model_a: Any, model_b: Any, dist: Any, key: str) -> tuple[np.n
         lb, ab = _affine(model_b, where)
         x = np.asarray(domain.inputs, np.float64)
         p = np.asarray(domain.probs, np.float64)
-        va, vb = forward_float64(la, aa, x)[key], forward_float64(lb, ab, x)[key]
+        va, vb = Network.from_layers(la, aa).forward(x)[key], Network.from_layers(lb, ab).forward(x)[key]
         return (
             p @ va,
             p @ vb,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from toylab._errors import ToylabError
-from toylab.models.activations import PIECEWISE_LINEAR
+from toylab.activations import PIECEWISE_LINEAR
 from toylab.neurons import NeuronId, resolve
 
 

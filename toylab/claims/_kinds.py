@@ -425,11 +425,11 @@ def _selectivity_sampled(ctx: Context, nid: NeuronId, p: dict, opts: Any) -> dic
 
 
 def _class_accuracy_finite(ctx: Context, model: Any, cls: int) -> float:
-    from toylab.models.activations import forward_float64
+    from toylab.network import Network
 
     layers, acts = model.affine_layers()
     dom = ctx.dist.domain
-    out = forward_float64(layers, acts, np.asarray(dom.inputs, np.float64))["output"]
+    out = Network.from_layers(layers, acts).forward(np.asarray(dom.inputs, np.float64))["output"]
     labels = np.asarray(dom.labels)
     probs = np.asarray(dom.probs, np.float64)
     unique = (out == out.max(-1, keepdims=True)).sum(-1) == 1
@@ -470,7 +470,7 @@ def _ablation_exact(ctx: Context, nid: NeuronId, p: dict) -> dict | None:
 def _ablation_sampled(ctx: Context, nid: NeuronId, p: dict, opts: Any) -> dict:
     import jax
 
-    from toylab.models.activations import forward_float64
+    from toylab.network import Network
 
     cls, delta = int(p["cls"]), float(p["delta"])
     x, y, _ = ctx.sample(jax.random.key(opts.seed), opts.num_samples)
@@ -478,7 +478,7 @@ def _ablation_sampled(ctx: Context, nid: NeuronId, p: dict, opts: Any) -> dict:
     diffs = []
     for model in (ctx.model, _ablated(ctx, nid)):
         layers, acts = model.affine_layers()
-        out = forward_float64(layers, acts, x)["output"]
+        out = Network.from_layers(layers, acts).forward(x)["output"]
         diffs.append((out.argmax(-1) == y).astype(float))
     d = diffs[0] - diffs[1]
     n = len(d)

@@ -20,6 +20,7 @@ from scipy import special
 from scipy import stats as _stats
 
 from toylab._errors import ToylabError, fail
+from toylab._validate import check_choice, check_float, check_int, check_weights, float_tuple, is_int
 from toylab.distributions.base import AbstractDistribution, Batch, BayesResult, Box
 
 __all__ = [
@@ -45,98 +46,6 @@ _BISECTIONS = 30
 #: Two-sided 99.9% normal quantile, for the Monte Carlo confidence intervals.
 Z_999 = float(_stats.norm.ppf(0.9995))
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def check_float(
-    where: str,
-    name: str,
-    value: Any,
-    *,
-    positive: bool = False,
-    nonneg: bool = False,
-) -> float:
-    """``value`` as a finite float (optionally > 0 or >= 0), else a :class:`ToylabError`."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise fail(where, name, value, "a real number", "Pass a float.")
-    out = float(value)
-    if not math.isfinite(out):
-        raise fail(where, name, value, "finite", "Pass a finite float.")
-    if positive and not out > 0:
-        raise fail(where, name, value, "> 0", f"Pass a positive {name}.")
-    if nonneg and not out >= 0:
-        raise fail(where, name, value, ">= 0", f"Pass a non-negative {name}.")
-    return out
-
-
-def check_int(where: str, name: str, value: Any, *, minimum: int | None = None) -> int:
-    """``value`` as an int (optionally >= ``minimum``), else a :class:`ToylabError`."""
-    if not _is_int(value):
-        raise fail(where, name, value, "an integer", "Pass an int.")
-    out = int(value)
-    if minimum is not None and out < minimum:
-        raise fail(where, name, value, f">= {minimum}", f"Pass an integer {name} >= {minimum}.")
-    return out
-
-
-def check_choice(where: str, name: str, value: Any, options: Sequence[str]) -> str:
-    from toylab._errors import did_you_mean
-
-    if not isinstance(value, str) or value not in options:
-        hint = did_you_mean(value, options) if isinstance(value, str) else ""
-        raise fail(where, name, value, f"one of {list(options)}", hint.strip())
-    return value
-
-
-def float_tuple(
-    where: str,
-    name: str,
-    value: Any,
-    *,
-    length: int | None = None,
-    positive: bool = False,
-    nonneg: bool = False,
-) -> tuple[float, ...]:
-    """A 1-D sequence of finite floats as a tuple, else a :class:`ToylabError`."""
-    if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
-        raise fail(where, name, value, "a sequence of numbers", "Pass a list of floats.")
-    items = list(value)
-    if length is not None and len(items) != length:
-        raise fail(
-            where, name, value, f"of length {length}", f"Pass exactly {length} entries for {name}."
-        )
-    if not items:
-        raise fail(where, name, value, "non-empty", f"Pass at least one entry for {name}.")
-    out = []
-    for i, v in enumerate(items):
-        try:
-            out.append(check_float(where, f"{name}[{i}]", v, positive=positive, nonneg=nonneg))
-        except ToylabError as err:
-            raise ToylabError(f"{err} (in {name}={value!r})") from None
-    return tuple(out)
-
-
-def check_weights(where: str, value: Any, length: int, name: str = "weights") -> tuple[float, ...]:
-    """Mixture weights: ``length`` non-negative floats summing to 1 (within 1e-9)."""
-    w = float_tuple(where, name, value, length=length)
-    if any(v < 0 for v in w):
-        raise fail(where, name, value, "non-negative", "Mixture weights are probabilities.")
-    total = math.fsum(w)
-    if abs(total - 1.0) > 1e-9:
-        raise fail(
-            where,
-            name,
-            value,
-            "summing to 1",
-            f"They sum to {total!r}; divide each by the sum.",
-        )
-    return w
 
 
 # --------------------------------------------------------------------------- sampling
@@ -544,7 +453,7 @@ class GaussianMixture(AbstractDistribution):
             if isinstance(self.classes, str) or not isinstance(self.classes, Sequence | np.ndarray):
                 raise fail(where, "classes", self.classes, "a list of class indices", "")
             classes = tuple(self.classes)
-            if len(classes) != k or not all(_is_int(c) and c >= 0 for c in classes):
+            if len(classes) != k or not all(is_int(c) and c >= 0 for c in classes):
                 raise fail(
                     where,
                     "classes",

@@ -50,7 +50,7 @@ from toylab.exact.regions import (
     level_set,
     partition,
 )
-from toylab.models.activations import PIECEWISE_LINEAR
+from toylab.activations import PIECEWISE_LINEAR
 
 __all__ = ["ExactAnalysis", "analyze", "gaussian_mixture_arrays", "integration_box"]
 

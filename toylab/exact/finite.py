@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from toylab._errors import ToylabError
-from toylab.models.activations import forward_float64
+from toylab.network import Network
 from toylab.neurons import resolve
 
 __all__ = ["FiniteResult", "finite_table"]
@@ -93,7 +93,7 @@ def finite_table(
     correct = 0.0
     for start in range(0, inputs.shape[0], chunk_size):
         sl = slice(start, start + chunk_size)
-        values = forward_float64(layers, acts, inputs[sl])
+        values = Network.from_layers(layers, acts).forward(inputs[sl])
         p = probs[sl]
         for key, v in values.items():
             if key == "input":

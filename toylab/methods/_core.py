@@ -31,7 +31,7 @@ from toylab._errors import ToylabError, fail
 from toylab.exact import regions
 from toylab.exact.analysis import clip_halfplane, gaussian_mixture_arrays
 from toylab.exact.integrals import mixture_polygon_moments
-from toylab.models.activations import LEAKY_SLOPE, PIECEWISE_LINEAR, get_activation
+from toylab.activations import LEAKY_SLOPE, PIECEWISE_LINEAR, get_activation
 from toylab.neurons import NeuronId, resolve
 
 __all__ = [
@@ -200,7 +200,7 @@ def jax_flat(params: Sequence[tuple[jax.Array, jax.Array]], acts: Sequence[str],
 def np_flat(layers: Sequence[tuple[np.ndarray, np.ndarray]], acts: Sequence[str],
             x: np.ndarray) -> np.ndarray:  # fmt: skip
     """Float64 NumPy version of :func:`jax_flat` (no patch)."""
-    from toylab.models.activations import NUMPY_ACTIVATIONS
+    from toylab.activations import ACTIVATIONS as NUMPY_ACTIVATIONS
 
     h = np.asarray(x, np.float64)
     outs = []
@@ -248,7 +248,7 @@ def np_grad(layers: Sequence[tuple[np.ndarray, np.ndarray]], acts: Sequence[str]
         if o <= flat < o + n:
             return jpre[..., flat - o]
         jac = jpre * _act_slope(act, pre)[..., None, :]
-        from toylab.models.activations import NUMPY_ACTIVATIONS
+        from toylab.activations import ACTIVATIONS as NUMPY_ACTIVATIONS
 
         h = NUMPY_ACTIVATIONS[act](pre)
         if o + n <= flat < o + 2 * n:

@@ -314,7 +314,7 @@ def activation_patching(model: Any, neuron: str, x: Any, x_source: Any
 
 def _np_patch(net: Net, m: int, xa: np.ndarray, xs: np.ndarray, flat: int
               ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    from toylab.models.activations import NUMPY_ACTIVATIONS
+    from toylab.activations import ACTIVATIONS as NUMPY_ACTIVATIONS
 
     layers = net.layers[m]
 

@@ -19,10 +19,11 @@ import jax
 from flax import nnx
 
 from toylab._errors import ToylabError, did_you_mean
-from toylab.models.activations import ACTIVATIONS, PIECEWISE_LINEAR, get_activation
+from toylab.activations import ACTIVATIONS, PIECEWISE_LINEAR, get_activation
 from toylab.models.edit import ablate, with_weights
-from toylab.models.mlp import MLP, OneHotMLP, SuperpositionLinear, SuperpositionReLU
-from toylab.neurons import NeuronId, resolve
+from toylab.models.mlp import MLP, OneHotMLP, SuperpositionLinear, SuperpositionReLU, from_network
+from toylab.network import Network, as_network
+from toylab.neurons import NeuronId
 
 __all__ = [
     "ACTIVATIONS",
@@ -36,6 +37,7 @@ __all__ = [
     "activations",
     "build_model",
     "ensemble_activations",
+    "from_network",
     "get_activation",
     "neuron_values",
     "with_weights",
@@ -45,14 +47,17 @@ MODEL_KINDS = ("mlp", "onehot_mlp", "superposition_linear", "superposition_relu"
 
 
 def activations(model: Any, x: jax.Array) -> dict[str, jax.Array]:
-    """Every layer's pre- and post-activations for inputs ``x`` of shape ``(..., d_in)``."""
-    return model.intermediates(x)
+    """Every layer's pre- and post-activations for inputs ``x`` of shape ``(..., d_in)``.
+
+    ``model`` is a toylab model or a :class:`~toylab.network.Network`; the one forward
+    pass is :meth:`Network.forward`.
+    """
+    return as_network(model, "activations").forward(x)
 
 
 def neuron_values(model: Any, x: jax.Array, neuron: str | NeuronId) -> jax.Array:
     """The values of one neuron (e.g. ``"hidden_0:3"``) at inputs ``x``."""
-    nid = resolve(neuron, model.widths)
-    return activations(model, x)[nid.key][..., nid.unit]
+    return as_network(model, "neuron_values").values(x, neuron)
 
 
 def ensemble_activations(graphdef: Any, params: Any, x: jax.Array) -> dict[str, jax.Array]:
@@ -61,7 +66,7 @@ def ensemble_activations(graphdef: Any, params: Any, x: jax.Array) -> dict[str, 
     ``params`` has a leading member axis (as :func:`toylab.train.train` returns);
     the result's arrays have shape ``(num_members, ..., width)``.
     """
-    return jax.vmap(lambda p: nnx.merge(graphdef, p).intermediates(x))(params)
+    return jax.vmap(lambda p: nnx.merge(graphdef, p).to_network().forward(x))(params)
 
 
 @dataclasses.dataclass(frozen=True)

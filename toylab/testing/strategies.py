@@ -26,7 +26,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from toylab._errors import ToylabError
-from toylab.models.activations import ACTIVATIONS
+from toylab.activations import ACTIVATIONS
 
 __all__ = ["distributions", "networks", "neurons", "points"]
 

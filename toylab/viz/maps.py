@@ -11,7 +11,7 @@ import numpy as np
 
 from toylab._errors import ToylabError
 from toylab.models import MLP, activations
-from toylab.models.activations import forward_float64
+from toylab.network import Network
 from toylab.neurons import NeuronId, neuron_ids, resolve
 
 CMAP = "RdBu_r"
@@ -46,7 +46,7 @@ def grid_values(model: Any, box: Any, num: int = 200) -> tuple[np.ndarray, np.nd
     flat = np.stack([xx.ravel(), yy.ravel()], -1)
     if type(model) is MLP:  # exact float64 NumPy pass: no compilation per model
         layers, acts_names = model.affine_layers()
-        raw: dict[str, Any] = forward_float64(layers, acts_names, flat)
+        raw: dict[str, Any] = Network.from_layers(layers, acts_names).forward(flat)
     else:
         raw = activations(model, jnp.asarray(flat, jnp.float32))
     acts = {k: np.asarray(v).reshape(num, num, -1) for k, v in raw.items()}
