@@ -505,9 +505,7 @@ class Network:
         return [[w.copy(), b.copy()] for w, b in self.dense_layers(dtype=None)]
 
     def _rebuilt(self, pairs: list[list[np.ndarray]]) -> Network:
-        return Network(
-            tuple(Dense(w, b) for w, b in pairs), self.activations
-        )
+        return Network(tuple(Dense(w, b) for w, b in pairs), self.activations)
 
     def with_layer(self, k: int, *, kernel: Any = None, bias: Any = None) -> Network:
         """A copy with layer ``k``'s kernel and/or bias replaced (same shapes; dtype kept).
@@ -515,7 +513,11 @@ class Network:
         Tied layers become :class:`Dense` (an edit unties them).
         """
         where = "Network.with_layer"
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < self.num_layers:
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, int | np.integer)
+            or not 0 <= k < self.num_layers
+        ):
             raise fail(where, "layer", k, f"an index in 0..{self.num_layers - 1}")
         pairs = self._numpy_layers()
         for idx, (name, new) in enumerate((("kernel", kernel), ("bias", bias))):
@@ -555,7 +557,9 @@ class Network:
                 )
             if isinstance(values, Mapping):
                 if str(nid) not in values:
-                    raise fail(where, "values", dict(values), f"a mapping with an entry for {str(nid)!r}")
+                    raise fail(
+                        where, "values", dict(values), f"a mapping with an entry for {str(nid)!r}"
+                    )
                 v = values[str(nid)]
             else:
                 v = values
@@ -596,7 +600,9 @@ class Network:
         for name, p in (("origin", origin), ("d1", d1), ("d2", d2)):
             arr = np.asarray(p, np.float64)
             if arr.shape != (n,) or not np.all(np.isfinite(arr)):
-                raise fail("Network.on_plane", name, getattr(arr, "shape", p), f"a finite ({n},) vector")
+                raise fail(
+                    "Network.on_plane", name, getattr(arr, "shape", p), f"a finite ({n},) vector"
+                )
             arrs.append(arr)
         return self.compose_input(np.stack(arrs[1:]), arrs[0])
 

@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 
 from toylab._errors import ToylabError
+from toylab.activations import LEAKY_SLOPE, PIECEWISE_LINEAR
 from toylab.exact.analysis import gaussian_mixture_arrays, integration_box
 from toylab.exact.integrals import (
     mixture_polygon_moments,
@@ -77,7 +78,6 @@ from toylab.exact.integrals import (
     polygon_quadrature,
 )
 from toylab.exact.regions import Partition, partition
-from toylab.activations import LEAKY_SLOPE, PIECEWISE_LINEAR
 from toylab.network import Network
 from toylab.neurons import NeuronId, resolve
 

@@ -36,13 +36,13 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from toylab._errors import ToylabError
+from toylab.activations import PIECEWISE_LINEAR
 from toylab.circuits.distance import _affine, joint_network
 from toylab.exact.analysis import gaussian_mixture_arrays, integration_box
 from toylab.exact.integrals import cross_moments, mixture_polygon_moments, neuron_moments
 from toylab.exact.regions import partition
-from toylab.activations import PIECEWISE_LINEAR
-from toylab.network import Network
 from toylab.models.mlp import MLP
+from toylab.network import Network
 
 __all__ = [
     "LayerMatch",
@@ -105,7 +105,10 @@ def layer_moments(model_a: Any, model_b: Any, dist: Any, key: str) -> tuple[np.n
         lb, ab = _affine(model_b, where)
         x = np.asarray(domain.inputs, np.float64)
         p = np.asarray(domain.probs, np.float64)
-        va, vb = Network.from_layers(la, aa).forward(x)[key], Network.from_layers(lb, ab).forward(x)[key]
+        va, vb = (
+            Network.from_layers(la, aa).forward(x)[key],
+            Network.from_layers(lb, ab).forward(x)[key],
+        )
         return (
             p @ va,
             p @ vb,

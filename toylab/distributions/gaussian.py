@@ -20,7 +20,14 @@ from scipy import special
 from scipy import stats as _stats
 
 from toylab._errors import ToylabError, fail
-from toylab._validate import check_choice, check_float, check_int, check_weights, float_tuple, is_int
+from toylab._validate import (
+    check_choice,
+    check_float,
+    check_int,
+    check_weights,
+    float_tuple,
+    is_int,
+)
 from toylab.distributions.base import AbstractDistribution, Batch, BayesResult, Box
 
 __all__ = [

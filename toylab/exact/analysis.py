@@ -41,6 +41,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from toylab._errors import ToylabError
+from toylab.activations import PIECEWISE_LINEAR
 from toylab.exact.finite import FiniteResult, finite_table
 from toylab.exact.integrals import mixture_polygon_moments, neuron_moments
 from toylab.exact.regions import (
@@ -50,7 +51,6 @@ from toylab.exact.regions import (
     level_set,
     partition,
 )
-from toylab.activations import PIECEWISE_LINEAR
 
 __all__ = ["ExactAnalysis", "analyze", "gaussian_mixture_arrays", "integration_box"]
 

@@ -28,10 +28,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from toylab._errors import ToylabError, fail
+from toylab.activations import LEAKY_SLOPE, PIECEWISE_LINEAR, get_activation
 from toylab.exact import regions
 from toylab.exact.analysis import clip_halfplane, gaussian_mixture_arrays
 from toylab.exact.integrals import mixture_polygon_moments
-from toylab.activations import LEAKY_SLOPE, PIECEWISE_LINEAR, get_activation
 from toylab.neurons import NeuronId, resolve
 
 __all__ = [

@@ -22,7 +22,7 @@ from toylab._errors import ToylabError, did_you_mean
 from toylab.activations import ACTIVATIONS, PIECEWISE_LINEAR, get_activation
 from toylab.models.edit import ablate, with_weights
 from toylab.models.mlp import MLP, OneHotMLP, SuperpositionLinear, SuperpositionReLU, from_network
-from toylab.network import Network, as_network
+from toylab.network import as_network
 from toylab.neurons import NeuronId
 
 __all__ = [

@@ -126,15 +126,19 @@ class MLP(nnx.Module):
     def with_network(self, net: Network) -> MLP:
         """A model of this class holding ``net``'s parameters (the dtype of ``net``'s arrays)."""
         where = f"{type(self).__name__}.with_network"
-        if net.tied or set(net.hidden_activations) - {self.activation} or (
-            net.output_activation != "identity"
+        if (
+            net.tied
+            or set(net.hidden_activations) - {self.activation}
+            or (net.output_activation != "identity")
         ):
             raise fail(
                 where, "net", repr(net),
                 f"untied Dense layers with hidden activation {self.activation!r} and an affine "
                 "output", "Use toylab.models.from_network for another architecture.",
             )  # fmt: skip
-        got = [net.input_dim] + [net.dense_layers(None)[k][0].shape[1] for k in range(net.num_layers)]
+        got = [net.input_dim] + [
+            net.dense_layers(None)[k][0].shape[1] for k in range(net.num_layers)
+        ]
         if tuple(got) != self.widths_in_order:
             raise fail(where, "net", repr(net), f"widths {self.widths_in_order}")
         graphdef, state = nnx.split(self)
