@@ -189,7 +189,7 @@ class Network:
         dt = np.dtype(np.float64 if dtype is None else dtype)
         if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence) or not weights:
             raise fail(where, "weights", weights, "a non-empty list of 2-D matrices")
-        ws = []
+        ws: list[np.ndarray] = []
         for k, w in enumerate(weights):
             try:
                 arr = np.asarray(w, dtype=dt)
@@ -273,7 +273,7 @@ class Network:
             raise fail("Network.stack", "networks", nets, "a non-empty sequence of networks")
         ref = jax.tree_util.tree_structure(nets[0])
         for i, n in enumerate(nets):
-            if jax.tree_util.tree_structure(n) != ref:
+            if jax.tree_util.tree_structure(n) != ref:  # type: ignore[operator]
                 raise fail(
                     "Network.stack", f"networks[{i}]", repr(n),
                     f"the same architecture as networks[0] ({nets[0]!r})",
@@ -323,7 +323,7 @@ class Network:
         """``(fan_in, fan_out)`` of layer ``k`` (ignoring a leading member axis)."""
         layer = self.layers[k]
         if isinstance(layer, Tied):
-            w = self.layers[layer.source].kernel
+            w = self.layers[layer.source].kernel  # type: ignore[union-attr]
             return int(w.shape[-1]), int(w.shape[-2])
         return int(layer.kernel.shape[-2]), int(layer.kernel.shape[-1])
 

@@ -53,4 +53,4 @@ def weakest(*tiers: str) -> Tier:
         return "exact"
     for t in tiers:
         check_tier("weakest", t)
-    return max(tiers, key=_RANK.__getitem__)  # type: ignore[return-value]
+    return max(tiers, key=_RANK.__getitem__)  # type: ignore[arg-type,return-value]

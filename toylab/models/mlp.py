@@ -100,7 +100,7 @@ class MLP(nnx.Module):
         return len(self.widths_in_order) - 2
 
     def to_network(self) -> Network:
-        layers = tuple(Dense(lin.kernel[...], lin.bias[...]) for lin in self.layers)
+        layers = tuple(Dense(lin.kernel[...], lin.bias[...]) for lin in self.layers)  # type: ignore[index]
         return Network(layers, (self.activation,) * self.num_hidden + ("identity",))
 
     @property
@@ -278,7 +278,7 @@ class SuperpositionLinear(nnx.Module):
         )
         if not ok:
             raise fail(where, "net", repr(net), "a tied superposition network of this kind")
-        w = np.asarray(net.layers[0].kernel).T
+        w = np.asarray(net.layers[0].kernel).T  # type: ignore[union-attr]
         if np.any(np.asarray(net.layers[0].bias) != 0):
             raise fail(where, "net", repr(net), "an encoder without bias")
         graphdef, state = nnx.split(self)
@@ -328,7 +328,7 @@ def from_network(net: Network) -> nnx.Module:
         )
         if cls is None or net.num_layers != 2:
             raise fail("from_network", "net", repr(net), "a superposition network (tied, 2 layers)")
-        w = np.asarray(net.layers[0].kernel)
+        w = np.asarray(net.layers[0].kernel)  # type: ignore[union-attr]
         template = _abstract(lambda: cls(w.shape[0], w.shape[1], rngs=nnx.Rngs(0)))
         return template.with_network(net)
     acts = set(net.hidden_activations)
