@@ -53,7 +53,7 @@ from toylab.exact import analyze
 from toylab.models import ModelConfig
 from toylab.runs import load_run, start_run
 from toylab.train import SweepConfig, TrainConfig, train
-from toylab.viz import DataDisplay, layer_grid_figure
+from toylab.viz import DataDisplay, layer_grid_figure, layer_overlays
 
 start = time.perf_counter()
 # Keep compiled programs in an on-disk cache (a temporary directory), so that training
@@ -176,7 +176,7 @@ plt.show()
 # We take the member with the highest exact accuracy. `layer_grid_figure` draws every
 # hidden neuron's value over the input domain (a grid of forward passes: red positive,
 # blue negative, white zero; one row per layer). The overlays come from the exact
-# analysis: `report_summary()["overlays"]` gives, for each neuron, the exact linear-region
+# analysis: `layer_overlays(analysis)` gives, for each neuron, the exact linear-region
 # boundaries (thin grey), the exact zero set of its pre-activation (black: where the ReLU
 # switches on), the exact argmax over the domain (star) and its exact firing probability
 # `P(on)` under the data.
@@ -184,11 +184,11 @@ plt.show()
 # %%
 best = int(np.argmax([a.accuracy for a in analyses]))
 model, analysis = result.model(best), analyses[best]
-summary = analysis.report_summary()
-print(f"member {best} ({ensemble.member_label(best)}): {summary['num_regions']} linear regions, "
-      f"exact accuracy {summary['accuracy']:.6f}, gap {summary['gap']:.2e}")  # fmt: skip
+print(f"member {best} ({ensemble.member_label(best)}): {analysis.geometry.num_regions} linear "
+      f"regions, exact accuracy {analysis.accuracy:.6f}, gap {analysis.gap:.2e} "
+      f"(tier {analysis.tier}, error <= {analysis.error:.0e})")  # fmt: skip
 fig = layer_grid_figure(
-    model, dist, overlays=summary["overlays"], title=f"member {best}: every hidden neuron"
+    model, dist, overlays=layer_overlays(analysis), title=f"member {best}: every hidden neuron"
 )
 plt.show()
 
@@ -196,7 +196,8 @@ plt.show()
 # The neuron numbers behind the pictures, for a few neurons (all exact):
 
 # %%
-for name, row in list(summary["neurons"].items())[:4]:
+for name in ["hidden_0:0", "hidden_0:1", "hidden_1:0", "hidden_1:1"]:
+    row = analysis.summary(name)
     print(f"{name}: P(on) = {row['firing_probability']:.4f}, E[a] = {row['mean']:.4f}, "
           f"max {row['max']:.3f} at ({row['argmax'][0]:.2f}, {row['argmax'][1]:.2f})")  # fmt: skip
 

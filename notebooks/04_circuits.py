@@ -183,10 +183,10 @@ logits = table.table["output"]
 labels_mod = np.asarray(mod.dist.domain.labels)
 correct = logits[np.arange(len(logits)), labels_mod]
 rival = np.where(np.eye(p, dtype=bool)[labels_mod], -np.inf, logits).max(1)
-print(f"exhaustive over {table.num_inputs} inputs: accuracy {table.accuracy:.15f}")
+print(f"exhaustive over {len(table.table['output'])} inputs: accuracy {table.accuracy:.15f}")
 print(f"right logit: {correct.min():.6f} … {correct.max():.6f} (theory {(p - 1) / 2}); "
       f"best wrong logit ≤ {rival.max():.6f} (theory −0.5)")  # fmt: skip
-assert table.num_inputs == p * p and np.all(correct > rival)  # self-check: 100%
+assert len(table.table["output"]) == p * p and np.all(correct > rival)  # self-check: 100%
 
 # %%
 a, b = 7 % p, 9 % p

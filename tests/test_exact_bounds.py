@@ -15,7 +15,10 @@ from hypothesis import strategies as st
 from scipy import special
 
 from toylab import ToylabError
+from toylab.activations import ACTIVATIONS, GELU_ARGMIN, GELU_MIN
 from toylab.exact import bounds as B
+from toylab.methods.grid import grid_evaluate
+from toylab.network import Network
 
 REF_ACTS = {
     "relu": lambda x: np.maximum(x, 0.0),
@@ -86,8 +89,8 @@ def nets_and_boxes(draw):
 @given(case=nets_and_boxes())
 def test_bounds_are_sound_and_linear_within_interval(case):
     layers, acts, low, high, rng = case
-    ibp = B.interval_bounds(layers, acts, low, high)
-    lin = B.linear_bounds(layers, acts, low, high)
+    ibp = B.interval_bounds(Network.from_layers(layers, acts), low, high)
+    lin = B.linear_bounds(Network.from_layers(layers, acts), low, high)
     values = reference(layers, acts, points_in(rng, low, high, 500))
     assert set(ibp) == set(lin) == set(values)
     for key, v in values.items():
@@ -106,7 +109,7 @@ def test_relaxation_lines_are_sound_and_touch(name):
     A line that is sound but not tight would be lifted off f by more than the
     grid resolution allows; 1e-3 covers a kink falling between grid points.
     """
-    act = B._ACTS[name]
+    act = ACTIVATIONS[name]
     rng = np.random.default_rng(0)
     l = rng.normal(size=400) * 3.0
     u = l + np.exp(rng.normal(size=400))
@@ -130,22 +133,28 @@ def test_gelu_minimum_constants():
     mpmath.mp.dps = 40
     x_star = mpmath.findroot(lambda x: mpmath.ncdf(x) + x * mpmath.npdf(x), -0.75)
     exact_min = float(x_star * mpmath.ncdf(x_star))
-    assert abs(B.GELU_ARGMIN - float(x_star)) < 1e-12
-    assert exact_min - 2e-12 < B.GELU_MIN < exact_min
-    assert B.GELU_MIN <= REF_ACTS["gelu"](np.linspace(-3, 3, 200_001)).min()
+    assert abs(GELU_ARGMIN - float(x_star)) < 1e-12
+    assert exact_min - 2e-12 < GELU_MIN < exact_min
+    assert GELU_MIN <= REF_ACTS["gelu"](np.linspace(-3, 3, 200_001)).min()
 
 
-def test_activations_match_models_module():
-    """The host float64 activations here are the ones models train with."""
+def test_the_one_activation_table_agrees_with_independent_formulas():
+    """NumPy and JAX values and derivatives of every activation against the formulas here
+    (values) and JAX autodiff (derivatives away from the kinks)."""
+    import jax
     import jax.numpy as jnp
 
-    from toylab.activations import ACTIVATIONS
-
-    assert set(ACTIVATIONS) == set(B._ACTS)
-    x = np.linspace(-4.0, 4.0, 101)
-    for name, fn in ACTIVATIONS.items():
-        expected = np.asarray(fn(jnp.asarray(x, dtype=jnp.float32)), dtype=np.float64)
-        np.testing.assert_allclose(B._ACTS[name].f(x), expected, atol=1e-5, err_msg=name)
+    assert set(ACTIVATIONS) == set(REF_ACTS)
+    x = np.linspace(-4.0, 4.0, 101) + 0.013  # no grid point on a kink
+    for name, act in ACTIVATIONS.items():
+        np.testing.assert_allclose(act(x), REF_ACTS[name](x), rtol=1e-14, atol=1e-15, err_msg=name)
+        got = np.asarray(act(jnp.asarray(x, dtype=jnp.float32)), dtype=np.float64)
+        np.testing.assert_allclose(got, REF_ACTS[name](x), rtol=1e-6, atol=1e-6, err_msg=name)
+        autodiff = jax.vmap(jax.grad(lambda t, a=act: a(t)))(jnp.asarray(x, jnp.float32))
+        np.testing.assert_allclose(act.grad(x), np.asarray(autodiff), atol=1e-5, err_msg=name)
+        if act.lipschitz < np.inf:  # the certified constants bound the derivative
+            dense = np.linspace(-8, 8, 100_001)
+            assert np.abs(act.grad(dense)).max() <= act.lipschitz + 1e-12, name
 
 
 # --------------------------------------------------------------------------- tightness
@@ -158,10 +167,10 @@ def test_linear_bounds_exact_for_affine_networks():
     low, high = -np.ones(3), np.ones(3)
     corners = np.array(np.meshgrid(*[[-1.0, 1.0]] * 3)).reshape(3, -1).T
     out = reference(layers, acts, corners)["output"]
-    lo, hi = B.linear_bounds(layers, acts, low, high)["output"]
+    lo, hi = B.linear_bounds(Network.from_layers(layers, acts), low, high)["output"]
     np.testing.assert_allclose(lo, out.min(axis=0), atol=1e-9)
     np.testing.assert_allclose(hi, out.max(axis=0), atol=1e-9)
-    ilo, ihi = B.interval_bounds(layers, acts, low, high)["output"]
+    ilo, ihi = B.interval_bounds(Network.from_layers(layers, acts), low, high)["output"]
     assert np.all(ihi - ilo > hi - lo + 1e-3)
 
 
@@ -176,8 +185,8 @@ def test_linear_bounds_much_tighter_than_interval_on_deep_relu():
         layers, acts = random_net(rng, [4, 16, 16, 16, 16, 3], ["relu"] * 4)
         low = rng.normal(size=4)
         high = low + 0.5
-        ibp = B.interval_bounds(layers, acts, low, high)
-        lin = B.linear_bounds(layers, acts, low, high)
+        ibp = B.interval_bounds(Network.from_layers(layers, acts), low, high)
+        lin = B.linear_bounds(Network.from_layers(layers, acts), low, high)
         for key in ibp:
             assert np.all(lin[key][1] - lin[key][0] <= ibp[key][1] - ibp[key][0])
         w_lin = np.mean(lin["output"][1] - lin["output"][0])
@@ -223,8 +232,8 @@ def test_maximize_tent_in_1d_exact():
     W1 = np.array([[1.0], [-2.0], [1.0]])
     layers = [(W0, b0), (W1, np.zeros(1))]
     low, high = np.array([-2.0]), np.array([3.0])
-    res = B.maximize(layers, ["relu"], low, high, "output", 0, gap=1e-9)
-    assert res.converged and res.tier == "bounded" and res.sense == "max"
+    res = B.maximize(Network.from_layers(layers, ["relu"]), low, high, "output:0", gap=1e-9)
+    assert res.converged and res.tier == "certified" and res.sense == "max"
     assert abs(res.value - 1.0) <= 1e-9 and abs(res.point[0] - p) <= 1e-8
     assert 1.0 - 1e-12 <= res.upper <= 1.0 + 1e-9 and res.gap <= 1e-9
     assert res.lower == res.value
@@ -239,11 +248,11 @@ def test_maximize_pyramid_in_2d_exact():
     W1 = -np.ones((4, 1))
     layers = [(W0, b0), (W1, np.ones(1))]
     low, high = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
-    res = B.maximize(layers, ["relu"], low, high, "output", 0, gap=1e-7)
+    res = B.maximize(Network.from_layers(layers, ["relu"]), low, high, "output:0", gap=1e-7)
     assert res.converged
     assert abs(res.value - 1.0) <= 1e-7 and np.allclose(res.point, [a, c], atol=1e-6)
     assert 1.0 - 1e-12 <= res.upper <= 1.0 + 1e-7
-    mn = B.minimize(layers, ["relu"], low, high, "output", 0, gap=1e-7)
+    mn = B.minimize(Network.from_layers(layers, ["relu"]), low, high, "output:0", gap=1e-7)
     exact_min = 1.0 - (1.0 + a) - (1.0 - c)  # the corner (-1, 1)
     assert mn.sense == "min" and mn.upper == mn.value
     assert abs(mn.value - exact_min) <= 1e-7 and mn.lower <= exact_min + 1e-12
@@ -256,8 +265,10 @@ def test_maximize_random_relu_2d_against_grid(seed):
     low, high = np.array([-1.5, -1.0]), np.array([1.0, 2.0])
     gap = 1e-6
     for unit in (0, 1):
-        res = B.maximize(layers, acts, low, high, "output", unit, gap=gap)
-        grid = B.grid_evaluate(layers, acts, low, high, "output", unit, num_per_axis=401)
+        res = B.maximize(Network.from_layers(layers, acts), low, high, f"output:{unit}", gap=gap)
+        grid = grid_evaluate(
+            Network.from_layers(layers, acts), low, high, f"output:{unit}", num_per_axis=401
+        )
         assert res.converged and res.gap <= gap
         assert res.upper >= grid.max  # grid max is a lower bound on the true max
         assert res.value >= grid.max - gap  # and the true max is within gap of value
@@ -265,8 +276,10 @@ def test_maximize_random_relu_2d_against_grid(seed):
             reference(layers, acts, res.point[None])["output"][0, unit]
         )
         check_certificate(res, layers, acts, low, high, "output", unit, rng)
-    mn = B.minimize(layers, acts, low, high, "hidden_1.pre", 3, gap=gap)
-    grid = B.grid_evaluate(layers, acts, low, high, "hidden_1.pre", 3, num_per_axis=401)
+    mn = B.minimize(Network.from_layers(layers, acts), low, high, "hidden_1.pre:3", gap=gap)
+    grid = grid_evaluate(
+        Network.from_layers(layers, acts), low, high, "hidden_1.pre:3", num_per_axis=401
+    )
     assert mn.converged and mn.lower <= grid.min and mn.value <= grid.min + gap
     check_certificate(mn, layers, acts, low, high, "hidden_1.pre", 3, rng)
 
@@ -280,7 +293,7 @@ def test_maximize_smooth_beats_random_search(act, dim, key):
     layers, acts = random_net(rng, [dim, 10, 10, 1], [act, act], scale=1.5)
     low, high = -np.ones(dim), np.ones(dim)
     gap = 1e-4
-    res = B.maximize(layers, acts, low, high, key, 0, gap=gap)
+    res = B.maximize(Network.from_layers(layers, acts), low, high, f"{key}:{0}", gap=gap)
     x = points_in(rng, low, high, 50_000)
     best = reference(layers, acts, x)[key][:, 0].max()
     assert res.converged and res.gap <= gap
@@ -295,7 +308,7 @@ def test_maximize_post_activation_of_non_monotone():
     b0 = np.array([-0.5])
     layers = [(W0, b0), (np.ones((1, 1)), np.zeros(1))]
     low, high = np.array([-1.0, -1.0]), np.array([0.5, 0.5])
-    res = B.maximize(layers, ["abs"], low, high, "hidden_0", 0, gap=1e-9)
+    res = B.maximize(Network.from_layers(layers, ["abs"]), low, high, "hidden_0:0", gap=1e-9)
     # z = x + 2y - 0.5 ranges over [-3.5, 1.0], so max |z| = 3.5 at (-1, -1)
     assert abs(res.value - 3.5) <= 1e-9 and np.allclose(res.point, [-1.0, -1.0])
 
@@ -304,23 +317,27 @@ def test_maximize_stops_honestly_at_max_nodes():
     rng = np.random.default_rng(3)
     layers, acts = random_net(rng, [4, 16, 16, 1], ["relu", "relu"])
     low, high = -np.ones(4), np.ones(4)
-    res = B.maximize(layers, acts, low, high, "output", 0, gap=1e-9, max_nodes=9)
+    res = B.maximize(
+        Network.from_layers(layers, acts), low, high, "output:0", gap=1e-9, max_nodes=9
+    )
     assert not res.converged and res.gap > 1e-9 and res.num_nodes <= 9
     assert res.gap == pytest.approx(res.upper - res.lower)
     check_certificate(res, layers, acts, low, high, "output", 0, rng)
-    full = B.maximize(layers, acts, low, high, "output", 0, gap=1e-6)
+    full = B.maximize(Network.from_layers(layers, acts), low, high, "output:0", gap=1e-6)
     assert full.converged and full.num_nodes > 9
     assert res.lower - 1e-6 <= full.upper and full.lower <= res.upper + 1e-12
 
 
 def test_results_are_frozen_and_labelled():
     layers = [(np.array([[1.0], [1.0]]), np.zeros(1))]
-    res = B.maximize(layers, [], [0.0, 0.0], [1.0, 2.0], "output", 0)
-    assert res.tier == "bounded" and res.neuron == "output:0"
+    res = B.maximize(Network.from_layers(layers, []), [0.0, 0.0], [1.0, 2.0], "output:0")
+    assert res.tier == "certified" and res.neuron == "output:0"
     assert res.value == 3.0 and res.upper == pytest.approx(3.0, abs=1e-9)
     with pytest.raises(dataclasses.FrozenInstanceError):
         res.value = 0.0
-    grid = B.grid_evaluate(layers, [], [0.0, 0.0], [1.0, 2.0], "output", 0, num_per_axis=5)
+    grid = grid_evaluate(
+        Network.from_layers(layers, []), [0.0, 0.0], [1.0, 2.0], "output:0", num_per_axis=5
+    )
     assert grid.tier == "sampled" and "lower bound" in grid.note and "not exact" in grid.note
     assert grid.values.shape == (5, 5) and grid.num_points == 25
     assert grid.max == 3.0 and grid.argmax.tolist() == [1.0, 2.0] and grid.min == 0.0
@@ -330,34 +347,41 @@ def test_results_are_frozen_and_labelled():
 # --------------------------------------------------------------------------- errors
 
 NET = [(np.ones((2, 3)), np.zeros(3)), (np.ones((3, 1)), np.zeros(1))]
-OK = dict(layers=NET, activations=["relu"], low=[0.0, 0.0], high=[1.0, 1.0])
 
 
 @pytest.mark.parametrize(
-    ("change", "match"),
+    ("low", "high", "match"),
     [
-        (dict(low=[1.0, 0.0]), r"low must be < high"),
-        (dict(low=[0.0, 0.0, 0.0], high=[1.0, 1.0, 1.0]), r"low must be shape \(2,\)"),
-        (dict(high=[1.0, np.inf]), r"high must be finite"),
-        (dict(activations=["rleu"]), r"activations\[0\].*Did you mean 'relu'"),
-        (dict(activations=[]), r"activations must be one name per hidden layer"),
-        (dict(layers=[NET[0], (np.ones((2, 1)), np.zeros(1))]), r"layers\[1\] W must be fan_in 3"),
-        (dict(layers=[(np.ones((2, 3)), np.zeros(2)), NET[1]]), r"layers\[0\] b must be shape"),
+        ([1.0, 0.0], [1.0, 1.0], r"low must be < high"),
+        ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0], r"low must be shape \(2,\)"),
+        ([0.0, 0.0], [1.0, np.inf], r"high must be finite"),
     ],
 )
 @pytest.mark.parametrize("fn", [B.interval_bounds, B.linear_bounds])
-def test_bad_networks_and_boxes(fn, change, match):
-    args = {**OK, **change}
+def test_bad_boxes(fn, low, high, match):
     with pytest.raises(ToylabError, match=fn.__name__ + ": " + match):
-        fn(args["layers"], args["activations"], args["low"], args["high"])
+        fn(Network.from_layers(NET, ["relu"]), low, high)
+
+
+def test_bad_networks():
+    with pytest.raises(ToylabError, match=r"activation must be one of .*Did you mean 'relu'"):
+        Network.from_layers(NET, ["rleu"])
+    with pytest.raises(ToylabError, match=r"one per hidden layer \(1\)"):
+        Network.from_layers(NET, [])
+    with pytest.raises(ToylabError, match=r"weights\[1\] must be 3 rows"):
+        Network.from_layers([NET[0], (np.ones((2, 1)), np.zeros(1))], ["relu"])
+    with pytest.raises(ToylabError, match=r"biases\[0\] must be of shape \(3,\)"):
+        Network.from_layers([(np.ones((2, 3)), np.zeros(2)), NET[1]], ["relu"])
+    with pytest.raises(ToylabError, match="interval_bounds: model must be"):
+        B.interval_bounds(NET, [0.0, 0.0], [1.0, 1.0])
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(neuron_key="hiden_0"), r"neuron_key must be one of .*Did you mean 'hidden_0'"),
-        (dict(unit=3), r"unit must be an integer in 0..2"),
-        (dict(unit=-1), r"unit must be"),
+        (dict(neuron="hiden_0:0"), r"unknown layer 'hiden_0'.*Did you mean 'hidden_0'"),
+        (dict(neuron="hidden_0:3"), r"layer 'hidden_0' has 3 units"),
+        (dict(neuron="hidden_0"), r"must look like 'hidden_0:3'"),
         (dict(gap=0.0), r"gap must be a number > 0"),
         (dict(gap=-1e-3), r"gap must be a number > 0"),
         (dict(max_nodes=0), r"max_nodes must be an integer >= 1"),
@@ -366,17 +390,25 @@ def test_bad_networks_and_boxes(fn, change, match):
 )
 @pytest.mark.parametrize("fn", [B.maximize, B.minimize])
 def test_bad_optimize_arguments(fn, kwargs, match):
-    call = dict(low=[0.0, 0.0], high=[1.0, 1.0], neuron_key="hidden_0", unit=0, gap=1e-6)
+    call = dict(low=[0.0, 0.0], high=[1.0, 1.0], neuron="hidden_0:0", gap=1e-6)
     call.update(kwargs)
-    low, high, key, unit = (call.pop(k) for k in ("low", "high", "neuron_key", "unit"))
-    with pytest.raises(ToylabError, match=fn.__name__ + ": " + match):
-        fn(NET, ["relu"], low, high, key, unit, **call)
+    low, high, neuron = (call.pop(k) for k in ("low", "high", "neuron"))
+    with pytest.raises(ToylabError, match=match):
+        fn(Network.from_layers(NET, ["relu"]), low, high, neuron, **call)
 
 
 def test_bad_grid_arguments():
-    with pytest.raises(ToylabError, match="grid_evaluate: num_per_axis must be an integer >= 2"):
-        B.grid_evaluate(NET, ["relu"], [0.0, 0.0], [1.0, 1.0], "output", 0, num_per_axis=1)
+    with pytest.raises(ToylabError, match="grid_evaluate: num_per_axis must be >= 2"):
+        grid_evaluate(
+            Network.from_layers(NET, ["relu"]), [0.0, 0.0], [1.0, 1.0], "output:0", num_per_axis=1
+        )
     with pytest.raises(ToylabError, match="num_per_axis must be small enough"):
-        B.grid_evaluate(NET, ["relu"], [0.0, 0.0], [1.0, 1.0], "output", 0, num_per_axis=10**4)
-    with pytest.raises(ToylabError, match="grid_evaluate: unit must be"):
-        B.grid_evaluate(NET, ["relu"], [0.0, 0.0], [1.0, 1.0], "output", 1)
+        grid_evaluate(
+            Network.from_layers(NET, ["relu"]),
+            [0.0, 0.0],
+            [1.0, 1.0],
+            "output:0",
+            num_per_axis=10**4,
+        )
+    with pytest.raises(ToylabError, match="layer 'output' has 1 units"):
+        grid_evaluate(Network.from_layers(NET, ["relu"]), [0.0, 0.0], [1.0, 1.0], "output:1")

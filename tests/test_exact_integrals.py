@@ -175,11 +175,14 @@ def test_moments_match_mpmath(name):
 
 
 def test_tiny_polygon_keeps_relative_accuracy():
-    # side 1e-6: the closed form alone cancels down to ~1e-3 relative; the
-    # per-polygon quadrature fallback must restore it
+    # side 1e-6: the closed form alone cancels down to ~1e-3 relative (still exact in the
+    # absolute sense, which the rounding bound states); the per-polygon quadrature refinement
+    # (refine=True, estimated) restores the relative accuracy
     r0, r1, r2 = _reference("tiny_side_1e-6")
     poly, mean, cov = _CASES["tiny_side_1e-6"]
-    m0, m1, m2 = gaussian_polygon_moments([poly], mean, cov)
+    c0, c1, c2, err = gaussian_polygon_moments([poly], mean, cov, return_error=True)
+    assert abs(c0[0] - r0) <= err[0, 0] and np.all(np.abs(c1[0] - r1) <= err[0, 1:3])
+    m0, m1, m2 = gaussian_polygon_moments([poly], mean, cov, refine=True)
     np.testing.assert_allclose(m0[0], r0, rtol=1e-9)
     np.testing.assert_allclose(m1[0], r1, rtol=1e-9)
     np.testing.assert_allclose(m2[0], r2, rtol=1e-9)

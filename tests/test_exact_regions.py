@@ -14,20 +14,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from toylab._errors import ToylabError
-from toylab.exact.regions import (
+from toylab.exact import (
     Partition,
     active_region,
     argmax_pieces,
     box,
     decision_boundary,
-    evaluate,
     extrema,
     level_set,
     locate,
     partition,
+    partition_values,
     plane_through,
     slice_partition,
 )
+from toylab.network import Network
 
 ACT = {
     "relu": lambda z: np.maximum(z, 0.0),
@@ -162,7 +163,7 @@ def inside_counts(polys, q, eps):
 def test_maps_match_forward_pass(widths, acts, lim):
     layers = he_net(widths, seed=sum(widths))
     dom = box((-lim, -lim), (lim, lim))
-    part = partition(layers, acts, dom)
+    part = partition(Network.from_layers(layers, acts), dom)
     assert isinstance(part, Partition)
     check_invariants(layers, acts, dom, part, np.random.default_rng(0))
     counts = list(part.region_counts.values())
@@ -183,19 +184,19 @@ def test_first_layer_count_is_the_arrangement_formula():
             if crosses[i] and crosses[j]:
                 p = np.linalg.solve(w[:, [i, j]].T, -b[[i, j]])
                 inside += bool(np.all(np.abs(p) < 1))
-    part = partition([(w, b), (np.ones((12, 1)), np.zeros(1))], ["relu"], dom)
+    part = partition(Network.from_layers([(w, b), (np.ones((12, 1)), np.zeros(1))], ["relu"]), dom)
     assert len(part.polygons) == 1 + int(crosses.sum()) + inside
 
 
-def test_polygon_domain_and_evaluate():
+def test_polygon_domain_and_partition_values():
     layers = he_net((2, 10, 10, 3), seed=5)
     hexagon = np.array([[np.cos(t), np.sin(t)] for t in np.linspace(0, 2 * np.pi, 7)[:-1]]) * 2
-    part = partition(layers, ["relu", "abs"], hexagon)
+    part = partition(Network.from_layers(layers, ["relu", "abs"]), hexagon)
     rng = np.random.default_rng(1)
     check_invariants(layers, ["relu", "abs"], hexagon, part, rng)
     q = rng.uniform(-2, 2, size=(500, 2))
     inside = inside_counts([hexagon], q, eps=1e-9)[0]
-    got = evaluate(part, q)
+    got = partition_values(part, q)
     ref = reference(layers, ["relu", "abs"], q)["output"]
     np.testing.assert_allclose(got[inside], ref[inside], atol=1e-10 * (1 + np.abs(ref).max()))
     outside = inside_counts([hexagon], q, eps=-1e-9)[0]
@@ -209,7 +210,7 @@ def test_polygon_domain_and_evaluate():
 def test_extrema_agree_with_dense_grid():
     layers = he_net((2, 12, 8, 3), seed=7)
     acts = ["relu", "leaky_relu"]
-    part = partition(layers, acts, box((-2, -2), (2, 2)))
+    part = partition(Network.from_layers(layers, acts), box((-2, -2), (2, 2)))
     g = np.linspace(-2, 2, 201)
     grid = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
     ref = reference(layers, acts, grid)
@@ -235,7 +236,7 @@ def test_extrema_agree_with_dense_grid():
 def test_level_sets_lie_on_the_level():
     layers = he_net((2, 10, 10, 1), seed=11)
     acts = ["relu", "relu"]
-    part = partition(layers, acts, box((-2, -2), (2, 2)))
+    part = partition(Network.from_layers(layers, acts), box((-2, -2), (2, 2)))
     total = 0
     for key, unit, level in [
         ("output", 0, 0.0),
@@ -261,7 +262,7 @@ def test_level_set_has_the_right_length():
     w0 = np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])
     w1 = np.array([[1.0], [-1.0], [1.0], [-1.0]])
     layers = [(w0, np.zeros(4)), (w1, np.zeros(1))]
-    part = partition(layers, ["relu"], box((-1, -1), (1, 1)))
+    part = partition(Network.from_layers(layers, ["relu"]), box((-1, -1), (1, 1)))
     lines = level_set(part, "output", 0, 0.0)
     assert len(lines) == 1
     length = np.sum(np.hypot(*np.diff(lines[0], axis=0).T))
@@ -276,7 +277,7 @@ def test_argmax_pieces_and_decision_boundary():
     layers = he_net((2, 12, 12, 4), seed=13, bias=0.5)
     acts = ["relu", "relu"]
     dom = box((-2, -2), (2, 2))
-    part = partition(layers, acts, dom)
+    part = partition(Network.from_layers(layers, acts), dom)
     pieces = argmax_pieces(part)
     assert sum(shoelace(p) for p, _ in pieces) == pytest.approx(16.0, rel=1e-10)
     assert len({c for _, c in pieces}) >= 2
@@ -310,7 +311,7 @@ def test_argmax_ties_go_to_the_lowest_class():
     """Two identical logits everywhere: all area goes to class 0 (as np.argmax)."""
     w1 = np.array([[1.0, 1.0, -1.0]])
     layers = [(np.array([[1.0], [0.5]]), np.zeros(1)), (w1, np.zeros(3))]
-    part = partition(layers, ["relu"], box())
+    part = partition(Network.from_layers(layers, ["relu"]), box())
     areas = {c: 0.0 for c in range(3)}
     for p, c in argmax_pieces(part):
         areas[c] += shoelace(p)
@@ -325,7 +326,7 @@ def test_argmax_ties_go_to_the_lowest_class():
 def test_active_region_is_where_the_unit_is_positive():
     layers = he_net((2, 10, 10, 2), seed=17)
     acts = ["relu", "relu"]
-    part = partition(layers, acts, box((-2, -2), (2, 2)))
+    part = partition(Network.from_layers(layers, acts), box((-2, -2), (2, 2)))
     rng = np.random.default_rng(4)
     q = rng.uniform(-2, 2, size=(2000, 2))
     for unit in range(10):
@@ -351,7 +352,7 @@ def _first_layer(cols, biases):
 
 def _check(layers, acts, dom=None):
     dom = box() if dom is None else dom
-    part = partition(layers, acts, dom)
+    part = partition(Network.from_layers(layers, acts), dom)
     check_invariants(layers, acts, dom, part, np.random.default_rng(0), overlap_points=300)
     return part
 
@@ -395,7 +396,7 @@ def test_duplicate_neurons_make_no_slivers():
     rng = np.random.default_rng(8)
     w = rng.normal(size=(2, 5))
     b = rng.normal(size=5) * 0.3
-    once = partition([(w, b), (np.ones((5, 1)), np.zeros(1))], ["relu"], box())
+    once = partition(Network.from_layers([(w, b), (np.ones((5, 1)), np.zeros(1))], ["relu"]), box())
     w2, b2 = np.concatenate([w, w, 3 * w], axis=1), np.concatenate([b, b, 3 * b])
     layers = [(w2, b2), (np.ones((15, 1)), np.zeros(1))]
     part = _check(layers, ["relu"])
@@ -405,7 +406,7 @@ def test_duplicate_neurons_make_no_slivers():
     deep = [(w, b), (np.concatenate([w1, w1], axis=1), np.zeros(6)), (np.ones((6, 1)), np.zeros(1))]
     single = [(w, b), (w1, np.zeros(3)), (np.ones((3, 1)), np.zeros(1))]
     assert len(_check(deep, ["relu", "relu"]).polygons) == len(
-        partition(single, ["relu", "relu"], box()).polygons
+        partition(Network.from_layers(single, ["relu", "relu"]), box()).polygons
     )
 
 
@@ -443,7 +444,7 @@ def test_slice_partition_matches_the_forward_pass_on_the_plane():
     a, b, c = rng.normal(size=(3, 3))
     origin, d1, d2 = plane_through(a, b, c)
     dom = box((-0.5, -0.5), (1.5, 1.5))
-    part = slice_partition(layers, acts, origin, d1, d2, dom)
+    part = slice_partition(Network.from_layers(layers, acts), origin, d1, d2, dom)
     assert np.allclose(origin + 1 * d1, b) and np.allclose(origin + 1 * d2, c)
     assert part.areas.sum() == pytest.approx(4.0, rel=1e-10)
     st_ = interior_points(part.polygons, 3, rng)
@@ -461,16 +462,18 @@ def test_slice_partition_matches_the_forward_pass_on_the_plane():
 def test_errors_teach():
     layers = he_net((2, 4, 1), seed=0)
     with pytest.raises(ToylabError, match="Did you mean 'relu'"):
-        partition(layers, ["reul"], box())
-    with pytest.raises(ToylabError, match="one name per hidden layer"):
-        partition(layers, ["relu", "relu"], box())
-    with pytest.raises(ToylabError, match=r"layers\[1\]\[0\].shape\[0\]"):
-        partition([layers[0], (np.ones((3, 1)), np.zeros(1))], ["relu"], box())
+        partition(Network.from_layers(layers, ["reul"]), box())
+    with pytest.raises(ToylabError, match="one per hidden layer"):
+        partition(Network.from_layers(layers, ["relu", "relu"]), box())
+    with pytest.raises(ToylabError, match=r"weights\[1\] must be 4 rows"):
+        partition(Network.from_layers([layers[0], (np.ones((3, 1)), np.zeros(1))], ["relu"]), box())
     with pytest.raises(ToylabError, match="counter-clockwise"):
-        partition(layers, ["relu"], box()[::-1])
+        partition(Network.from_layers(layers, ["relu"]), box()[::-1])
     with pytest.raises(ToylabError, match="counter-clockwise"):
-        partition(layers, ["relu"], np.array([[0, 0], [2, 0], [1, 0.1], [1, 2]]))
-    part = partition(layers, ["relu"], box())
+        partition(
+            Network.from_layers(layers, ["relu"]), np.array([[0, 0], [2, 0], [1, 0.1], [1, 2]])
+        )
+    part = partition(Network.from_layers(layers, ["relu"]), box())
     with pytest.raises(ToylabError, match="Did you mean 'hidden_0'"):
         extrema(part, "hiden_0")
     with pytest.raises(ToylabError, match="unit must be"):
@@ -521,7 +524,7 @@ def small_networks(draw):
 def test_invariants_hold_for_random_small_networks(net, lim):
     layers, acts = net
     dom = box((-lim, -lim), (lim, lim))
-    part = partition(layers, acts, dom)
+    part = partition(Network.from_layers(layers, acts), dom)
     rng = np.random.default_rng(0)
     check_invariants(layers, acts, dom, part, rng, per=2, overlap_points=100)
     assert sum(shoelace(p) for p, _ in argmax_pieces(part)) == pytest.approx(

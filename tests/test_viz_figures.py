@@ -11,7 +11,7 @@ from matplotlib.image import AxesImage
 
 from toylab import ToylabError
 from toylab.distributions import two_blobs
-from toylab.exact import analyze, decision_boundary
+from toylab.exact import analyze, decision_boundary, partition_edges
 from toylab.models import MLP
 from toylab.viz import (
     CMAP,
@@ -69,7 +69,9 @@ def test_neuron_map_from_analysis_draws_exact_overlays(net, tmp_path):
     ext = analysis.extrema("hidden_0")
     np.testing.assert_allclose(disp.marker, ext.argmax[1])
     assert disp.values.max() <= ext.max[1] + 1e-5
-    assert len(disp.zero_lines) >= 1 and len(disp.segments) == len(analysis.boundary_segments())
+    assert len(disp.zero_lines) >= 1 and len(disp.segments) == len(
+        partition_edges(analysis.geometry)
+    )
     fig = Figure(figsize=(5, 4))
     disp.plot(fig.subplots(), legend=True)
     ax = disp.ax_

@@ -166,17 +166,39 @@ def _neuron_table(neurons: dict[str, dict[str, Any]]) -> list[str]:
     return [*rows, ""]
 
 
+def _report_summary(analysis: Any) -> dict[str, Any]:
+    """Numbers and overlays of every hidden neuron for the report."""
+    from toylab.viz import layer_overlays
+
+    overlays = layer_overlays(analysis)
+    neurons: dict[str, dict[str, Any]] = {}
+    for name in overlays:
+        s = analysis.summary(name)
+        neurons[name] = {k: s[k] for k in ("firing_probability", "mean", "max", "argmax", "min")}
+    return {
+        "accuracy": analysis.accuracy,
+        "gap": analysis.gap if analysis.gap is not None else float("nan"),
+        "num_regions": analysis.geometry.num_regions,
+        "region_counts": dict(analysis.geometry.region_counts),
+        "error": analysis.error,
+        "tier": analysis.tier,
+        "neurons": neurons,
+        "overlays": overlays,
+    }
+
+
 def _exact_section(run: Any) -> dict[str, Any] | None:
     """Exact analysis for the report, when the run qualifies (else ``None``)."""
-    from toylab.exact import ExactAnalysis, analyze
+    from toylab._errors import NotApplicable
+    from toylab.exact import analyze
 
-    if not hasattr(run.ensemble.model(run.params, 0), "affine_layers"):
-        return None  # superposition models: no exact geometry
-    results = [analyze(run.model(m), run.dist) for m in range(run.num_members)]
-
-    if not all(isinstance(r, ExactAnalysis) for r in results):
+    try:
+        results = [analyze(run.model(m), run.dist) for m in range(run.num_members)]
+    except NotApplicable:
+        return None
+    if any(r.kind != "plane" for r in results):
         return None
     return {
-        "members": [r.report_summary() for r in results],  # type: ignore[union-attr]
+        "members": [_report_summary(r) for r in results],
         "analyses": results,
     }

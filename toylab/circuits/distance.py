@@ -71,7 +71,7 @@ import numpy as np
 
 from toylab._errors import ToylabError
 from toylab.activations import LEAKY_SLOPE, PIECEWISE_LINEAR
-from toylab.exact.analysis import gaussian_mixture_arrays, integration_box
+from toylab.exact import integration_domain
 from toylab.exact.integrals import (
     mixture_polygon_moments,
     neuron_moments,
@@ -311,7 +311,7 @@ def _truncation(
 ) -> float:
     from scipy.special import ndtr
 
-    means, covs, weights, _ = gaussian_mixture_arrays(dist)
+    means, covs, weights, _ = dist.arrays()
     c = 0.5 * (np.asarray(low) + np.asarray(high))
     lip = 2.0  # |d| = |f - g| <= |f| + |g|: each part has Lipschitz <= prod of norms
     for w, _ in joint.layers:
@@ -430,14 +430,17 @@ def functional_distance(
             )
         return _sampled(model_a, model_b, pairs, dist, num_samples, key, why)
     joint = joint_network(model_a, model_b, where=where)
-    geometry = partition(joint.layers, joint.activations, domain.polygon(), tol=tol)
+    geometry = partition(
+        Network.from_layers(joint.layers, joint.activations), domain.polygon(), tol=tol
+    )
     sup, argsup = _sup(geometry, difference_maps(geometry, joint, pairs))
     if type(dist).__name__ == "GaussianMixture":
-        low, high = integration_box(dist)
+        _dom = integration_domain(dist)
+        low, high = _dom.low, _dom.high
         box_poly = np.array([[low[0], low[1]], [high[0], low[1]], [high[0], high[1]],
                              [low[0], high[1]]])  # fmt: skip
-        plane = partition(joint.layers, joint.activations, box_poly, tol=tol)
-        means, covs, weights, _ = gaussian_mixture_arrays(dist)
+        plane = partition(Network.from_layers(joint.layers, joint.activations), box_poly, tol=tol)
+        means, covs, weights, _ = dist.arrays()
         m0k, m1k, m2k = mixture_polygon_moments(plane.polygons, means, covs, weights)
         mom = neuron_moments(
             m0k.sum(0), m1k.sum(0), m2k.sum(0), difference_maps(plane, joint, pairs)

@@ -24,10 +24,10 @@ from flax import nnx
 
 from toylab._errors import ToylabError
 from toylab.circuits.circuit import Circuit, VerifyResult
+from toylab.exact import active_region, partition
 from toylab.exact.analysis import analyze
 from toylab.exact.finite import finite_table
 from toylab.exact.integrals import gaussian_polygon_moments
-from toylab.exact.regions import active_region, partition
 from toylab.models.mlp import MLP, OneHotMLP
 
 __all__ = [
@@ -307,8 +307,7 @@ def _check_region_is_polygon(
     model: MLP, unit_key: str, unit: int, vertices: np.ndarray, box: np.ndarray
 ) -> dict[str, float]:
     """Compare the exact active region of a unit with a polygon (areas, Hausdorff)."""
-    layers, acts = model.affine_layers()
-    part = partition(layers, acts, box)
+    part = partition(model, box)
     pieces = active_region(part, unit_key, unit)
     area = float(sum(abs(polygon_area(p)) for p in pieces))
     pts = np.concatenate(pieces) if pieces else np.zeros((0, 2))
@@ -434,8 +433,7 @@ def blob_detector(
 
     def check(circ: Circuit) -> VerifyResult:
         nums = _check_region_is_polygon(circ.model, key, int(unit), vertices, box)
-        layers, acts = circ.model.affine_layers()
-        part = partition(layers, acts, box)
+        part = partition(circ.model, box)
         pieces = active_region(part, key, int(unit))
         active_mass = float(gaussian_polygon_moments(pieces, mu, cov)[0].sum())
         polygon_mass = float(gaussian_polygon_moments([vertices], mu, cov)[0].sum())
@@ -484,9 +482,9 @@ def _finite_check(dist: Any) -> Any:
             circ.name,
             circ.claim,
             margin > 0 and abs(res.accuracy - 1.0) <= 1e-12,
-            {"accuracy": res.accuracy, "min_margin": margin, "num_inputs": float(res.num_inputs)},
+            {"accuracy": res.accuracy, "min_margin": margin, "num_inputs": float(len(out))},
             "exact",
-            f"exhaustive over all {res.num_inputs} inputs (float64 forward pass)",
+            f"exhaustive over all {len(out)} inputs (float64 forward pass)",
         )
 
     return check

@@ -38,7 +38,7 @@ from scipy.optimize import linear_sum_assignment
 from toylab._errors import ToylabError
 from toylab.activations import PIECEWISE_LINEAR
 from toylab.circuits.distance import _affine, joint_network
-from toylab.exact.analysis import gaussian_mixture_arrays, integration_box
+from toylab.exact import integration_domain
 from toylab.exact.integrals import cross_moments, mixture_polygon_moments, neuron_moments
 from toylab.exact.regions import partition
 from toylab.models.mlp import MLP
@@ -128,10 +128,11 @@ def layer_moments(model_a: Any, model_b: Any, dist: Any, key: str) -> tuple[np.n
             f"{getattr(dist, 'dim', None)}) and activations {sorted(set(acts))}."
         )
     joint = joint_network(model_a, model_b, where=where)
-    low, high = integration_box(dist)
+    _dom = integration_domain(dist)
+    low, high = _dom.low, _dom.high
     poly = np.array([[low[0], low[1]], [high[0], low[1]], [high[0], high[1]], [low[0], high[1]]])
-    plane = partition(joint.layers, joint.activations, poly)
-    means, covs, weights, _ = gaussian_mixture_arrays(dist)
+    plane = partition(Network.from_layers(joint.layers, joint.activations), poly)
+    means, covs, weights, _ = dist.arrays()
     m0k, m1k, m2k = mixture_polygon_moments(plane.polygons, means, covs, weights)
     m0, m1, m2 = m0k.sum(0), m1k.sum(0), m2k.sum(0)
     maps_a = plane.maps[key][:, joint.columns["a"][key]]

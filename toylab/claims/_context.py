@@ -9,6 +9,7 @@ import numpy as np
 
 from toylab._errors import ToylabError
 from toylab.activations import PIECEWISE_LINEAR
+from toylab.network import Network
 from toylab.neurons import NeuronId, resolve
 
 
@@ -185,23 +186,23 @@ class Context:
         from toylab.exact import partition, slice_partition
 
         if self.plane is not None:
-            return slice_partition(self.layers, self.acts, *self.plane, self.window)
-        return partition(self.layers, self.acts, self.window)
+            return slice_partition(
+                Network.from_layers(self.layers, self.acts), *self.plane, self.window
+            )
+        return partition(Network.from_layers(self.layers, self.acts), self.window)
 
     @functools.cached_property
     def whole_plane(self) -> Any:
         """The exact partition of the integration box (all but ~1e-32 of the mass)."""
-        from toylab.exact import integration_box, partition
-        from toylab.exact.regions import box
+        from toylab.exact import integration_domain, partition
 
-        low, high = integration_box(self.dist)
-        return partition(self.layers, self.acts, box(tuple(low), tuple(high)))
+        return partition(
+            Network.from_layers(self.layers, self.acts), integration_domain(self.dist).polygon
+        )
 
     @functools.cached_property
     def mixture(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        from toylab.exact import gaussian_mixture_arrays
-
-        return gaussian_mixture_arrays(self.dist)
+        return tuple(self.dist.arrays())  # type: ignore[return-value]
 
     def masses(self, polygons: list[np.ndarray]) -> np.ndarray:
         """Per-component masses ``(K, P)`` of polygons (exact; Gaussian mixtures only)."""

@@ -556,12 +556,16 @@ def _function_pointwise(ctx: Context, nid: NeuronId, p: dict, x: Any, xp: Any) -
 
 
 def _analysis_exact(ctx: Context, nid: NeuronId, p: dict) -> dict | None:
+    from toylab._errors import NotApplicable
     from toylab.exact import analyze
 
     if ctx.plane is not None:
         return None
-    res = analyze(ctx.model, ctx.dist) if not ctx.finite else ctx.table
-    if res is None or getattr(res, "tier", "exact") != "exact":
+    try:
+        res = analyze(ctx.model, ctx.dist) if not ctx.finite else ctx.table
+    except NotApplicable:
+        return None
+    if res.tier != "exact":
         return None
     v = p["fn"](res, str(nid))
     if isinstance(v, bool | np.bool_):

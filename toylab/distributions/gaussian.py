@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +33,7 @@ from toylab.distributions.base import AbstractDistribution, Batch, BayesResult, 
 __all__ = [
     "DOMAIN_OUTSIDE_MASS",
     "GaussianMixture",
+    "MixtureArrays",
     "blobs_on_circle",
     "two_blobs",
     "xor_blobs",
@@ -353,6 +354,15 @@ def gaussian_1d_max_integral(
 # --------------------------------------------------------------------------- the mixture
 
 
+class MixtureArrays(NamedTuple):
+    """A Gaussian mixture's parameters as float64 arrays (the interface exact code uses)."""
+
+    means: np.ndarray  # (K, d)
+    covs: np.ndarray  # (K, d, d)
+    weights: np.ndarray  # (K,), normalised
+    classes: np.ndarray  # (K,) int
+
+
 @dataclasses.dataclass(frozen=True)
 class _MixtureArrays:
     means: np.ndarray  # (K, d)
@@ -500,6 +510,11 @@ class GaussianMixture(AbstractDistribution):
         prior = np.bincount(classes, weights=w, minlength=self.num_classes)
         inv_chols = np.linalg.inv(chols)
         return _MixtureArrays(means, covs, chols, inv_chols, logdets, logw, classes, prior)
+
+    def arrays(self) -> MixtureArrays:
+        """``(means, covs, weights, classes)`` as float64 arrays (weights normalised)."""
+        a = self._arrays
+        return MixtureArrays(a.means, a.covs, np.exp(a.log_weights), a.classes)
 
     @property
     def num_classes(self) -> int:

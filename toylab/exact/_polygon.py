@@ -12,10 +12,12 @@ import numpy as np
 
 __all__ = [
     "areas",
+    "clip_convex",
     "clip_positive",
     "expand_ranges",
     "next_index",
     "owner",
+    "polygon_area",
     "sign_band",
 ]
 
@@ -112,3 +114,24 @@ def clip_positive(
     counts = np.bincount(out_pid, minlength=num)
     src = np.nonzero(counts > 0)[0]
     return out_xy, np.concatenate([[0], np.cumsum(counts[src])]), src
+
+
+def clip_convex(poly: np.ndarray, g: np.ndarray, c: float, *, band: float = 0.0) -> np.ndarray:
+    """The part of one convex polygon ``(V, 2)`` where ``g . x + c >= 0`` (``(0, 2)`` if none).
+
+    Vertices with ``|g . x + c| <= band`` count as on the line (see :func:`clip_positive`).
+    """
+    poly = np.asarray(poly, np.float64)
+    if len(poly) < 3:
+        return np.zeros((0, 2))
+    f = poly @ np.asarray(g, np.float64) + float(c)
+    xy, _, src = clip_positive(poly, np.array([0, len(poly)]), f, band, keep_flat=False)
+    return xy if len(src) else np.zeros((0, 2))
+
+
+def polygon_area(poly: np.ndarray) -> float:
+    """Signed area of one polygon (positive counter-clockwise; 0 for fewer than 3 vertices)."""
+    poly = np.asarray(poly, np.float64)
+    if len(poly) < 3:
+        return 0.0
+    return float(areas(poly, np.array([0, len(poly)]))[0])

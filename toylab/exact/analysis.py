@@ -1,394 +1,497 @@
-"""One call that analyses a whole network exactly: :func:`analyze`.
+r"""One call that analyses a whole network exactly: :func:`analyze`.
 
-For a piecewise-linear MLP (relu, leaky_relu, abs, hardtanh, identity) on a 2-D
-Gaussian mixture, :func:`analyze` computes
+:func:`analyze` returns one :class:`Analysis` whatever the domain, with the same
+interface for the plane and for finite domains:
 
-* the exact partition of the distribution's domain box into linear regions,
-  every neuron's exact maximum and minimum over the box and where they are
-  attained, its zero set and the network's decision boundary (tier ``"exact"``);
-* every neuron's exact firing probability ``P(a > 0)``, mean ``E[a]`` and the
-  covariance matrix of each layer under the data distribution, and the
-  network's exact accuracy, hence its exact gap to the Bayes-optimal accuracy.
+* ``moments[key]``: every unit's mean ``E[a]``, the layer's second moments and
+  covariance, and its firing probability ``P(a > 0)``, for every layer key;
+* ``accuracy`` (the probability that the arg-max logit is the label), ``class_accuracy``
+  and the gap to the Bayes-optimal accuracy;
+* ``extrema(key)``: every unit's maximum and minimum over the domain and where they
+  are attained (over the domain box on the plane; over the inputs of positive
+  probability on a finite domain);
+* ``group_means(key)``: ``E[a 1(group g)]`` for the groups of the distribution
+  (mixture components, or classes);
+* ``tier``, ``error`` (and ``errors``, its parts) and ``method``: how the numbers were
+  obtained, and how far from the truth they can be.
 
-**Integrals over the whole plane.** The partition for the integrals covers a box
-that leaves at least ``12`` standard deviations (Mahalanobis, along each axis)
-between every component's mean and the box's edges, so the mass outside it is
-below ``4 Φ(-12) ≈ 7e-33`` per component; its contribution to any first or
-second moment is bounded by Cauchy–Schwarz with the network's Lipschitz bound
-and reported as ``truncation_bound`` (typically below 1e-12). Within the box, every
-integral is a closed form (:mod:`toylab.exact.integrals`).
+It raises :class:`~toylab.NotApplicable` (saying what to use instead) where no exact
+analysis exists: smooth activations on continuous inputs, inputs of more than two
+dimensions, distributions without a density or a finite domain.
 
-**Other 2-D densities** (rings, noisy curves): the same quantities by adaptive
-quadrature over the exact regions (:func:`toylab.exact.polygon_quadrature`, a
-pair of Gauss rules per triangle with 4-way refinement), over the distribution's
-domain box; the result's tier is ``"bounded"``: ``error`` is the largest bound,
-over every neuron's mean and second moment and the accuracy, obtained by
-propagating the quadrature error estimates through the absolute affine maps;
-``truncation_bound`` is the distribution's mass outside the domain, which the
-integrals leave out.
+**The plane.** For a piecewise-linear network on a 2-D distribution, the domain box
+is partitioned exactly into linear regions (``geometry``: extrema, level sets,
+pictures), and so is the *support*: the integration box of
+:func:`toylab.exact.integration_domain` (the domain widened to leave 12 standard
+deviations around every Gaussian component). On each support region every unit is
+affine, so its moments are sums of the region moments of the distribution
+(:func:`toylab.exact.region_moments`): closed forms for Gaussian mixtures, adaptive
+quadrature for other densities (rings, noisy curves).
 
-For finite distributions it returns :func:`toylab.exact.finite_table`'s exact
-enumeration instead. For networks or distributions where neither applies it
-returns ``None`` (see :mod:`toylab.exact.bounds` for guaranteed bounds).
+**Error and tier, honestly.** ``error`` bounds (or, for quadrature, estimates) the
+absolute error of every number reported (moments, firing probabilities, accuracies)
+and is the largest of its parts in ``errors``:
+
+* ``rounding``: the closed forms' float64 rounding bounds (or the quadrature's error
+  estimates), propagated through the absolute values of the affine maps;
+* ``truncation``: what the integration box leaves out (a certified Cauchy–Schwarz bound
+  for Gaussian mixtures, :func:`toylab.exact.truncation_bounds`; for other densities
+  the declared mass outside the domain times the largest value on it, an estimate);
+* ``band``: regions that keep a vertex inside the partition's tolerance band on the
+  wrong side of a breakpoint (:func:`toylab.exact.band_violations`) have wrong maps on
+  a sliver next to it, of area at most ``diam x violation / |gradient|``; its mass is
+  bounded with the density's maximum (certified for Gaussian mixtures) and its effect
+  on every moment with the largest value of the unit.
+
+The tier is ``"exact"`` when the only error above float64 rounding is nil: no band
+violation and a truncation below the rounding bound; ``"certified"`` when all the
+parts are certified but some exceed rounding (degenerate or extremely scaled
+networks); ``"estimated"`` whenever a quadrature is involved.
+
+**Finite domains** (modular arithmetic, Boolean functions): every input is evaluated
+in float64 (:func:`toylab.exact.finite_table`), tier ``"exact"``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr
 
-from toylab._errors import ToylabError
-from toylab.activations import PIECEWISE_LINEAR
-from toylab.exact.finite import FiniteResult, finite_table
-from toylab.exact.integrals import mixture_polygon_moments, neuron_moments
-from toylab.exact.regions import (
-    Partition,
-    argmax_pieces,
-    extrema,
-    level_set,
-    partition,
+from toylab._errors import NotApplicable
+from toylab.distributions.base import Box, FiniteDomain
+from toylab.exact._polygon import clip_positive, owner
+from toylab.exact.integrals import NeuronMomentsResult, neuron_moments
+from toylab.exact.measure import (
+    RegionMoments,
+    density_bound,
+    integration_domain,
+    region_moments,
+    truncation_bounds,
 )
+from toylab.exact.queries import ExtremaResult, _argmax_flat, _split_flat, extrema
+from toylab.exact.regions import Partition, _partition, _piecewise_linear, band_violations
+from toylab.network import Network, as_network
+from toylab.tiers import Tier
 
-__all__ = ["ExactAnalysis", "analyze", "gaussian_mixture_arrays", "integration_box"]
+__all__ = ["Analysis", "analyze"]
 
-MARGIN_SIGMAS = 12.0
-
-
-def gaussian_mixture_arrays(dist: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(means (K,d), covs (K,d,d), weights (K,), classes (K,))`` of a Gaussian mixture."""
-    means = np.asarray(dist.means, np.float64)
-    covs = np.asarray(dist.covs, np.float64)
-    k = means.shape[0]
-    weights = np.full(k, 1.0 / k) if dist.weights is None else np.asarray(dist.weights, float)
-    classes = np.arange(k) if dist.classes is None else np.asarray(dist.classes, int)
-    return means, covs, weights, classes
-
-
-def integration_box(dist: Any, margin: float = MARGIN_SIGMAS) -> tuple[np.ndarray, np.ndarray]:
-    """A box holding the domain and ``margin`` axis standard deviations around every mean."""
-    means, covs, _, _ = gaussian_mixture_arrays(dist)
-    sd = np.sqrt(np.diagonal(covs, axis1=1, axis2=2))
-    low = np.minimum((means - margin * sd).min(0), np.asarray(dist.domain.low))
-    high = np.maximum((means + margin * sd).max(0), np.asarray(dist.domain.high))
-    return low, high
-
-
-def _box_polygon(low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    (x0, y0), (x1, y1) = low, high
-    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
-
-
-def _truncation_bound(layers: list, dist: Any, low: np.ndarray, high: np.ndarray) -> float:
-    """Bound on |E[a 1_outside]| and |E[a b 1_outside]| for every neuron.
-
-    On the plane, |a(x)| <= A + L |x - c| with c the box centre, L the product of
-    the layers' spectral norms (activations are 1-Lipschitz) and A a bound of |a(c)|.
-    Cauchy–Schwarz: E[f 1_out] <= sqrt(E[f²]) sqrt(P(out)).
-    """
-    means, covs, weights, _ = gaussian_mixture_arrays(dist)
-    c = 0.5 * (low + high)
-    lip, h = 1.0, c
-    bound_c = 0.0
-    for W, b in layers:
-        lip *= max(float(np.linalg.norm(W, 2)), 1e-300)
-        h = h @ W + b
-        bound_c = max(bound_c, float(np.abs(h).max()))
-        h = np.abs(h)
-    p_out = 0.0
-    e_r2 = 0.0
-    for mu, cov, w in zip(means, covs, weights, strict=True):
-        sd = np.sqrt(np.diag(cov))
-        z = np.minimum((mu - low) / sd, (high - mu) / sd)
-        p_out += w * float(np.sum(2 * ndtr(-z)))
-        e_r2 += w * float(np.trace(cov) + np.sum((mu - c) ** 2))
-    # E[(A + L r)^2] <= 2 A^2 + 2 L^2 E[r^2]; products of two neurons need the 4th moment:
-    # E[(A + L r)^4] <= 8 A^4 + 8 L^4 E[r^4], E[r^4] <= 3 E[r^2]^2 for Gaussian mixtures
-    # componentwise (bounded here by a factor 3 * (dim + 2) to be safe).
-    second = 2 * bound_c**2 + 2 * lip**2 * e_r2
-    fourth = 8 * bound_c**4 + 8 * lip**4 * 3 * (len(low) + 2) * e_r2**2
-    return float(max(np.sqrt(second), np.sqrt(fourth)) * np.sqrt(p_out))
+_EPS = float(np.finfo(np.float64).eps)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class ExactAnalysis:
-    """Exact analysis of one network on a 2-D Gaussian mixture (see :func:`analyze`).
+class Analysis:
+    """The exact analysis of one network under one distribution (see :func:`analyze`).
 
-    ``geometry`` is the partition of the distribution's domain box (for extrema,
-    level sets and pictures); ``plane`` the partition of the integration box (for
-    integrals). ``moments[key]`` is a
-    :class:`toylab.exact.integrals.NeuronMomentsResult` for every layer key.
+    Attributes:
+      network: the analysed network (float64).
+      kind: ``"plane"`` or ``"finite"``.
+      moments: layer key -> :class:`~toylab.exact.NeuronMomentsResult` (``mean``,
+        ``second_moment``, ``cov``, ``firing_probability``).
+      accuracy, class_accuracy: the exact probability that the arg-max logit is the
+        label (ties count as wrong on finite domains and go to the lowest class on the
+        plane, as ``numpy.argmax``), overall and given each class.
+      bayes_accuracy: the distribution's Bayes-optimal accuracy (its own tier is in
+        ``dist.bayes()``); ``gap``: ``bayes_accuracy - accuracy``.
+      tier, error, errors, method: see the module docstring.
+      groups, group_class: what :meth:`group_means` sums over (``"component"`` or
+        ``"class"``) and the class of each group.
     """
 
-    geometry: Partition
-    plane: Partition
-    moments: dict[str, Any]
+    network: Network
+    dist: Any
+    kind: str
+    moments: dict[str, NeuronMomentsResult]
     accuracy: float
-    bayes_accuracy: float | None
-    truncation_bound: float
-    tier: str = "exact"
-    error: float = 0.0
-    class_accuracy: np.ndarray | None = None  # P(correct | y = c), per class
+    class_accuracy: np.ndarray
+    tier: Tier
+    error: float
+    errors: dict[str, float]
+    method: str
+    groups: str
+    group_class: np.ndarray
+    _group_means: dict[str, np.ndarray]
+    _extrema: dict[str, ExtremaResult]
+    _geometry: Partition | None = None
+    _support: Partition | None = None
+    _support_moments: RegionMoments | None = None
+    _table: dict[str, np.ndarray] | None = None
+
+    @functools.cached_property
+    def bayes_accuracy(self) -> float | None:
+        """The distribution's Bayes-optimal accuracy (``dist.bayes()``, computed when asked:
+        its quadrature can be slow); ``None`` for fewer than two classes."""
+        return _bayes(self.dist)
 
     @property
     def gap(self) -> float | None:
         return None if self.bayes_accuracy is None else self.bayes_accuracy - self.accuracy
 
-    def extrema(self, key: str) -> Any:
-        return extrema(self.geometry, key)
+    def _plane_only(self, what: str) -> None:
+        if self.kind != "plane":
+            raise NotApplicable(
+                f"Analysis.{what}: a finite domain has no planar geometry; use "
+                "Analysis.extrema, Analysis.values or Analysis.table."
+            )
 
-    def zero_set(self, key: str, unit: int) -> list[np.ndarray]:
-        return level_set(self.geometry, key, unit, 0.0)
+    @property
+    def geometry(self) -> Partition:
+        """The exact partition of the domain box (the plane only)."""
+        self._plane_only("geometry")
+        assert self._geometry is not None
+        return self._geometry
 
-    def boundary_segments(self) -> np.ndarray:
-        """Every linear-region boundary inside the domain as ``(N, 2, 2)`` segments."""
-        p = self.geometry
-        segs = []
-        for poly in p.polygons:
-            segs.append(np.stack([poly, np.roll(poly, -1, axis=0)], axis=1))
-        return np.concatenate(segs) if segs else np.zeros((0, 2, 2))
+    @property
+    def support(self) -> Partition:
+        """The exact partition of the integration box (the plane only)."""
+        self._plane_only("support")
+        assert self._support is not None
+        return self._support
 
-    def report_summary(self) -> dict[str, Any]:
-        """Numbers and overlays for the report (per hidden neuron)."""
-        neurons: dict[str, dict[str, Any]] = {}
-        overlays: dict[str, dict[str, Any]] = {}
-        segs = self.boundary_segments()
-        for key in self.geometry.maps:
-            if not key.startswith("hidden_") or key.endswith(".pre"):
-                continue
-            ext = self.extrema(key)
-            mom = self.moments[key]
-            for u in range(len(mom.mean)):
-                name = f"{key}:{u}"
-                neurons[name] = {
-                    "firing_probability": float(mom.firing_probability[u]),
-                    "mean": float(mom.mean[u]),
-                    "max": float(ext.max[u]),
-                    "argmax": [float(v) for v in ext.argmax[u]],
-                    "min": float(ext.min[u]),
-                }
-                overlays[name] = {
-                    "segments": segs,
-                    "zero_lines": level_set(self.geometry, f"{key}.pre", u, 0.0),
-                    "marker": ext.argmax[u],
-                    "title": f"{name}  P(on)={mom.firing_probability[u]:.2f}",
-                }
+    @property
+    def support_moments(self) -> RegionMoments:
+        """The distribution's per-group moments over the support's regions (the plane only)."""
+        self._plane_only("support_moments")
+        assert self._support_moments is not None
+        return self._support_moments
+
+    def extrema(self, key: str) -> ExtremaResult:
+        """Every unit's max and min (and where) over the domain: ``(width,)`` arrays."""
+        if key not in self._extrema:
+            if self.kind == "plane":
+                self._extrema[key] = extrema(self.geometry, key)
+            else:
+                raise NotApplicable(
+                    f"Analysis.extrema: unknown layer key {key!r}; keys are {list(self.moments)}."
+                )
+        return self._extrema[key]
+
+    def group_means(self, key: str) -> np.ndarray:
+        """``E[a_i 1(group g)]`` for every group ``g`` and unit ``i``: ``(G, width)``."""
+        if key not in self._group_means:
+            if key not in self.moments:
+                raise NotApplicable(
+                    f"Analysis.group_means: unknown layer key {key!r}; keys are "
+                    f"{list(self.moments)}."
+                )
+            rm = self.support_moments
+            maps = self.support.local_maps[key]
+            self._group_means[key] = np.einsum("grd,rnd->gn", rm.m1, maps[:, :, :2]) + np.einsum(
+                "gr,rn->gn", rm.m0, maps[:, :, 2]
+            )
+        return self._group_means[key]
+
+    @property
+    def table(self) -> dict[str, np.ndarray]:
+        """Every layer on every input (finite domains analysed with ``keep_table=True``)."""
+        if self._table is None:
+            raise NotApplicable(
+                "Analysis.table: the table is kept only for finite domains analysed with "
+                "keep_table=True (toylab.exact.finite_table keeps it)."
+            )
+        return self._table
+
+    def values(self, neuron: str) -> np.ndarray:
+        """One neuron's value on every input of a finite domain."""
+        nid = self.network.resolve(neuron)
+        return self.table[nid.key][:, nid.unit]
+
+    def summary(self, neuron: str) -> dict[str, Any]:
+        """The numbers a report or an atlas page shows for one neuron (all of this tier)."""
+        nid = self.network.resolve(neuron)
+        mom = self.moments[nid.key]
+        ext = self.extrema(nid.key)
+        u = nid.unit
         return {
-            "accuracy": self.accuracy,
-            "gap": self.gap if self.gap is not None else float("nan"),
-            "num_regions": self.geometry.num_regions,
-            "region_counts": dict(self.geometry.region_counts),
-            "truncation_bound": self.truncation_bound,
-            "neurons": neurons,
-            "overlays": overlays,
+            "firing_probability": float(mom.firing_probability[u]),
+            "mean": float(mom.mean[u]),
+            "std": float(math.sqrt(max(float(mom.cov[u, u]), 0.0))),
+            "max": float(ext.max[u]),
+            "argmax": np.asarray(ext.argmax[u]).tolist(),
+            "min": float(ext.min[u]),
+            "argmin": np.asarray(ext.argmin[u]).tolist(),
+            "tier": self.tier,
+            "error": self.error,
         }
 
 
+def _bayes(dist: Any) -> float | None:
+    if int(getattr(dist, "num_classes", 0)) < 2:
+        return None
+    try:
+        return float(dist.bayes().accuracy)
+    except NotApplicable:
+        return None
+
+
 def analyze(
-    model: Any, dist: Any, *, tol: float = 1e-9, rtol: float = 1e-7
-) -> ExactAnalysis | FiniteResult | None:
-    """Exact analysis of ``model`` under ``dist`` (see the module docstring).
+    model: Any, dist: Any, *, tol: float = 1e-9, rtol: float = 1e-7, keep_table: bool = False
+) -> Analysis:
+    """Exact analysis of ``model`` (a toylab model or a :class:`~toylab.network.Network`)
+    under ``dist`` (see the module docstring).
 
-    Returns an :class:`ExactAnalysis` for piecewise-linear MLPs on 2-D Gaussian
-    mixtures (tier ``"exact"``) and on other 2-D densities (tier ``"bounded"``,
-    quadrature to relative tolerance ``rtol``), a :class:`toylab.exact.FiniteResult`
-    on finite domains, and ``None``
-    when no exact analysis applies (smooth activations, other distributions, more
-    than two input dimensions: use :func:`toylab.exact.slice_partition` or the
-    bounds in :mod:`toylab.exact.bounds`).
+    ``tol`` is the partition's tolerance (:mod:`toylab.exact.regions`), ``rtol`` the
+    quadrature's relative tolerance for non-Gaussian densities, ``keep_table`` keeps
+    every layer on every input of a finite domain. Raises
+    :class:`~toylab.NotApplicable` where no exact analysis applies.
     """
-    if not hasattr(model, "affine_layers"):
-        raise ToylabError(f"analyze: model must be a toylab MLP, got {type(model).__name__}.")
-    if getattr(dist, "kind", None) == "finite":
-        return finite_table(model, dist, keep_table=False)
-    layers, acts = model.affine_layers()
-    if not all(a in PIECEWISE_LINEAR for a in acts):
-        return None
-    if getattr(dist, "dim", None) != 2 or not hasattr(dist.domain, "low"):
-        return None
-    if type(dist).__name__ != "GaussianMixture":
-        return _analyze_by_quadrature(layers, acts, dist, tol=tol, rtol=rtol)
-    domain = dist.domain
-    geometry = partition(layers, acts, domain.polygon(), tol=tol)
-    low, high = integration_box(dist)
-    plane = partition(layers, acts, _box_polygon(low, high), tol=tol)
-    means, covs, weights, classes = gaussian_mixture_arrays(dist)
-    m0k, m1k, m2k = mixture_polygon_moments(plane.polygons, means, covs, weights)
-    m0, m1, m2 = m0k.sum(0), m1k.sum(0), m2k.sum(0)
-    moments = {}
-    for key, maps in plane.maps.items():
-        mom = neuron_moments(m0, m1, m2, maps)
-        fire = _firing_from_pattern(plane, key, m0)
-        if fire is None:
-            fire = _firing_mass(plane, maps, (means, covs, weights), m0)
-        moments[key] = dataclasses.replace(mom, firing_probability=fire)
-    pieces = argmax_pieces(plane)
-    polys = [p for p, _ in pieces]
-    cls = np.array([c for _, c in pieces])
-    pm0, _, _ = mixture_polygon_moments(polys, means, covs, weights)
-    # P(correct) = sum over pieces of P(y = argmax class, x in piece)
-    accuracy = float(sum(pm0[k][cls == classes[k]].sum() for k in range(len(weights))))
-    num_classes = int(classes.max()) + 1
-    correct = np.array([sum(pm0[k][cls == c].sum() for k in range(len(weights)) if classes[k] == c)
-                        for c in range(num_classes)])  # fmt: skip
-    class_mass = np.array([weights[classes == c].sum() for c in range(num_classes)])
-    bayes = dist.bayes().accuracy if dist.num_classes > 1 else None
-    return ExactAnalysis(
-        geometry=geometry,
-        plane=plane,
-        moments=moments,
-        accuracy=accuracy,
-        bayes_accuracy=bayes,
-        truncation_bound=_truncation_bound(layers, dist, low, high),
-        class_accuracy=correct / class_mass,
-    )
+    where = "analyze"
+    net = as_network(model, where)
+    domain = getattr(dist, "domain", None)
+    if isinstance(domain, FiniteDomain):
+        from toylab.exact.finite import finite_table
+
+        return finite_table(net, dist, keep_table=keep_table)
+    if not isinstance(domain, Box) or domain.dim != 2:
+        raise NotApplicable(
+            f"{where}: exact analysis needs a finite domain or 2-D continuous inputs; "
+            f"{type(dist).__name__} has {getattr(dist, 'dim', '?')}-dimensional inputs. Analyse "
+            "a 2-D slice (toylab.exact.slice_partition) or bound neurons over a box "
+            "(toylab.exact.linear_bounds, toylab.exact.maximize)."
+        )
+    if int(getattr(dist, "num_classes", 0)) < 1 or not hasattr(dist, "class_log_joint"):
+        raise NotApplicable(
+            f"{where}: {type(dist).__name__} has no class densities on the plane to integrate "
+            "against (exact analysis covers 2-D classification distributions)."
+        )
+    net = _piecewise_linear(where, net, 2)
+    return _analyze_plane(net, dist, tol=tol, rtol=rtol)
 
 
-def clip_halfplane(poly: np.ndarray, g: np.ndarray, c: float) -> np.ndarray:
-    """The part of a convex polygon where ``g . x + c > 0`` (Sutherland–Hodgman)."""
-    v = poly @ g + c
-    out = []
-    n = len(poly)
-    for i in range(n):
-        j = (i + 1) % n
-        if v[i] > 0:
-            out.append(poly[i])
-        if (v[i] > 0) != (v[j] > 0) and v[i] != v[j]:
-            t = v[i] / (v[i] - v[j])
-            out.append(poly[i] + t * (poly[j] - poly[i]))
-    return np.asarray(out).reshape(-1, 2)
+def _masses(
+    dist: Any, polygons: list[np.ndarray], rtol: float, origin: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Total mass ``(P,)`` of polygons (relative to ``origin``) and its error ``(P,)``."""
+    if not polygons:
+        return np.zeros(0), np.zeros(0)
+    rm = region_moments(dist, polygons, rtol=rtol, origin=origin)
+    return rm.m0.sum(0), rm.error[:, :, 0].sum(0)
 
 
-def _firing_from_pattern(plane: Partition, key: str, m0: np.ndarray) -> np.ndarray | None:
-    """P(a > 0) straight from the activation pattern, where the pattern decides the sign.
+def _entry_values(part: Partition, m: np.ndarray) -> np.ndarray:
+    """Values of local maps ``m (R, n, 3)`` at every ring entry (local coordinates)."""
+    xy = part.local_vertices[part.ring]
+    mm = m[owner(part.offsets)]
+    return mm[:, :, 0] * xy[:, :1] + mm[:, :, 1] * xy[:, 1:] + mm[:, :, 2]
 
-    relu / leaky_relu: pre and post are > 0 exactly on piece 1 (the region lies on
-    the positive side of the neuron's cut). Other activations (hardtanh's cuts are
-    at ±1, abs's pre-activation, identity, the logits) return ``None``.
+
+def _firing(
+    part: Partition, key: str, m0: np.ndarray, e0: np.ndarray, dist: Any, rtol: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``P(a_i > 0)`` for every unit of ``key`` and its error (rounding / quadrature).
+
+    relu / leaky_relu post- and pre-activations are positive exactly on the regions whose
+    pattern is the active piece; otherwise each region the unit is positive on counts
+    whole, and each region its zero line crosses is clipped and its positive part measured.
     """
-    layer = key.removesuffix(".pre")
-    if layer not in plane.patterns:
-        return None
-    k = int(layer.split("_")[1])
-    if plane.activations[k] not in ("relu", "leaky_relu"):
-        return None
-    return m0 @ (plane.patterns[layer] == 1)
-
-
-def _firing_mass(plane: Partition, maps: np.ndarray, mixture: tuple, m0: np.ndarray) -> np.ndarray:
-    """Exact P(a_i > 0): whole region masses where the neuron is positive on the whole
-    region, plus the exact mass of the positive part of regions its zero line crosses."""
-    counts = np.diff(plane.offsets)
-    j = np.minimum(np.arange(counts.max())[None, :], counts[:, None] - 1)
-    xy = plane.vertices[plane.ring[plane.offsets[:-1, None] + j]]  # (R, V, 2), last vertex repeated
-    hom = np.concatenate([xy, np.ones((*xy.shape[:2], 1))], axis=-1)
-    vals = np.matmul(hom, maps.transpose(0, 2, 1))  # (R, V, n)
-    vmin, vmax = vals.min(1), vals.max(1)
+    post = key.removesuffix(".pre")
+    if post in part.patterns:
+        act = part.network.activations[
+            part.network.num_hidden if post == "output" else int(post.split("_")[1])
+        ]
+        if act in ("relu", "leaky_relu"):
+            on = part.patterns[post] == 1
+            return m0 @ on, e0 @ on
+    maps = part.local_maps[key]
+    vals = _entry_values(part, maps)  # (entries, n)
+    vmin = np.minimum.reduceat(vals, part.offsets[:-1], axis=0)
+    vmax = np.maximum.reduceat(vals, part.offsets[:-1], axis=0)
     # vertices within the partition's rounding band of the zero line count as on it
-    eps = plane.tol * np.maximum(np.abs(vals).max((0, 1)), 1e-300)
-    positive = (vmax > eps) & (vmin >= -eps)
-    fire = m0 @ positive
+    eps = part.tol * np.maximum(np.abs(vals).max(axis=0), 1e-300)
+    whole = (vmax > eps) & (vmin >= -eps)
+    fire, err = m0 @ whole, e0 @ whole
     rr, ii = np.nonzero((vmax > eps) & (vmin < -eps))
     if len(rr):
-        pieces = [clip_halfplane(plane.polygons[r], maps[r, i, :2], maps[r, i, 2])
-                  for r, i in zip(rr, ii, strict=True)]  # fmt: skip
-        ok = np.array([len(pc) >= 3 for pc in pieces])
-        if ok.any():
-            pm = mixture_polygon_moments([pc for pc, k in zip(pieces, ok, strict=True) if k],
-                                         *mixture)[0].sum(0)  # fmt: skip
-            np.add.at(fire, ii[ok], pm)
-    return fire
+        lens = np.diff(part.offsets)[rr]
+        off = np.concatenate([[0], np.cumsum(lens)])
+        ent = np.repeat(part.offsets[rr] - off[:-1], lens) + np.arange(off[-1])
+        xy = part.local_vertices[part.ring[ent]]
+        g = maps[rr, ii][owner(off)]
+        f = g[:, 0] * xy[:, 0] + g[:, 1] * xy[:, 1] + g[:, 2]
+        cxy, coff, src = clip_positive(xy, off, f, 0.0, keep_flat=False)
+        if len(src):
+            pm, pe = _masses(dist, _split_flat(cxy, coff), rtol, part.origin)
+            np.add.at(fire, ii[src], pm)
+            np.add.at(err, ii[src], pe)
+    return fire, err
 
 
-def _analyze_by_quadrature(
-    layers: list, acts: list[str], dist: Any, *, tol: float, rtol: float
-) -> ExactAnalysis:
-    """Bounded-tier analysis of a non-Gaussian 2-D density (see the module docstring)."""
-    from toylab.exact.integrals import polygon_quadrature
+def _accuracy(part: Partition, dist: Any, rtol: float) -> tuple[Any, ...]:
+    """Accuracy, per-class accuracy, their error, and the band violation of the pieces.
 
-    geometry = partition(layers, acts, dist.domain.polygon(), tol=tol)
+    Returns ``(accuracy, class_accuracy, rounding error, piece violations (P,),
+    (xy, offsets, region) of the pieces)``
+    where each argmax piece's violation is how far a vertex's winning margin is negative
+    (``0`` when every vertex has the piece's class on top: then, by convexity, so does
+    the whole piece).
+    """
+    xy, off, reg, cls = _argmax_flat(part)  # local coordinates
+    pieces = _split_flat(xy, off)
+    rm = region_moments(dist, pieces, rtol=rtol, origin=part.origin)
+    out = part.local_maps["output"]
+    num_classes = out.shape[1]
+    hit = rm.m0 * (cls[None, :] == rm.group_class[:, None])
+    herr = rm.error[:, :, 0] * (cls[None, :] == rm.group_class[:, None])
+    correct = np.array([hit[rm.group_class == c].sum() for c in range(num_classes)])
+    class_mass = np.array([rm.m0[rm.group_class == c].sum() for c in range(num_classes)])
+    class_acc = correct / np.where(class_mass > 0, class_mass, 1.0)
+    # winning margins of each piece's class at its vertices
+    mm = out[reg][owner(off)]  # (entries, C, 3)
+    logits = mm[:, :, 0] * xy[:, :1] + mm[:, :, 1] * xy[:, 1:] + mm[:, :, 2]
+    pc = cls[owner(off)]
+    mine = logits[np.arange(len(pc)), pc]
+    others = np.where(np.arange(num_classes)[None, :] == pc[:, None], -np.inf, logits)
+    margin = mine - others.max(axis=1) if num_classes > 1 else np.zeros(len(pc))
+    viol = np.maximum.reduceat(np.maximum(-margin, 0.0), off[:-1]) if len(pc) else np.zeros(0)
+    return float(hit.sum()), class_acc, float(herr.sum()), viol, (xy, off, reg)
 
-    def moment_columns(x: np.ndarray) -> np.ndarray:
-        p = dist.prob(x)
-        return np.stack(
-            [p, p * x[:, 0], p * x[:, 1], p * x[:, 0] ** 2, p * x[:, 0] * x[:, 1],
-             p * x[:, 1] ** 2],
-            axis=1,
-        )  # fmt: skip
 
-    vals, errs = polygon_quadrature(moment_columns, geometry.polygons, rtol=rtol, atol=1e-13)
-    m0, m1 = vals[:, 0], vals[:, 1:3]
-    m2 = np.stack([vals[:, [3, 4]], vals[:, [4, 5]]], axis=1)
-    outside = float(getattr(dist, "outside_mass", 0.0))
-    # error bounds of the region moments propagate through |maps| (all terms absolute)
-    e0, e1 = errs[:, 0], errs[:, 1:3]
-    e2 = np.stack([errs[:, [3, 4]], errs[:, [4, 5]]], axis=1)
-    moments = {}
-    error = 0.0
-    for key, maps in geometry.maps.items():
+def _sliver_mass(
+    key_maps: np.ndarray,
+    viol: np.ndarray,
+    region_of: np.ndarray,
+    polys_xy: tuple[np.ndarray, np.ndarray],
+    pdf: float | np.ndarray,
+) -> float:
+    """Mass bound of slivers: ``pdf x min(area, diam x viol / |g|)`` summed over pieces."""
+    xy, off = polys_xy
+    if not np.any(viol > 0):
+        return 0.0
+    bad = np.nonzero(viol > 0)[0]
+    g = np.hypot(key_maps[region_of[bad], 0], key_maps[region_of[bad], 1])
+    lo = np.minimum.reduceat(xy, off[:-1], axis=0)[bad]
+    hi = np.maximum.reduceat(xy, off[:-1], axis=0)[bad]
+    diam = np.hypot(*(hi - lo).T)
+    area = np.prod(hi - lo, axis=1)  # bounding-box area: an upper bound of the piece's
+    sliver = np.where(g > 0, np.minimum(area, diam * viol[bad] / np.where(g > 0, g, 1.0)), area)
+    dens = pdf if np.isscalar(pdf) else np.asarray(pdf)[bad]
+    return float(np.sum(dens * sliver))
+
+
+def _shift_errors(net: Network, origin: np.ndarray) -> dict[str, float]:
+    """How much moving to local coordinates can change each layer's values (rounding).
+
+    The first layer's bias becomes ``origin @ W_0 + b_0``, rounded: an error of at most
+    ``4 eps (|origin| @ |W_0| + |b_0|)`` per unit, which the later layers carry along
+    (times each activation's Lipschitz constant and ``|W|``).
+    """
+    out: dict[str, float] = {}
+    pairs = net.dense_layers()
+    delta = 4 * _EPS * (np.abs(origin) @ np.abs(pairs[0][0]) + np.abs(pairs[0][1]))
+    for k, ((w, _), act) in enumerate(zip(pairs, net.acts, strict=True)):
+        if k:
+            delta = delta @ np.abs(w)
+        post = "output" if k == net.num_layers - 1 else f"hidden_{k}"
+        out[f"{post}.pre"] = float(delta.max(initial=0.0))
+        delta = delta * act.lipschitz
+        out[post] = float(delta.max(initial=0.0))
+    return out
+
+
+def _analyze_plane(net: Network, dist: Any, *, tol: float, rtol: float) -> Analysis:
+    box = dist.domain
+    geometry = _partition(net, box.polygon(), tol)
+    dom = integration_domain(dist)
+    same = np.allclose(dom.low, box.low, rtol=0, atol=0) and np.allclose(
+        dom.high, box.high, rtol=0, atol=0
+    )
+    support = geometry if same else _partition(net, dom.polygon, tol)
+    rm = region_moments(dist, support.local_polygons, rtol=rtol, origin=support.origin)
+    m0, m1, m2, err = rm.total()
+    e0, e1 = err[:, 0], err[:, 1:3]
+    e2 = np.stack([err[:, [3, 4]], err[:, [4, 5]]], axis=1)
+    certified_density = density_bound(dist)
+    if certified_density is None:  # estimated: the density at each region's vertices
+        pv = np.exp(np.logaddexp.reduce(dist.class_log_joint(support.vertices), axis=-1))
+        pdf_region: float | np.ndarray = 2.0 * np.maximum.reduceat(
+            pv[support.ring], support.offsets[:-1]
+        )
+    else:
+        pdf_region = certified_density
+    trunc = truncation_bounds(net, dist, dom)
+    shift = _shift_errors(net, support.origin)
+
+    # band: mass of the slivers where some region's maps are wrong, from every layer
+    region_xy = (support.local_vertices[support.ring], support.offsets)
+    regions = np.arange(support.num_regions)
+    band_mass = 0.0
+    for post, viol in band_violations(support).items():
+        pre = support.local_maps[f"{post}.pre"]
+        for i in range(viol.shape[1]):
+            noise = 64 * _EPS * (np.abs(pre[:, i, 2]) + 1.0)
+            v = np.maximum(viol[:, i] - noise, 0.0)
+            band_mass += _sliver_mass(pre[:, i], v, regions, region_xy, pdf_region)
+
+    moments: dict[str, NeuronMomentsResult] = {}
+    err_round = err_trunc = err_band = 0.0
+    for key, maps in support.local_maps.items():
         mom = neuron_moments(m0, m1, m2, maps)
         bound = neuron_moments(e0, e1, e2, np.abs(maps))
-        error = max(
-            error, float(np.abs(bound.mean).max()), float(np.abs(bound.second_moment).max())
-        )
-        fire = _firing_from_pattern(geometry, key, m0)
-        if fire is None:
-            fire = _firing_by_quadrature(geometry, maps, dist, m0, rtol)
+        fire, fire_err = _firing(support, key, m0, e0, dist, rtol)
         moments[key] = dataclasses.replace(mom, firing_probability=fire)
-    accuracy, acc_err = 0.0, 0.0
-    class_accuracy = None
-    if dist.num_classes > 1:
-        pieces = argmax_pieces(geometry)
-        cls = np.array([c for _, c in pieces])
+        amax = float(np.abs(_entry_values(support, maps)).max()) if maps.size else 0.0
+        err_round = max(
+            err_round, float(np.abs(bound.mean).max(initial=0.0)),
+            float(np.abs(bound.second_moment).max(initial=0.0)), float(fire_err.max(initial=0.0)),
+            shift[key] * (1.0 + 2.0 * amax + shift[key]),
+        )  # fmt: skip
+        err_band = max(err_band, band_mass * max(2 * amax, 2 * amax**2, 1.0))
+        if key in trunc:
+            first, second = trunc[key]
+            err_trunc = max(err_trunc, float(first.max(initial=0.0)), second)
+        elif certified_density is None:  # an estimate: the outside mass at the edge's values
+            err_trunc = max(err_trunc, dom.outside_mass * max(amax, amax**2, 1.0))
+    err_trunc = max(err_trunc, dom.outside_mass)  # probabilities (firing, accuracy)
 
-        def joint(x: np.ndarray) -> np.ndarray:
-            return dist.prob(x)[:, None] * dist.posterior(x)
+    accuracy, class_acc, acc_err, piece_viol, (xy, off, reg) = _accuracy(support, dist, rtol)
+    if len(piece_viol) and np.any(piece_viol > 0):
+        # a piece with a vertex on the wrong side of a class boundary: count its whole
+        # (bounding-box) mass as possibly misattributed (zero gradient makes the sliver
+        # bound fall back to the area)
+        out = support.local_maps["output"]
+        pdf_p = pdf_region if isinstance(pdf_region, float) else pdf_region[reg]
+        noise = 64 * _EPS * (np.abs(out[reg, :, 2]).max(axis=1) + 1.0)
+        flat_maps = np.zeros((len(reg), 3))
+        band_mass_acc = _sliver_mass(
+            flat_maps, np.maximum(piece_viol - noise, 0.0), np.arange(len(reg)), (xy, off), pdf_p
+        )
+        err_band = max(err_band, band_mass_acc)
+    err_round = max(err_round, acc_err)
 
-        pv, pe = polygon_quadrature(joint, [p for p, _ in pieces], rtol=rtol, atol=1e-13)
-        accuracy = float(pv[np.arange(len(cls)), cls].sum())
-        acc_err = float(pe[np.arange(len(cls)), cls].sum()) + outside
-        class_mass = pv.sum(0)
-        class_accuracy = np.array(
-            [pv[cls == c, c].sum() for c in range(dist.num_classes)]
-        ) / np.where(class_mass > 0, class_mass, 1.0)
-    bayes = dist.bayes().accuracy if dist.num_classes > 1 else None
-    return ExactAnalysis(
-        geometry=geometry,
-        plane=geometry,
+    quadrature = rm.tier == "estimated"
+    errors = {"rounding": err_round, "truncation": err_trunc, "band": err_band}
+    error = max(errors.values())
+    if quadrature:
+        tier: Tier = "estimated"
+    elif err_band == 0.0 and err_trunc <= max(err_round, 64 * _EPS):
+        tier = "exact"
+    else:
+        tier = "certified"
+    method = (
+        f"exact partition ({geometry.num_regions} regions on the domain, "
+        f"{support.num_regions} on the integration box); "
+        + ("closed-form Gaussian polygon moments" if not quadrature else
+           f"adaptive quadrature over the regions (rtol {rtol:g}; error estimated)")
+    )  # fmt: skip
+    return Analysis(
+        network=net,
+        dist=dist,
+        kind="plane",
         moments=moments,
         accuracy=accuracy,
-        bayes_accuracy=bayes,
-        truncation_bound=outside,
-        tier="bounded",
-        error=max(error, acc_err),
-        class_accuracy=class_accuracy,
+        class_accuracy=class_acc,
+        tier=tier,
+        error=error,
+        errors=errors,
+        method=method,
+        groups=rm.groups,
+        group_class=rm.group_class,
+        _group_means={},
+        _extrema={},
+        _geometry=geometry,
+        _support=support,
+        _support_moments=rm,
     )
-
-
-def _firing_by_quadrature(
-    part: Partition, maps: np.ndarray, dist: Any, m0: np.ndarray, rtol: float
-) -> np.ndarray:
-    """P(a_i > 0) by quadrature over the positive parts of regions the zero line crosses."""
-    from toylab.exact.integrals import polygon_quadrature
-
-    counts = np.diff(part.offsets)
-    j = np.minimum(np.arange(counts.max())[None, :], counts[:, None] - 1)
-    xy = part.vertices[part.ring[part.offsets[:-1, None] + j]]
-    hom = np.concatenate([xy, np.ones((*xy.shape[:2], 1))], axis=-1)
-    vals = np.matmul(hom, maps.transpose(0, 2, 1))
-    vmin, vmax = vals.min(1), vals.max(1)
-    eps = part.tol * np.maximum(np.abs(vals).max((0, 1)), 1e-300)
-    fire = m0 @ ((vmax > eps) & (vmin >= -eps))
-    rr, ii = np.nonzero((vmax > eps) & (vmin < -eps))
-    pieces = [
-        clip_halfplane(part.polygons[r], maps[r, i, :2], maps[r, i, 2])
-        for r, i in zip(rr, ii, strict=True)
-    ]
-    ok = np.array([len(pc) >= 3 for pc in pieces], bool)
-    if ok.any():
-        pm, _ = polygon_quadrature(dist.prob, [pc for pc, k in zip(pieces, ok, strict=True) if k],
-                                   rtol=rtol, atol=1e-13)  # fmt: skip
-        np.add.at(fire, ii[ok], pm)
-    return fire

@@ -1,19 +1,17 @@
 """Guaranteed bounds on every neuron over an input box, and certified maxima.
 
-A network is given as plain arrays: ``layers = [(W_0, b_0), ..., (W_L, b_L)]`` with
-``W_k`` of shape ``(fan_in, fan_out)`` so that ``z_k = h_{k-1} @ W_k + b_k``
-(``h_{-1} = x``), and ``activations = [name_0, ..., name_{L-1}]``, one per hidden
-layer, so that ``h_k = act_k(z_k)``. The last affine layer is the output (no
-activation). Layer keys follow :mod:`toylab.neurons`: ``"input"``,
-``"hidden_k.pre"`` (``z_k``), ``"hidden_k"`` (``h_k``) and ``"output"``.
+The network is a :class:`~toylab.network.Network` (or a toylab model): layer ``k``
+computes ``z_k = h_{k-1} @ W_k + b_k`` (``h_{-1} = x``) and ``h_k = act_k(z_k)``, the
+activations coming from :mod:`toylab.activations` (their shape data, Lipschitz
+constants and minima are defined there once). Layer keys follow
+:mod:`toylab.neurons`: ``"input"``, ``"hidden_k.pre"`` (``z_k``), ``"hidden_k"``
+(``h_k``), ``"output.pre"`` where the output has an activation, and ``"output"``.
 
-Everything here is float64 NumPy on the host. The tiers (see ``DESIGN.md``):
-
-* :func:`interval_bounds`, :func:`linear_bounds`, :func:`maximize` and
-  :func:`minimize` are **bounded**: the true values lie inside the returned
-  enclosure; the maximum is pinned down to within a requested gap.
-* :func:`grid_evaluate` is **sampled**: a dense grid, whose maximum is only a
-  lower bound on the true maximum.
+Everything here is float64 NumPy on the host, tier ``"certified"``: the true values
+lie inside the returned enclosure (:func:`interval_bounds`, :func:`linear_bounds`),
+and the maximum of :func:`maximize` / :func:`minimize` is pinned down to within a
+requested gap, with the leaf boxes that certify it. (A grid evaluation is a sampled
+method: :func:`toylab.methods.grid_evaluate`.)
 
 Soundness
 ---------
@@ -26,7 +24,7 @@ minimum at ``x* ≈ -0.75179`` and increases after it, so its range is the
 endpoints plus ``gelu(x*)`` when ``x* in [l, u]``. ``x*`` solves
 ``gelu'(x) = Φ(x) + x φ(x) = 0`` (scipy ``brentq`` to ``1e-15``); since
 ``gelu'(x*) = 0`` the root error enters the value only quadratically, and the
-value is padded down by ``GELU_MIN_MARGIN = 1e-12``.
+value is padded down by 1e-12 (:data:`toylab.activations.GELU_MIN`).
 
 *Linear bounds* (CROWN / DeepPoly style) relax every activation on its
 pre-activation interval ``[l, u]`` by two lines ``a_L z + c_L <= f(z) <= a_U z + c_U``
@@ -69,119 +67,29 @@ import heapq
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import jax
 import numpy as np
-from scipy import optimize, special
 
-from toylab._errors import ToylabError, did_you_mean, fail
+from toylab._errors import fail
+from toylab.activations import Activation
+from toylab.network import Network, as_network
+from toylab.tiers import Tier
 
 __all__ = [
-    "GELU_ARGMIN",
-    "GELU_MIN",
-    "GELU_MIN_MARGIN",
-    "LEAKY_SLOPE",
     "BranchCertificate",
-    "GridResult",
     "MaximizeResult",
-    "grid_evaluate",
     "interval_bounds",
     "linear_bounds",
     "maximize",
     "minimize",
 ]
 
-Tier = Literal["exact", "bounded", "sampled"]
 Bounds = dict[str, tuple[np.ndarray, np.ndarray]]
-
-LEAKY_SLOPE = 0.01
 _EPS = 1e-11  # relative outward padding against float64 rounding (~1e5 unit roundoffs)
 _BISECT_STEPS = 40  # tightness only; soundness comes from the tangent bound
-
-
-# --------------------------------------------------------------------------- activations
-
-
-def _phi(x: np.ndarray) -> np.ndarray:
-    return np.exp(-0.5 * np.square(x)) / math.sqrt(2.0 * math.pi)
-
-
-def _gelu(x: np.ndarray) -> np.ndarray:
-    return x * special.ndtr(x)
-
-
-def _dgelu(x: np.ndarray) -> np.ndarray:
-    return special.ndtr(x) + x * _phi(x)
-
-
-def _dsigmoid(x: np.ndarray) -> np.ndarray:
-    s = special.expit(x)
-    return s * (1.0 - s)
-
-
-GELU_ARGMIN: float = float(optimize.brentq(_dgelu, -1.0, -0.5, xtol=1e-15, rtol=1e-15))
-"""The minimiser of ``gelu(x) = x Φ(x)``, the root of ``Φ(x) + x φ(x)`` (≈ -0.751791)."""
-GELU_MIN_MARGIN = 1e-12
-"""How far :data:`GELU_MIN` is padded below ``gelu(GELU_ARGMIN)`` (covers erf rounding)."""
-GELU_MIN: float = float(_gelu(np.asarray(GELU_ARGMIN, np.float64))) - GELU_MIN_MARGIN
-"""A certified lower bound on ``min_x gelu(x)`` (≈ -0.169971)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class _Act:
-    """An activation: value, derivative and its shape for the sound relaxations.
-
-    ``breaks`` are the kinks / inflection points in ascending order and ``curv``
-    the curvature sign (-1 concave, 0 linear, +1 convex) of each of the
-    ``len(breaks) + 1`` pieces between them. ``argmin`` is the global minimiser
-    for the non-monotone functions (``None`` for non-decreasing ones) and
-    ``fmin`` a certified lower bound on the minimum value.
-    """
-
-    name: str
-    f: Callable[[np.ndarray], np.ndarray]
-    df: Callable[[np.ndarray], np.ndarray]
-    breaks: tuple[float, ...]
-    curv: tuple[int, ...]
-    argmin: float | None = None
-    fmin: float = 0.0
-
-
-_SQRT2 = math.sqrt(2.0)
-_ACTS: dict[str, _Act] = {
-    a.name: a
-    for a in [
-        _Act(
-            "relu",
-            lambda x: np.maximum(x, 0.0),
-            lambda x: (x > 0).astype(np.float64),
-            (0.0,),
-            (0, 0),
-        ),
-        _Act(
-            "leaky_relu",
-            lambda x: np.where(x > 0, x, LEAKY_SLOPE * x),
-            lambda x: np.where(x > 0, 1.0, LEAKY_SLOPE),
-            (0.0,),
-            (0, 0),
-        ),
-        _Act("abs", np.abs, np.sign, (0.0,), (0, 0), argmin=0.0, fmin=0.0),
-        _Act(
-            "hardtanh",
-            lambda x: np.clip(x, -1.0, 1.0),
-            lambda x: ((x > -1.0) & (x < 1.0)).astype(np.float64),
-            (-1.0, 1.0),
-            (0, 0, 0),
-        ),
-        _Act("identity", lambda x: x, np.ones_like, (), (0,)),
-        _Act("tanh", np.tanh, lambda x: 1.0 - np.square(np.tanh(x)), (0.0,), (1, -1)),
-        _Act("sigmoid", special.expit, _dsigmoid, (0.0,), (1, -1)),
-        _Act("gelu", _gelu, _dgelu, (-_SQRT2, _SQRT2), (-1, 1, -1), GELU_ARGMIN, GELU_MIN),
-        _Act("quadratic", np.square, lambda x: 2.0 * x, (), (1,), argmin=0.0, fmin=0.0),
-    ]
-}
 
 
 def _pad(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -198,9 +106,9 @@ _quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
 @_quiet
-def _range(act: _Act, l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _range(act: Activation, l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A sound enclosure of ``{f(z) : l <= z <= u}`` (elementwise)."""
-    fl, fu = act.f(l), act.f(u)
+    fl, fu = act(l), act(u)
     lo, hi = np.minimum(fl, fu), np.maximum(fl, fu)
     if act.argmin is not None:
         inside = (l <= act.argmin) & (act.argmin <= u)
@@ -210,7 +118,7 @@ def _range(act: _Act, l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _offsets(
-    act: _Act, l: np.ndarray, u: np.ndarray, a: np.ndarray
+    act: Activation, l: np.ndarray, u: np.ndarray, a: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sound ``lo <= min g`` and ``hi >= max g`` of ``g(z) = f(z) - a z`` on ``[l, u]``.
 
@@ -220,34 +128,34 @@ def _offsets(
     l, u, a = np.broadcast_arrays(l, u, a)
 
     def g(z: np.ndarray) -> np.ndarray:
-        return act.f(z) - a * z
+        return act(z) - a * z
 
     gl, gu = g(l), g(u)
     lo, hi = np.minimum(gl, gu), np.maximum(gl, gu)
-    for b in act.breaks:
+    for b in act.shape_points:
         gb = g(np.clip(b, l, u))
         lo, hi = np.minimum(lo, gb), np.maximum(hi, gb)
-    edges = (-np.inf, *act.breaks, np.inf)
-    for p, c in enumerate(act.curv):
+    edges = (-np.inf, *act.shape_points, np.inf)
+    for p, c in enumerate(act.curvature):
         if c == 0:
             continue
         pl, pu = np.clip(edges[p], l, u), np.clip(edges[p + 1], l, u)
         # g' = f' - a is monotone on the piece (increasing if convex). An interior
         # extreme exists only where g' changes sign; elsewhere the piece's ends,
         # already counted, are its extremes.
-        dl, du = act.df(pl) - a, act.df(pu) - a
+        dl, du = act.grad(pl) - a, act.grad(pu) - a
         need = (pl < pu) & ((dl < 0) & (du > 0) if c > 0 else (dl > 0) & (du < 0))
         if not np.any(need):
             continue
         x0, x1, an = pl[need], pu[need], a[need]
         for _ in range(_BISECT_STEPS):
             mid = 0.5 * (x0 + x1)
-            dm = act.df(mid) - an
+            dm = act.grad(mid) - an
             root_left = dm > 0 if c > 0 else dm < 0
             x1 = np.where(root_left, mid, x1)
             x0 = np.where(root_left, x0, mid)
         t = 0.5 * (x0 + x1)
-        gt, dt = act.f(t) - an * t, act.df(t) - an
+        gt, dt = act(t) - an * t, act.grad(t) - an
         ends = (dt * (pl[need] - t), dt * (pu[need] - t))
         if c > 0:  # convex: g >= its tangent at t on the whole piece
             lo[need] = np.minimum(lo[need], gt + np.minimum(*ends))
@@ -258,7 +166,7 @@ def _offsets(
 
 
 @_quiet
-def _relax(act: _Act, l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, ...]:
+def _relax(act: Activation, l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, ...]:
     """Sound lines ``aL z + cL <= f(z) <= aU z + cU`` on ``[l, u]``: ``(aL, cL, aU, cU)``."""
     if act.name == "identity":
         one = np.ones_like(l)
@@ -266,8 +174,8 @@ def _relax(act: _Act, l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, ...]:
     m = 0.5 * (l + u)
     w = u - l
     wide = w > 1e-9 * (1.0 + np.abs(m))
-    chord = np.where(wide, (act.f(u) - act.f(l)) / np.where(wide, w, 1.0), act.df(m))
-    slopes = np.stack([chord, act.df(l), act.df(u), act.df(m)])
+    chord = np.where(wide, (act(u) - act(l)) / np.where(wide, w, 1.0), act.grad(m))
+    slopes = np.stack([chord, act.grad(l), act.grad(u), act.grad(m)])
     lo, hi = _offsets(act, l[None], u[None], slopes)
     iu = np.argmin(slopes * m + hi, axis=0)[None]
     il = np.argmax(slopes * m + lo, axis=0)[None]
@@ -285,9 +193,12 @@ def _relax(act: _Act, l: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class _Net:
+    """The float64 dense view of a :class:`~toylab.network.Network` that the bounds use."""
+
+    network: Network
     Ws: tuple[np.ndarray, ...]
     bs: tuple[np.ndarray, ...]
-    acts: tuple[_Act, ...]
+    acts: tuple[Activation, ...]  # one per layer, the output's last
 
     @property
     def dim(self) -> int:
@@ -295,66 +206,16 @@ class _Net:
 
     @property
     def widths(self) -> dict[str, int]:
-        out = {"input": self.dim}
-        for k, W in enumerate(self.Ws[:-1]):
-            out[f"hidden_{k}.pre"] = W.shape[1]
-            out[f"hidden_{k}"] = W.shape[1]
-        out["output"] = self.Ws[-1].shape[1]
-        return out
+        return self.network.widths
 
 
-def _check_net(where: str, layers: Any, activations: Any) -> _Net:
-    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or not layers:
-        raise fail(where, "layers", layers, "a non-empty sequence of (W, b) pairs")
-    Ws: list[np.ndarray] = []
-    bs: list[np.ndarray] = []
-    for k, pair in enumerate(layers):
-        try:
-            W, b = pair
-        except (TypeError, ValueError):
-            raise fail(where, f"layers[{k}]", type(pair).__name__, "a pair (W, b)") from None
-        W = np.asarray(W, dtype=np.float64)
-        b = np.asarray(b, dtype=np.float64)
-        if W.ndim != 2 or W.shape[0] == 0 or W.shape[1] == 0:
-            raise fail(where, f"layers[{k}] W", W.shape, "a non-empty 2-D array (fan_in, fan_out)")
-        if b.shape != (W.shape[1],):
-            raise fail(
-                where,
-                f"layers[{k}] b",
-                b.shape,
-                f"shape ({W.shape[1]},) to match W of shape {W.shape}",
-            )
-        if k and W.shape[0] != Ws[-1].shape[1]:
-            raise fail(
-                where,
-                f"layers[{k}] W",
-                W.shape,
-                f"fan_in {Ws[-1].shape[1]} (the fan_out of layers[{k - 1}])",
-                "W is shaped (fan_in, fan_out) and applied as x @ W + b.",
-            )
-        if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
-            raise fail(where, f"layers[{k}]", "non-finite values", "finite")
-        Ws.append(W)
-        bs.append(b)
-    if isinstance(activations, str) or not isinstance(activations, Sequence):
-        raise fail(where, "activations", activations, "a sequence of activation names")
-    if len(activations) != len(Ws) - 1:
-        raise fail(
-            where,
-            "activations",
-            list(activations),
-            f"one name per hidden layer ({len(Ws) - 1} for {len(Ws)} layers)",
-            "The last layer is the output and has no activation.",
-        )
-    acts = []
-    for k, name in enumerate(activations):
-        if name not in _ACTS:
-            raise ToylabError(
-                f"{where}: activations[{k}] must be one of {sorted(_ACTS)}, got {name!r}."
-                + did_you_mean(str(name), _ACTS)
-            )
-        acts.append(_ACTS[name])
-    return _Net(tuple(Ws), tuple(bs), tuple(acts))
+def _check_net(where: str, model: Any) -> _Net:
+    net = as_network(model, where)
+    pairs = net.dense_layers(np.float64)
+    for k, (w, b) in enumerate(pairs):
+        if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+            raise fail(where, f"layer {k}", "non-finite weights", "finite")
+    return _Net(net, tuple(w for w, _ in pairs), tuple(b for _, b in pairs), net.acts)
 
 
 def _check_box(where: str, net: _Net, low: Any, high: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -389,23 +250,14 @@ class _Target:
     name: str
 
 
-def _check_target(where: str, net: _Net, neuron_key: Any, unit: Any) -> _Target:
-    widths = net.widths
-    if neuron_key not in widths:
-        raise ToylabError(
-            f"{where}: neuron_key must be one of {list(widths)}, got {neuron_key!r}."
-            + did_you_mean(str(neuron_key), widths)
-        )
-    n = widths[neuron_key]
-    if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)) or not 0 <= unit < n:
-        raise fail(where, "unit", unit, f"an integer in 0..{n - 1} (layer {neuron_key!r})")
-    name = f"{neuron_key}:{int(unit)}"
-    if neuron_key == "input":
-        return _Target(-1, int(unit), False, name)
-    if neuron_key == "output":
-        return _Target(len(net.Ws) - 1, int(unit), False, name)
-    k = int(neuron_key.split("_")[1].split(".")[0])
-    return _Target(k, int(unit), not neuron_key.endswith(".pre"), name)
+def _check_target(where: str, net: _Net, neuron: Any) -> _Target:
+    """The layer, unit and side of a neuron address (``"input:0"`` allowed)."""
+    nid = net.network.resolve(neuron, allow_input=True)
+    name = str(nid)
+    if nid.layer == "input":
+        return _Target(-1, nid.unit, False, name)
+    k = net.network.num_hidden if nid.layer == "output" else int(nid.layer.split("_")[1])
+    return _Target(k, nid.unit, not nid.pre, name)
 
 
 def _forward(net: _Net, x: np.ndarray, upto: int) -> list[np.ndarray]:
@@ -414,8 +266,7 @@ def _forward(net: _Net, x: np.ndarray, upto: int) -> list[np.ndarray]:
     for k in range(upto + 1):
         z = h @ net.Ws[k] + net.bs[k]
         zs.append(z)
-        if k < len(net.acts):
-            h = net.acts[k].f(z)
+        h = net.acts[k](z)
     return zs
 
 
@@ -423,7 +274,7 @@ def _values(net: _Net, x: np.ndarray, target: _Target) -> np.ndarray:
     if target.layer < 0:
         return x[:, target.unit].copy()
     z = _forward(net, x, target.layer)[-1][:, target.unit]
-    return net.acts[target.layer].f(z) if target.post else z
+    return net.acts[target.layer](z) if target.post else z
 
 
 def _grads(net: _Net, x: np.ndarray, target: _Target) -> np.ndarray:
@@ -435,9 +286,9 @@ def _grads(net: _Net, x: np.ndarray, target: _Target) -> np.ndarray:
     zs = _forward(net, x, target.layer)
     g = np.tile(net.Ws[target.layer][:, target.unit], (x.shape[0], 1))
     if target.post:
-        g = g * net.acts[target.layer].df(zs[-1][:, target.unit])[:, None]
+        g = g * net.acts[target.layer].grad(zs[-1][:, target.unit])[:, None]
     for k in range(target.layer - 1, -1, -1):
-        g = (g * net.acts[k].df(zs[k])) @ net.Ws[k].T
+        g = (g * net.acts[k].grad(zs[k])) @ net.Ws[k].T
     return g
 
 
@@ -515,7 +366,7 @@ def _propagate(
             lb, A_L = _backsub(net, t, relax, c, r, upper=False)
             l, u = np.fmax(l, lb), np.fmin(u, ub)  # fmax: a NaN (inf - inf) bound is ignored
         pre.append((l, u))
-        if t < len(net.acts):
+        if t < upto:
             act = net.acts[t]
             if linear:
                 relax.append(_relax(act, l, u))
@@ -529,49 +380,48 @@ def _all_bounds(net: _Net, low: np.ndarray, high: np.ndarray, linear: bool) -> B
     out: Bounds = {"input": (low.copy(), high.copy())}
     for k, act in enumerate(net.acts):
         l, u = pre[k][0][0], pre[k][1][0]
-        out[f"hidden_{k}.pre"] = (l, u)
-        out[f"hidden_{k}"] = _range(act, l, u)
-    out["output"] = (pre[-1][0][0], pre[-1][1][0])
+        post = "output" if k == len(net.acts) - 1 else f"hidden_{k}"
+        if act.name == "identity" and post == "output":
+            out[post] = (l, u)
+        else:
+            out[f"{post}.pre"] = (l, u)
+            out[post] = _range(act, l, u)
     return out
 
 
-def interval_bounds(
-    layers: Sequence[tuple[Any, Any]], activations: Sequence[str], low: Any, high: Any
-) -> Bounds:
-    """Interval bounds on every neuron over the box ``[low, high]`` (tier ``"bounded"``).
+def interval_bounds(model: Any, low: Any, high: Any) -> Bounds:
+    """Interval bounds on every neuron over the box ``[low, high]`` (tier ``"certified"``).
 
     Returns ``{layer_key: (lower, upper)}`` for ``"input"``, every ``"hidden_k.pre"``
     and ``"hidden_k"`` and ``"output"``: for every ``x`` in the box,
     ``lower <= neuron(x) <= upper`` elementwise. See the module docstring for how
     each activation is enclosed.
 
-    >>> W0, b0 = np.array([[1.0, -1.0]]), np.zeros(2)
-    >>> W1, b1 = np.array([[1.0], [1.0]]), np.zeros(1)
-    >>> lo, hi = interval_bounds([(W0, b0), (W1, b1)], ["relu"], [-1.0], [2.0])["output"]
+    >>> from toylab.network import Network
+    >>> net = Network.from_weights([[[1.0, -1.0]], [[1.0], [1.0]]])
+    >>> lo, hi = interval_bounds(net, [-1.0], [2.0])["output"]
     >>> bool(lo[0] <= 0.0 and 3.0 <= hi[0] < 3.0 + 1e-9)
     True
     """
-    net = _check_net("interval_bounds", layers, activations)
+    net = _check_net("interval_bounds", model)
     lo, hi = _check_box("interval_bounds", net, low, high)
     return _all_bounds(net, lo, hi, linear=False)
 
 
-def linear_bounds(
-    layers: Sequence[tuple[Any, Any]], activations: Sequence[str], low: Any, high: Any
-) -> Bounds:
+def linear_bounds(model: Any, low: Any, high: Any) -> Bounds:
     """Linear-relaxation (CROWN-style) bounds on every neuron over ``[low, high]``.
 
     Same contract and keys as :func:`interval_bounds`, and never looser: each
     bound is the elementwise best of the back-substituted linear bound and the
-    interval bound (tier ``"bounded"``).
+    interval bound (tier ``"certified"``).
 
-    >>> W0, b0 = np.array([[1.0, -1.0]]), np.zeros(2)
-    >>> W1, b1 = np.array([[1.0], [1.0]]), np.zeros(1)
-    >>> lo, hi = linear_bounds([(W0, b0), (W1, b1)], ["relu"], [-1.0], [2.0])["output"]
+    >>> from toylab.network import Network
+    >>> net = Network.from_weights([[[1.0, -1.0]], [[1.0], [1.0]]])
+    >>> lo, hi = linear_bounds(net, [-1.0], [2.0])["output"]
     >>> bool(0.0 - 1e-9 < lo[0] <= 0.0 and 2.0 <= hi[0])
     True
     """
-    net = _check_net("linear_bounds", layers, activations)
+    net = _check_net("linear_bounds", model)
     lo, hi = _check_box("linear_bounds", net, low, high)
     ibp = _all_bounds(net, lo, hi, linear=False)
     lin = _all_bounds(net, lo, hi, linear=True)
@@ -615,7 +465,7 @@ _register(BranchCertificate, ["sense"])
 
 @dataclasses.dataclass(frozen=True)
 class MaximizeResult:
-    """A certified maximum (or minimum) of one neuron over a box (tier ``"bounded"``).
+    """A certified maximum (or minimum) of one neuron over a box (tier ``"certified"``).
 
     The true optimum lies in ``[lower, upper]``. For ``sense == "max"``,
     ``lower == value`` is attained at ``point`` and ``upper`` is certified by
@@ -637,7 +487,7 @@ class MaximizeResult:
     converged: bool
     seconds: float
     certificate: BranchCertificate
-    tier: Tier = "bounded"
+    tier: Tier = "certified"
 
 
 _register(
@@ -712,21 +562,19 @@ def _split_dim(low: np.ndarray, high: np.ndarray, a_u: np.ndarray, a_l: np.ndarr
 
 def _optimize(
     where: str,
-    layers: Any,
-    activations: Any,
+    model: Any,
     low: Any,
     high: Any,
-    neuron_key: Any,
-    unit: Any,
+    neuron: Any,
     gap: Any,
     max_nodes: Any,
     batch_size: Any,
     sign: float,
 ) -> MaximizeResult:
     start = time.perf_counter()
-    net = _check_net(where, layers, activations)
+    net = _check_net(where, model)
     lo, hi = _check_box(where, net, low, high)
-    target = _check_target(where, net, neuron_key, unit)
+    target = _check_target(where, net, neuron)
     if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not gap > 0:
         raise fail(where, "gap", gap, "a number > 0", "Pass an absolute tolerance like 1e-6.")
     if not math.isfinite(gap):
@@ -810,12 +658,10 @@ def _optimize(
 
 
 def maximize(
-    layers: Sequence[tuple[Any, Any]],
-    activations: Sequence[str],
+    model: Any,
     low: Any,
     high: Any,
-    neuron_key: str,
-    unit: int,
+    neuron: str,
     *,
     gap: float = 1e-6,
     max_nodes: int = 20_000,
@@ -823,32 +669,28 @@ def maximize(
 ) -> MaximizeResult:
     """The global maximum of one neuron over the box ``[low, high]``, to within ``gap``.
 
-    Branch and bound (see the module docstring): returns the best point found,
-    its value (a lower bound on the maximum) and a certified upper bound with the
-    leaf boxes that certify it. ``gap`` is absolute. When ``max_nodes`` boxes
-    have been bounded first, the result says so (``converged=False``) and
-    reports the larger gap honestly. ``batch_size`` leaves are split per step
-    (vectorised bounding). Tier ``"bounded"``.
+    ``model`` is a :class:`~toylab.network.Network` or a toylab model, ``neuron`` a
+    canonical address (``"hidden_0:3"``). Branch and bound (see the module docstring):
+    returns the best point found, its value (a lower bound on the maximum) and a
+    certified upper bound with the leaf boxes that certify it. ``gap`` is absolute.
+    When ``max_nodes`` boxes have been bounded first, the result says so
+    (``converged=False``) and reports the larger gap honestly. ``batch_size`` leaves
+    are split per step (vectorised bounding). Tier ``"certified"``.
 
-    >>> W0, b0 = np.array([[1.0, 1.0]]), np.array([0.0, -1.0])
-    >>> W1, b1 = np.array([[1.0], [-2.0]]), np.zeros(1)
-    >>> res = maximize([(W0, b0), (W1, b1)], ["relu"], [0.0], [2.0], "output", 0)
+    >>> from toylab.network import Network
+    >>> net = Network.from_weights([[[1.0, 1.0]], [[1.0], [-2.0]]], [[0.0, -1.0], [0.0]])
+    >>> res = maximize(net, [0.0], [2.0], "output:0")
     >>> round(res.value, 9), bool(res.upper - res.value <= 1e-6), res.converged
     (1.0, True, True)
     """
-    return _optimize(
-        "maximize", layers, activations, low, high, neuron_key, unit, gap, max_nodes,
-        batch_size, 1.0,
-    )  # fmt: skip
+    return _optimize("maximize", model, low, high, neuron, gap, max_nodes, batch_size, 1.0)
 
 
 def minimize(
-    layers: Sequence[tuple[Any, Any]],
-    activations: Sequence[str],
+    model: Any,
     low: Any,
     high: Any,
-    neuron_key: str,
-    unit: int,
+    neuron: str,
     *,
     gap: float = 1e-6,
     max_nodes: int = 20_000,
@@ -859,97 +701,4 @@ def minimize(
     The result has ``sense == "min"``: ``value == upper`` is attained at ``point``
     and ``lower`` is the certified lower bound.
     """
-    return _optimize(
-        "minimize", layers, activations, low, high, neuron_key, unit, gap, max_nodes,
-        batch_size, -1.0,
-    )  # fmt: skip
-
-
-# --------------------------------------------------------------------------- grid
-
-
-@dataclasses.dataclass(frozen=True)
-class GridResult:
-    """One neuron on a regular grid over a box (tier ``"sampled"``, not exact).
-
-    ``values[i0, i1, ...]`` is the neuron at ``(axes[0][i0], axes[1][i1], ...)``.
-    ``max`` is only a lower bound on the true maximum over the box (and ``min``
-    an upper bound on the true minimum): the optimum may lie between grid
-    points. Use :func:`maximize` for a certified answer.
-    """
-
-    neuron: str
-    axes: tuple[np.ndarray, ...]
-    values: np.ndarray
-    max: float
-    argmax: np.ndarray
-    min: float
-    argmin: np.ndarray
-    num_points: int
-    tier: Tier = "sampled"
-    note: str = (
-        "sampled on a grid: max is a lower bound on the true maximum and min an upper "
-        "bound on the true minimum; not exact"
-    )
-
-
-_register(GridResult, ["neuron", "num_points", "tier", "note"])
-
-_MAX_GRID_POINTS = 4_000_000
-
-
-def grid_evaluate(
-    layers: Sequence[tuple[Any, Any]],
-    activations: Sequence[str],
-    low: Any,
-    high: Any,
-    neuron_key: str,
-    unit: int,
-    *,
-    num_per_axis: int = 201,
-) -> GridResult:
-    """Evaluate one neuron on a ``num_per_axis``-per-axis grid over ``[low, high]``.
-
-    Any input dimension works as long as ``num_per_axis ** dim <= 4e6``. The grid
-    includes the box corners. Tier ``"sampled"``: the grid maximum is a lower
-    bound on the true maximum, not the maximum itself.
-
-    >>> W0, b0 = np.array([[1.0], [1.0]]), np.zeros(1)
-    >>> res = grid_evaluate([(W0, b0)], [], [0.0, 0.0], [1.0, 1.0], "output", 0, num_per_axis=3)
-    >>> res.max, res.argmax.tolist(), res.tier
-    (2.0, [1.0, 1.0], 'sampled')
-    """
-    where = "grid_evaluate"
-    net = _check_net(where, layers, activations)
-    lo, hi = _check_box(where, net, low, high)
-    target = _check_target(where, net, neuron_key, unit)
-    if (
-        isinstance(num_per_axis, bool)
-        or not isinstance(num_per_axis, (int, np.integer))
-        or num_per_axis < 2
-    ):
-        raise fail(where, "num_per_axis", num_per_axis, "an integer >= 2")
-    total = int(num_per_axis) ** net.dim
-    if total > _MAX_GRID_POINTS:
-        raise fail(
-            where,
-            "num_per_axis",
-            num_per_axis,
-            f"small enough that num_per_axis ** {net.dim} <= {_MAX_GRID_POINTS}",
-            "Use fewer points per axis, or maximize() for a certified answer.",
-        )
-    axes = tuple(np.linspace(a, b, int(num_per_axis)) for a, b in zip(lo, hi, strict=True))
-    mesh = np.meshgrid(*axes, indexing="ij")
-    pts = np.stack([m.ravel() for m in mesh], axis=1)
-    vals = _values(net, pts, target)
-    imax, imin = int(np.argmax(vals)), int(np.argmin(vals))
-    return GridResult(
-        neuron=target.name,
-        axes=axes,
-        values=vals.reshape(mesh[0].shape),
-        max=float(vals[imax]),
-        argmax=pts[imax].copy(),
-        min=float(vals[imin]),
-        argmin=pts[imin].copy(),
-        num_points=total,
-    )
+    return _optimize("minimize", model, low, high, neuron, gap, max_nodes, batch_size, -1.0)

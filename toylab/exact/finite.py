@@ -1,126 +1,141 @@
-"""Exact analysis on finite domains (modular arithmetic, boolean functions).
+"""Exact analysis on finite domains (modular arithmetic, Boolean functions).
 
-On a finite input set every neuron is a finite table. :func:`finite_table`
-evaluates the network on every input in float64 (the float32 weights are cast
-to float64, so the table is the exact function of those weights up to float64
-rounding), in chunks of ``chunk_size`` inputs so memory stays bounded, and
-accumulates the exact expectations under the domain's probabilities:
-``E[a]``, ``E[a²]``, ``P(a > 0)``, per-class means, and the exact accuracy.
-Tier: ``"exact"`` (finite enumeration).
+On a finite input set every neuron is a finite table. :func:`finite_table` evaluates
+the network on every input in float64 (float32 weights are exactly representable in
+float64, so the table is the network's function up to float64 rounding), in chunks of
+``chunk_size`` inputs so memory stays bounded, and accumulates the exact expectations
+under the domain's probabilities: ``E[a]``, ``E[a a^T]``, ``P(a > 0)``, per-class
+means, every unit's extremes over the inputs of positive probability, and the exact
+accuracy (ties count as wrong). It returns the same :class:`~toylab.exact.Analysis`
+as the plane (``kind="finite"``, tier ``"exact"``), the error being a bound on the
+rounding of the sums.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
 
-from toylab._errors import ToylabError
-from toylab.network import Network
-from toylab.neurons import resolve
+from toylab._errors import NotApplicable, fail
+from toylab._validate import check_int
+from toylab.distributions.base import FiniteDomain
+from toylab.exact.analysis import Analysis
+from toylab.exact.integrals import NeuronMomentsResult
+from toylab.exact.queries import ExtremaResult
+from toylab.network import as_network
 
-__all__ = ["FiniteResult", "finite_table"]
+__all__ = ["finite_table"]
 
-
-@dataclasses.dataclass(frozen=True)
-class FiniteResult:
-    """Exact statistics of every neuron over a finite domain.
-
-    ``mean[key]``, ``second_moment[key]``, ``firing_probability[key]``: arrays over the
-    layer's units; ``class_means[key]``: ``(num_classes, width)``, E[a | y = c];
-    ``accuracy``: the exact probability that the arg-max logit is the label (ties
-    count as wrong); ``table``: every layer on every input when ``keep_table`` (else
-    ``None``).
-    """
-
-    mean: dict[str, np.ndarray]
-    second_moment: dict[str, np.ndarray]
-    firing_probability: dict[str, np.ndarray]
-    class_means: dict[str, np.ndarray]
-    accuracy: float
-    num_inputs: int
-    table: dict[str, np.ndarray] | None
-    tier: str = "exact"
-
-    def variance(self, key: str) -> np.ndarray:
-        return self.second_moment[key] - self.mean[key] ** 2
-
-    def values(self, neuron: str) -> np.ndarray:
-        """One neuron's value on every input (needs ``keep_table=True``)."""
-        if self.table is None:
-            raise ToylabError(
-                "FiniteResult.values: the table was not kept; call finite_table(..., "
-                "keep_table=True)."
-            )
-        nid = resolve(neuron, {k: v.shape[-1] for k, v in self.table.items()})
-        return self.table[nid.key][:, nid.unit]
+_EPS = float(np.finfo(np.float64).eps)
 
 
 def finite_table(
     model: Any, dist: Any, *, chunk_size: int = 65536, keep_table: bool = True
-) -> FiniteResult:
+) -> Analysis:
     """Evaluate ``model`` on every input of ``dist``'s finite domain, exactly."""
+    where = "finite_table"
     domain: Any = getattr(dist, "domain", None)
-    if not hasattr(domain, "probs"):
-        raise ToylabError(
-            f"finite_table: dist must have a finite domain, got {type(dist).__name__}. "
-            "Use toylab.exact.analyze for continuous distributions."
+    if not isinstance(domain, FiniteDomain):
+        raise NotApplicable(
+            f"{where}: dist must have a finite domain, got {type(dist).__name__}. Use "
+            "toylab.exact.analyze for continuous distributions."
         )
-    if not hasattr(model, "affine_layers"):
-        raise ToylabError(
-            f"finite_table: model must be an MLP (with affine_layers()), got {type(model).__name__}."
-        )
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ToylabError(
-            f"finite_table: chunk_size must be a positive integer, got {chunk_size!r}."
-        )
-    layers, acts = model.affine_layers()
+    chunk = check_int(where, "chunk_size", chunk_size, minimum=1)
+    net = as_network(model, where).untied().numpy(np.float64)
     inputs = np.asarray(domain.inputs, np.float64)
-    if inputs.shape[1] != layers[0][0].shape[0]:
-        raise ToylabError(
-            f"finite_table: the model takes {layers[0][0].shape[0]} inputs but the domain's "
-            f"inputs have {inputs.shape[1]}; build the model for this distribution."
-        )
+    if inputs.shape[1] != net.input_dim:
+        raise fail(
+            where, "model", repr(net), f"a network with {inputs.shape[1]} inputs (the domain's)",
+            "Build the model for this distribution.",
+        )  # fmt: skip
     probs = np.asarray(domain.probs, np.float64)
     labels = np.asarray(domain.labels)
     num_classes = int(getattr(dist, "num_classes", 0))
-    sums: dict[str, np.ndarray] = {}
-    sq: dict[str, np.ndarray] = {}
-    fire: dict[str, np.ndarray] = {}
-    cls: dict[str, np.ndarray] = {}
-    table: dict[str, list[np.ndarray]] = {}
-    correct = 0.0
-    for start in range(0, inputs.shape[0], chunk_size):
-        sl = slice(start, start + chunk_size)
-        values = Network.from_layers(layers, acts).forward(inputs[sl])
+    keys = net.layer_keys()
+    sums: dict[str, Any] = dict.fromkeys(keys, 0.0)
+    abs_sums: dict[str, Any] = dict.fromkeys(keys, 0.0)
+    sq: dict[str, Any] = dict.fromkeys(keys, 0.0)
+    fire: dict[str, Any] = dict.fromkeys(keys, 0.0)
+    cls: dict[str, Any] = dict.fromkeys(keys, 0.0)
+    hi: dict[str, Any] = {}
+    lo: dict[str, Any] = {}
+    table: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    correct = np.zeros(max(num_classes, 1))
+    for start in range(0, inputs.shape[0], chunk):
+        sl = slice(start, start + chunk)
+        values = net.forward(inputs[sl])
         p = probs[sl]
-        for key, v in values.items():
-            if key == "input":
-                continue
-            sums[key] = sums.get(key, 0.0) + p @ v
-            sq[key] = sq.get(key, 0.0) + p @ (v * v)
-            fire[key] = fire.get(key, 0.0) + p @ (v > 0)
+        live = p > 0
+        onehot = (labels[sl][:, None] == np.arange(num_classes)) * p[:, None]
+        for key in keys:
+            v = values[key]
+            sums[key] = sums[key] + p @ v
+            abs_sums[key] = abs_sums[key] + p @ np.abs(v)
+            sq[key] = sq[key] + (v * p[:, None]).T @ v
+            fire[key] = fire[key] + p @ (v > 0)
             if num_classes:
-                onehot = (labels[sl][:, None] == np.arange(num_classes)) * p[:, None]
-                cls[key] = cls.get(key, 0.0) + onehot.T @ v
+                cls[key] = cls[key] + onehot.T @ v
+            if live.any():
+                vl, xl = v[live], np.flatnonzero(live) + start
+                imax, imin = vl.argmax(0), vl.argmin(0)
+                cand = (vl[imax, np.arange(v.shape[1])], xl[imax], vl[imin, np.arange(v.shape[1])],
+                        xl[imin])  # fmt: skip
+                if key not in hi:
+                    hi[key], lo[key] = cand[:2], cand[2:]
+                else:
+                    better = cand[0] > hi[key][0]
+                    hi[key] = (np.where(better, cand[0], hi[key][0]),
+                               np.where(better, cand[1], hi[key][1]))  # fmt: skip
+                    worse = cand[2] < lo[key][0]
+                    lo[key] = (np.where(worse, cand[2], lo[key][0]),
+                               np.where(worse, cand[3], lo[key][1]))  # fmt: skip
             if keep_table:
-                table.setdefault(key, []).append(v)
+                table[key].append(v)
         if num_classes:
             out = values["output"]
             top = np.argmax(out, -1)
             unique = (out == out.max(-1, keepdims=True)).sum(-1) == 1
-            correct += float(p @ ((top == labels[sl]) & unique))
-    if num_classes:
-        class_mass = np.array([probs[labels == c].sum() for c in range(num_classes)])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cls = {k: v / class_mass[:, None] for k, v in cls.items()}
-    return FiniteResult(
-        mean=sums,
-        second_moment=sq,
-        firing_probability=fire,
-        class_means=cls,
-        accuracy=correct if num_classes else float("nan"),
-        num_inputs=int(inputs.shape[0]),
-        table={k: np.concatenate(v) for k, v in table.items()} if keep_table else None,
+            ok = (top == labels[sl]) & unique
+            correct += np.bincount(labels[sl][ok], weights=p[ok], minlength=num_classes)
+    moments = {}
+    extrema = {}
+    for key in keys:
+        mean = np.asarray(sums[key])
+        second = np.asarray(sq[key])
+        second = 0.5 * (second + second.T)
+        moments[key] = NeuronMomentsResult(
+            mean=mean,
+            second_moment=second,
+            cov=second - np.outer(mean, mean),
+            firing_probability=np.asarray(fire[key]),
+            mass=np.asarray(probs.sum()),
+        )
+        extrema[key] = ExtremaResult(hi[key][0], inputs[hi[key][1]], lo[key][0], inputs[lo[key][1]])
+    class_mass = np.array([probs[labels == c].sum() for c in range(num_classes)])
+    group_means = {k: np.asarray(cls[k]) for k in keys} if num_classes else {}
+    # rounding: each sum of n products has error <= n eps sum |terms| (plus the forward pass,
+    # whose relative error is a few eps per layer of the magnitudes involved)
+    n = inputs.shape[0] + 4 * net.num_layers
+    mag = max((float(np.max(abs_sums[k], initial=0.0)) for k in keys), default=0.0)
+    rounding = n * _EPS * max(mag, mag**2, 1.0)
+    accuracy = float(correct.sum()) if num_classes else float("nan")
+    return Analysis(
+        network=net,
+        dist=dist,
+        kind="finite",
+        moments=moments,
+        accuracy=accuracy,
+        class_accuracy=correct / np.where(class_mass > 0, class_mass, 1.0)
+        if num_classes
+        else np.zeros(0),
+        tier="exact",
+        error=rounding,
+        errors={"rounding": rounding, "truncation": 0.0, "band": 0.0},
+        method=f"exhaustive over all {inputs.shape[0]} inputs of the finite domain (float64)",
+        groups="class",
+        group_class=np.arange(num_classes),
+        _group_means=group_means,
+        _extrema=extrema,
+        _table={k: np.concatenate(v) for k, v in table.items()} if keep_table else None,
     )

@@ -38,12 +38,14 @@ and along an edge ``z = h n + t d`` the boundary integrals are 1-D Gaussian
 integrals in closed form (``phi(h) [Phi(t_b) - Phi(t_a)]`` and
 ``phi(h) [phi(t_a) - phi(t_b)]``). Every term is bounded, so the absolute error
 is a few ulps per edge. The relative error is worse for tiny or far-out
-polygons (the per-edge terms cancel); there, when a pair of collapsed
-Gauss-Legendre rules on the polygon's fan triangles estimates a smaller error,
-that value is used instead (``refine=True``).
+polygons (the per-edge terms cancel). With ``refine=True``, where a pair of
+collapsed Gauss-Legendre rules on the polygon's fan triangles estimates a smaller
+error, that value is used instead; such values are *estimated*, not exact, so the
+exact analyses keep ``refine=False`` (the default): what they need is absolute
+accuracy, which the closed form has.
 
 :func:`polygon_quadrature` integrates any smooth vectorized function over
-polygons adaptively and reports an error estimate (tier ``"bounded"``), for
+polygons adaptively and reports an error *estimate* (tier ``"estimated"``), for
 non-Gaussian densities (rings, noisy curves).
 """
 
@@ -305,8 +307,8 @@ def _refine(z0: np.ndarray, dz: np.ndarray, m0, m1, m2, err) -> None:
 
 
 def gaussian_polygon_moments(
-    polygons: Polygons, mean: Any, cov: Any, *, refine: bool = True
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    polygons: Polygons, mean: Any, cov: Any, *, refine: bool = False, return_error: bool = False
+) -> Any:
     """Exact mass, first and second moments of ``N(mean, cov)`` over polygons.
 
     Args:
@@ -317,13 +319,18 @@ def gaussian_polygon_moments(
         mean: shape ``(2,)``.
         cov: shape ``(2, 2)``, symmetric positive definite.
         refine: where the closed form loses relative accuracy (tiny or far-out
-            polygons) and a Gauss-Legendre rule is more accurate, use it.
+            polygons) and a Gauss-Legendre rule is estimated to be more accurate,
+            use it (those values are then estimated, not exact).
+        return_error: also return ``err (R, 6)``, a bound on the absolute rounding
+            error of the columns ``(m0, m1_x, m1_y, m2_xx, m2_xy, m2_yy)`` (for
+            refined polygons: the quadrature's error estimate).
 
     Returns:
         ``(m0, m1, m2)`` with shapes ``(R,)``, ``(R, 2)``, ``(R, 2, 2)``:
         ``m0[r] = P(x in P_r)``, ``m1[r] = E[x 1{x in P_r}]`` and
-        ``m2[r] = E[x x^T 1{x in P_r}]``, in float64 (tier ``"exact"``; absolute
-        error a few ulps per edge, scaled by ``|mean|`` and ``||cov||``).
+        ``m2[r] = E[x x^T 1{x in P_r}]``, in float64 (tier ``"exact"`` with
+        ``refine=False``; absolute error a few ulps per edge, scaled by ``|mean|`` and
+        ``||cov||``), and ``err`` when ``return_error``.
 
     Example:
         >>> import numpy as np
@@ -363,12 +370,57 @@ def gaussian_polygon_moments(
     m2[:, 0, 1] = m2[:, 1, 0] = (
         m0 * mu[0] * mu[1] + mu[0] * lm1[:, 1] + mu[1] * lm1[:, 0] + l00 * (l10 * zxx + l11 * zxy)
     )
-    return m0, m1, m2
+    if not return_error:
+        return m0, m1, m2
+    return m0, m1, m2, _unwhitened_error(err, mu, chol, m0, m1z, m2z)
+
+
+def _unwhitened_error(
+    err: np.ndarray,
+    mu: np.ndarray,
+    chol: np.ndarray,
+    m0: np.ndarray,
+    m1z: np.ndarray,
+    m2z: np.ndarray,
+) -> np.ndarray:
+    """Propagate whitened-moment errors ``(R, 6)`` through ``x = mu + L z`` (first order is
+    exact here: the map is linear in the moments), plus the rounding of that map."""
+    L = np.abs(chol)
+    am = np.abs(mu)
+    e0 = err[:, 0]
+    e1z = err[:, 1:3]
+    e2z = np.stack([err[:, [3, 4]], err[:, [4, 5]]], axis=1)
+    le1 = e1z @ L.T  # |L| e1z per row
+    e1 = am[None, :] * e0[:, None] + le1
+    e2 = (
+        am[None, :, None] * am[None, None, :] * e0[:, None, None]
+        + am[None, :, None] * le1[:, None, :]
+        + am[None, None, :] * le1[:, :, None]
+        + np.einsum("ij,rjk,lk->ril", L, e2z, L)
+    )
+    # rounding of the unwhitening itself: a few ulps of the magnitudes of its terms
+    mag0 = np.abs(m0)
+    mag1 = am[None, :] * mag0[:, None] + np.abs(m1z) @ L.T
+    mag2 = (
+        am[None, :, None] * am[None, None, :] * mag0[:, None, None]
+        + am[None, :, None] * mag1[:, None, :]
+        + am[None, None, :] * mag1[:, :, None]
+        + np.einsum("ij,rjk,lk->ril", L, np.abs(m2z), L)
+    )
+    e1 = e1 + 8.0 * _EPS * mag1
+    e2 = e2 + 8.0 * _EPS * mag2
+    return np.stack([e0, e1[:, 0], e1[:, 1], e2[:, 0, 0], e2[:, 0, 1], e2[:, 1, 1]], axis=1)
 
 
 def mixture_polygon_moments(
-    polygons: Polygons, means: Any, covs: Any, weights: Any, *, refine: bool = True
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    polygons: Polygons,
+    means: Any,
+    covs: Any,
+    weights: Any,
+    *,
+    refine: bool = False,
+    return_error: bool = False,
+) -> Any:
     """Per-component moments of a Gaussian mixture over polygons.
 
     The mixture density is ``sum_k weights[k] N(x; means[k], covs[k])``.
@@ -384,7 +436,9 @@ def mixture_polygon_moments(
         weights: shape ``(K,)``, non-negative (not required to sum to one).
 
     Returns:
-        ``(m0, m1, m2)`` with shapes ``(K, R)``, ``(K, R, 2)``, ``(K, R, 2, 2)``.
+        ``(m0, m1, m2)`` with shapes ``(K, R)``, ``(K, R, 2)``, ``(K, R, 2, 2)``, and,
+        with ``return_error``, the rounding bounds ``(K, R, 6)`` of
+        :func:`gaussian_polygon_moments` times the weights.
     """
     where = "mixture_polygon_moments"
     mus = np.asarray(means, dtype=np.float64)
@@ -398,11 +452,16 @@ def mixture_polygon_moments(
     if w.shape != (k,) or not np.all(np.isfinite(w)) or np.any(w < 0):
         raise fail(where, "weights", weights, f"{k} finite non-negative numbers")
     x = _as_padded(polygons, where)
-    outs = [gaussian_polygon_moments(x, mus[i], sigmas[i], refine=refine) for i in range(k)]
+    outs = [
+        gaussian_polygon_moments(x, mus[i], sigmas[i], refine=refine, return_error=True)
+        for i in range(k)
+    ]
     m0 = np.stack([o[0] for o in outs]) * w[:, None]
     m1 = np.stack([o[1] for o in outs]) * w[:, None, None]
     m2 = np.stack([o[2] for o in outs]) * w[:, None, None, None]
-    return m0, m1, m2
+    if not return_error:
+        return m0, m1, m2
+    return m0, m1, m2, np.stack([o[3] for o in outs]) * w[:, None, None]
 
 
 # ---------------------------------------------------------------------------
@@ -413,7 +472,7 @@ def mixture_polygon_moments(
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class NeuronMomentsResult:
-    """Exact moments of the neurons of one layer (tier ``"exact"``).
+    """Moments of the neurons of one layer, from region moments (exact when they are).
 
     Attributes:
         mean: ``E[a_i]``, shape ``(n,)``.
@@ -732,8 +791,8 @@ def polygon_quadrature(
     their edge midpoints until every polygon meets
     ``error <= max(atol, rtol * |value|)`` in every column, or ``max_depth``
     splits, or ``max_triangles`` live triangles, are reached; the estimate
-    left is reported as it is (tier ``"bounded"``: an a-posteriori estimate,
-    not a rigorous enclosure for non-smooth integrands).
+    left is reported as it is (tier ``"estimated"``: an a-posteriori estimate,
+    not a rigorous enclosure).
 
     Args:
         fn: vectorized integrand, points ``(N, 2)`` -> ``(N,)`` or ``(N, k)``;

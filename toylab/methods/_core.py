@@ -29,9 +29,7 @@ from scipy.sparse.csgraph import connected_components
 
 from toylab._errors import ToylabError, fail
 from toylab.activations import LEAKY_SLOPE, PIECEWISE_LINEAR, get_activation
-from toylab.exact import regions
-from toylab.exact.analysis import clip_halfplane, gaussian_mixture_arrays
-from toylab.exact.integrals import mixture_polygon_moments
+from toylab.exact import clip_convex, region_moments
 from toylab.neurons import NeuronId, resolve
 
 __all__ = [
@@ -47,8 +45,16 @@ __all__ = [
     "propagate",
 ]
 
-# (slope, offset) of each linear piece, in the pattern order of toylab.exact.regions
-_BREAKS, _PIECES = regions._BREAKS, regions._PIECES
+_BREAKS = {
+    n: a.breakpoints
+    for n, a in __import__("toylab.activations").activations.ACTIVATIONS.items()
+    if a.breakpoints is not None
+}
+_PIECES = {
+    n: a.pieces
+    for n, a in __import__("toylab.activations").activations.ACTIVATIONS.items()
+    if a.breakpoints is not None
+}
 
 
 def _piece(act: str, z: np.ndarray) -> np.ndarray:
@@ -88,13 +94,15 @@ class Net:
         if key not in self.cache:
             from toylab.exact import analyze
 
-            res = analyze(self.models[m], dist)
-            if res is None or not hasattr(res, "geometry"):
+            try:
+                res = analyze(self.models[m], dist)
+                res.geometry  # noqa: B018 - planar analyses only
+            except ToylabError:
                 raise ToylabError(
                     "the exact answer needs a piecewise-linear MLP on a 2-D continuous "
                     f"distribution with an exact analysis; got activations {list(self.acts)} on "
                     f"{type(dist).__name__}. Use a relu-family MLP on a 2-D Gaussian mixture."
-                )
+                ) from None
             self.cache[key] = res
         return self.cache[key]
 
@@ -387,7 +395,6 @@ def ball_mass(dist: Any, center: np.ndarray, radius: float, *, num_sides: int = 
     Gaussian-mixture masses are exact (:func:`toylab.exact.mixture_polygon_moments`).
     The bracket's relative width is about ``(pi / num_sides)^2``.
     """
-    means, covs, weights, _ = gaussian_mixture_arrays(dist)
     ang = 2 * np.pi * np.arange(num_sides) / num_sides
     ring = np.stack([np.cos(ang), np.sin(ang)], 1)
     lo_box, hi_box = np.asarray(dist.domain.low), np.asarray(dist.domain.high)
@@ -396,13 +403,13 @@ def ball_mass(dist: Any, center: np.ndarray, radius: float, *, num_sides: int = 
         poly = np.asarray(center, np.float64) + r * ring
         for g, c in (((1.0, 0.0), -lo_box[0]), ((-1.0, 0.0), hi_box[0]),
                      ((0.0, 1.0), -lo_box[1]), ((0.0, -1.0), hi_box[1])):  # fmt: skip
-            poly = clip_halfplane(poly, np.asarray(g), float(c))
+            poly = clip_convex(poly, np.asarray(g), float(c))
             if len(poly) < 3:
                 break
         if len(poly) < 3:
             out.append(0.0)
         else:
-            out.append(float(mixture_polygon_moments([poly], means, covs, weights)[0].sum()))
+            out.append(float(region_moments(dist, [poly]).m0.sum()))
     return out[0], out[1]
 
 

@@ -201,27 +201,12 @@ def ablated_layers(
 
 
 def exact_accuracy(layers: Any, acts: Any, dist: Any) -> tuple[float, np.ndarray]:
-    """Exact accuracy and per-class accuracy of a piecewise-linear network on a 2-D
-    Gaussian mixture (the accuracy part of :func:`toylab.exact.analyze`)."""
-    from toylab.exact import argmax_pieces, integration_box, partition
-    from toylab.exact.analysis import gaussian_mixture_arrays
-    from toylab.exact.integrals import mixture_polygon_moments
+    """Exact accuracy and per-class accuracy (:func:`toylab.exact.analyze`)."""
+    from toylab.exact import analyze
+    from toylab.network import Network
 
-    low, high = integration_box(dist)
-    plane = partition(
-        layers,
-        list(acts),
-        np.array([[low[0], low[1]], [high[0], low[1]], [high[0], high[1]], [low[0], high[1]]]),
-    )
-    means, covs, weights, classes = gaussian_mixture_arrays(dist)
-    pieces = argmax_pieces(plane)
-    cls = np.array([c for _, c in pieces])
-    pm0 = mixture_polygon_moments([p for p, _ in pieces], means, covs, weights)[0]
-    hit = pm0 * (cls[None, :] == classes[:, None])
-    nc = int(classes.max()) + 1
-    correct = np.array([hit[classes == c].sum() for c in range(nc)])
-    mass = np.array([weights[classes == c].sum() for c in range(nc)])
-    return float(hit.sum()), correct / mass
+    res = analyze(Network.from_layers(layers, list(acts)), dist)
+    return float(res.accuracy), res.class_accuracy
 
 
 def edit_weights(

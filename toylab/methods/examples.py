@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import weakref
 from typing import Any
 
 import jax
@@ -34,8 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from toylab._errors import fail
-from toylab.exact.analysis import gaussian_mixture_arrays
-from toylab.exact.integrals import mixture_polygon_moments
+from toylab.exact import activation_cdf, activation_quantile
 from toylab.methods._core import (
     Net,
     as_nets,
@@ -43,75 +41,20 @@ from toylab.methods._core import (
     flat_index,
     jax_flat,
     np_flat,
-    region_values,
 )
 
 __all__ = ["DatasetExamplesResult", "dataset_examples", "exact_cdf", "exact_quantile"]
 
-_MASS: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
-
-
-def _region_mass(ex: Any, dist: Any) -> np.ndarray:
-    if ex not in _MASS:
-        means, covs, weights, _ = gaussian_mixture_arrays(dist)
-        _MASS[ex] = mixture_polygon_moments(ex.plane.polygons, means, covs, weights)[0].sum(0)
-    return _MASS[ex]
-
 
 def exact_cdf(ex: Any, dist: Any, key: str, unit: int, ts: Any, *, strict: bool = True
               ) -> np.ndarray:  # fmt: skip
-    """Exact ``P(a < t)`` (``strict``) or ``P(a <= t)`` for every ``t`` in ``ts``.
-
-    ``ex`` is ``analyze(model, dist)`` (an :class:`toylab.exact.ExactAnalysis` on a
-    Gaussian mixture); ``key``/``unit`` the neuron's layer key and unit.
-    """
-    plane = ex.plane
-    maps = plane.maps[key][:, unit]
-    vmin, vmax = region_values(plane, maps)
-    m0 = _region_mass(ex, dist)
-    ts = np.atleast_1d(np.asarray(ts, np.float64))
-    scale = float(np.abs(np.concatenate([vmin, vmax])).max()) + 1.0
-    eps = 1e-12 * scale
-    means, covs, weights, _ = gaussian_mixture_arrays(dist)
-    below = vmax[None] < ts[:, None] - eps if strict else vmax[None] <= ts[:, None] + eps
-    if not strict:
-        below |= (vmin[None] >= ts[:, None] - eps) & (vmax[None] <= ts[:, None] + eps)
-    out = below.astype(np.float64) @ m0
-    ti, ri = np.nonzero((vmin[None] < ts[:, None] - eps) & (vmax[None] > ts[:, None] + eps))
-    if len(ti):
-        from toylab.exact._polygon import clip_positive, owner
-
-        lens = np.diff(plane.offsets)[ri]
-        off = np.concatenate([[0], np.cumsum(lens)])
-        starts = plane.offsets[ri]
-        ent = np.repeat(starts - off[:-1], lens) + np.arange(off[-1])
-        xy = plane.vertices[plane.ring[ent]]
-        pid = owner(off)
-        g = maps[ri][pid]
-        f = ts[ti][pid] - (g[:, 0] * xy[:, 0] + g[:, 1] * xy[:, 1] + g[:, 2])
-        cxy, coff, src = clip_positive(xy, off, f, eps, keep_flat=False)
-        if len(src):
-            polys = np.split(cxy, coff[1:-1])
-            pm = mixture_polygon_moments(polys, means, covs, weights)[0].sum(0)
-            np.add.at(out, ti[src], pm)
-    return np.clip(out, 0.0, 1.0)
+    """Transition wrapper of :func:`toylab.exact.activation_cdf`."""
+    return activation_cdf(ex, f"{key}:{unit}", ts, strict=strict)
 
 
 def exact_quantile(ex: Any, dist: Any, key: str, unit: int, q: float) -> float:
-    """The smallest ``t`` with ``P(a <= t) >= q`` (exact CDF, bisection to 1e-7 of the range)."""
-    plane = ex.plane
-    vmin, vmax = region_values(plane, plane.maps[key][:, unit])
-    lo, hi = float(vmin.min()), float(vmax.max())
-    if hi - lo <= 0:
-        return lo
-    tol = 1e-7 * (hi - lo)
-    while hi - lo > tol:
-        grid = np.linspace(lo, hi, 65)
-        f = exact_cdf(ex, dist, key, unit, grid[1:-1], strict=False)
-        j = int(np.searchsorted(f, q))  # first interior point with F >= q
-        new_hi = grid[j + 1] if j < len(f) else hi
-        lo, hi = grid[j], new_hi
-    return hi
+    """Transition wrapper: the upper end of :func:`toylab.exact.activation_quantile`."""
+    return activation_quantile(ex, f"{key}:{unit}", q).upper
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

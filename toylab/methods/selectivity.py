@@ -27,32 +27,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import weakref
 from typing import Any
 
 import jax
 import numpy as np
 
 from toylab._errors import fail
-from toylab.exact.analysis import gaussian_mixture_arrays
-from toylab.exact.integrals import mixture_polygon_moments
 from toylab.methods._core import Net, as_nets, flat_index
 from toylab.methods.examples import sample_values
 
 __all__ = ["SelectivityResult", "exact_component_means", "selectivity"]
 
-_MOM: weakref.WeakKeyDictionary[Any, tuple[np.ndarray, np.ndarray]] = weakref.WeakKeyDictionary()
-
 
 def exact_component_means(ex: Any, dist: Any, key: str) -> np.ndarray:
     """Exact ``E[a_i 1(component = c)]`` for every unit of layer ``key``: ``(K, width)``."""
-    if ex not in _MOM:
-        means, covs, weights, _ = gaussian_mixture_arrays(dist)
-        m0, m1, _ = mixture_polygon_moments(ex.plane.polygons, means, covs, weights)
-        _MOM[ex] = (m0, m1)
-    m0, m1 = _MOM[ex]
-    maps = ex.plane.maps[key]  # (R, n, 3)
-    return np.einsum("krd,rnd->kn", m1, maps[:, :, :2]) + np.einsum("kr,rn->kn", m0, maps[:, :, 2])
+    return ex.group_means(key)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -108,7 +97,7 @@ def score_selectivity(net: Net, m: int, dist: Any, neuron: str, vals: np.ndarray
                       comp: np.ndarray, *, threshold: float) -> SelectivityResult:  # fmt: skip
     nid, _ = flat_index("selectivity", net.widths, neuron)
     ex = net.exact(m, dist)
-    _, _, _, classes = gaussian_mixture_arrays(dist)
+    classes = dist.arrays().classes
     k = len(classes)
     exact = exact_component_means(ex, dist, nid.key)[:, nid.unit]
     n = len(vals)

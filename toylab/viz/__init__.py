@@ -28,6 +28,7 @@ from toylab.viz.maps import (
     exact_overlays,
     grid_values,
     layer_grid_figure,
+    layer_overlays,
     symmetric_norm,
 )
 
@@ -52,6 +53,7 @@ __all__ = [
     "exact_overlays",
     "grid_values",
     "layer_grid_figure",
+    "layer_overlays",
     "symmetric_norm",
     "write_atlas",
 ]

@@ -110,13 +110,13 @@ def _weight_color(v: float, vmax: float) -> str:
 
 
 def _analyze(model: Any, dist: Any) -> Any:
-    from toylab.exact import ExactAnalysis, analyze
+    from toylab.exact import analyze
 
     try:
         res = analyze(model, dist)
     except ToylabError:
         return None
-    return res if isinstance(res, ExactAnalysis) else None
+    return res if res.kind == "plane" else None
 
 
 def _points(value: Any) -> np.ndarray | None:

@@ -198,11 +198,13 @@ def exact_overlays(analysis: Any, neuron: str | NeuronId) -> dict[str, Any]:
     """:class:`NeuronMapDisplay` fields drawn from an exact analysis: region boundaries
     (``segments``), the exact zero set (``zero_lines``: of the pre-activation for a
     hidden neuron) and the exact argmax (``marker``). Empty without an analysis."""
-    if analysis is None or not hasattr(analysis, "geometry"):
+    if analysis is None or getattr(analysis, "kind", None) != "plane":
         return {}
+    from toylab.exact import partition_edges
+
     nid = NeuronId.parse(neuron)
     geo = analysis.geometry
-    out: dict[str, Any] = {"segments": analysis.boundary_segments()}
+    out: dict[str, Any] = {"segments": geo.vertices[partition_edges(geo)]}
     zkey = f"{nid.layer}.pre" if nid.layer.startswith("hidden_") else nid.key
     if zkey in geo.maps:
         from toylab.exact import level_set
@@ -210,6 +212,23 @@ def exact_overlays(analysis: Any, neuron: str | NeuronId) -> dict[str, Any]:
         out["zero_lines"] = level_set(geo, zkey, nid.unit, 0.0)
     if nid.key in geo.maps:
         out["marker"] = np.asarray(analysis.extrema(nid.key).argmax[nid.unit])
+    return out
+
+
+def layer_overlays(analysis: Any) -> dict[str, dict[str, Any]]:
+    """:func:`exact_overlays` for every hidden neuron, titled with its exact firing probability
+    (what :func:`layer_grid_figure` takes as ``overlays``)."""
+    out: dict[str, dict[str, Any]] = {}
+    widths = analysis.network.widths
+    for key in widths:
+        if not key.startswith("hidden_") or key.endswith(".pre"):
+            continue
+        for u in range(widths[key]):
+            name = f"{key}:{u}"
+            ov = exact_overlays(analysis, name)
+            p_on = float(analysis.moments[key].firing_probability[u])
+            ov["title"] = f"{name}  P(on)={p_on:.2f}"
+            out[name] = ov
     return out
 
 
