@@ -53,6 +53,7 @@ import numpy as np
 
 from toylab._errors import ToylabError, fail
 from toylab.activations import Activation, get_activation
+from toylab.layers import Dense, Layer, Tied
 from toylab.neurons import NeuronId, resolve
 
 __all__ = ["Dense", "Network", "Tied", "as_network"]
@@ -62,58 +63,6 @@ Hooks = Mapping[str, Callable[[Any], Any]]
 
 def _xp(*arrays: Any) -> Any:
     return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
-
-
-# --------------------------------------------------------------------------- layers
-
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class Dense:
-    """``h -> h @ kernel + bias`` with ``kernel`` of shape ``(fan_in, fan_out)``."""
-
-    kernel: Any
-    bias: Any
-
-    def arrays(self, layers: Sequence[Any]) -> tuple[Any, Any]:
-        """``(W, b)``: the dense weight matrix and bias."""
-        return self.kernel, self.bias
-
-    def apply(self, h: Any, layers: Sequence[Any]) -> Any:
-        return h @ self.kernel + self.bias
-
-    def linear(self, h: Any, layers: Sequence[Any]) -> Any:
-        """The linear part ``h @ kernel`` (tangents and gradients)."""
-        return h @ self.kernel
-
-    def transpose(self, g: Any, layers: Sequence[Any]) -> Any:
-        """``g @ kernel.T`` (back-propagation)."""
-        return g @ self.kernel.T
-
-
-@dataclasses.dataclass(frozen=True)
-class Tied:
-    """``h -> h @ layers[source].kernel.T + bias``: weights tied to an earlier layer."""
-
-    source: int
-    bias: Any
-
-    def arrays(self, layers: Sequence[Any]) -> tuple[Any, Any]:
-        return layers[self.source].kernel.T, self.bias
-
-    def apply(self, h: Any, layers: Sequence[Any]) -> Any:
-        return h @ layers[self.source].kernel.T + self.bias
-
-    def linear(self, h: Any, layers: Sequence[Any]) -> Any:
-        return h @ layers[self.source].kernel.T
-
-    def transpose(self, g: Any, layers: Sequence[Any]) -> Any:
-        return g @ layers[self.source].kernel
-
-
-jax.tree_util.register_dataclass(Tied, data_fields=["bias"], meta_fields=["source"])
-
-Layer = Dense | Tied
 
 
 # --------------------------------------------------------------------------- the network

@@ -18,7 +18,6 @@ Use them in ordinary pytest tests::
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,33 +89,6 @@ def distributions(
     return st.one_of(random, _presets()) if presets and dim == 2 else random
 
 
-@functools.lru_cache(maxsize=256)
-def _template(widths: tuple[int, ...]) -> Any:
-    from flax import nnx
-
-    from toylab.models import MLP
-
-    zeros = [np.zeros((a, b)) for a, b in zip(widths[:-1], widths[1:], strict=True)]
-    return nnx.split(MLP.from_weights(zeros))
-
-
-def _from_weights(weights: list[np.ndarray], biases: list[np.ndarray], activation: str) -> Any:
-    """The model ``MLP.from_weights(weights, biases, activation)``, built by filling a cached
-    template of the same widths (building a fresh NNX module costs about 0.1 s, which
-    would trip hypothesis' too-slow health check)."""
-    import jax.numpy as jnp
-    from flax import nnx
-
-    widths = (weights[0].shape[0], *(w.shape[1] for w in weights))
-    graphdef, state = _template(widths)
-    model = nnx.merge(graphdef, state)
-    for lin, w, b in zip(model.layers, weights, biases, strict=True):
-        lin.kernel[...] = jnp.asarray(w, jnp.float32)
-        lin.bias[...] = jnp.asarray(b, jnp.float32)
-    model.activation = activation
-    return model
-
-
 @st.composite
 def _networks(draw: Any, input_dim: int, output_dim: int, activations: Sequence[str],
               max_width: int, max_depth: int, degenerate: bool) -> Any:  # fmt: skip
@@ -140,7 +112,9 @@ def _networks(draw: Any, input_dim: int, output_dim: int, activations: Sequence[
                 W[:] = 0.0
         weights.append(W)
         biases.append(c)
-    return _from_weights(weights, biases, act)
+    from toylab.models import MLP
+
+    return MLP.from_weights(weights, biases, act)  # the one builder: no initializer runs
 
 
 def networks(
