@@ -221,8 +221,10 @@ class Network:
         if not nets:
             raise fail("Network.stack", "networks", nets, "a non-empty sequence of networks")
         ref = jax.tree_util.tree_structure(nets[0])
+        shapes = [np.shape(leaf) for leaf in jax.tree.leaves(nets[0])]
         for i, n in enumerate(nets):
-            if jax.tree_util.tree_structure(n) != ref:  # type: ignore[operator]
+            same = jax.tree_util.tree_structure(n) == ref  # type: ignore[operator]
+            if not same or [np.shape(leaf) for leaf in jax.tree.leaves(n)] != shapes:
                 raise fail(
                     "Network.stack", f"networks[{i}]", repr(n),
                     f"the same architecture as networks[0] ({nets[0]!r})",

@@ -246,7 +246,11 @@ class SuperpositionLinear(nnx.Module):
 
     def to_network(self) -> Network:
         W = self.W[...]
-        encoder = Dense(W.T, jnp.zeros((W.shape[0],), W.dtype))
+        if isinstance(W, jax.core.Tracer):
+            encoder = Dense(W.T, jnp.zeros((W.shape[0],), W.dtype))
+        else:  # concrete parameters keep their dtype (float64 needs x64 for the transpose)
+            with jax.enable_x64(W.dtype == jnp.float64):
+                encoder = Dense(W.T, jnp.zeros((W.shape[0],), W.dtype))
         return Network((encoder, Tied(0, self.b[...])), ("identity", self.output_activation))
 
     @property
