@@ -74,7 +74,7 @@ def enable(path: str | Path | None = None) -> Path | None:
     compilation (the CLI and ``tests/conftest.py`` do). Every program is cached,
     however quick to compile, since toylab's many small programs add up.
     """
-    current = jax.config.read("jax_compilation_cache_dir")
+    current = jax.config.jax_compilation_cache_dir  # type: ignore[attr-defined]
     if current:
         return Path(current)
     target = Path(path).expanduser() if path is not None else cache_dir()
