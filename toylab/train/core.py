@@ -77,7 +77,7 @@ from toylab._compile_cache import use_unrolled_threefry
 from toylab._errors import ToylabError, fail
 from toylab.models import ModelConfig
 from toylab.models.init import abstract_model, init_params
-from toylab.train.config import LOSSES, SweepConfig, TrainConfig, checkpoint_steps
+from toylab.train.config import LOSSES, SWEEPABLE, SweepConfig, TrainConfig, checkpoint_steps
 
 __all__ = [
     "Ensemble",
@@ -287,8 +287,12 @@ def _check_loss(loss: str | LossFn, dist: Any) -> None:
 
 def _step_config(config: TrainConfig) -> TrainConfig:
     """``config`` with the fields no step reads normalised, so runs that differ only in
-    logging, checkpoints or evaluation share one compiled program."""
-    return dataclasses.replace(config, log_every=1, checkpoints=(), num_eval_samples=1)
+    logging, checkpoints, evaluation size or the values of the sweepable hyperparameters
+    (arguments of the program, ``Ensemble.hparams``) share one compiled program."""
+    return dataclasses.replace(
+        config, log_every=1, checkpoints=(), num_eval_samples=1,
+        **{name: 0.5 for name in SWEEPABLE},
+    )  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -499,18 +503,33 @@ def member_mesh(num_members: int, devices: Sequence[Any] | None = None) -> Mesh 
     return Mesh(np.array(devices[:n]), ("members",))
 
 
-def _place(tree: Any, mesh: Mesh | None, num_members: int) -> Any:
-    """Shard every leaf with a leading member axis over ``mesh``; replicate the rest."""
-    if mesh is None:
-        return tree
+def _shardings(tree: Any, mesh: Mesh, num_members: int) -> Any:
+    """Per leaf: split over ``mesh`` along a leading member axis, else replicated."""
     split = NamedSharding(mesh, PartitionSpec("members"))
     whole = NamedSharding(mesh, PartitionSpec())
+    leading = lambda a: getattr(a, "ndim", 0) >= 1 and a.shape[0] == num_members  # noqa: E731
+    return jax.tree.map(lambda a: split if leading(a) else whole, tree)
 
-    def put(a: Any) -> Any:
-        ok = getattr(a, "ndim", 0) >= 1 and a.shape[0] == num_members
-        return jax.device_put(a, split if ok else whole)
 
-    return jax.tree.map(put, tree)
+def _constrain(tree: Any, mesh: Mesh | None, num_members: int) -> Any:
+    """Inside a program: lay ``tree`` out over ``mesh`` (see :func:`_shardings`)."""
+    if mesh is None:
+        return tree
+    return jax.lax.with_sharding_constraint(tree, _shardings(tree, mesh, num_members))
+
+
+def _place(tree: Any, mesh: Mesh | None, num_members: int) -> Any:
+    """Move ``tree`` (e.g. a state loaded from disk) onto ``mesh``'s layout; arrays already
+    there stay (nothing is compiled: other arrays go through the host)."""
+    if mesh is None:
+        return tree
+
+    def put(a: Any, target: NamedSharding) -> Any:
+        if isinstance(a, jax.Array) and a.sharding.is_equivalent_to(target, a.ndim):
+            return a
+        return jax.device_put(np.asarray(a), target)
+
+    return jax.tree.map(put, tree, _shardings(tree, mesh, num_members))
 
 
 # --------------------------------------------------------------------------- init
@@ -548,27 +567,31 @@ def _members_data(dist: Any, config: TrainConfig, data_keys: jax.Array) -> dict[
     return out
 
 
-#: Programs that run once (initialisation) are compiled without LLVM's optimisations:
-#: 0.3 s instead of 2 s, and they still run in milliseconds.
-_RUN_ONCE = {"xla_backend_optimization_level": 0}
+#: Programs that run once (initialisation) are compiled with fewer LLVM optimisations
+#: (about half the compile time; they run in milliseconds either way). Level 1, not 0:
+#: at level 0 the float arithmetic changes (no fused multiply-adds) and the initial
+#: parameters would differ from ``build_model``'s in the last bit.
+_RUN_ONCE = {"xla_backend_optimization_level": 1}
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3), compiler_options=_RUN_ONCE)
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4), compiler_options=_RUN_ONCE)
 def _init_program(
     model_config: ModelConfig,
     dist: Any,
     config: TrainConfig,
     with_params: bool,
+    mesh: Mesh | None,
     seeds: jax.Array,
     hparams: dict[str, jax.Array],
 ) -> dict[str, Any]:
-    """Keys, data and (``with_params``) parameters and optimizer state of every member."""
+    """Keys, data and (``with_params``) parameters and optimizer state of every member,
+    laid out over ``mesh`` (members split, shared data replicated)."""
     seed_keys = jax.vmap(jax.random.key)(seeds)
     init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(seed_keys)
     data_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(seed_keys)
-    out = {"data_keys": data_keys, **_members_data(dist, config, data_keys)}
+    num = seeds.shape[0]
+    out = {"data_keys": data_keys, "hparams": hparams, **_members_data(dist, config, data_keys)}
     if with_params:
-        num = seeds.shape[0]
         _, params = init_params(model_config, dist, init_keys)
         out["params"] = params
         out["opt_state"] = jax.vmap(lambda p, hp: make_optimizer(config, hp).init(p))(
@@ -576,7 +599,7 @@ def _init_program(
         )
         out["alive"] = jnp.ones((num,), bool)
         out["diverged_at"] = jnp.full((num,), -1, jnp.int32)
-    return out
+    return _constrain(out, mesh, num)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1), compiler_options=_RUN_ONCE)
@@ -629,6 +652,7 @@ def init_ensemble(
     *,
     abstract: bool = False,
     loss_fn: LossFn | None = None,
+    devices: Sequence[Any] | None = None,
 ) -> tuple[Ensemble, TrainState]:
     """Build the stacked initial state of every member (one per seed × sweep value).
 
@@ -638,7 +662,8 @@ def init_ensemble(
     key is ``fold_in(key(seed), 1)``. One compiled program draws everything. With
     ``abstract=True`` the parameters and optimizer state are only shapes and dtypes
     (``jax.ShapeDtypeStruct``; no initialiser runs): the template that loading a saved
-    state needs. ``loss_fn`` replaces ``config.loss`` (see :func:`make_step`).
+    state needs. ``loss_fn`` replaces ``config.loss`` (see :func:`make_step`). The arrays
+    are laid out over :func:`member_mesh` of ``devices`` (default: all of JAX's).
     """
     seed_arr = _member_keys("init_ensemble", seeds)
     if config.data == "full" and dist.kind != "finite":
@@ -653,15 +678,14 @@ def init_ensemble(
     hparams = _hparams(config, sweep, len(seed_arr))
     num = len(hparams["learning_rate"])
     members = np.repeat(seed_arr, num // len(seed_arr))
+    mesh = member_mesh(num, devices)
     if abstract:
-        out = _init_program(model_config, dist, config, False, members, hparams)
-        full = jax.eval_shape(
-            lambda s, h: _init_program(model_config, dist, config, True, s, h), members, hparams
-        )
+        out = _init_program(model_config, dist, config, False, mesh, members, hparams)
+        full = _init_program.eval_shape(model_config, dist, config, True, None, members, hparams)
         for name in ("params", "opt_state", "alive", "diverged_at"):
             out[name] = full[name]
     else:
-        out = _init_program(model_config, dist, config, True, members, hparams)
+        out = _init_program(model_config, dist, config, True, mesh, members, hparams)
     eval_x, eval_y = _eval_data(dist, out)
     ensemble = Ensemble(
         graphdef=graphdef,
@@ -670,7 +694,7 @@ def init_ensemble(
         config=config,
         seeds=tuple(int(s) for s in seed_arr),
         sweep=sweep,
-        hparams=jax.device_put(hparams),
+        hparams=out["hparams"],
         data_keys=out["data_keys"],
         train_data=out["data"],
         eval_x=eval_x,
@@ -749,14 +773,12 @@ def train(
     parameters at every checkpoint step reached here.
     """
     ensemble, init_state = init_ensemble(
-        dist, model_config, config, seeds, sweep, abstract=state is not None, loss_fn=loss_fn
-    )
-    if state is None:
-        state = init_state
+        dist, model_config, config, seeds, sweep, abstract=state is not None, loss_fn=loss_fn,
+        devices=devices,
+    )  # fmt: skip
     num = ensemble.num_members
-    mesh = member_mesh(num, devices)
-    state = _place(state, mesh, num)
-    arrays = _place(ensemble._arrays(), mesh, num)
+    state = _place(init_state if state is None else state, member_mesh(num, devices), num)
+    arrays = ensemble._arrays()
     spec = ensemble._spec()
     evaluate = make_evaluate(ensemble)
     ck = set(checkpoint_steps(config))
@@ -777,7 +799,7 @@ def train(
     start = int(state.step)
     # compile (or load) before the clock starts, so the progress bar's rate is the
     # training rate: zero steps run
-    state = _segment(spec, arrays, state, state.step)
+    state = _segment(spec, arrays, state, np.int32(start))
     if start == 0:
         record(state)
     bar = None
