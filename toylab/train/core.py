@@ -289,10 +289,8 @@ def _step_config(config: TrainConfig) -> TrainConfig:
     """``config`` with the fields no step reads normalised, so runs that differ only in
     logging, checkpoints, evaluation size or the values of the sweepable hyperparameters
     (arguments of the program, ``Ensemble.hparams``) share one compiled program."""
-    return dataclasses.replace(
-        config, log_every=1, checkpoints=(), num_eval_samples=1,
-        **{name: 0.5 for name in SWEEPABLE},
-    )  # fmt: skip
+    fixed: dict[str, Any] = {name: 0.5 for name in SWEEPABLE}
+    return dataclasses.replace(config, log_every=1, checkpoints=(), num_eval_samples=1, **fixed)
 
 
 @dataclasses.dataclass(frozen=True)
