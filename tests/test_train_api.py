@@ -63,7 +63,8 @@ def test_user_loss_fn_scales_like_the_learning_rate():
     rate: scaling by 2 is exact in floating point, so the parameters agree bit for bit."""
     sgd = TrainConfig(optimizer="sgd", learning_rate=0.1, num_steps=20, log_every=20,
                       checkpoints=[], num_eval_samples=512)  # fmt: skip
-    double = lambda out, y: 2.0 * optax.softmax_cross_entropy_with_integer_labels(out, y)  # noqa: E731
+    ce = loss_function("cross_entropy", BLOBS)
+    double = lambda out, y: 2.0 * ce(out, y)  # noqa: E731
     a = train(BLOBS, SMALL, sgd, seeds=[0, 1], loss_fn=double)
     b = train(BLOBS, SMALL, TrainConfig(**{**sgd.__dict__, "learning_rate": 0.2}), seeds=[0, 1])
     assert _same(a.params, b.params)

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -122,7 +123,9 @@ class Ensemble:
 
     ``loss`` is a named loss (see the module docstring) or a per-example ``loss_fn``;
     ``model_config`` is ``None`` for an ensemble built around given parameters
-    (:func:`toylab.circuits.fit`).
+    (:func:`toylab.circuits.fit`). ``kernel`` is ``"jax"`` or ``"fused"`` (the optional
+    CPU kernel, :mod:`toylab.train._fused`); ``mesh`` the devices its members are
+    sharded over (:func:`member_mesh`), ``None`` for one device.
     """
 
     graphdef: Any
@@ -137,6 +140,8 @@ class Ensemble:
     eval_x: jax.Array
     eval_y: jax.Array
     loss: str | LossFn = "cross_entropy"
+    kernel: str = "jax"
+    mesh: Mesh | None = None
 
     @property
     def num_members(self) -> int:
@@ -165,15 +170,23 @@ class Ensemble:
         return {"hparams": self.hparams, "data_keys": self.data_keys, "data": self.train_data}
 
     def _spec(self, loss_fn: str | LossFn | None = None) -> _Spec:
-        return _Spec(self.graphdef, self.dist, _step_config(self.config), loss_fn or self.loss)
+        loss = loss_fn or self.loss
+        return _Spec(
+            self.graphdef, self.dist, _step_config(self.config), loss, self.kernel, self.mesh
+        )
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
+    """What :func:`train` returns. ``timings`` (seconds, wall clock): ``init`` (building
+    the ensemble), ``compile`` (compiling or loading the step program), ``loop`` (the
+    training steps alone), ``evaluate`` (held-out metrics) and ``callback``."""
+
     ensemble: Ensemble
     state: TrainState
     metrics: list[dict[str, Any]]
     checkpoints: dict[int, Any]
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def params(self) -> Any:
@@ -237,7 +250,13 @@ def loss_function(loss: str | LossFn, dist: Any) -> LossFn:
                 f"{type(dist).__name__} has regression targets. Use loss='mse' or "
                 "'importance_mse'."
             )
-        return optax.softmax_cross_entropy_with_integer_labels
+        k = dist.num_classes
+        # logsumexp(o) - o_y via a one-hot product: its gradient is elementwise, where
+        # indexing by the label would transpose to a scatter (slow on CPU)
+        return lambda out, y: (
+            jax.nn.logsumexp(out, axis=-1)
+            - jnp.sum(out * jax.nn.one_hot(y, k, dtype=out.dtype), axis=-1)
+        )
     if loss == "mse":
         if classification:
             k = dist.num_classes
@@ -301,6 +320,8 @@ class _Spec:
     dist: Any
     config: TrainConfig
     loss: str | LossFn
+    kernel: str = "jax"
+    mesh: Mesh | None = None
 
 
 def _batch(spec: _Spec, key: jax.Array, data: Any, step: jax.Array) -> tuple[Any, Any, Any]:
@@ -319,8 +340,23 @@ def _batch(spec: _Spec, key: jax.Array, data: Any, step: jax.Array) -> tuple[Any
     return x, y, data.astype(jnp.float32)
 
 
+def _update(config, params, opt_state, alive, diverged_at, hp, loss, grads, step):
+    """One member's optax update and divergence check (shared by both kernels)."""
+    updates, new_opt = make_optimizer(config, hp).update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    finite = jnp.isfinite(loss) & jnp.all(
+        jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(new_params)])
+    )
+    ok = alive & finite
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
+    diverged_at = jnp.where(alive & ~finite, step, diverged_at)
+    return keep(new_params, params), keep(new_opt, opt_state), ok, diverged_at, loss
+
+
 def _step_fn(spec: _Spec, arrays: dict[str, Any]) -> Callable[[TrainState], Any]:
     """``step(state) -> (state, loss)`` for the members whose arrays are ``arrays``."""
+    if spec.kernel == "fused":
+        return _fused_step_fn(spec, arrays)
     config, graphdef = spec.config, spec.graphdef
     loss_fn = loss_function(spec.loss, spec.dist)
 
@@ -332,15 +368,7 @@ def _step_fn(spec: _Spec, arrays: dict[str, Any]) -> Callable[[TrainState], Any]
             return jnp.mean(per) if w is None else jnp.sum(per * w) / jnp.sum(w)
 
         loss, grads = jax.value_and_grad(loss_of)(params)
-        updates, new_opt = make_optimizer(config, hp).update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        finite = jnp.isfinite(loss) & jnp.all(
-            jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(new_params)])
-        )
-        ok = alive & finite
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
-        diverged_at = jnp.where(alive & ~finite, step, diverged_at)
-        return keep(new_params, params), keep(new_opt, opt_state), ok, diverged_at, loss
+        return _update(config, params, opt_state, alive, diverged_at, hp, loss, grads, step)
 
     data_axis = None if arrays["data"] is None else 0
     vstep = jax.vmap(member_step, in_axes=(0, 0, 0, 0, 0, 0, data_axis, None))
@@ -350,6 +378,58 @@ def _step_fn(spec: _Spec, arrays: dict[str, Any]) -> Callable[[TrainState], Any]
             s.params, s.opt_state, s.alive, s.diverged_at,
             arrays["data_keys"], arrays["hparams"], arrays["data"], s.step,
         )  # fmt: skip
+        return TrainState(p, o, a, d, s.step + 1), loss
+
+    return step
+
+
+def _fused_plan(spec: _Spec, params: Any) -> tuple[tuple[int, ...], int, int, float]:
+    """``(widths, loss_kind, act_kind, slope)`` of the fused kernel for ``params``
+    (stacked; abstract is enough), or a :class:`ToylabError` saying why it does not apply."""
+    from toylab.activations import LEAKY_SLOPE
+    from toylab.train import _fused
+
+    member = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), params)
+    model = nnx.merge(spec.graphdef, member)
+    classification = spec.dist.num_classes > 0
+    why = _fused.unavailable() or _fused.unsupported(model, spec.loss, classification, params)
+    if why is not None:
+        raise fail("train", "kernel", "fused", "usable here", f"Not here: {why}. Use kernel='jax'.")
+    widths = tuple(int(w) for w in model.widths_in_order)  # type: ignore[attr-defined]
+    loss_kind = _fused.LOSS_KINDS[(spec.loss, classification)]  # type: ignore[index]
+    act = model.activation  # type: ignore[attr-defined]
+    return widths, loss_kind, _fused.ACT_KINDS[act], float(LEAKY_SLOPE)
+
+
+def _fused_step_fn(spec: _Spec, arrays: dict[str, Any]) -> Callable[[TrainState], Any]:
+    """The step with the fused CPU kernel's loss and gradient (:mod:`toylab.train._fused`):
+    the same batches (JAX samples them in the step) and the same optax update."""
+    from toylab.train import _fused
+
+    config = spec.config
+    data_axis = None if arrays["data"] is None else 0
+
+    def step(s: TrainState) -> tuple[TrainState, jax.Array]:
+        widths, loss_kind, act_kind, slope = _fused_plan(spec, s.params)
+        x, y, w = jax.vmap(lambda k, d: _batch(spec, k, d, s.step), in_axes=(0, data_axis))(
+            arrays["data_keys"], arrays["data"]
+        )
+        num, size = x.shape[0], x.shape[1]
+        w = jnp.full((num, size), 1.0 / size) if w is None else w / jnp.sum(w, 1, keepdims=True)
+        y = y.astype(jnp.float32)
+        y = y[..., None] if y.ndim == 2 else y
+
+        def kernel(x, y, w, theta):
+            return _fused.value_and_grad(widths, loss_kind, act_kind, slope, x, y, w, theta)
+
+        if spec.mesh is not None:  # each device runs the kernel on its own members
+            split = PartitionSpec("members")
+            kernel = jax.shard_map(kernel, mesh=spec.mesh, in_specs=split, out_specs=split)
+        loss, grad = kernel(x, y, w, _fused.pack(s.params))
+        grads = _fused.unpack(grad, s.params)
+        p, o, a, d, loss = jax.vmap(functools.partial(_update, config), in_axes=(0,) * 7 + (None,))(
+            s.params, s.opt_state, s.alive, s.diverged_at, arrays["hparams"], loss, grads, s.step
+        )
         return TrainState(p, o, a, d, s.step + 1), loss
 
     return step
@@ -651,6 +731,7 @@ def init_ensemble(
     abstract: bool = False,
     loss_fn: LossFn | None = None,
     devices: Sequence[Any] | None = None,
+    kernel: str = "jax",
 ) -> tuple[Ensemble, TrainState]:
     """Build the stacked initial state of every member (one per seed × sweep value).
 
@@ -662,7 +743,11 @@ def init_ensemble(
     (``jax.ShapeDtypeStruct``; no initialiser runs): the template that loading a saved
     state needs. ``loss_fn`` replaces ``config.loss`` (see :func:`make_step`). The arrays
     are laid out over :func:`member_mesh` of ``devices`` (default: all of JAX's).
+    ``kernel="fused"`` computes the loss and gradient with the optional fused CPU kernel
+    (:mod:`toylab.train._fused`; an error says why when it does not apply).
     """
+    if kernel not in ("jax", "fused"):
+        raise fail("init_ensemble", "kernel", kernel, "'jax' or 'fused'")
     seed_arr = _member_keys("init_ensemble", seeds)
     if config.data == "full" and dist.kind != "finite":
         raise ToylabError(
@@ -698,7 +783,11 @@ def init_ensemble(
         eval_x=eval_x,
         eval_y=eval_y,
         loss=loss,
+        kernel=kernel,
+        mesh=mesh,
     )
+    if kernel == "fused":
+        _fused_plan(ensemble._spec(), out["params"])
     step: Any = jax.ShapeDtypeStruct((), jnp.int32) if abstract else jax.device_put(np.int32(0))
     state = TrainState(out["params"], out["opt_state"], out["alive"], out["diverged_at"], step)
     return ensemble, state
@@ -758,6 +847,7 @@ def train(
     progress: bool = False,
     loss_fn: LossFn | None = None,
     devices: Sequence[Any] | None = None,
+    kernel: str = "jax",
 ) -> TrainResult:
     """Train an ensemble; see the module docstring.
 
@@ -767,12 +857,23 @@ def train(
     ``metrics`` is ``None`` at checkpoint-only steps. ``loss_fn`` replaces
     ``config.loss`` by a per-example loss ``(output, target) -> (B,)``. ``devices``
     (default: all of JAX's) are the devices the members are sharded over
-    (:func:`member_mesh`). Returns the final state, the metric records and the
-    parameters at every checkpoint step reached here.
+    (:func:`member_mesh`). ``kernel="fused"`` uses the optional fused CPU kernel for
+    the loss and gradient (:mod:`toylab.train._fused`). Returns the final state, the
+    metric records, the parameters at every checkpoint step reached here and the
+    timings.
     """
+    clock = time.perf_counter()
+    timings = dict.fromkeys(("init", "compile", "loop", "evaluate", "callback"), 0.0)
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] += now - clock
+        clock = now
+
     ensemble, init_state = init_ensemble(
         dist, model_config, config, seeds, sweep, abstract=state is not None, loss_fn=loss_fn,
-        devices=devices,
+        devices=devices, kernel=kernel,
     )  # fmt: skip
     num = ensemble.num_members
     state = _place(init_state if state is None else state, member_mesh(num, devices), num)
@@ -791,13 +892,18 @@ def train(
             metrics.append(rec)
         if step in ck:
             checkpoints[step] = st.params
+        lap("evaluate")
         if callback is not None:
             callback(ensemble, st, rec, step in ck)
+        lap("callback")
 
     start = int(state.step)
+    lap("init")
     # compile (or load) before the clock starts, so the progress bar's rate is the
     # training rate: zero steps run
     state = _segment(spec, arrays, state, np.int32(start))
+    jax.block_until_ready(state)
+    lap("compile")
     if start == 0:
         record(state)
     bar = None
@@ -807,6 +913,8 @@ def train(
         bar = tqdm(total=config.num_steps, initial=start, unit="step", desc="training")
     for stop in event_steps(config, start):
         state = _segment(spec, arrays, state, np.int32(stop))
+        jax.block_until_ready(state)
+        lap("loop")
         record(state)
         if bar is not None:
             bar.update(stop - bar.n)
@@ -814,4 +922,4 @@ def train(
                 bar.set_postfix(acc=f"{np.mean(metrics[-1]['accuracy']):.3f}")
     if bar is not None:
         bar.close()
-    return TrainResult(ensemble, state, metrics, checkpoints)
+    return TrainResult(ensemble, state, metrics, checkpoints, timings)
