@@ -9,8 +9,7 @@ import pytest
 from toylab import ToylabError
 from toylab.distributions import make
 from toylab.models import ModelConfig
-from toylab.train import TrainConfig, train
-from toylab.train import _fused
+from toylab.train import TrainConfig, _fused, train
 
 pytestmark = pytest.mark.skipif(
     _fused.unavailable() is not None, reason=f"fused kernel unavailable: {_fused.unavailable()}"
