@@ -317,9 +317,13 @@ void member(const Problem& p, int64_t m) {
   }
 }
 
+// Members are claimed one at a time from `next` by the calling thread and by helper
+// tasks on XLA's pool. The caller waits for the members to be *done*, not for the tasks
+// to run: a task that starts late (every pool thread busy, e.g. several devices' kernels
+// at once) finds nothing left and returns, so the caller never waits on the pool.
 struct Shared {
   std::atomic<int64_t> next{0};
-  std::atomic<int64_t> running{0};
+  std::atomic<int64_t> done{0};
   std::mutex mu;
   std::condition_variable cv;
   Problem problem;
@@ -329,6 +333,10 @@ struct Shared {
 void work(Shared* s) {
   for (int64_t m = s->next.fetch_add(1); m < s->num_members; m = s->next.fetch_add(1)) {
     member(s->problem, m);
+    if (s->done.fetch_add(1) + 1 == s->num_members) {
+      std::lock_guard<std::mutex> lock(s->mu);
+      s->cv.notify_all();
+    }
   }
 }
 
@@ -358,19 +366,10 @@ ffi::Error ValueAndGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buff
   p.slope = slope;
   shared->num_members = xd[0];
   int64_t helpers = std::min<int64_t>(pool.num_threads(), shared->num_members - 1);
-  for (int64_t t = 0; t < helpers; ++t) {
-    shared->running.fetch_add(1);
-    pool.Schedule([shared]() {
-      work(shared.get());
-      if (shared->running.fetch_sub(1) == 1) {
-        std::lock_guard<std::mutex> lock(shared->mu);
-        shared->cv.notify_all();
-      }
-    });
-  }
+  for (int64_t t = 0; t < helpers; ++t) pool.Schedule([shared]() { work(shared.get()); });
   work(shared.get());
   std::unique_lock<std::mutex> lock(shared->mu);
-  shared->cv.wait(lock, [&] { return shared->running.load() == 0; });
+  shared->cv.wait(lock, [&] { return shared->done.load() == shared->num_members; });
   return ffi::Error::Success();
 }
 

@@ -11,6 +11,8 @@ same shape in **one compiled program**. The pieces are public and pure:
 * :func:`make_step` -- ``step(state) -> (state, loss)``: one optimizer step of every
   member (sample a batch, loss, gradient, optax update, divergence check), pure and
   jittable, ``vmap``-ed over members. It accepts a user ``loss_fn``;
+* :func:`run_steps` -- ``n`` steps in one compiled ``lax.scan``, returning every
+  step's losses (what :func:`toylab.circuits.fit` runs);
 * :func:`make_evaluate` -- ``evaluate(params) -> metrics``: held-out metrics of every
   member. The program is an object the caller owns (no hidden cache);
 * :func:`train` -- the closed loop: ``jit`` of a ``lax.while_loop`` over ``step`` between
@@ -41,6 +43,13 @@ subset, for ``data="full"``). The named losses are
 
 A member whose loss or parameters become non-finite is frozen at its last finite
 parameters and reported (seed and step); the other members train on.
+
+**Kernels.** ``kernel="jax"`` (the default, and the only path on GPU/TPU) is the step
+above, ``vmap``-ed over members. ``kernel="fused"`` (CPU, optional) replaces only the
+loss and gradient of an MLP ensemble by a C++ kernel called through ``jax.ffi``
+(:mod:`toylab.train._fused`): same batches, same optax update, results equal to float32
+rounding and deterministic, so resuming stays bit-identical. It is faster where the
+JAX step is bound by passes over ``(members, batch, width)`` tensors (small widths).
 
 **Several devices.** When JAX sees several devices, :func:`train` shards the members
 over them with ``jax.sharding`` (a 1-D mesh, axis ``"members"``; the largest number of
