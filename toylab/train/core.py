@@ -56,7 +56,9 @@ over them with ``jax.sharding`` (a 1-D mesh, axis ``"members"``; the largest num
 devices that divides the member count): the same single program runs on every device
 on its share of the members, with no Python loop and no communication inside a step.
 On a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (set before JAX is
-imported) splits the host into N devices, which lets the members use N cores.
+imported) splits the host into N devices, which lets the members use N cores. A run
+resumed on the same devices is bit-identical; on another number of devices it agrees to
+float32 rounding (XLA compiles the per-device program for a different member count).
 
 **Several hosts.** Start the same script on every host and call
 ``jax.distributed.initialize(coordinator_address="host0:1234", num_processes=P,
