@@ -32,7 +32,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from toylab._errors import ToylabError
@@ -86,66 +85,54 @@ def fit(
     train_fraction: float = 1.0,
     loss: str = "cross_entropy",
 ) -> FitResult:
-    """Train a copy of ``model`` with adamw, in one ``lax.scan``.
+    """Train a copy of ``model`` with AdamW: a one-member :mod:`toylab.train` ensemble.
 
-    Finite domains: full batch over a random ``train_fraction`` of all inputs (the
-    rest is the test split). Continuous: a fresh batch of ``batch_size`` per step.
-    ``loss``: ``"cross_entropy"`` or ``"mse"`` (squared error to the one-hot label,
-    summed over classes and averaged over the batch, as in Gromov 2023; on modular
-    addition with quadratic units it generalises where cross-entropy memorises, see
-    :func:`train_modular_addition`).
+    The step is :func:`toylab.train.make_step` (the same core as :func:`toylab.train.train`),
+    scanned ``num_steps`` times in one program. Finite domains: full batch over a random
+    ``train_fraction`` of all inputs (the rest is the test split; ``data="full"``).
+    Continuous: a fresh batch of ``batch_size`` per step (``data="fresh"``); step ``t``
+    draws from ``fold_in(key, t)``. ``loss``: ``"cross_entropy"`` or ``"mse"``, the
+    squared error to the one-hot label **averaged** over the classes and the batch (the
+    one meaning of ``"mse"`` in toylab, see :mod:`toylab.train.core`). Gromov (2023)
+    sums over the classes instead; that multiplies the loss and its gradient by the
+    number of classes, which AdamW's normalised update ignores up to its epsilon.
     """
+    from toylab.train import TrainConfig, ensemble_from_params, run_steps
+
     if loss not in ("cross_entropy", "mse"):
         raise ToylabError(f"fit: loss must be 'cross_entropy' or 'mse', got {loss!r}.")
     if not (isinstance(num_steps, int) and num_steps >= 1):
         raise ToylabError(f"fit: num_steps must be a positive integer, got {num_steps!r}.")
     if not 0 < train_fraction <= 1:
         raise ToylabError(f"fit: train_fraction must be in (0, 1], got {train_fraction!r}.")
-    graphdef, params, rest = nnx.split(_copy(model), nnx.Param, ...)  # type: ignore[misc]
-    tx = optax.adamw(learning_rate, weight_decay=weight_decay)
-    opt_state = tx.init(params)
-    k_split, k_data = jax.random.split(key)
-    finite = hasattr(getattr(dist, "domain", None), "probs")
-    if finite:
-        x_all = jnp.asarray(dist.domain.inputs, jnp.float32)
-        y_all = jnp.asarray(dist.domain.labels, jnp.int32)
-        n = x_all.shape[0]
-        order = np.asarray(jax.random.permutation(k_split, n))
-        num_train = max(1, int(round(train_fraction * n)))
-        tr, te = order[:num_train], order[num_train:]
-        x_tr, y_tr = x_all[tr], y_all[tr]
-
-    def loss_fn(p: Any, x: jax.Array, y: jax.Array) -> jax.Array:
-        logits = nnx.merge(graphdef, p, rest)(x)
-        if loss == "mse":
-            target = jax.nn.one_hot(y, logits.shape[-1])
-            return jnp.sum((logits - target) ** 2, axis=-1).mean()
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-    def step(carry: Any, k: jax.Array) -> tuple[Any, jax.Array]:
-        p, s = carry
-        if finite:
-            x, y = x_tr, y_tr
-        else:
-            batch = dist.sample(k, batch_size)
-            x, y = batch.x, batch.y
-        loss, g = jax.value_and_grad(loss_fn)(p, x, y)
-        updates, s = tx.update(g, s, p)
-        return (optax.apply_updates(p, updates), s), loss
-
-    run = jax.jit(lambda p, s, ks: jax.lax.scan(step, (p, s), ks))
-    (params, _), losses = run(params, opt_state, jax.random.split(k_data, num_steps))
-    trained = nnx.merge(graphdef, params, rest)
+    finite = getattr(dist, "kind", None) == "finite"
+    config = TrainConfig(
+        optimizer="adamw",
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        num_steps=num_steps,
+        batch_size=batch_size,
+        loss=loss,
+        data="full" if finite else "fresh",
+        train_fraction=train_fraction,
+        log_every=num_steps,
+        checkpoints=[],
+        num_eval_samples=1,
+    )
+    graphdef, params = nnx.split(_copy(model), nnx.Param)
+    stacked = jax.tree.map(lambda a: a[None], params)
+    ensemble, state = ensemble_from_params(graphdef, stacked, dist, config, key[None])
+    state, losses = run_steps(ensemble, state, num_steps)
+    trained = ensemble.model(state.params, 0)
     train_acc = test_acc = float("nan")
     mask = None
     if finite:
-        pred = np.asarray(jnp.argmax(trained(x_all), -1))
-        labels = np.asarray(y_all)
-        train_acc = float(np.mean(pred[tr] == labels[tr]))
-        test_acc = float(np.mean(pred[te] == labels[te])) if len(te) else float("nan")
-        mask = np.zeros(n, bool)
-        mask[tr] = True
-    return FitResult(trained, np.asarray(losses), train_acc, test_acc, mask)
+        mask = np.asarray(ensemble.train_data[0])
+        pred = np.asarray(jnp.argmax(trained(ensemble.eval_x), -1))
+        correct = pred == np.asarray(ensemble.eval_y)
+        train_acc = float(np.mean(correct[mask]))
+        test_acc = float(np.mean(correct[~mask])) if (~mask).any() else float("nan")
+    return FitResult(trained, np.asarray(losses[:, 0]), train_acc, test_acc, mask)
 
 
 def _flat(model: Any) -> np.ndarray:

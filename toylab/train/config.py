@@ -110,6 +110,8 @@ class TrainConfig:
                 f"{self.warmup_steps}."
             )
         checkpoint_steps(self)  # validates the checkpoints field
+        if isinstance(self.checkpoints, list):  # hashable: the config keys compiled programs
+            object.__setattr__(self, "checkpoints", tuple(self.checkpoints))
 
     def hyperparameters(self) -> dict[str, float]:
         return {name: float(getattr(self, name)) for name in SWEEPABLE}
