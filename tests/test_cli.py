@@ -57,7 +57,9 @@ def test_bad_configs_exit_2_with_clear_message(tmp_path, capsys, data, match):
         (["train"], "needs CONFIG and --out"),
         (["info", "no/such/run"], "does not exist"),
         (["train", "--resume", "no/such/run"], "does not exist"),
-        (["demo", "--seeds", "0"], "--seeds must be >= 1"),
+        (["demo", "--seeds", "0"], "--seeds must be an integer >= 1"),
+        (["demo", "--steps", "-5"], "--steps must be an integer >= 1"),
+        (["train", "--resume", "r", "--overwrite"], "takes no CONFIG, --out or --overwrite"),
     ],
 )
 def test_bad_arguments(argv, match, capsys):

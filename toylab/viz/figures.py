@@ -322,15 +322,22 @@ class TrainingDynamicsDisplay:
         return path
 
 
+#: most members a training-curve legend names (more: one line each, no legend)
+MAX_LEGEND = 8
+
+
 @dataclasses.dataclass
 class TrainingCurvesDisplay:
     """Logged metrics (``run.metrics``: ``{"step": s, name: per-member values}``) against
     step, one line per member, one panel per metric; ``bayes`` draws the Bayes-optimal
-    accuracy as a reference on the accuracy panel."""
+    accuracy as a reference on the accuracy panel. ``labels`` name the members in the
+    legend (default ``member 0``, ...; e.g. ``run.member_label(m)`` for a sweep); with more
+    than :data:`MAX_LEGEND` members the legend is left out and the title says so."""
 
     steps: np.ndarray
     series: dict[str, np.ndarray]  # name -> (num_records, num_members)
     bayes: float | None = None
+    labels: tuple[str, ...] | None = None
 
     @classmethod
     def from_metrics(
@@ -339,6 +346,7 @@ class TrainingCurvesDisplay:
         *,
         names: Sequence[str] = ("loss", "accuracy"),
         bayes: float | None = None,
+        labels: Sequence[str] | None = None,
     ) -> TrainingCurvesDisplay:
         recs = [r for r in metrics if "step" in r]
         steps = np.array([int(r["step"]) for r in recs])
@@ -347,7 +355,7 @@ class TrainingCurvesDisplay:
             rows = [np.atleast_1d(np.asarray(r[name], np.float64)) for r in recs if name in r]
             if rows and len(rows) == len(recs):
                 series[name] = np.stack(rows)
-        return cls(steps, series, bayes)
+        return cls(steps, series, bayes, None if labels is None else tuple(labels))
 
     def plot(self, fig: Any = None) -> TrainingCurvesDisplay:
         import matplotlib.pyplot as plt
@@ -357,16 +365,20 @@ class TrainingCurvesDisplay:
             fig = plt.figure(figsize=(4.6 * n, 3.6))
         axes = fig.subplots(1, n, squeeze=False)[0]
         for ax, (name, vals) in zip(axes, self.series.items(), strict=False):
+            many = vals.shape[1] > MAX_LEGEND
             for m in range(vals.shape[1]):
-                ax.plot(self.steps, vals[:, m], lw=1.6, label=f"member {m}",
+                label = self.labels[m] if self.labels and m < len(self.labels) else f"member {m}"
+                ax.plot(self.steps, vals[:, m], lw=1.6, label=None if many else label,
                         color=CLASS_COLORS[m % len(CLASS_COLORS)])  # fmt: skip
             if name == "accuracy" and self.bayes is not None:
                 ax.axhline(self.bayes, color="m", ls="--", lw=1.4, label="Bayes-optimal")
-            if name == "loss" and np.all(vals > 0):
+            finite = vals[np.isfinite(vals)]
+            if name == "loss" and finite.size and np.all(finite > 0):
                 ax.set_yscale("log")
             ax.set_xlabel("step", fontsize=11)
-            ax.set_title(name, fontsize=12)
-            ax.legend(fontsize=8, framealpha=0.85)
+            ax.set_title(name + (f" ({vals.shape[1]} members)" if many else ""), fontsize=12)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8, framealpha=0.85)
         if not self.series:
             axes[0].text(0.5, 0.5, "no metrics logged", ha="center", va="center")
             axes[0].axis("off")
