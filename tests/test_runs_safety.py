@@ -272,3 +272,12 @@ def test_metrics_are_strict_json_and_diverged_members_are_named(tmp_path):
     assert "0 (seed 0, learning_rate=0.01) |" in text
     summary = (tmp_path / "run" / "report" / "summary.json").read_text()
     json.loads(summary, parse_constant=no_constants)
+    from toylab.viz.atlas import write_atlas
+
+    index = write_atlas(run, num=16, dynamics=False, circuits=False, num_samples=20)
+    assert "member 1 (seed 0, learning_rate=1e+30) diverged" in index.read_text()
+    page = (index.parent / "member0" / "hidden_0-0.html").read_text()
+    assert "member 0 (seed 0, learning_rate=0.01)" in page
+    run_page = (index.parent / "run.html").read_text()
+    assert "learning_rate swept over [0.01, 1e+30]" in run_page
+    assert "diverged at step" in run_page and "All 2 members in this atlas." in run_page
