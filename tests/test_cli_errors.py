@@ -244,8 +244,13 @@ def test_progress_is_quiet_off_a_terminal_and_with_quiet(run_dir, tmp_path, caps
     shutil.copytree(run_dir, copy)
     write_report(load_run(copy), progress=Progress(True, stream=buf))
     text = buf.getvalue()
-    assert "Bayes-optimal accuracy" in text and "exact analysis" in text
-    assert "neuron maps" in text and "1/1" in text
+    assert "exact analysis" in text and "neuron maps" in text and "1/1" in text
+    assert "Bayes-optimal" not in text  # a status line only for a call that takes > 1 s
+    import time
+
+    with Progress(True, stream=buf).task("Bayes-optimal accuracy", after=0.01):
+        time.sleep(0.2)
+    assert "Bayes-optimal accuracy ...\nBayes-optimal accuracy: done in 0." in buf.getvalue()
     assert main(["report", str(copy), "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out.startswith("report:")

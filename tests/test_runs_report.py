@@ -75,7 +75,7 @@ def test_finite_accuracy_without_a_training_mask():
     assert acc["domain"] == want and acc["train"] is None and acc["test"] is None
 
 
-def test_superposition_report_is_not_a_table_of_nan(tmp_path):
+def test_superposition_report_is_not_a_table_of_nan(tmp_path, capsys):
     cfg = {"name": "sparse", "seeds": [0, 1],
            "distribution": {"name": "sparse_features", "probs": [0.1] * 4,
                             "importance": [1.0, 0.7, 0.5, 0.2]},
@@ -90,6 +90,17 @@ def test_superposition_report_is_not_a_table_of_nan(tmp_path):
     for m in range(2):
         loss = float(run.metrics[-1]["loss"][m])
         assert f"| {m} (seed {m}) | {fmt_number(loss, 6)} |" in text
+    # the commands that need an MLP say so in one line, in config vocabulary
+    from toylab.cli import main
+
+    claims = tmp_path / "c.toml"
+    claims.write_text('[[claim]]\nneuron = "hidden_0:0"\nstatement = "s"\nkind = "dead"\n')
+    for argv in (["compare", str(run.path)], ["check", str(run.path), str(claims)],
+                 ["atlas", str(run.path)]):  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "superposition" in err.lower() and len(err.strip().splitlines()) == 1, err
+    assert main(["info", str(run.path)]) == 0
 
 
 def test_report_keeps_the_stored_comparison(tmp_path):
@@ -131,5 +142,6 @@ def test_negative_zero_never_reaches_a_page():
     from toylab.viz.atlas import _fmt, _signed
 
     assert _signed(-1e-9) == "0.0000" and _signed(0.25) == "+0.2500" and _signed(-0.25) == "-0.2500"
-    assert _fmt(-1e-12) == "-1e-12" and _fmt(-0.0) == "0.0000"
+    assert _fmt(-2e-5) == "-2e-05" and _fmt(-0.0) == "0.0000" and _fmt(-8.9e-16) == "0.0000"
+    assert _fmt(np.int64(64)) == "64" and _fmt(3) == "3"
     assert "-0.0" not in _fmt(np.array([-0.0, -1e-7, 0.25]))

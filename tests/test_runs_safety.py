@@ -131,7 +131,9 @@ def test_a_lost_final_checkpoint_falls_back_only_to_a_verified_state(done, tmp_p
     assert _leaves_equal(run.params, ref.params) and run.params_source.startswith("state.npz")
     man = json.loads((run_dir / "manifest.json").read_text())
     assert man["final_params"] == "checkpoints/step_00000030.npz"
-    assert set(man["files"]) == {"state.npz"} | {f"checkpoints/step_{s:08d}.npz" for s in (0, 10, 30)}
+    assert set(man["files"]) == {"state.npz"} | {
+        f"checkpoints/step_{s:08d}.npz" for s in (0, 10, 30)
+    }
 
 
 def test_an_interrupted_run_without_state_is_refused_not_reinitialised(done, tmp_path):

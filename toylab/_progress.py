@@ -12,6 +12,12 @@ the output goes to a file or a pipe (CI logs stay clean).
 [0, 1, 2]
 >>> with p.task("thinking"):
 ...     pass
+>>> import io
+>>> buf = io.StringIO()
+>>> with Progress(True, buf).task("quick"):  # quicker than a second: no line at all
+...     pass
+>>> buf.getvalue()
+''
 """
 
 from __future__ import annotations
@@ -61,16 +67,33 @@ class Progress:
             bar.close()
 
     @contextlib.contextmanager
-    def task(self, desc: str) -> Iterator[None]:
-        """A status line around one long call: ``desc ...`` then ``desc: done in 12.3 s``."""
+    def task(self, desc: str, *, after: float = 1.0) -> Iterator[None]:
+        """A status line around one long call: ``desc ...`` once it has run for ``after``
+        seconds, then ``desc: done in 12.3 s``; nothing at all for a call that is quicker
+        (e.g. a cached result)."""
         if not self.enabled:
             yield
             return
+        import threading
+
         out = self._out()
-        print(f"{desc} ...", file=out, flush=True)
+        started = threading.Event()
+
+        def announce() -> None:
+            started.set()
+            print(f"{desc} ...", file=out, flush=True)
+
+        timer = threading.Timer(after, announce)
+        timer.daemon = True
         t0 = time.perf_counter()
-        yield
-        print(f"{desc}: done in {_seconds(time.perf_counter() - t0)}", file=out, flush=True)
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            timer.join()
+        if started.is_set():
+            print(f"{desc}: done in {_seconds(time.perf_counter() - t0)}", file=out, flush=True)
 
     def note(self, message: str) -> None:
         """One line of progress information (nothing when disabled)."""

@@ -156,10 +156,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"parameters: {run.params_source}")
     if run.metrics:
         last = run.metrics[-1]
+        finite = run.dist.kind == "finite"
         for key in ("loss", "accuracy", "bayes_gap", "train_accuracy", "test_accuracy"):
             if key in last:
-                vals = ", ".join("null" if v != v else f"{v:.4f}" for v in last[key])
-                print(f"{key:>14} @ {last['step']}: {vals}")
+                vals = ", ".join("nan" if v != v else f"{v:.4f}" for v in last[key])
+                name = "domain accuracy" if finite and key == "accuracy" else key
+                print(f"{name:>15} @ {last['step']}: {vals}")
+        print("  (the metrics logged during training: float32, "
+              + ("over every input of the domain)" if finite else
+                 f"on {len(run.ensemble.eval_y)} held-out samples)"))  # fmt: skip
     for msg in m.get("divergences", []):
         print(f"warning: {msg}")
     pending = pending_overwrite(run.path)

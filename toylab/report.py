@@ -203,8 +203,9 @@ def write_report(run: Any, *, compare: Any = None, progress: Progress = QUIET) -
             if exact:
                 lines.append(
                     "Thin grey lines: linear-region boundaries; black: the neuron's zero set; "
-                    "star: its argmax over the domain (all from the exact analysis). Colours: "
-                    "red positive, blue negative, each map on its own symmetric scale."
+                    "star: its argmax over the domain (all exact geometry). Colours, from a grid "
+                    "of forward passes: red positive, blue negative, each map on its own "
+                    "symmetric scale."
                 )
                 lines.append("")
             for m in progress.iterate(members, "neuron maps", unit="member"):
@@ -215,7 +216,7 @@ def write_report(run: Any, *, compare: Any = None, progress: Progress = QUIET) -
                 lines += [f"### member {m} ({labels[m]})", "",
                           f"![neurons of member {m}](neurons_member{m}.png)", ""]  # fmt: skip
                 if exact:
-                    lines += _neuron_table(exact["members"][m]["neurons"])
+                    lines += _neuron_table(exact["members"][m]["neurons"], exact["tier"])
     elif dist.kind != "finite" and getattr(dist, "num_classes", 0) == 0:
         pass  # regression: said in its section
     else:
@@ -384,9 +385,11 @@ def _data_figure(run: Any, exact: Any, labels: list[str], out: Path, progress: P
     return ["## Data and decision boundaries", "", "![data](data.png)", "", caption, ""]
 
 
-def _neuron_table(neurons: dict[str, dict[str, Any]]) -> list[str]:
+def _neuron_table(neurons: dict[str, dict[str, Any]], tier: str) -> list[str]:
+    """Per-neuron statistics: probabilities and means with the analysis' tier; the maximum
+    and argmax come from the exact geometry (vertices of the linear regions)."""
     rows = [
-        "| neuron | P(active) exact | E[a] exact | max over domain | argmax |",
+        f"| neuron | P(active) ({tier}) | E[a] ({tier}) | max over domain (exact) | argmax |",
         "|---|---|---|---|---|",
     ]
     for name, s in neurons.items():

@@ -23,6 +23,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from toylab.runs import load_run
 
     run = load_run(args.run_dir)
+    kind = run.config.model.kind
+    if kind not in ("mlp", "onehot_mlp"):
+        raise ToylabError(
+            f"compare scores the methods on MLP runs ([model] kind = 'mlp'); this run's model "
+            f"is kind = {kind!r}. 'toylab report DIR' reports this run."
+        )
     if not any(k.startswith("hidden_") for k in getattr(run.model(0), "widths", {})):
         raise ToylabError(
             "compare scores the methods on hidden neurons, and this run's model has no hidden "

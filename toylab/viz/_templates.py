@@ -55,8 +55,10 @@ INDEX = """{% extends "base" %}
 <nav class="seeds" id="seeds">member:
 {% for m in members %}<a href="#member{{ m.member }}">member {{ m.member }} ({{ m.label }}){% if m.diverged %} diverged{% endif %}</a>
 {% endfor %}</nav>
-<p class="note">Each thumbnail is a neuron's value over the input domain (red positive, blue
-negative, white zero; each with its own scale). Click one for its page.</p>
+{% if planar %}<p class="note">Each thumbnail is a neuron's value over the input domain (red
+positive, blue negative, white zero; each with its own scale). Click one for its page.</p>
+{% else %}<p class="note">The inputs are not a 2-D box, so there are no maps. Click a neuron
+for its page.</p>{% endif %}
 {% for m in members %}
 <section class="member" id="member{{ m.member }}">
 <h2>member {{ m.member }} ({{ m.label }}){% if m.accuracy %}: {{ m.accuracy }}{% endif %}</h2>
@@ -106,7 +108,7 @@ member {{ member }} ({{ label }}) › <a href="../run.html">run page</a>
 {% else %}<p class="note">No map: the input domain is not a 2-D box.</p>{% endif %}
 </div>
 <div>
-<h2>Exact statistics</h2>
+<h2>Statistics{% if stats %} ({{ stats[0][1] }}){% endif %}</h2>
 {% if stats %}<table>
 {% for k, v in stats %}<tr><th>{{ k }}</th><td class="num">{{ v }}</td></tr>
 {% endfor %}</table>

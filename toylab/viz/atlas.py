@@ -69,17 +69,21 @@ def _field(obj: Any, *names: str) -> Any:
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
-    """A number for a page: ``digits`` decimals (significant digits below 1e-3), never
-    ``-0.0000``; arrays as ``(a, b, ...)``."""
+    """A number for a page: ``digits`` decimals (significant digits from 1e-12 to 1e-3),
+    never ``-0.0000``; integers as integers; arrays as ``(a, b, ...)``."""
     if v is None:
         return ""
     if isinstance(v, str):
         return v
     arr = np.asarray(v)
+    if arr.dtype.kind in "iu" and arr.ndim == 0:
+        return str(int(arr))
     if arr.dtype.kind in "fiu":
         if arr.ndim == 0:
             f = float(arr)
-            if abs(f) < 1e-3 and f != 0 and np.isfinite(f):
+            # small values keep significant digits; below 1e-12 (float64 rounding of an
+            # exact zero, e.g. a ReLU's minimum) fixed decimals show 0
+            if 1e-12 <= abs(f) < 1e-3 and np.isfinite(f):
                 return f"{f:.{digits}g}"
             return fmt_number(f, digits)
         return "(" + ", ".join(_fmt(x, 3) for x in arr.ravel()[:8]) + ")"
@@ -364,7 +368,9 @@ def write_atlas(
         index = out / "index.html"
         atomic_write_text(
             index,
-            env.get_template("index").render(css=_css(), run_name=run_name, members=index_members),
+            env.get_template("index").render(
+                css=_css(), run_name=run_name, members=index_members, planar=planar
+            ),
         )
     return index
 
