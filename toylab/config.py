@@ -84,8 +84,8 @@ class ExperimentConfig:
             )
         try:
             return make(name, **params)
-        except ToylabError as e:  # say where in the config the mistake is
-            msg = str(e)
+        except ToylabError as e:  # say where in the config the mistake is, in its words
+            msg = str(e).removeprefix(f"make({name!r}): ").removeprefix("make: ")
             raise type(e)(
                 msg if msg.startswith("[distribution]") else f"[distribution] {msg}"
             ) from None
