@@ -96,7 +96,7 @@ def test_demo_writes_report(tmp_path, capsys):
     assert (report / "neurons_member0.png").stat().st_size > 10_000
     text = (report / "index.md").read_text()
     assert "Bayes-optimal accuracy" in text and "| 1 (seed 1) |" in text
-    assert "accuracy (exact)" in text and "P(active) exact" in text
+    assert "accuracy (exact)" in text and "P(active) (exact)" in text
     summary = json.loads((report / "summary.json").read_text())
     assert len(summary["members"]) == 2
     assert all(m["accuracy"] > 0.85 for m in summary["members"])

@@ -172,7 +172,12 @@ def test_training_dynamics_small_multiples_and_gif(tmp_path):
     assert sum(bool(ax.images) for ax in fig.axes) == 3
     assert [ax.get_title().split("\n")[0] for ax in fig.axes[:3]] == [
         "step 0", "step 10", "step 100"]  # fmt: skip
+    assert fig.get_suptitle() == "hidden_0:0 (member 0) during training"
     _assert_drawn(fig)
+    named = TrainingDynamicsDisplay("hidden_0:0", [0], xx, yy, frames[:1], 3, "seed 1, lr=0.1")
+    assert named.plot(Figure()).figure_.get_suptitle() == (
+        "hidden_0:0 (member 3, seed 1, lr=0.1) during training"
+    )
     path = disp.save_gif(tmp_path / "dyn.gif", dpi=40)
     from PIL import Image
 

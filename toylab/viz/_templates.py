@@ -108,7 +108,7 @@ member {{ member }} ({{ label }}) › <a href="../run.html">run page</a>
 {% else %}<p class="note">No map: the input domain is not a 2-D box.</p>{% endif %}
 </div>
 <div>
-<h2>Statistics{% if stats %} ({{ stats[0][1] }}){% endif %}</h2>
+<h2>{% if not stats or stats[0][1] == "exact" %}Exact statistics{% else %}Statistics ({{ stats[0][1] }}){% endif %}</h2>
 {% if stats %}<table>
 {% for k, v in stats %}<tr><th>{{ k }}</th><td class="num">{{ v }}</td></tr>
 {% endfor %}</table>

@@ -241,6 +241,7 @@ class TrainingDynamicsDisplay:
     yy: np.ndarray
     frames: np.ndarray  # (num_steps, num, num)
     member: int = 0
+    label: str | None = None  # the member's name, e.g. "seed 0, learning_rate=0.01"
 
     @classmethod
     def from_run(
@@ -270,7 +271,8 @@ class TrainingDynamicsDisplay:
             xx, yy, acts = grid_values(model, box, num)
             frames.append(acts[nid.key][..., nid.unit])
         assert xx is not None and yy is not None
-        return cls(str(nid), steps, xx, yy, np.stack(frames), member)
+        label = run.member_label(member) if hasattr(run, "member_label") else None
+        return cls(str(nid), steps, xx, yy, np.stack(frames), member, label)
 
     def _draw(self, ax: Any, i: int, small: bool) -> Any:
         disp = NeuronMapDisplay(self.neuron, self.xx, self.yy, self.frames[i],
@@ -294,7 +296,8 @@ class TrainingDynamicsDisplay:
                 ax.set_title(f"step {self.steps[k]}\n|a| ≤ {vmax:.2g}", fontsize=9)
             else:
                 ax.axis("off")
-        fig.suptitle(f"{self.neuron} (member {self.member}) during training", fontsize=12)
+        who = f"member {self.member}" + (f", {self.label}" if self.label else "")
+        fig.suptitle(f"{self.neuron} ({who}) during training", fontsize=12)
         fig.tight_layout()
         self.figure_, self.axes_ = fig, axes
         return self
