@@ -20,7 +20,7 @@ from toylab import ToylabError
 from toylab._errors import CorruptRun
 from toylab.cli import main
 from toylab.config import parse_config
-from toylab.runs import is_run_dir, load_run, pending_overwrite, resume_run, start_run
+from toylab.runs import is_run_dir, load_run, pending_overwrite, start_run
 from toylab.runs.io import load_tree
 
 TINY = {
