@@ -24,6 +24,14 @@ CFG = {
 CLAIM = '[[claim]]\nneuron = "hidden_0:0"\nstatement = "s"\nkind = "dead"\n'
 
 
+@pytest.fixture(autouse=True)
+def _tracebacks_in_tmp_path(tmp_path, monkeypatch):
+    """Internal errors write their traceback file to the temporary directory: the test's."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     from toylab.config import parse_config
@@ -178,7 +186,7 @@ def test_usage_errors_return_2_without_raising(capsys):
     capsys.readouterr()
 
 
-def test_an_unexpected_exception_is_exit_3_with_a_traceback_file(monkeypatch, capsys):
+def test_an_unexpected_exception_is_exit_3_with_a_traceback_file(monkeypatch, capsys, tmp_path):
     import re
 
     import toylab.cli
@@ -194,9 +202,7 @@ def test_an_unexpected_exception_is_exit_3_with_a_traceback_file(monkeypatch, ca
     text = open(path).read()
     assert "Traceback (most recent call last)" in text and "def bug" not in err
     assert "toylab info somewhere" in text and 'return {}["no such key"]' in text
-    import os
-
-    os.unlink(path)
+    assert path.startswith(str(tmp_path))
 
 
 def test_help_version_and_lazy_subcommands():
