@@ -137,6 +137,15 @@ def test_user_strings_are_escaped(atlas):
     assert _parse(atlas).scripts == 1  # only the seed switch
 
 
+def test_atlas_pages_name_members_and_never_show_negative_zero(atlas):
+    index = atlas.read_text()
+    assert "member 1 (seed 1)" in index
+    assert "(seed 0)" in (atlas.parent / "member0" / "hidden_0-0.html").read_text()
+    for page in atlas.parent.rglob("*.html"):
+        assert not re.search(r"-0\.0+(?![0-9])", page.read_text()), page
+    assert (atlas.parent / "atlas.json").is_file()  # marks the directory as an atlas
+
+
 def test_atlas_images_are_pngs_with_content(atlas):
     import matplotlib.image
 
@@ -209,13 +218,12 @@ def test_atlas_in_a_real_browser(atlas, tmp_path):
             page.click("nav.seeds a[href='#member1']")
             assert page.is_visible("#member1") and not page.is_visible("#member0")
             page.screenshot(path=str(tmp_path / "index.png"), full_page=True)
-            page.screenshot(path="/tmp/toylab_atlas_index.png", full_page=True)
             # index -> neuron page of member 1
             page.click("#member1 a.cell >> nth=0")
             assert page.url.endswith("member1/hidden_0-0.html")
             assert page.inner_text("#address") == "hidden_0:0"
             assert check_images() >= 2
-            page.screenshot(path="/tmp/toylab_atlas_neuron.png", full_page=True)
+            page.screenshot(path=str(tmp_path / "neuron_first.png"), full_page=True)
             # walk the circuit: follow an outgoing weight to a neuron of the next layer
             page.click("table a:has-text('hidden_1:')  >> nth=0")
             assert re.search(r"member1/hidden_1-[01]\.html$", page.url)
@@ -228,7 +236,7 @@ def test_atlas_in_a_real_browser(atlas, tmp_path):
             page.click("nav.crumbs a:has-text('run page')")
             assert check_images() >= 3
             assert page.evaluate("typeof window.__pwned") == "undefined"
-            page.screenshot(path="/tmp/toylab_atlas_run.png", full_page=True)
+            page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
             page.click("nav.crumbs a:has-text('atlas')")
             assert page.url.endswith("index.html")
         finally:

@@ -87,21 +87,14 @@ def test_missing_fields_and_bad_addresses(tmp_path):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A run directory as ``toylab train`` leaves it before its first checkpoint (config and
-    manifest; the members load with their initial parameters), to keep this test fast."""
-    import tomli_w
-
+    """A small trained run (a few steps: the claims are built from its own weights)."""
     from toylab.config import parse_config
-    from toylab.runs import FORMAT
+    from toylab.runs import start_run
 
     cfg = {"name": "claims", "seeds": [0], "distribution": {"name": "two_blobs"},
-           "model": {"hidden": [3]}, "train": {"num_steps": 20, "log_every": 10}}  # fmt: skip
-    path = tmp_path_factory.mktemp("run") / "run"
-    path.mkdir()
-    (path / "config.toml").write_text(tomli_w.dumps(parse_config(cfg).resolved().to_dict()))
-    (path / "manifest.json").write_text(json.dumps({"format": FORMAT, "status": "running",
-                                                    "name": "claims", "step": 0}))  # fmt: skip
-    return path
+           "model": {"hidden": [3]}, "train": {"num_steps": 5, "log_every": 5,
+                                               "checkpoints": []}}  # fmt: skip
+    return start_run(parse_config(cfg), tmp_path_factory.mktemp("run") / "run").path
 
 
 def test_toylab_check_exit_codes_and_report(run_dir, tmp_path, capsys):

@@ -57,7 +57,9 @@ def test_bad_configs_exit_2_with_clear_message(tmp_path, capsys, data, match):
         (["train"], "needs CONFIG and --out"),
         (["info", "no/such/run"], "does not exist"),
         (["train", "--resume", "no/such/run"], "does not exist"),
-        (["demo", "--seeds", "0"], "--seeds must be >= 1"),
+        (["demo", "--seeds", "0"], "--seeds must be an integer >= 1"),
+        (["demo", "--steps", "-5"], "--steps must be an integer >= 1"),
+        (["train", "--resume", "r", "--overwrite"], "takes no CONFIG, --out or --overwrite"),
     ],
 )
 def test_bad_arguments(argv, match, capsys):
@@ -93,8 +95,8 @@ def test_demo_writes_report(tmp_path, capsys):
     assert (report / "data.png").stat().st_size > 10_000
     assert (report / "neurons_member0.png").stat().st_size > 10_000
     text = (report / "index.md").read_text()
-    assert "Bayes-optimal accuracy" in text and "| 1 | 1 |" in text
-    assert "exact accuracy" in text and "P(active) exact" in text
+    assert "Bayes-optimal accuracy" in text and "| 1 (seed 1) |" in text
+    assert "accuracy (exact)" in text and "P(active) (exact)" in text
     summary = json.loads((report / "summary.json").read_text())
     assert len(summary["members"]) == 2
     assert all(m["accuracy"] > 0.85 for m in summary["members"])
@@ -105,6 +107,9 @@ def test_demo_writes_report(tmp_path, capsys):
     page = (out / "atlas" / "member0" / "hidden_0-0.html").read_text()
     assert "Sampled methods scored against the exact answer" in page and "hidden_0:0" in page
     assert "feature_visualization" in (out / "atlas" / "run.html").read_text()
+    # rewriting the report keeps the stored comparison (it dropped the section before)
+    assert main(["report", str(out), "--quiet"]) == 0
+    assert "## Sampled methods vs the exact answer" in (report / "index.md").read_text()
     # running the demo again replaces the finished run cleanly
     assert main(["demo", "--out", str(out), "--steps", "100", "--seeds", "1", "--quiet"]) == 0
     assert json.loads((out / "manifest.json").read_text())["num_steps"] == 100
@@ -135,7 +140,8 @@ def test_other_kinds_of_runs_report_and_fail_cleanly(tmp_path, capsys, data, atl
     geometry say so (exit 2, no traceback) instead of crashing."""
     run = str(tmp_path / "r")
     assert main(["train", str(write(tmp_path, data)), "--out", run, "--quiet", "--report"]) == 0
-    assert (tmp_path / "r" / "report" / "index.md").exists()
+    text = (tmp_path / "r" / "report" / "index.md").read_text()
+    assert "nan" not in text.lower()
     assert main(["compare", run]) == 2
     err = capsys.readouterr().err
     assert "compare" in err and "Traceback" not in err

@@ -129,13 +129,17 @@ def test_killed_subprocess_resumes_to_identical_parameters(tmp_path):
 
 
 def test_corrupted_and_incompatible_runs_give_clear_errors(tmp_path):
+    from toylab._errors import CorruptRun
+
     start_run(parse_config(CONFIG), tmp_path / "run")
     d = tmp_path / "run"
-    state = (d / "state.npz").read_bytes()
-    (d / "state.npz").write_bytes(state[: len(state) // 2])
-    with pytest.raises(ToylabError, match="corrupted"):
-        load_run(d)
-    (d / "state.npz").write_bytes(state)
+    for name in ("state.npz", "checkpoints/step_00000120.npz", "checkpoints/step_00000060.npz"):
+        data = (d / name).read_bytes()
+        (d / name).write_bytes(data[: len(data) // 2])  # torn: the recorded SHA-256 catches it
+        with pytest.raises(CorruptRun, match="does not match the SHA-256"):
+            load_run(d)
+        (d / name).write_bytes(data)
+    load_run(d)
     man = json.loads((d / "manifest.json").read_text())
     (d / "manifest.json").write_text(json.dumps({**man, "format": "toylab-run/999"}))
     with pytest.raises(ToylabError, match="toylab-run/999"):

@@ -174,7 +174,12 @@ def test_training_dynamics_small_multiples_and_gif(tmp_path):
     assert sum(bool(ax.images) for ax in fig.axes) == 3
     assert [ax.get_title().split("\n")[0] for ax in fig.axes[:3]] == [
         "step 0", "step 10", "step 100"]  # fmt: skip
+    assert fig.get_suptitle() == "hidden_0:0 (member 0) during training"
     _assert_drawn(fig)
+    named = TrainingDynamicsDisplay("hidden_0:0", [0], xx, yy, frames[:1], 3, "seed 1, lr=0.1")
+    assert named.plot(Figure()).figure_.get_suptitle() == (
+        "hidden_0:0 (member 3, seed 1, lr=0.1) during training"
+    )
     path = disp.save_gif(tmp_path / "dyn.gif", dpi=40)
     from PIL import Image
 
@@ -235,3 +240,76 @@ def test_verdict_display_marks_counterexample(net, cx):
     _assert_drawn(fig)
     with pytest.raises(ToylabError, match="counterexample"):
         VerdictDisplay.from_model(model, "hidden_0:0", dist, "s", "fails", np.zeros(3))
+
+
+@pytest.mark.parametrize("corner", [(-8.0, -8.0), (8.0, 8.0), (-8.0, 8.0), (8.0, -8.0), (0.0, 0.0)])
+def test_legend_never_hides_the_argmax_star(net, corner):
+    """The legend sits outside the map, so the star is visible wherever it is (it was drawn
+    under an 'upper left' legend before). Checked in display coordinates after drawing."""
+    model, dist, analysis = net
+    disp = NeuronMapDisplay.from_analysis(model, "hidden_0:0", analysis, num=30,
+                                          points={"data": np.zeros((3, 2))})  # fmt: skip
+    disp.marker = np.array(corner)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.transforms import Bbox
+
+    fig = Figure(figsize=(5.6, 5.2), layout="constrained")  # as the atlas draws it
+    disp.plot(fig.subplots(), legend=True)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    ax = disp.ax_
+    legend = ax.get_legend().get_window_extent(canvas.get_renderer())
+    star = next(c for c in ax.collections if c.get_label() == "argmax")
+    cx, cy = ax.transData.transform(star.get_offsets()[0])
+    r = np.sqrt(star.get_sizes()[0]) / 2 * fig.dpi / 72  # marker size is in points^2
+    assert not legend.overlaps(Bbox([[cx - r, cy - r], [cx + r, cy + r]]))
+    assert not legend.overlaps(ax.get_window_extent())  # below the axes, not on the map
+    # the legend is inside the saved figure (nothing cut off)
+    assert legend.x0 >= 0 and legend.y0 >= 0 and legend.x1 <= fig.bbox.x1
+
+
+def test_maps_have_axis_labels(net):
+    model, dist, analysis = net
+    disp = NeuronMapDisplay.from_model(model, "hidden_0:1", dist, num=20)
+    disp.plot(Figure().subplots())
+    assert disp.ax_.get_xlabel() == "x₁ (input:0)" and disp.ax_.get_ylabel() == "x₂ (input:1)"
+    fig = layer_grid_figure(model, dist, num=20, fig=Figure())
+    assert "input:0" in fig.get_supxlabel() and "input:1" in fig.get_supylabel()
+    data = DataDisplay.from_model(dist, model, key=__import__("jax").random.key(0), num=20,
+                                  num_samples=20).plot(Figure().subplots())  # fmt: skip
+    assert data.ax_.get_xlabel() == "x₁ (input:0)"
+
+
+def test_wide_layers_wrap_into_a_grid():
+    """A 32-wide layer made a 6688 x 484 px strip before; now rows of at most 8 maps."""
+    rng = np.random.default_rng(0)
+    model = MLP.from_weights([rng.normal(size=(2, 32)), rng.normal(size=(32, 5)),
+                              rng.normal(size=(5, 2))])  # fmt: skip
+    fig = layer_grid_figure(model, two_blobs(), num=12, fig=Figure())
+    maps = [ax for ax in fig.axes if ax.images]
+    assert len(maps) == 37
+    rows = sorted({round(ax.get_position().y0, 3) for ax in maps})
+    assert len(rows) == 4 + 1  # hidden_0: 4 rows of 8; hidden_1: its own row
+    cols = sorted({round(ax.get_position().x0, 3) for ax in maps})
+    assert len(cols) == 8
+    width, height = fig.get_size_inches()
+    assert width / height < 2  # a block, not a strip
+    hidden_1 = [ax for ax in maps if ax.get_title().startswith("hidden_1")]
+    assert len({round(ax.get_position().y0, 3) for ax in hidden_1}) == 1  # a layer starts a row
+    with pytest.raises(ToylabError, match="columns must be"):
+        layer_grid_figure(model, two_blobs(), columns=0)
+    bare = MLP.from_weights([rng.normal(size=(2, 2))])
+    with pytest.raises(ToylabError, match="no neurons"):
+        layer_grid_figure(bare, two_blobs(), num=8)
+
+
+def test_training_curves_name_members_and_survive_nan():
+    metrics = [{"step": s, "loss": np.array([1.0 / (s + 1), np.nan]),
+                "accuracy": np.array([0.5, 0.5])} for s in (0, 10, 20)]  # fmt: skip
+    disp = TrainingCurvesDisplay.from_metrics(metrics, labels=["seed 0, lr=0.01", "seed 0, lr=1"])
+    disp.plot(Figure(figsize=(8, 3)))
+    names = disp.axes_[0].get_legend_handles_labels()[1]
+    assert names == ["seed 0, lr=0.01", "seed 0, lr=1"]
+    many = [{"step": s, "loss": np.ones(12), "accuracy": np.ones(12)} for s in (0, 1)]
+    disp = TrainingCurvesDisplay.from_metrics(many).plot(Figure(figsize=(8, 3)))
+    assert disp.axes_[0].get_legend() is None and "(12 members)" in disp.axes_[0].get_title()

@@ -1,14 +1,36 @@
-"""The ``toylab`` command. Everything it does is a call into the Python API."""
+"""The ``toylab`` command. Everything it does is a call into the Python API.
+
+Exit status: 0 success; 1 only when ``toylab check`` finds a claim that fails; 2 for
+every mistake in the input (arguments, configs, claim files, run directories, files
+that cannot be written, a model too large for memory), with a one-line message that
+names the flag or config field; 3 for an unexpected error inside toylab (a short
+message and the path of a file holding the full traceback); 130 when interrupted.
+
+Start-up is fast: this module imports nothing heavy (no jax, flax or matplotlib) until a
+command runs, and the ``compare``, ``check`` and ``atlas`` subcommands are only imported
+when they are the command being run (``toylab --help`` lists them from :data:`LAZY`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
+import importlib
 import os
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
 from toylab._errors import ToylabError
+from toylab._progress import Progress
+
+__all__ = ["DEMO_CONFIG", "EXIT_CLAIM_FAILED", "EXIT_INTERNAL", "EXIT_USER", "build_parser", "main"]
+
+EXIT_CLAIM_FAILED = 1
+EXIT_USER = 2
+EXIT_INTERNAL = 3
 
 DEMO_CONFIG: dict[str, Any] = {
     "name": "demo",
@@ -25,40 +47,64 @@ DEMO_CONFIG: dict[str, Any] = {
     },
 }
 
+#: Subcommands registered by their own modules, imported only when run:
+#: ``name -> (module with a register(subparsers) function, one-line help)``. The help
+#: strings are the ones the modules register (tests/test_cli.py checks they agree).
+LAZY: dict[str, tuple[str, str]] = {
+    "compare": (
+        "toylab.methods.cli",
+        "score every sampled method against the exact answer on a run",
+    ),
+    "check": ("toylab.claims.cli", "check a claim file against a run (exit 1 if a claim fails)"),
+    "atlas": (
+        "toylab.viz.cli",
+        "write a run's neuron atlas (static HTML, one page per neuron)",
+    ),
+}
 
-def _progress(args: argparse.Namespace) -> bool:
-    return not args.quiet
+
+def _progress(args: argparse.Namespace) -> Progress:
+    return Progress.for_cli(quiet=bool(getattr(args, "quiet", False)))
+
+
+def _positive(flag: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ToylabError(f"{flag} must be an integer >= 1, got {value}.")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import jax
-
     from toylab.config import parse_config
-    from toylab.report import write_report
-    from toylab.runs import start_run
 
+    _positive("--steps", args.steps)
+    _positive("--seeds", args.seeds)
     data: dict[str, Any] = {**DEMO_CONFIG, "train": {**DEMO_CONFIG["train"]}}
     if args.steps is not None:
         data["train"]["num_steps"] = args.steps
     if args.seeds is not None:
-        if args.seeds < 1:
-            raise ToylabError(f"--seeds must be >= 1, got {args.seeds}.")
         data["seeds"] = list(range(args.seeds))
     config = parse_config(data)
+    progress = _progress(args)
     out = Path(args.out)
-    print(f"toylab demo: training {len(config.seeds)} seeds of a "
+
+    import jax
+
+    from toylab.report import write_report
+    from toylab.runs import start_run
+
+    n = len(config.seeds)
+    print(f"toylab demo: training {n} seed{'s' if n > 1 else ''} of a "
           f"{'-'.join(map(str, config.model.hidden))} {config.model.activation} MLP on two "
           "Gaussian blobs")  # fmt: skip
-    run = start_run(config, out, progress=_progress(args), overwrite=True)
+    run = start_run(config, out, progress=progress, overwrite=True)
     from toylab.methods import compare_run
 
-    print("scoring sampled methods against the exact answer ...")
-    scores = compare_run(run, key=jax.random.key(0))
-    report = write_report(run, compare=scores)
+    with progress.task("scoring sampled methods against the exact answer"):
+        scores = compare_run(run, key=jax.random.key(0))
+    report = write_report(run, compare=scores, progress=progress)
     print(f"report: {report}")
     from toylab.viz.atlas import compare_inputs, write_atlas
 
-    print(f"atlas:  {write_atlas(run, **compare_inputs(run.path))}")
+    print(f"atlas:  {write_atlas(run, progress=progress, **compare_inputs(run.path))}")
     return 0
 
 
@@ -66,32 +112,34 @@ def cmd_train(args: argparse.Namespace) -> int:
     from toylab.config import load_config
     from toylab.runs import resume_run, start_run
 
+    progress = _progress(args)
     if args.resume:
-        if args.config or args.out:
+        if args.config or args.out or args.overwrite:
             raise ToylabError(
-                "train --resume DIR takes no CONFIG or --out: the run directory holds its config."
+                "train --resume DIR takes no CONFIG, --out or --overwrite: the run directory "
+                "holds its config. Example: toylab train --resume runs/exp"
             )
-        run = resume_run(args.resume, progress=_progress(args))
+        run = resume_run(args.resume, progress=progress)
     else:
         if not args.config or not args.out:
             raise ToylabError(
                 "train needs CONFIG and --out DIR (or --resume DIR). Example: "
                 "toylab train experiment.toml --out runs/exp"
             )
-        run = start_run(load_config(args.config), args.out, progress=_progress(args),
-                        overwrite=args.overwrite)  # fmt: skip
+        config = load_config(args.config)
+        run = start_run(config, args.out, progress=progress, overwrite=args.overwrite)
     for msg in run.manifest.get("divergences", []):
         print(f"warning: {msg}", file=sys.stderr)
     print(f"run written to {run.path}")
     if args.report:
         from toylab.report import write_report
 
-        print(f"report: {write_report(run)}")
+        print(f"report: {write_report(run, progress=progress)}")
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from toylab.runs import load_run
+    from toylab.runs import load_run, pending_overwrite
 
     run = load_run(args.run_dir)
     m = run.manifest
@@ -105,14 +153,24 @@ def cmd_info(args: argparse.Namespace) -> int:
              if run.config.sweep else ""))  # fmt: skip
     print(f"versions: {', '.join(f'{k} {v}' for k, v in m.get('versions', {}).items())}")
     print(f"checkpoints: {run.checkpoint_steps}")
+    print(f"parameters: {run.params_source}")
     if run.metrics:
         last = run.metrics[-1]
-        for key in ("loss", "accuracy", "bayes_gap", "test_accuracy"):
+        finite = run.dist.kind == "finite"
+        for key in ("loss", "accuracy", "bayes_gap", "train_accuracy", "test_accuracy"):
             if key in last:
-                vals = ", ".join(f"{v:.4f}" for v in last[key])
-                print(f"{key:>14} @ {last['step']}: {vals}")
+                vals = ", ".join("nan" if v != v else f"{v:.4f}" for v in last[key])
+                name = "domain accuracy" if finite and key == "accuracy" else key
+                print(f"{name:>15} @ {last['step']}: {vals}")
+        print("  (the metrics logged during training: float32, "
+              + ("over every input of the domain)" if finite else
+                 f"on {len(run.ensemble.eval_y)} held-out samples)"))  # fmt: skip
     for msg in m.get("divergences", []):
         print(f"warning: {msg}")
+    pending = pending_overwrite(run.path)
+    if pending is not None:
+        print(f"note: an interrupted --overwrite of this run is in {pending}; finish it with "
+              f"'toylab train --resume {run.path}'.")  # fmt: skip
     return 0
 
 
@@ -120,39 +178,58 @@ def cmd_report(args: argparse.Namespace) -> int:
     from toylab.report import write_report
     from toylab.runs import load_run
 
-    print(f"report: {write_report(load_run(args.run_dir))}")
+    print(f"report: {write_report(load_run(args.run_dir), progress=_progress(args))}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress output (also off when stdout is not a terminal)")  # fmt: skip
+
+
+def _version() -> str:
+    from toylab import __version__
+
+    return f"toylab {__version__}"
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``toylab`` parser. The lazily imported subcommands (:data:`LAZY`) get their full
+    arguments only when ``command`` names them (``"all"``: every one)."""
     p = argparse.ArgumentParser(
         prog="toylab",
         description="Interpretability research on toy models whose every neuron is known exactly.",
+        epilog="Exit status: 0 ok, 1 a claim failed (toylab check), 2 a mistake in the input, "
+        "3 an internal error (the message names a traceback file).",
     )
+    p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("demo", help="train the default experiment and write its report",
                        description="Train several seeds of a small ReLU MLP on two Gaussian "
-                       "blobs and write a report (runs/demo/report/index.md).")  # fmt: skip
+                       "blobs and write a report (runs/demo/report/index.md), the method "
+                       "scores and the atlas. An existing toylab run in --out is replaced once "
+                       "the new one is complete; any other directory is refused.")  # fmt: skip
     d.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
     d.add_argument("--steps", type=int, default=None, help="training steps (default 2000)")
     d.add_argument("--seeds", type=int, default=None, help="number of seeds (default 4)")
-    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet(d)
     d.set_defaults(fn=cmd_demo)
 
     t = sub.add_parser("train", help="train an experiment config into a run directory",
                        description="Train CONFIG (TOML) into --out DIR, or continue an "
-                       "interrupted run with --resume DIR.")  # fmt: skip
+                       "interrupted run (or an interrupted --overwrite) with --resume DIR.")  # fmt: skip
     t.add_argument("config", nargs="?", help="experiment config (TOML)")
     t.add_argument("--out", help="new run directory")
     t.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
     t.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an existing run in --out (only once the new one is complete)",
+        help="replace an existing toylab run in --out (only once the new one is complete; "
+        "a directory that is not a toylab run is never replaced)",
     )
     t.add_argument("--report", action="store_true", help="write the report when done")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet(t)
     t.set_defaults(fn=cmd_train)
 
     i = sub.add_parser("info", help="summarise a run directory")
@@ -161,34 +238,85 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="(re)write a run's report")
     r.add_argument("run_dir")
+    _quiet(r)
     r.set_defaults(fn=cmd_report)
 
-    from toylab.claims.cli import register as register_check
-    from toylab.methods.cli import register as register_compare
-    from toylab.viz.cli import register as register_atlas
-
-    register_compare(sub)
-    register_check(sub)
-    register_atlas(sub)
+    for name, (module, summary) in LAZY.items():
+        if command in (name, "all"):
+            importlib.import_module(module).register(sub)
+        else:
+            sub.add_parser(name, help=summary, add_help=False)
     return p
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, MemoryError) or (
+        type(e).__name__ in ("XlaRuntimeError", "JaxRuntimeError")
+        and "RESOURCE_EXHAUSTED" in str(e)
+    )
+
+
+def _internal_error(command: str, argv: list[str], e: BaseException) -> int:
+    """Write the full traceback to a file and print a short message naming it."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    text = f"toylab {' '.join(argv)}\n{_version()}, Python {sys.version.split()[0]}\n\n" + "".join(
+        traceback.format_exception(e)
+    )
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"toylab-{stamp}-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        where = f"the full traceback is in {name}"
+    except OSError:  # pragma: no cover - no writable temporary directory
+        where = "the traceback could not be saved:\n" + text
+    first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+    print(f"toylab {command}: internal error ({type(e).__name__}{': ' + first if first else ''})."
+          f"\nThis is a bug in toylab, not in your input; {where}. Please attach it to a bug "
+          "report.", file=sys.stderr)  # fmt: skip
+    return EXIT_INTERNAL
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run ``toylab`` with ``argv`` (default ``sys.argv[1:]``) and return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_of(argv)
+    try:
+        parser = build_parser(command)
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors (argparse: status 2)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USER)
     if not getattr(args, "fn", None):
+        if command in LAZY:  # pragma: no cover - a lazy placeholder always gets replaced
+            return EXIT_INTERNAL
         parser.print_help()
-        return 2
+        return EXIT_USER
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    name = args.command
     try:
         return int(args.fn(args))
     except ToylabError as e:
-        print(f"toylab {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        print(f"toylab {name}: error: {e}", file=sys.stderr)
+        return EXIT_USER
     except KeyboardInterrupt:
         print("\ninterrupted; an interrupted run continues with 'toylab train --resume DIR'.",
               file=sys.stderr)  # fmt: skip
         return 130
+    except Exception as e:
+        if _out_of_memory(e):
+            print(f"toylab {name}: error: out of memory ({str(e).splitlines()[0][:200]}). "
+                  "Lower [train] batch_size, num_eval_samples or num_train, use fewer seeds "
+                  "or sweep values, or a smaller [model] hidden.", file=sys.stderr)  # fmt: skip
+            return EXIT_USER
+        if isinstance(e, OSError) and e.filename is not None:
+            print(f"toylab {name}: error: cannot access {str(e.filename)!r}: "
+                  f"{e.strerror or e}. Check the path and its permissions.", file=sys.stderr)  # fmt: skip
+            return EXIT_USER
+        return _internal_error(name, argv, e)
 
 
 if __name__ == "__main__":  # pragma: no cover

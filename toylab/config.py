@@ -82,7 +82,13 @@ class ExperimentConfig:
             raise ToylabError(
                 f"[distribution] needs a name, e.g. name = 'two_blobs'; got {self.distribution!r}."
             )
-        return make(name, **params)
+        try:
+            return make(name, **params)
+        except ToylabError as e:  # say where in the config the mistake is, in its words
+            msg = str(e).removeprefix(f"make({name!r}): ").removeprefix("make: ")
+            raise type(e)(
+                msg if msg.startswith("[distribution]") else f"[distribution] {msg}"
+            ) from None
 
     def to_dict(self) -> dict[str, Any]:
         """A TOML-serialisable dict (``parse_config(c.to_dict()) == c``)."""

@@ -1,12 +1,28 @@
 """The run report: pictures and a summary written into ``RUN_DIR/report/``.
 
-``write_report(run)`` writes ``index.md`` (the summary with links to the
-figures), ``summary.json`` (the same numbers, machine-readable) and PNGs:
-``data.png`` (samples, each member's decision boundary, the Bayes-optimal
-boundary) and ``neurons_member{m}.png`` (every hidden neuron's map over the input
-domain). For piecewise-linear networks on 2-D Gaussian mixtures the maps carry the
-exact linear-region boundaries and zero sets, and the summary the exact firing
-probability and mean of every neuron and the exact accuracy (see :mod:`toylab.exact`).
+``write_report(run)`` writes ``index.md`` (the summary with links to the figures),
+``summary.json`` (the same numbers, machine-readable, strict JSON: a non-finite number
+is ``null``) and PNGs: ``data.png`` (samples, every member's decision boundary, the
+Bayes-optimal boundary) and ``neurons_member{m}.png`` (every hidden neuron's map over
+the input domain, wrapped into a grid for wide layers).
+
+Every number says how it was obtained:
+
+* finite tasks (modular arithmetic, Boolean functions): **exact** train, test and
+  whole-domain accuracy, from a float64 forward pass of every input of the domain
+  through each member's network, split by the member's own training mask;
+* piecewise-linear networks on 2-D densities: the accuracy of the network's exact
+  decision regions under the distribution, labelled with the analysis' tier
+  (``exact`` for Gaussian mixtures, ``bounded`` for quadrature), and the exact firing
+  probability, mean and argmax of every neuron (see :mod:`toylab.exact`);
+* continuous distributions: the **sampled** held-out accuracy (and its standard error)
+  from the run's metrics;
+* regression tasks (sparse features, superposition models): the sampled held-out loss,
+  and a statement of what the report does not analyse yet.
+
+Members are named by their seed and, in a sweep, the swept value; diverged members are
+named with the step at which they diverged. When ``RUN_DIR/compare/compare.json`` exists
+(``toylab compare``), its summary is a section of the report.
 """
 
 from __future__ import annotations
@@ -15,66 +31,142 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 from toylab._errors import ToylabError
-from toylab.runs.io import atomic_write_bytes, atomic_write_text
+from toylab._progress import QUIET, Progress
+from toylab.runs.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-__all__ = ["write_report"]
+__all__ = ["finite_accuracy", "fmt_number", "write_report"]
+
+#: members drawn in the data figure; the caption names which when there are more
+MAX_DATA_PANELS = 16
 
 
 def _save(fig: Any, path: Path) -> None:
     import io
 
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.4f}"
+def fmt_number(v: Any, digits: int = 4) -> str:
+    """``v`` with ``digits`` decimals; never ``-0.0000`` (a value that rounds to zero is
+    ``0.0000``), ``nan`` for a missing or non-finite value."""
+    if v is None:
+        return "nan"
+    f = float(v)
+    if not np.isfinite(f):
+        return "nan" if np.isnan(f) else ("inf" if f > 0 else "-inf")
+    s = f"{f:.{digits}f}"
+    return s[1:] if s.startswith("-") and float(s) == 0 else s
 
 
-def write_report(run: Any, *, compare: Any = None) -> Path:
+def finite_accuracy(model: Any, dist: Any, train_mask: Any = None) -> dict[str, Any]:
+    """Exact accuracy of ``model`` on a finite task, by enumeration.
+
+    Every input of ``dist.domain`` goes through ``model.to_network()`` in float64; the
+    prediction is the argmax of the outputs (the first on a tie, as ``np.argmax``). With
+    ``train_mask`` (a bool per domain input: the member's training set, ``data = 'full'``)
+    the accuracy is also split into train and test. Returns ``{"domain", "train",
+    "test", "num_train", "num_test", "tier": "exact"}`` (train/test ``None`` without a mask
+    or when a side is empty).
+    """
+    x = np.asarray(dist.domain.inputs, np.float64)
+    y = np.asarray(dist.domain.labels)
+    out = np.asarray(model.to_network().numpy(np.float64)(x))
+    correct = np.argmax(out, axis=-1) == y
+    res: dict[str, Any] = {"domain": float(np.mean(correct)), "train": None, "test": None,
+                           "num_train": None, "num_test": None, "tier": "exact"}  # fmt: skip
+    if train_mask is not None:
+        mask = np.asarray(train_mask, bool)
+        res["num_train"], res["num_test"] = int(mask.sum()), int((~mask).sum())
+        if mask.any():
+            res["train"] = float(np.mean(correct[mask]))
+        if (~mask).any():
+            res["test"] = float(np.mean(correct[~mask]))
+    return res
+
+
+def _stored_compare(run: Any) -> tuple[Any, str | None]:
+    """The comparison saved in the run (``toylab compare``), or why it cannot be shown."""
+    path = Path(run.path) / "compare" / "compare.json"
+    if not path.exists():
+        return None, None
+    try:
+        from toylab.methods.compare import CompareConfig, CompareResult
+
+        data = json.loads(path.read_text(encoding="utf-8"))
+        result = CompareResult(tuple(data["rows"]), data["summary"],
+                               CompareConfig(**data["config"]), float(data["seconds"]))  # fmt: skip
+        from toylab.methods import report_lines
+
+        report_lines(result)  # every field it needs is there
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        return None, (
+            f"`compare/compare.json` exists but could not be read ({type(e).__name__}: {e}); "
+            "rerun `toylab compare` to refresh it."
+        )
+    return result, None
+
+
+def _bayes(dist: Any, progress: Progress) -> Any:
+    if getattr(dist, "num_classes", 0) < 2:
+        return None
+    with progress.task(f"Bayes-optimal accuracy of {type(dist).__name__}"):
+        try:
+            return dist.bayes()
+        except ToylabError:  # no Bayes accuracy for this distribution
+            return None
+
+
+def write_report(run: Any, *, compare: Any = None, progress: Progress = QUIET) -> Path:
     """Write the report of a loaded run and return the path of ``index.md``.
 
     ``compare`` is an optional :class:`toylab.methods.CompareResult` (from
-    :func:`toylab.methods.compare_run`) whose summary is added as a section.
+    :func:`toylab.methods.compare_run`) whose summary is added as a section; without it,
+    the comparison stored in the run (``compare/compare.json``) is used when present.
+    ``progress`` shows the long steps (:class:`toylab._progress.Progress`).
     """
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from toylab.viz import DataDisplay, layer_grid_figure
+    from toylab.viz import layer_grid_figure
 
     out = Path(run.path) / "report"
     out.mkdir(parents=True, exist_ok=True)
     dist = run.dist
-    bayes = None
-    if dist.num_classes > 0:
-        try:
-            bayes = dist.bayes()
-        except ToylabError:  # no Bayes accuracy for this distribution (e.g. regression)
-            bayes = None
+    cfg = run.config
+    members = range(run.num_members)
+    labels = [run.member_label(m) for m in members]
+    diverged = run.diverged
     last = run.metrics[-1] if run.metrics else {}
-    members = run.manifest.get("members", [])
+    bayes = _bayes(dist, progress)
+    hidden = [k for k in _widths(run) if k.startswith("hidden_") and "." not in k]
+
+    train = cfg.train
+    lr = (f"learning_rate swept over {list(cfg.sweep.values)}"
+          if cfg.sweep and cfg.sweep.param == "learning_rate" else f"lr {train.learning_rate}")  # fmt: skip
+    sweep = (f"- sweep: `{cfg.sweep.param}` = {list(cfg.sweep.values)} (every seed with every "
+             "value; members are named by both)" if cfg.sweep else None)  # fmt: skip
     lines = [
-        f"# toylab report: {run.config.name}",
+        f"# toylab report: {cfg.name}",
         "",
-        f"- distribution: `{run.config.distribution}`",
-        f"- model: {run.config.model.kind}, hidden {list(run.config.model.hidden)}, "
-        f"activation {run.config.model.activation}",
-        f"- training: {run.config.train.optimizer}, lr {run.config.train.learning_rate}, "
-        f"{run.config.train.num_steps} steps, batch {run.config.train.batch_size}",
+        f"- distribution: `{cfg.distribution}`",
+        f"- model: {cfg.model.kind}, hidden {list(cfg.model.hidden)}, "
+        f"activation {cfg.model.activation}",
+        f"- training: {train.optimizer}, {lr}, {train.num_steps} steps, "
+        + (
+            f"full batch on {train.train_fraction:g} of the domain"
+            if train.data == "full"
+            else f"batch {train.batch_size} ({train.data} data)"
+        ),  # fmt: skip
+        *([sweep] if sweep else []),
         f"- status: {run.manifest.get('status')} at step {run.manifest.get('step')}",
+        f"- parameters: {getattr(run, 'params_source', '') or 'latest saved'}",
         "",
     ]
-    summary: dict[str, Any] = {"name": run.config.name, "members": []}
+    summary: dict[str, Any] = {"name": cfg.name, "members": []}
     if bayes is not None:
         lines.append(
             f"Bayes-optimal accuracy: **{bayes.accuracy:.6f}** ({bayes.tier}: {bayes.method}; "
@@ -82,86 +174,229 @@ def write_report(run: Any, *, compare: Any = None) -> Path:
         )
         lines.append("")
         summary["bayes"] = {"accuracy": bayes.accuracy, "tier": bayes.tier, "error": bayes.error}
+    if diverged:
+        lines += ["## Diverged members", ""]
+        lines += [f"- **{msg}**" for _, msg in sorted(diverged.items())]
+        lines += ["", "Their numbers below are those of the frozen parameters.", ""]
 
-    exact = _exact_section(run)
-    header = "| member | seed | held-out accuracy (sampled) | gap to Bayes |"
-    sep = "|---|---|---|---|"
-    if exact:
-        header += " exact accuracy | exact gap |"
-        sep += "---|---|"
-    lines += ["## Accuracy", "", header, sep]
-    for m in range(run.num_members):
-        seed = members[m]["seed"] if m < len(members) else "?"
-        acc = float(last["accuracy"][m]) if "accuracy" in last else float("nan")
-        gap = float(last["bayes_gap"][m]) if "bayes_gap" in last else float("nan")
-        row = f"| {m} | {seed} | {_fmt(acc)} | {_fmt(gap)} |"
-        rec: dict[str, Any] = {"member": m, "seed": seed, "accuracy": acc, "bayes_gap": gap}
-        if exact:
-            ex = exact["members"][m]
-            row += f" {ex['accuracy']:.6f} | {ex['gap']:.6f} |"
-            rec["exact"] = {k: v for k, v in ex.items() if k not in ("overlays",)}
-        lines.append(row)
-        summary["members"].append(rec)
-    lines.append("")
-    if "accuracy" in last:
-        n = len(np.asarray(run.ensemble.eval_y))
-        acc = float(np.mean(last["accuracy"]))
-        lines.append(
-            f"Held-out accuracy is sampled: {n} samples, standard error ≈ "
-            f"{np.sqrt(acc * (1 - acc) / n):.4f}."
-            + (
-                " Exact accuracy integrates the network's exact decision regions under the "
-                "distribution."
-                if exact
-                else ""
-            )
-        )
-        lines.append("")
+    exact = _exact_section(run, progress) if hidden or dist.kind != "finite" else None
+    for m in members:
+        summary["members"].append({"member": m, "seed": run.ensemble.member_seed(m),
+                                   "label": labels[m], "diverged": m in diverged})  # fmt: skip
+        if cfg.sweep:
+            summary["members"][m][cfg.sweep.param] = run.ensemble.member_value(m)
 
-    if getattr(dist.domain, "dim", 0) == 2 and hasattr(dist.domain, "low"):
-        num_show = min(run.num_members, 4)
-        fig, axes = plt.subplots(1, num_show, figsize=(4.6 * num_show, 4.6), squeeze=False)
-        for m in range(num_show):
-            disp = DataDisplay.from_model(dist, run.model(m), key=jax.random.key(7),
-                                          analysis=exact["analyses"][m] if exact else None)  # fmt: skip
-            disp.title = f"member {m}: data and decision boundary"
-            disp.plot(axes[0, m])
-        fig.tight_layout()
-        _save(fig, out / "data.png")
-        lines += ["## Data and decision boundaries", "", "![data](data.png)", ""]
+    if dist.kind == "finite":
+        lines += _finite_accuracy_lines(run, labels, diverged, summary, bayes)
+    elif getattr(dist, "num_classes", 0) > 0:
+        lines += _sampled_accuracy_lines(run, labels, diverged, summary, last, exact, bayes)
+    else:
+        lines += _regression_lines(run, labels, diverged, summary, last)
+
+    planar = getattr(dist.domain, "dim", 0) == 2 and hasattr(dist.domain, "low")
+    if planar:
+        lines += _data_figure(run, exact, labels, out, progress, Figure)
         lines += ["## Every hidden neuron", ""]
-        if exact:
-            lines.append(
-                "Thin grey lines: exact linear-region boundaries; black: the neuron's exact zero "
-                "set; star: exact argmax over the domain. Colours: red positive, blue negative."
-            )
-            lines.append("")
-        for m in range(run.num_members):
-            overlays = exact["members"][m]["overlays"] if exact else None
-            fig = layer_grid_figure(run.model(m), dist, overlays=overlays,
-                                    title=f"member {m} (seed {summary['members'][m]['seed']})")  # fmt: skip
-            _save(fig, out / f"neurons_member{m}.png")
-            lines += [f"### member {m}", "", f"![neurons of member {m}](neurons_member{m}.png)", ""]
+        if not hidden:
+            lines += ["The model has no hidden layer: there are no hidden neurons to show.", ""]
+        else:
             if exact:
-                lines += _neuron_table(exact["members"][m]["neurons"])
+                lines.append(
+                    "Thin grey lines: linear-region boundaries; black: the neuron's zero set; "
+                    "star: its argmax over the domain (all exact geometry). Colours, from a grid "
+                    "of forward passes: red positive, blue negative, each map on its own "
+                    "symmetric scale."
+                )
+                lines.append("")
+            for m in progress.iterate(members, "neuron maps", unit="member"):
+                overlays = exact["members"][m]["overlays"] if exact else None
+                fig = layer_grid_figure(run.model(m), dist, overlays=overlays, fig=Figure(),
+                                        title=f"member {m} ({labels[m]})")  # fmt: skip
+                _save(fig, out / f"neurons_member{m}.png")
+                lines += [f"### member {m} ({labels[m]})", "",
+                          f"![neurons of member {m}](neurons_member{m}.png)", ""]  # fmt: skip
+                if exact:
+                    lines += _neuron_table(exact["members"][m]["neurons"], exact["tier"])
+    elif dist.kind != "finite" and getattr(dist, "num_classes", 0) == 0:
+        pass  # regression: said in its section
+    else:
+        lines += [
+            "## Neurons",
+            "",
+            f"Neuron maps need a 2-D input domain; this distribution's inputs have "
+            f"{getattr(dist, 'dim', '?')} dimensions. `toylab atlas` and `toylab.exact` "
+            "analyse finite tasks by enumeration.",
+            "",
+        ]
+
+    stored_note = None
+    if compare is None:
+        compare, stored_note = _stored_compare(run)
     if compare is not None:
         from toylab.methods import report_lines
 
         lines += report_lines(compare)
+    elif stored_note:
+        lines += ["## Sampled methods vs the exact answer", "", stored_note, ""]
     atomic_write_text(out / "index.md", "\n".join(lines) + "\n")
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
+    atomic_write_json(out / "summary.json", _plain(summary))
     return out / "index.md"
 
 
-def _neuron_table(neurons: dict[str, dict[str, Any]]) -> list[str]:
+def _widths(run: Any) -> dict[str, int]:
+    return dict(getattr(run.model(0), "widths", {}))
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-ready: NumPy scalars and arrays to Python numbers and lists."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _name(m: int, label: str, diverged: dict[int, str]) -> str:
+    return f"{m} ({label})" + (" **diverged**" if m in diverged else "")
+
+
+def _finite_accuracy_lines(run: Any, labels: list[str], diverged: dict[int, str],
+                           summary: dict[str, Any], bayes: Any) -> list[str]:  # fmt: skip
+    """Exact train / test / domain accuracy per member, by enumeration."""
+    train_data = run.ensemble.train_data
+    full = run.config.train.data == "full" and train_data is not None
+    lines = ["## Accuracy (exact: every input of the finite domain)", ""]
+    if full:
+        lines += ["| member | train accuracy | test accuracy | whole domain |", "|---|---|---|---|"]
+    else:
+        lines += ["| member | accuracy over the domain |", "|---|---|"]
+    sizes = None
+    for m in range(run.num_members):
+        mask = np.asarray(train_data[m]) if full else None
+        acc = finite_accuracy(run.model(m), run.dist, mask)
+        summary["members"][m]["exact"] = acc
+        name = _name(m, labels[m], diverged)
+        if full:
+            sizes = (acc["num_train"], acc["num_test"])
+            lines.append(f"| {name} | {fmt_number(acc['train'], 6)} | "
+                         f"{fmt_number(acc['test'], 6)} | {fmt_number(acc['domain'], 6)} |")  # fmt: skip
+        else:
+            lines.append(f"| {name} | {fmt_number(acc['domain'], 6)} |")
+    size = run.dist.domain.size
+    lines.append("")
+    note = (f"Exact: the float64 forward pass of all {size} inputs of the domain through each "
+            "member's network (ties go to the first class).")  # fmt: skip
+    if full and sizes is not None:
+        note += (f" Train: the member's own training set ({sizes[0]} inputs, "
+                 f"train_fraction = {run.config.train.train_fraction:g}); test: the other "
+                 f"{sizes[1]}.")  # fmt: skip
+    elif not full:
+        note += f" Training drew {run.config.train.data} samples from the whole domain."
+    if bayes is not None:
+        note += f" Bayes-optimal accuracy: {bayes.accuracy:.6f} ({bayes.tier})."
+    return [*lines, note, ""]
+
+
+def _sampled_accuracy_lines(run: Any, labels: list[str], diverged: dict[int, str],
+                            summary: dict[str, Any], last: dict[str, Any], exact: Any,
+                            bayes: Any) -> list[str]:  # fmt: skip
+    n = len(np.asarray(run.ensemble.eval_y))
+    tier = exact["tier"] if exact else None
+    header = "| member | held-out accuracy (sampled) | ± s.e. | gap to Bayes |"
+    sep = "|---|---|---|---|"
+    if exact:
+        header += f" accuracy ({tier}) | gap to Bayes ({tier}) |"
+        sep += "---|---|"
+    lines = ["## Accuracy", "", header, sep]
+    for m in range(run.num_members):
+        acc = float(last["accuracy"][m]) if "accuracy" in last else float("nan")
+        gap = float(last["bayes_gap"][m]) if "bayes_gap" in last else None
+        se = float(np.sqrt(acc * (1 - acc) / n)) if np.isfinite(acc) else float("nan")
+        row = (f"| {_name(m, labels[m], diverged)} | {fmt_number(acc)} | {fmt_number(se)} | "
+               f"{fmt_number(gap)} |")  # fmt: skip
+        rec = summary["members"][m]
+        rec.update(accuracy=acc, accuracy_se=se, accuracy_tier="sampled", bayes_gap=gap)
+        if exact:
+            ex = exact["members"][m]
+            row += f" {fmt_number(ex['accuracy'], 6)} | {fmt_number(ex['gap'], 6)} |"
+            rec["exact"] = {k: v for k, v in ex.items() if k != "overlays"}
+            rec["exact"]["tier"] = tier
+        lines.append(row)
+    lines.append("")
+    note = f"Held-out accuracy is sampled: {n} samples drawn once, shared by every member."
+    if exact:
+        note += (" The other accuracy integrates each network's decision regions under the "
+                 f"distribution ({tier}" + (f", error ≤ {exact['error']:.1e}" if tier != "exact"
+                                            else "") + ").")  # fmt: skip
+    return [*lines, note, ""]
+
+
+def _regression_lines(run: Any, labels: list[str], diverged: dict[int, str],
+                      summary: dict[str, Any], last: dict[str, Any]) -> list[str]:  # fmt: skip
+    n = len(np.asarray(run.ensemble.eval_y))
+    lines = ["## Loss", "", f"| member | held-out {run.config.train.loss} loss (sampled) |",
+             "|---|---|"]  # fmt: skip
+    for m in range(run.num_members):
+        loss = float(last["loss"][m]) if "loss" in last else float("nan")
+        summary["members"][m].update(loss=loss, loss_tier="sampled")
+        lines.append(f"| {_name(m, labels[m], diverged)} | {fmt_number(loss, 6)} |")
+    lines += [
+        "",
+        f"Sampled: the mean loss over {n} held-out samples. This is a regression task "
+        f"({type(run.dist).__name__}) with no classes, so there is no accuracy or Bayes "
+        "accuracy. The report does not analyse superposition yet (which features each "
+        "hidden dimension represents, their interference); load the run with "
+        "`toylab.runs.load_run` and inspect `run.model(m)` directly.",
+        "",
+    ]
+    return lines
+
+
+def _data_figure(run: Any, exact: Any, labels: list[str], out: Path, progress: Progress,
+                 figure_cls: Any) -> list[str]:  # fmt: skip
+    """Every member's decision boundary over the data (up to MAX_DATA_PANELS, said so)."""
+    import jax
+
+    from toylab.viz import DataDisplay
+
+    if getattr(run.dist, "num_classes", 0) < 1:
+        return []
+    shown = list(range(min(run.num_members, MAX_DATA_PANELS)))
+    ncol = min(len(shown), 4)
+    nrow = -(-len(shown) // ncol)
+    fig = figure_cls(figsize=(4.6 * ncol, 4.6 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    for i, m in enumerate(progress.iterate(shown, "decision boundaries", unit="member")):
+        disp = DataDisplay.from_model(run.dist, run.model(m), key=jax.random.key(7),
+                                      analysis=exact["analyses"][m] if exact else None)  # fmt: skip
+        disp.title = f"member {m} ({labels[m]})"
+        disp.plot(axes[i // ncol, i % ncol])
+    for j in range(len(shown), nrow * ncol):
+        axes[j // ncol, j % ncol].axis("off")
+    fig.tight_layout()
+    _save(fig, out / "data.png")
+    caption = ("The run's only member." if run.num_members == 1 else
+               f"All {run.num_members} members." if len(shown) == run.num_members else
+               f"Members 0-{shown[-1]} of {run.num_members} (the first {len(shown)}).")  # fmt: skip
+    return ["## Data and decision boundaries", "", "![data](data.png)", "", caption, ""]
+
+
+def _neuron_table(neurons: dict[str, dict[str, Any]], tier: str) -> list[str]:
+    """Per-neuron statistics: probabilities and means with the analysis' tier; the maximum
+    and argmax come from the exact geometry (vertices of the linear regions)."""
     rows = [
-        "| neuron | P(active) exact | E[a] exact | max over domain | argmax |",
+        f"| neuron | P(active) ({tier}) | E[a] ({tier}) | max over domain (exact) | argmax |",
         "|---|---|---|---|---|",
     ]
     for name, s in neurons.items():
         rows.append(
-            f"| `{name}` | {s['firing_probability']:.6f} | {s['mean']:.6f} | {s['max']:.4f} | "
-            f"({s['argmax'][0]:.3f}, {s['argmax'][1]:.3f}) |"
+            f"| `{name}` | {fmt_number(s['firing_probability'], 6)} | {fmt_number(s['mean'], 6)} "
+            f"| {fmt_number(s['max'])} | ({fmt_number(s['argmax'][0], 3)}, "
+            f"{fmt_number(s['argmax'][1], 3)}) |"
         )
     return [*rows, ""]
 
@@ -187,18 +422,23 @@ def _report_summary(analysis: Any) -> dict[str, Any]:
     }
 
 
-def _exact_section(run: Any) -> dict[str, Any] | None:
+def _exact_section(run: Any, progress: Progress) -> dict[str, Any] | None:
     """Exact analysis for the report, when the run qualifies (else ``None``)."""
     from toylab._errors import NotApplicable
     from toylab.exact import analyze
 
+    results = []
     try:
-        results = [analyze(run.model(m), run.dist) for m in range(run.num_members)]
+        for m in progress.iterate(range(run.num_members), "exact analysis", unit="member"):
+            results.append(analyze(run.model(m), run.dist))
     except NotApplicable:
-        return None
+        return None  # e.g. superposition models: no exact geometry
     if any(r.kind != "plane" for r in results):
-        return None
+        return None  # the finite section enumerates the domain itself
+    tiers = sorted({str(r.tier) for r in results})
     return {
         "members": [_report_summary(r) for r in results],
         "analyses": results,
+        "tier": "/".join(tiers),
+        "error": max(float(getattr(r, "error", 0.0) or 0.0) for r in results),
     }

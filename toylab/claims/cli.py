@@ -2,8 +2,9 @@
 
 Prints a verdict table, writes it to ``RUN_DIR/report/claims.md`` and
 ``claims.json`` (atomically), and returns 0 when every claim holds, 1 when one
-fails. Bad claim files raise :class:`toylab.ToylabError` (exit status 2 from the
-``toylab`` command). :func:`register` adds the subcommand to a parser.
+fails (the only use of exit status 1 in toylab). Bad claim files and flags raise
+:class:`toylab.ToylabError` (exit status 2 from the ``toylab`` command).
+:func:`register` adds the subcommand to a parser.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     c.add_argument("--samples", type=int, default=20_000,
                    help="samples per sampled verdict (default 20000)")  # fmt: skip
     c.add_argument("--seed", type=int, default=0, help="seed of searches and samples")
+    c.add_argument("--quiet", action="store_true",
+                   help="no progress output (also off when stdout is not a terminal)")  # fmt: skip
     c.set_defaults(fn=cmd_check)
     return c
 
@@ -68,21 +71,49 @@ def format_table(names: list[str], results: list[Any], *, markdown: bool = False
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run ``toylab check``; returns 0 (all hold) or 1 (some fail)."""
+    from toylab._progress import Progress
+
+    budget = int(getattr(args, "budget", 200))
+    samples = int(getattr(args, "samples", 20_000))
+    seed = int(getattr(args, "seed", 0))
+    member = int(getattr(args, "member", 0))
+    for flag, value, low in (("--budget", budget, 1), ("--samples", samples, 1),
+                             ("--seed", seed, 0), ("--member", member, 0)):  # fmt: skip
+        if value < low:
+            raise ToylabError(f"{flag} must be an integer >= {low}, got {value}.")
+    progress = Progress.for_cli(quiet=bool(getattr(args, "quiet", False)))
+
     from toylab.claims import check_all, load_claims
     from toylab.runs import load_run
     from toylab.runs.io import atomic_write_json, atomic_write_text
 
-    claims = load_claims(args.claims)
+    try:
+        claims = load_claims(args.claims)
+    except UnicodeDecodeError as e:
+        raise ToylabError(
+            f"claim file {str(args.claims)!r} is not UTF-8 text (byte {e.object[e.start]:#04x} "
+            f"at position {e.start}). Save it as UTF-8."
+        ) from None
     run = load_run(args.run_dir)
-    model = run.model(int(getattr(args, "member", 0)))
-    results = check_all(claims, model, run.dist, budget=int(getattr(args, "budget", 200)),
-                        num_samples=int(getattr(args, "samples", 20_000)),
-                        seed=int(getattr(args, "seed", 0)))  # fmt: skip
+    kind = run.config.model.kind
+    if kind not in ("mlp", "onehot_mlp"):
+        raise ToylabError(
+            f"claims are checked on MLP runs ([model] kind = 'mlp' or 'onehot_mlp'); this "
+            f"run's model is kind = {kind!r}."
+        )
+    if member >= run.num_members:
+        raise ToylabError(
+            f"--member must be in 0..{run.num_members - 1} (the run has {run.num_members} "
+            f"member(s)), got {member}."
+        )
+    model = run.model(member)
+    with progress.task(f"checking {len(claims)} claim(s) about member {member}"):
+        results = check_all(claims, model, run.dist, budget=budget, num_samples=samples,
+                            seed=seed)  # fmt: skip
     names = [c.name or c.statement for c in claims]
     print(format_table(names, results))
     num_failed = sum(not r.holds for r in results)
     report = Path(run.path) / "report"
-    member = int(getattr(args, "member", 0))
     md = [f"# Claims about {run.path.name}, member {member}", "",
           f"Claim file: `{args.claims}`. {len(results) - num_failed} of {len(results)} hold.",
           "", format_table(names, results, markdown=True), "", "## Details", ""]  # fmt: skip
@@ -100,16 +131,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone ``check`` command with the ``toylab`` exit codes (0, 1, 2)."""
-    parser = argparse.ArgumentParser(prog="toylab")
-    sub = parser.add_subparsers(dest="command")
-    register(sub)
-    args = parser.parse_args(["check", *(argv or [])])
-    try:
-        return int(args.fn(args))
-    except ToylabError as e:
-        print(f"toylab check: error: {e}", file=sys.stderr)
-        return 2
+    """Stand-alone ``check`` command with the ``toylab`` exit codes (0, 1, 2, 3): the same as
+    ``toylab check ARGS``."""
+    from toylab.cli import main as toylab_main
+
+    return toylab_main(["check", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,8 +3,11 @@
 A run directory holds::
 
     config.toml             the experiment config, as resolved (defaults filled in)
-    manifest.json           format, status, versions, platform, seeds, members, git hash, times
-    metrics.jsonl           one JSON record per logged step (per-member lists)
+    manifest.json           format, status, versions, platform, seeds, members, git hash, times,
+                            the SHA-256 of every array file and which file holds the final
+                            parameters
+    metrics.jsonl           one JSON record per logged step (per-member lists; strict JSON:
+                            a non-finite value, e.g. the loss of a diverged member, is null)
     checkpoints/step_XXXXXXXX.npz   parameters of every member at each checkpoint step
     state.npz               the latest full training state (parameters, optimizer, step)
     report/                 the report written by ``toylab demo`` / :func:`toylab.report.write_report`
@@ -13,6 +16,21 @@ Every file is written atomically (:mod:`toylab.runs.io`); ``state.npz`` is
 written last at every event, so a run killed at any moment resumes from a
 consistent state (:func:`resume_run`) and ends with the same parameters as an
 uninterrupted run. Nothing is pickled: loading a run never executes code.
+
+**What is loaded is what was trained.** A complete run's parameters come from the file
+its manifest names (``final_params``: the checkpoint at the last step) and every array
+file is checked against the SHA-256 the manifest recorded; a missing or altered file is a
+:class:`~toylab.CorruptRun` error, never a silent fallback to other (e.g. initial)
+parameters.
+
+**A directory toylab did not write is never touched.** :func:`start_run` trains into a
+new or empty directory; with ``overwrite=True`` it replaces only a directory whose
+``manifest.json`` says it is a toylab run and that holds nothing toylab did not write.
+The new run is trained in a hidden sibling (``.NAME.new``) and swapped in only once it is
+complete; an interrupted overwrite is finished by :func:`resume_run` on ``NAME``.
+Everything in the config is validated (including whether the model, the loss and the
+data mode suit the distribution, and whether one step can fit in memory) before
+anything is written.
 """
 
 from __future__ import annotations
@@ -20,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -30,15 +49,36 @@ from typing import Any
 import numpy as np
 import tomli_w
 
-from toylab._errors import ToylabError
+from toylab._errors import CorruptRun, ToylabError
+from toylab._progress import QUIET, Progress
 from toylab.config import ExperimentConfig, load_config
-from toylab.runs.io import atomic_write_json, atomic_write_text, load_tree, save_tree
+from toylab.runs.io import (
+    atomic_write_json,
+    atomic_write_text,
+    load_tree,
+    save_tree,
+    sha256_file,
+    strict_json,
+)
 from toylab.train import Ensemble, TrainResult, TrainState, divergence_messages, init_ensemble
 from toylab.train import train as _train
 
-__all__ = ["FORMAT", "Run", "load_run", "resume_run", "start_run"]
+__all__ = [
+    "FORMAT",
+    "Run",
+    "is_run_dir",
+    "load_run",
+    "pending_overwrite",
+    "resume_run",
+    "start_run",
+]
 
 FORMAT = "toylab-run/1"
+#: What toylab writes at the top of a run directory (anything else is the user's).
+RUN_ENTRIES = frozenset(
+    {"config.toml", "manifest.json", "metrics.jsonl", "state.npz", "checkpoints", "report",
+     "compare", "atlas"}
+)  # fmt: skip
 
 
 def _now() -> str:
@@ -76,13 +116,27 @@ def _versions() -> dict[str, str]:
     }
 
 
+# ---------------------------------------------------------------- metrics (strict JSON)
+
+
 def _jsonable(rec: dict[str, Any]) -> dict[str, Any]:
     return {k: (np.asarray(v).tolist() if not isinstance(v, int) else v) for k, v in rec.items()}
 
 
 def _write_metrics(run_dir: Path, records: list[dict[str, Any]]) -> None:
-    text = "".join(json.dumps(_jsonable(r), sort_keys=True) + "\n" for r in records)
+    text = "".join(
+        json.dumps(strict_json(_jsonable(r)), sort_keys=True, allow_nan=False) + "\n"
+        for r in records
+    )
     atomic_write_text(run_dir / "metrics.jsonl", text)
+
+
+def _metric_array(value: Any) -> np.ndarray:
+    """A metric as a float array; ``null`` (a non-finite value) reads back as NaN."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.asarray(value)
 
 
 def _read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -93,20 +147,49 @@ def _read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
-            raise ToylabError(
-                f"{str(path)!r} line {i + 1} is not valid JSON; the file is corrupted."
+            step = int(rec["step"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise CorruptRun(
+                f"{str(path)!r} line {i + 1} is not a valid metrics record; the file is corrupted."
             ) from None
-        out.append({k: (v if k == "step" else np.asarray(v)) for k, v in rec.items()})
+        out.append({k: (step if k == "step" else _metric_array(v)) for k, v in rec.items()})
     return out
 
 
+# ---------------------------------------------------------------- files and checksums
+
+
+def _ckpt_rel(step: int) -> str:
+    return f"checkpoints/step_{step:08d}.npz"
+
+
 def _ckpt_path(run_dir: Path, step: int) -> Path:
-    return run_dir / "checkpoints" / f"step_{step:08d}.npz"
+    return run_dir / _ckpt_rel(step)
 
 
 def _state_tree(state: TrainState) -> dict[str, Any]:
     return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+
+
+def _verify(run_dir: Path, manifest: dict[str, Any], rel: str) -> str:
+    """Check ``rel`` against the manifest's SHA-256; return how it was verified."""
+    path = run_dir / rel
+    if not path.exists():
+        raise CorruptRun(
+            f"{str(path)!r} is missing; the run directory {str(run_dir)!r} is incomplete. "
+            "Restore the file from a copy of the run, or train the run again "
+            "('toylab train CONFIG --out DIR --overwrite')."
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or rel not in files:
+        return "no checksum recorded"
+    if sha256_file(path) != files[rel]:
+        raise CorruptRun(
+            f"{str(path)!r} does not match the SHA-256 recorded in manifest.json: it was "
+            "altered or damaged after the run wrote it. Restore it from a copy of the run, or "
+            "train the run again ('toylab train CONFIG --out DIR --overwrite')."
+        )
+    return "SHA-256 verified"
 
 
 @dataclasses.dataclass
@@ -118,14 +201,18 @@ class _Writer:
 
     def __call__(self, ensemble: Ensemble, state: TrainState, rec: Any, is_ckpt: bool) -> None:
         step = int(state.step)
+        files = self.manifest.setdefault("files", {})
         if is_ckpt:
-            save_tree(_ckpt_path(self.run_dir, step), state.params)
+            files[_ckpt_rel(step)] = save_tree(_ckpt_path(self.run_dir, step), state.params)
         if rec is not None:
             self.records.append(rec)
             _write_metrics(self.run_dir, self.records)
-        save_tree(self.run_dir / "state.npz", _state_tree(state))
+        files["state.npz"] = save_tree(self.run_dir / "state.npz", _state_tree(state))
         self.manifest["step"] = step
         self.manifest["divergences"] = divergence_messages(ensemble, state)
+        self.manifest["diverged_members"] = [
+            int(m) for m in np.flatnonzero(np.asarray(state.diverged_at) >= 0)
+        ]
         atomic_write_json(self.run_dir / "manifest.json", self.manifest)
 
 
@@ -136,33 +223,236 @@ def _member_table(config: ExperimentConfig) -> list[dict[str, Any]]:
     return [{"member": m, "seed": s, "sweep_value": v} for m, (s, v) in enumerate(members)]
 
 
+# ---------------------------------------------------------------- directory safety
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a directory whose ``manifest.json`` says it is a toylab run."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    fmt = manifest.get("format") if isinstance(manifest, dict) else None
+    return isinstance(fmt, str) and fmt.startswith("toylab-run/")
+
+
+def _foreign_entries(path: Path) -> list[str]:
+    """Entries of a run directory that toylab did not write (its temporary files are its own)."""
+    out = []
+    for p in sorted(path.iterdir()):
+        if p.name in RUN_ENTRIES or (p.name.startswith(".") and p.name.endswith(".tmp")):
+            continue
+        out.append(p.name)
+    ck = path / "checkpoints"
+    if ck.is_dir():
+        for p in sorted(ck.iterdir()):
+            if not (p.name.startswith("step_") and p.suffix == ".npz") and not (
+                p.name.startswith(".") and p.name.endswith(".tmp")
+            ):
+                out.append(f"checkpoints/{p.name}")
+    return out
+
+
+def _is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+def _check_writable_target(run_dir: Path) -> None:
+    """``run_dir`` can be created: it is not a file and its nearest existing ancestor is a
+    writable directory."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ToylabError(
+            f"--out {str(run_dir)!r} is a file, not a directory. Choose a directory path "
+            "for the run (it is created if missing)."
+        )
+    parent = run_dir.parent if not run_dir.exists() else run_dir
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ToylabError(
+            f"--out {str(run_dir)!r} cannot be created: {str(parent)!r} is a file, not a "
+            "directory. Choose another path."
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ToylabError(
+            f"--out {str(run_dir)!r} cannot be created: {str(parent)!r} is not writable "
+            "by you. Choose a directory you can write to."
+        )
+
+
+def _removable_run(path: Path, what: str) -> None:
+    """Refuse unless ``path`` is a toylab run holding only what toylab wrote."""
+    if not is_run_dir(path):
+        raise ToylabError(
+            f"{what} {str(path)!r} exists and is not a toylab run (it has no toylab "
+            "manifest.json). toylab never deletes a directory it did not write: choose "
+            "another --out, or move that directory away yourself."
+        )
+    foreign = _foreign_entries(path)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise ToylabError(
+            f"{what} {str(path)!r} is a toylab run but also holds files toylab did not "
+            f"write ({shown}). --overwrite replaces the whole directory: move those files "
+            "elsewhere first, or choose another --out."
+        )
+
+
+def _sibling(final_dir: Path, tag: str) -> Path:
+    return final_dir.with_name(f".{final_dir.name}.{tag}")
+
+
+def pending_overwrite(run_dir: str | Path) -> Path | None:
+    """The hidden directory of an interrupted ``--overwrite`` of ``run_dir``, if any."""
+    new = _sibling(Path(run_dir), "new")
+    return new if is_run_dir(new) else None
+
+
+def _remove_run(path: Path) -> None:
+    """Delete a directory toylab wrote (a run, or an empty directory); anything else stays."""
+    if _is_empty_dir(path):
+        path.rmdir()
+        return
+    _removable_run(path, "directory")
+    shutil.rmtree(path)
+
+
+def _swap_in(final_dir: Path, new_dir: Path) -> None:
+    """Replace ``final_dir`` by the complete run ``new_dir``; safe to repeat after a kill."""
+    old = _sibling(final_dir, "old")
+    if new_dir.exists():
+        if old.exists():
+            _remove_run(old)
+        if final_dir.exists():
+            final_dir.rename(old)
+        new_dir.rename(final_dir)
+    if old.exists():
+        _remove_run(old)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _memory_limit() -> tuple[int | None, str]:
+    """Bytes available to one computation on the default device, and what they are."""
+    import jax
+
+    dev = jax.devices()[0]
+    try:
+        stats = dev.memory_stats() or {}
+    except Exception:  # noqa: BLE001 - backends without memory statistics
+        stats = {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]), f"{dev.platform} device memory"
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "physical memory"
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None, ""
+
+
+def _check_memory(config: ExperimentConfig, dist: Any, num_members: int) -> None:
+    """Refuse a config whose training step or evaluation cannot fit in memory.
+
+    A lower bound, so it never refuses a config that fits: every member keeps at least
+    its inputs, each hidden layer's pre- and post-activation and its outputs for every
+    example of a batch (float32), to differentiate the loss.
+    """
+    hidden = sum(config.model.hidden)
+    num_out = dist.num_classes if dist.num_classes > 0 else dist.dim
+    per_example = 4 * num_members * (dist.dim + 2 * hidden + num_out)
+    t = config.train
+    n_eval = dist.domain.size if dist.kind == "finite" else t.num_eval_samples
+    domain = f"the finite domain ({n_eval} inputs)"
+    needs = {  # bytes each use needs at least, by what sets it
+        domain if dist.kind == "finite" else f"[train] num_eval_samples = {n_eval}": per_example
+        * n_eval
+    }
+    if t.data != "full":
+        needs[f"[train] batch_size = {t.batch_size}"] = per_example * t.batch_size
+    if t.data == "fixed":
+        needs[f"[train] num_train = {t.num_train}"] = 4 * num_members * (dist.dim + 1) * t.num_train
+    field, need = max(needs.items(), key=lambda kv: kv[1])
+    limit, what = _memory_limit()
+    if limit is not None and need > limit:
+        raise ToylabError(
+            f"{field} needs at least {need / 2**30:.1f} GiB per step for "
+            f"{num_members} member(s), more than the {limit / 2**30:.1f} GiB of {what}. "
+            "Lower batch_size (or num_eval_samples), use fewer seeds or sweep values, or a "
+            "smaller [model] hidden."
+        )
+
+
+def _validate(config: ExperimentConfig) -> ExperimentConfig:
+    """Everything that can be checked before a file is written; returns the resolved config."""
+    from toylab.train.core import _loss_fn
+
+    config = config.resolved()
+    dist = config.make_distribution()
+    # model x distribution and data mode (init_ensemble builds every member's shapes; no
+    # compilation), loss x distribution (the loss function train() would use)
+    ensemble, _ = init_ensemble(
+        dist, config.model, config.train, config.seeds, config.sweep, abstract=True
+    )
+    _loss_fn(config.train, dist)
+    _check_memory(config, dist, ensemble.num_members)
+    return config
+
+
+def _bayes_first(dist: Any, progress: Progress) -> None:
+    """Compute the Bayes-optimal accuracy (cached per distribution) with a status line, so
+    training's first evaluation does not sit silent through a long quadrature."""
+    if getattr(dist, "num_classes", 0) < 2:
+        return
+    with progress.task(f"Bayes-optimal accuracy of {type(dist).__name__}"):
+        try:
+            dist.bayes()
+        except ToylabError:  # no Bayes accuracy here; training reports none either
+            pass
+
+
+# ---------------------------------------------------------------- start, resume, load
+
+
 def start_run(
     config: ExperimentConfig,
     run_dir: str | Path,
     *,
-    progress: bool = False,
+    progress: bool | Progress = False,
     overwrite: bool = False,
 ) -> Run:
     """Train ``config`` into a new run directory ``run_dir`` and return the loaded run.
 
-    ``run_dir`` must not already hold a run unless ``overwrite=True``; then the new
-    run is trained into a sibling temporary directory and swapped in only once it
-    is complete, so the old run survives any failure.
+    ``run_dir`` must be missing or empty, unless ``overwrite=True``: then it may be a
+    complete or interrupted toylab run (nothing else, see the module docstring), which the
+    new run replaces once it is complete. The config is validated first; nothing is
+    written for an invalid one. ``progress``: a :class:`toylab._progress.Progress` (or
+    ``True`` for progress on stderr).
     """
-    run_dir = Path(run_dir)
-    final_dir = run_dir
-    if run_dir.exists() and any(run_dir.iterdir()):
+    prog = _as_progress(progress)
+    final_dir = Path(run_dir)
+    _check_writable_target(final_dir)
+    replace = final_dir.exists() and not _is_empty_dir(final_dir)
+    if replace:
         if not overwrite:
+            if is_run_dir(final_dir):
+                raise ToylabError(
+                    f"--out {str(final_dir)!r} already exists and is not empty (it holds a "
+                    f"toylab run). Use --resume {str(final_dir)!r} to continue that run, "
+                    "--overwrite to replace it, or choose a new directory."
+                )
             raise ToylabError(
-                f"--out {str(run_dir)!r} already exists and is not empty. Use --resume "
-                f"{str(run_dir)!r} to continue that run, or choose a new directory."
+                f"--out {str(final_dir)!r} already exists and is not empty (and is not a "
+                "toylab run). Choose a new directory."
             )
-        run_dir = run_dir.with_name(f".{run_dir.name}.new")
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-    config = config.resolved()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.toml", tomli_w.dumps(config.to_dict()))
+        _removable_run(final_dir, "--out")
+    config = _validate(config)
+    _bayes_first(config.make_distribution(), prog)
+    work_dir = _sibling(final_dir, "new") if replace else final_dir
+    if replace and work_dir.exists():  # a stale interrupted overwrite, replaced by this one
+        _remove_run(work_dir)
+    created = not work_dir.exists()
+    work_dir.mkdir(parents=True, exist_ok=True)
     manifest = {
         "format": FORMAT,
         "status": "running",
@@ -181,17 +471,54 @@ def start_run(
         "step": 0,
         "num_steps": config.train.num_steps,
         "divergences": [],
+        "diverged_members": [],
+        "files": {},
+        "final_params": None,
     }
-    atomic_write_json(run_dir / "manifest.json", manifest)
-    _run_training(run_dir, config, manifest, [], None, progress)
-    if final_dir != run_dir:
-        old = final_dir.with_name(f".{final_dir.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        final_dir.rename(old)
-        run_dir.rename(final_dir)
-        shutil.rmtree(old)
+    if replace:
+        manifest["replaces"] = final_dir.name
+    # the manifest first: from here on the directory is recognisably a toylab run
+    atomic_write_json(work_dir / "manifest.json", manifest)
+    atomic_write_text(work_dir / "config.toml", tomli_w.dumps(config.to_dict()))
+    try:
+        _run_training(work_dir, config, manifest, [], None, prog)
+    except Exception as e:
+        if manifest["step"] == 0:  # nothing trained: leave no half-made run behind
+            shutil.rmtree(work_dir)
+            if not created:  # the user's empty directory stays
+                work_dir.mkdir()
+            where = ""
+        else:
+            where = (
+                f" The incomplete run is in {str(work_dir)!r}; after fixing the cause, continue "
+                f"it with 'toylab train --resume {final_dir}' or replace it with "
+                "'toylab train CONFIG --out DIR --overwrite'."
+            )
+        if _out_of_memory(e):
+            raise ToylabError(
+                f"training ran out of memory ({str(e).splitlines()[0][:160]}). Lower [train] "
+                "batch_size, num_eval_samples or num_train, use fewer seeds or sweep values, or "
+                "a smaller [model] hidden." + where
+            ) from None
+        if isinstance(e, ToylabError):
+            raise ToylabError(f"{e}{where}") from None
+        raise
+    if replace:
+        _swap_in(final_dir, work_dir)
     return load_run(final_dir)
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, MemoryError) or (
+        type(e).__name__ in ("XlaRuntimeError", "JaxRuntimeError")
+        and "RESOURCE_EXHAUSTED" in str(e)
+    )
+
+
+def _as_progress(progress: bool | Progress) -> Progress:
+    if isinstance(progress, Progress):
+        return progress
+    return Progress(True) if progress else QUIET
 
 
 def _run_training(
@@ -200,7 +527,7 @@ def _run_training(
     manifest: dict[str, Any],
     records: list[dict[str, Any]],
     state: TrainState | None,
-    progress: bool,
+    progress: Progress,
 ) -> TrainResult:
     writer = _Writer(run_dir, config, manifest, records)
     result = _train(
@@ -211,8 +538,11 @@ def _run_training(
         config.sweep,
         state=state,
         callback=writer,
-        progress=progress,
+        progress=progress.enabled,
     )
+    final = _ckpt_rel(config.train.num_steps)
+    manifest["final_params"] = final
+    _verify(run_dir, manifest, final)
     manifest["status"] = "complete"
     manifest["end_time"] = _now()
     atomic_write_json(run_dir / "manifest.json", manifest)
@@ -221,6 +551,8 @@ def _run_training(
 
 def _read_manifest(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "manifest.json"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ToylabError(f"{str(run_dir)!r} is a file, not a run directory. Check the path.")
     if not run_dir.is_dir():
         raise ToylabError(f"run directory {str(run_dir)!r} does not exist. Check the path.")
     if not path.exists():
@@ -231,44 +563,80 @@ def _read_manifest(run_dir: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ToylabError(f"{str(path)!r} is corrupted (not valid JSON).") from None
+        raise CorruptRun(f"{str(path)!r} is corrupted (not valid JSON).") from None
     fmt = manifest.get("format") if isinstance(manifest, dict) else None
     if fmt != FORMAT:
-        raise ToylabError(
+        raise CorruptRun(
             f"{str(run_dir)!r} has run format {fmt!r}, but this toylab reads {FORMAT!r}. "
             "Load it with the toylab version that wrote it (see manifest.json) or retrain."
         )
     return manifest
 
 
-def resume_run(run_dir: str | Path, *, progress: bool = False) -> Run:
-    """Continue an interrupted run from its last saved state (a finished run is returned as is)."""
-    run_dir = Path(run_dir)
-    manifest = _read_manifest(run_dir)
+def resume_run(run_dir: str | Path, *, progress: bool | Progress = False) -> Run:
+    """Continue an interrupted run from its last saved state (a finished run is returned as
+    is). An interrupted ``overwrite`` of ``run_dir`` (see :func:`start_run`) is continued
+    and then swapped in."""
+    prog = _as_progress(progress)
+    final_dir = Path(run_dir)
+    new_dir = _sibling(final_dir, "new")
+    if is_run_dir(new_dir):
+        prog.note(f"continuing the interrupted --overwrite of {final_dir} (in {new_dir})")
+        if _read_manifest(new_dir).get("status") != "complete":
+            _resume_in_place(new_dir, prog)
+        _swap_in(final_dir, new_dir)
+        return load_run(final_dir)
+    if not final_dir.exists() and _sibling(final_dir, "old").exists():
+        raise CorruptRun(  # pragma: no cover - needs a kill between two renames
+            f"{str(final_dir)!r} is missing but {str(_sibling(final_dir, 'old'))!r} holds "
+            "the run it was replacing: rename that directory back to continue."
+        )
+    if _sibling(final_dir, "old").exists() and is_run_dir(final_dir):
+        _remove_run(_sibling(final_dir, "old"))  # killed after the swap, before the cleanup
+    manifest = _read_manifest(final_dir)
     if manifest.get("status") == "complete":
-        return load_run(run_dir)
-    config = load_config(run_dir / "config.toml")
+        prog.note(f"{final_dir} is already complete; nothing to resume")
+        return load_run(final_dir)
+    _resume_in_place(final_dir, prog)
+    return load_run(final_dir)
+
+
+def _resume_in_place(run_dir: Path, progress: Progress) -> None:
+    manifest = _read_manifest(run_dir)
+    config = _validate(load_config(run_dir / "config.toml"))
     dist = config.make_distribution()
+    _bayes_first(dist, progress)
     ensemble, template = init_ensemble(
         dist, config.model, config.train, config.seeds, config.sweep, abstract=True
     )
+    state: TrainState | None = None
     if (run_dir / "state.npz").exists():
-        tree = load_tree(run_dir / "state.npz", _state_tree(template))
-        state = TrainState(**tree)
-    else:
-        state = None
+        state = TrainState(**load_tree(run_dir / "state.npz", _state_tree(template)))
     step = 0 if state is None else int(state.step)
-    records = [r for r in _read_metrics(run_dir) if r["step"] <= step]
-    if state is None:
-        records = []
+    records = [r for r in _read_metrics(run_dir) if r["step"] <= step] if state is not None else []
+    # the checksums of what is on disk up to the resumed step (a kill can come between a
+    # file and the manifest that records it); later checkpoints are rewritten
+    files = {k: v for k, v in manifest.get("files", {}).items() if k != "state.npz"}
+    for p in sorted((run_dir / "checkpoints").glob("step_*.npz")):
+        s = int(p.stem.split("_")[1])
+        rel = _ckpt_rel(s)
+        if s <= step and rel not in files:
+            files[rel] = sha256_file(p)
+        elif s > step:
+            files.pop(rel, None)
+    manifest["files"] = files
     manifest["resumed"] = [*manifest.get("resumed", []), {"at_step": step, "time": _now()}]
     _run_training(run_dir, config, manifest, records, state, progress)
-    return load_run(run_dir)
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """A run loaded from disk: config, manifest, metrics and parameters per checkpoint."""
+    """A run loaded from disk: config, manifest, metrics and parameters per checkpoint.
+
+    ``params`` are the final parameters of a complete run (or the latest saved ones of an
+    interrupted run); ``params_source`` says which file they came from and how it was
+    verified; ``step`` is their training step.
+    """
 
     path: Path
     config: ExperimentConfig
@@ -276,6 +644,8 @@ class Run:
     metrics: list[dict[str, Any]]
     ensemble: Ensemble
     params: Any  # final (or latest) parameters, stacked over members
+    params_source: str = ""
+    step: int = 0
 
     @property
     def dist(self) -> Any:
@@ -286,16 +656,40 @@ class Run:
         return self.ensemble.num_members
 
     @property
+    def complete(self) -> bool:
+        return self.manifest.get("status") == "complete"
+
+    @property
     def checkpoint_steps(self) -> list[int]:
         return sorted(
             int(p.stem.split("_")[1]) for p in (self.path / "checkpoints").glob("step_*.npz")
         )
+
+    def member_label(self, member: int) -> str:
+        """``"seed 0"`` or, in a sweep, ``"seed 0, learning_rate=0.03"``."""
+        return self.ensemble.member_label(member)
+
+    @property
+    def diverged(self) -> dict[int, str]:
+        """Members that diverged during training, with the message saying when and how."""
+        members = [int(m) for m in self.manifest.get("diverged_members", [])]
+        msgs = [str(m) for m in self.manifest.get("divergences", [])]
+        if len(members) == len(msgs):
+            return dict(zip(members, msgs, strict=True))
+        # runs written before "diverged_members": "member 3 (seed 1) diverged at step 40 ..."
+        out = {}
+        for msg in msgs:
+            head = msg.split(" ", 2)
+            if len(head) > 1 and head[0] == "member" and head[1].isdigit():
+                out[int(head[1])] = msg
+        return out
 
     def params_at(self, step: int) -> Any:
         if step not in self.checkpoint_steps:
             raise ToylabError(
                 f"Run.params_at: step must be a checkpoint step {self.checkpoint_steps}, got {step!r}."
             )
+        _verify(self.path, self.manifest, _ckpt_rel(step))
         return load_tree(_ckpt_path(self.path, step), self.params)
 
     def model(self, member: int = 0, step: int | None = None) -> Any:
@@ -315,18 +709,81 @@ class Run:
         return [self.model(m, step) for m in range(self.num_members)]
 
 
+def _final_params(run_dir: Path, manifest: dict[str, Any], template: TrainState) -> tuple:
+    """A complete run's final parameters: the file the manifest names (runs written before
+    ``final_params`` existed: the checkpoint at the last step, which is the same), else a
+    verified ``state.npz`` at the last step; never anything else."""
+    step = int(manifest.get("num_steps", 0))
+    rel = manifest.get("final_params") or _ckpt_rel(step)
+    try:
+        how = _verify(run_dir, manifest, rel)
+    except CorruptRun as e:
+        spath = run_dir / "state.npz"
+        recorded = manifest.get("files", {}).get("state.npz")
+        if not (spath.exists() and recorded and sha256_file(spath) == recorded):
+            raise CorruptRun(
+                f"{e} The run is complete, but without this file its final parameters are "
+                "unknown; toylab will not substitute other parameters."
+            ) from None
+        state = load_tree(spath, _state_tree(template))
+        if int(state["step"]) != step:  # pragma: no cover - the manifest is written last
+            raise e from None
+        return (
+            state["params"],
+            f"state.npz (final parameters, step {step}; {rel} is "
+            "missing or damaged, state.npz SHA-256 verified)",
+            step,
+        )
+    params = load_tree(run_dir / rel, template.params)
+    return params, f"{rel} (final parameters, step {step}; {how})", step
+
+
 def load_run(run_dir: str | Path) -> Run:
-    """Load a run directory written by :func:`start_run` (complete or interrupted)."""
+    """Load a run directory written by :func:`start_run` (complete or interrupted).
+
+    A complete run's parameters come from the file named by its manifest, checked against
+    the recorded SHA-256; an interrupted run's from ``state.npz``. A missing or altered
+    file raises :class:`~toylab.CorruptRun`; no other parameters are ever substituted.
+    """
     run_dir = Path(run_dir)
     manifest = _read_manifest(run_dir)
     config = load_config(run_dir / "config.toml")
     dist = config.make_distribution()
-    has_state = (run_dir / "state.npz").exists()
     ensemble, template = init_ensemble(
-        dist, config.model, config.train, config.seeds, config.sweep, abstract=has_state
+        dist, config.model, config.train, config.seeds, config.sweep, abstract=True
     )
-    if has_state:
-        params = load_tree(run_dir / "state.npz", _state_tree(template))["params"]
-    else:  # killed before the first save: the initial parameters
-        params = template.params
-    return Run(run_dir, config, manifest, _read_metrics(run_dir), ensemble, params)
+    complete = manifest.get("status") == "complete"
+    # every array file present is checked against its recorded SHA-256 (a missing
+    # checkpoint is reported when it is asked for; an interrupted run's state.npz may be
+    # newer than its manifest, see below)
+    for rel in sorted(manifest.get("files") or {}):
+        if (run_dir / rel).exists() and (complete or rel != "state.npz"):
+            _verify(run_dir, manifest, rel)
+    if complete:
+        params, source, step = _final_params(run_dir, manifest, template)
+    else:
+        spath = run_dir / "state.npz"
+        if not spath.exists():
+            raise CorruptRun(
+                f"{str(run_dir)!r} is an interrupted run with no saved training state "
+                "(state.npz); its parameters are unknown. Continue it with "
+                f"'toylab train --resume {run_dir}' (training restarts from step 0)."
+            )
+        state = load_tree(spath, _state_tree(template))
+        step = int(state["step"])
+        recorded = manifest.get("files", {}).get("state.npz")
+        how = "no checksum recorded"
+        if recorded is not None:
+            if sha256_file(spath) == recorded:
+                how = "SHA-256 verified"
+            elif step > int(manifest.get("step", 0)):
+                how = "newer than the manifest (interrupted between two writes)"
+            else:
+                raise CorruptRun(
+                    f"{str(spath)!r} does not match the SHA-256 recorded in manifest.json: it "
+                    "was altered or damaged after the run wrote it. Continue the run with "
+                    f"'toylab train --resume {run_dir}' after restoring it, or train again."
+                )
+        params = state["params"]
+        source = f"state.npz (training interrupted at step {step}; {how})"
+    return Run(run_dir, config, manifest, _read_metrics(run_dir), ensemble, params, source, step)

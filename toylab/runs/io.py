@@ -3,14 +3,20 @@
 Every file in a run directory is written to a temporary file in the same
 directory, flushed and fsync-ed, then moved into place with ``os.replace``: a
 process killed at any moment leaves either the old file or the new one, never a
-torn one. Arrays are stored in ``.npz`` archives keyed by their pytree path and
-read back with ``allow_pickle=False``, so loading a run never executes code.
+torn one. Files get the permissions an ordinary ``open()`` would give them
+(``0o666`` less the user's umask), so a run shared with colleagues is readable.
+Arrays are stored in ``.npz`` archives keyed by their pytree path and read back
+with ``allow_pickle=False``, so loading a run never executes code;
+:func:`save_tree` returns the SHA-256 of the bytes it wrote (run manifests record
+it, :func:`sha256_file` checks it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -22,14 +28,38 @@ import numpy as np
 
 from toylab._errors import ToylabError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "load_tree", "save_tree"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "load_tree",
+    "save_tree",
+    "sha256_file",
+    "strict_json",
+]
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - not Linux: the classic read-and-restore
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see the module docstring)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would not
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -53,8 +83,22 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+def strict_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf) replaced by ``None``: standard JSON
+    has no NaN, and ``json.dumps`` would write the non-standard bare ``NaN``."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> None:
+    """Strict JSON: non-finite floats become ``null`` (:func:`strict_json`)."""
+    text = json.dumps(strict_json(obj), indent=indent, sort_keys=True, allow_nan=False)
+    atomic_write_text(path, text + "\n")
 
 
 def _flat(tree: Any) -> dict[str, np.ndarray]:
@@ -82,11 +126,23 @@ def _shape_dtype(leaf: Any) -> tuple[tuple[int, ...], np.dtype]:
     return ref.shape, ref.dtype
 
 
-def save_tree(path: str | Path, tree: Any) -> None:
-    """Save a pytree of arrays to ``path`` (``.npz``, atomically)."""
+def save_tree(path: str | Path, tree: Any) -> str:
+    """Save a pytree of arrays to ``path`` (``.npz``, atomically); return the SHA-256 (hex)
+    of the bytes written."""
     buf = io.BytesIO()
     np.savez(buf, **_flat(tree))  # type: ignore[arg-type]
-    atomic_write_bytes(path, buf.getvalue())
+    data = buf.getvalue()
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 (hex) of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def load_tree(path: str | Path, template: Any) -> Any:

@@ -52,15 +52,17 @@ INDEX = """{% extends "base" %}
 <nav class="crumbs"><a href="run.html">run page</a> (data, training, accuracy)</nav>
 {% endblock %}
 {% block main %}
-<nav class="seeds" id="seeds">seed:
-{% for m in members %}<a href="#member{{ m.member }}">member {{ m.member }} (seed {{ m.seed }})</a>
+<nav class="seeds" id="seeds">member:
+{% for m in members %}<a href="#member{{ m.member }}">member {{ m.member }} ({{ m.label }}){% if m.diverged %} diverged{% endif %}</a>
 {% endfor %}</nav>
-<p class="note">Each thumbnail is a neuron's value over the input domain (red positive, blue
-negative, white zero; each with its own scale). Click one for its page.</p>
+{% if planar %}<p class="note">Each thumbnail is a neuron's value over the input domain (red
+positive, blue negative, white zero; each with its own scale). Click one for its page.</p>
+{% else %}<p class="note">The inputs are not a 2-D box, so there are no maps. Click a neuron
+for its page.</p>{% endif %}
 {% for m in members %}
 <section class="member" id="member{{ m.member }}">
-<h2>member {{ m.member }} (seed {{ m.seed }}){% if m.accuracy is not none %}: exact accuracy
-{{ "%.4f"|format(m.accuracy) }}{% endif %}</h2>
+<h2>member {{ m.member }} ({{ m.label }}){% if m.accuracy %}: {{ m.accuracy }}{% endif %}</h2>
+{% if m.diverged %}<p class="note verdict-fails">{{ m.diverged }}</p>{% endif %}
 {% for layer in m.layers %}
 <h3><code>{{ layer.name }}</code></h3>
 <div class="grid">
@@ -92,11 +94,11 @@ NEURON = """{% extends "base" %}
 {% block title %}{{ address }} (member {{ member }}): {{ run_name }}{% endblock %}
 {% block header %}
 <nav class="crumbs"><a href="../index.html#member{{ member }}">atlas</a> ›
-member {{ member }} (seed {{ seed }}) › <a href="../run.html">run page</a>
+member {{ member }} ({{ label }}) › <a href="../run.html">run page</a>
 {% if prev %} · <a href="{{ prev.href }}">← <code>{{ prev.address }}</code></a>{% endif %}
 {% if next %} · <a href="{{ next.href }}"><code>{{ next.address }}</code> →</a>{% endif %}</nav>
 <h1><code id="address">{{ address }}</code></h1>
-<div>{{ run_name }} · member {{ member }} (seed {{ seed }})</div>
+<div>{{ run_name }} · member {{ member }} ({{ label }})</div>
 {% endblock %}
 {% block main %}
 <div class="cols">
@@ -106,7 +108,7 @@ member {{ member }} (seed {{ seed }}) › <a href="../run.html">run page</a>
 {% else %}<p class="note">No map: the input domain is not a 2-D box.</p>{% endif %}
 </div>
 <div>
-<h2>Exact statistics</h2>
+<h2>{% if not stats or stats[0][1] == "exact" %}Exact statistics{% else %}Statistics ({{ stats[0][1] }}){% endif %}</h2>
 {% if stats %}<table>
 {% for k, v in stats %}<tr><th>{{ k }}</th><td class="num">{{ v }}</td></tr>
 {% endfor %}</table>
@@ -127,12 +129,12 @@ member {{ member }} (seed {{ seed }}) › <a href="../run.html">run page</a>
 <div><h3>incoming (bias {{ bias }})</h3>
 <table><tr><th>from</th><th>weight</th></tr>
 {% for w in incoming %}<tr><td>{% if w.href %}<a href="{{ w.href }}"><code>{{ w.address }}</code></a>{% else %}<code>{{ w.address }}</code>{% endif %}</td>
-<td class="num" style="background:{{ w.color }}">{{ "%+.4f"|format(w.value) }}</td></tr>
+<td class="num" style="background:{{ w.color }}">{{ w.text }}</td></tr>
 {% endfor %}</table></div>
 <div><h3>outgoing</h3>
 <table><tr><th>to</th><th>weight</th></tr>
 {% for w in outgoing %}<tr><td>{% if w.href %}<a href="{{ w.href }}"><code>{{ w.address }}</code></a>{% else %}<code>{{ w.address }}</code>{% endif %}</td>
-<td class="num" style="background:{{ w.color }}">{{ "%+.4f"|format(w.value) }}</td></tr>
+<td class="num" style="background:{{ w.color }}">{{ w.text }}</td></tr>
 {% endfor %}</table></div>
 </div>
 {% if dynamics_img %}<h2>During training</h2>
@@ -163,20 +165,22 @@ RUN = """{% extends "base" %}
 {% endblock %}
 {% block main %}
 <table>{% for k, v in facts %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
-<h2>Accuracy: exact vs Bayes-optimal</h2>
+<h2>Accuracy</h2>
+{% for d in diverged %}<p class="note verdict-fails">{{ d }}</p>{% endfor %}
 <table><tr>{% for h in acc_header %}<th>{{ h }}</th>{% endfor %}</tr>
 {% for row in acc_rows %}<tr>{% for v in row %}<td class="num">{{ v }}</td>{% endfor %}</tr>{% endfor %}
 </table>
 <p class="note">{{ acc_note }}</p>
 {% if data_img %}<h2>Data and decision boundaries</h2>
 <figure><img class="fig" src="{{ data_img }}" alt="data and decision boundaries">
-<figcaption>Samples by class; black: each network's decision boundary (exact segments where
-an exact analysis applies); dashed magenta: the Bayes-optimal boundary.</figcaption></figure>{% endif %}
+<figcaption>{{ data_caption }} Samples by class; black: each network's decision boundary
+(exact segments where an exact analysis applies); dashed magenta: the Bayes-optimal
+boundary.</figcaption></figure>{% endif %}
 {% if curves_img %}<h2>Training curves</h2>
 <figure><img class="fig" src="{{ curves_img }}" alt="training curves"></figure>{% endif %}
 {% if circuits %}<h2>Circuits</h2>
 {% for c in circuits %}<figure><img class="fig" src="{{ c.src }}" alt="circuit of member {{ c.member }}">
-<figcaption>member {{ c.member }}: red positive, blue negative weights; width ∝ |w|.</figcaption></figure>
+<figcaption>member {{ c.member }} ({{ c.label }}): red positive, blue negative weights; width ∝ |w|.</figcaption></figure>
 {% endfor %}{% endif %}
 {% if methods %}<h2>Methods compared with the exact answer</h2>
 <table><tr>{% for h in methods.header %}<th>{{ h }}</th>{% endfor %}</tr>

@@ -20,7 +20,6 @@ results of other methods (see :func:`write_atlas`). Every string is HTML-escaped
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,10 @@ from typing import Any
 import numpy as np
 
 from toylab._errors import ToylabError
+from toylab._progress import QUIET, Progress
 from toylab.neurons import NeuronId, neuron_ids
-from toylab.runs.io import atomic_write_bytes, atomic_write_text
+from toylab.report import MAX_DATA_PANELS, finite_accuracy, fmt_number
+from toylab.runs.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from toylab.viz.maps import CMAP, symmetric_norm
 
 __all__ = ["neuron_filename", "write_atlas"]
@@ -68,17 +69,31 @@ def _field(obj: Any, *names: str) -> Any:
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
+    """A number for a page: ``digits`` decimals (significant digits from 1e-12 to 1e-3),
+    never ``-0.0000``; integers as integers; arrays as ``(a, b, ...)``."""
     if v is None:
         return ""
     if isinstance(v, str):
         return v
     arr = np.asarray(v)
+    if arr.dtype.kind in "iu" and arr.ndim == 0:
+        return str(int(arr))
     if arr.dtype.kind in "fiu":
         if arr.ndim == 0:
             f = float(arr)
-            return f"{f:.{digits}g}" if abs(f) < 1e-3 and f != 0 else f"{f:.{digits}f}"
+            # small values keep significant digits; below 1e-12 (float64 rounding of an
+            # exact zero, e.g. a ReLU's minimum) fixed decimals show 0
+            if 1e-12 <= abs(f) < 1e-3 and np.isfinite(f):
+                return f"{f:.{digits}g}"
+            return fmt_number(f, digits)
         return "(" + ", ".join(_fmt(x, 3) for x in arr.ravel()[:8]) + ")"
     return str(v)
+
+
+def _signed(v: float, digits: int = 4) -> str:
+    """``+0.1234`` / ``-0.1234``; a value that rounds to zero is ``0.0000``, unsigned."""
+    s = fmt_number(v, digits)
+    return s if s.startswith("-") or float(s) == 0 else "+" + s
 
 
 def _png(fig: Any, dpi: int) -> bytes:
@@ -146,7 +161,7 @@ def write_atlas(
     methods: Any = None,
     extra_sections: Callable[[int, str], Any] | None = None,
     dpi: int = 80,
-    verbose: bool = False,
+    progress: Progress = QUIET,
 ) -> Path:
     """Write the atlas of a loaded run (:func:`toylab.runs.load_run`) and return the path of
     its ``index.html`` (``out_dir`` defaults to ``RUN_DIR/atlas``).
@@ -171,6 +186,10 @@ def write_atlas(
       string (escaped), ``markupsafe.Markup`` (trusted HTML) or a matplotlib figure.
 
     ``methods`` (run page) is a list of mappings, one row each (e.g. method, score, tier).
+    ``progress`` shows the exact analyses and the pages as they are written.
+
+    ``out_dir`` must be missing, empty or an atlas written before (it holds ``atlas.json``):
+    the atlas never writes into a directory of other files.
     """
     import jax
     import matplotlib
@@ -179,7 +198,6 @@ def write_atlas(
     from toylab.viz.figures import CircuitDisplay, TrainingCurvesDisplay
     from toylab.viz.maps import DataDisplay, NeuronMapDisplay, grid_values
 
-    t0 = time.perf_counter()
     jinja2 = _jinja()
     env = jinja2.Environment(
         loader=jinja2.DictLoader(_template_dict()), autoescape=True, keep_trailing_newline=True
@@ -187,10 +205,16 @@ def write_atlas(
     if not hasattr(run.model(0), "affine_layers"):
         raise ToylabError(
             f"write_atlas: the atlas needs MLP members (kind 'mlp' or 'onehot_mlp'), got "
-            f"{type(run.model(0)).__name__}. Use toylab.report.write_report for this run."
+            f"{type(run.model(0)).__name__}. 'toylab report DIR' reports this run."
+        )
+    hidden_layers = [k for k in run.model(0).widths if k.startswith("hidden_") and "." not in k]
+    if not hidden_layers:
+        raise ToylabError(
+            "write_atlas: the atlas has a page per hidden neuron, and this model has no hidden "
+            "layer ([model] hidden = []). 'toylab report DIR' reports this run."
         )
     out = Path(run.path) / "atlas" if out_dir is None else Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_out(out)
     dist = run.dist
     members = list(range(run.num_members) if members is None else members)
     for m in members:
@@ -203,8 +227,14 @@ def write_atlas(
             f"write_atlas: analyses must have one entry per member ({len(members)}), got "
             f"{len(analyses)}."
         )
+    out.mkdir(parents=True, exist_ok=True)
+    import toylab
+
+    atomic_write_json(out / "atlas.json", {"written_by": f"toylab {toylab.__version__}",
+                                           "run": str(run.path), "members": members})  # fmt: skip
     run_name = str(run.config.name)
-    seeds = {r.get("member"): r.get("seed") for r in run.manifest.get("members", [])}
+    labels = {m: run.member_label(m) for m in range(run.num_members)}
+    diverged = getattr(run, "diverged", {})
     box = getattr(dist, "domain", None)
     planar = box is not None and hasattr(box, "low") and len(box.low) == 2
     with matplotlib.rc_context({"figure.max_open_warning": 0}):
@@ -223,94 +253,153 @@ def write_atlas(
             params = run.params_at(s)
             step_models[s] = [run.ensemble.model(params, m) for m in members]
 
+        member_models = {m: run.model(m) for m in members}
+        member_analyses: dict[int, Any] = {}
+        for i, m in enumerate(progress.iterate(members, "exact analysis", unit="member")):
+            member_analyses[m] = (
+                analyses[i] if analyses is not None else _analyze(member_models[m], dist)
+            )
+        finite = {}
+        if getattr(dist, "kind", None) == "finite":
+            full = run.config.train.data == "full" and run.ensemble.train_data is not None
+            for m in members:
+                mask = np.asarray(run.ensemble.train_data[m]) if full else None
+                finite[m] = finite_accuracy(member_models[m], dist, mask)
+
         index_members = []
-        member_models = {}
-        member_analyses = {}
+        pages = []
         for i, m in enumerate(members):
-            model = run.model(m)
-            analysis = analyses[i] if analyses is not None else _analyze(model, dist)
-            member_models[m], member_analyses[m] = model, analysis
+            model = member_models[m]
+            ids = neuron_ids(model.widths, hidden_layers)
+            pages += [(i, m, j, nid, ids) for j, nid in enumerate(ids)]
+            index_members.append({
+                "member": m, "seed": run.ensemble.member_seed(m), "label": labels[m],
+                "diverged": diverged.get(m),
+                "layers": [{"name": layer, "neurons": []} for layer in hidden_layers],
+                "accuracy": _member_accuracy(member_analyses[m], finite.get(m)),
+            })  # fmt: skip
+        grids: dict[int, Any] = {}
+        dyn: dict[int, list[dict]] = {}
+        for i, m, j, nid, ids in progress.iterate(pages, "neuron pages", unit="page"):
+            model = member_models[m]
+            if m not in grids:  # one forward pass per member, shared by its pages
+                grids.clear()
+                dyn.clear()
+                grids[m] = grid_values(model, box, num) if planar else None
+                dyn[m] = [grid_values(sm[i], box, 40)[2] for sm in step_models.values()]
             mdir = out / f"member{m}"
             (mdir / "img").mkdir(parents=True, exist_ok=True)
-            hidden = [k for k in model.widths if k.startswith("hidden_") and "." not in k]
-            ids = neuron_ids(model.widths, hidden)
-            grid = grid_values(model, box, num) if planar else None
-            dyn_grids = [grid_values(sm[i], box, 40)[2] for sm in step_models.values()]
+            k = int(nid.layer.split("_")[1])
             layers_w, _ = model.affine_layers()
-            layer_names = ["input", *hidden, "output"]
-            layers_index = []
-            for layer in hidden:
-                layers_index.append({"name": layer, "neurons": []})
-            for j, nid in enumerate(ids):
-                k = int(nid.layer.split("_")[1])
-                page = _neuron_page(
-                    env=env, out=out, mdir=mdir, run_name=run_name, member=m,
-                    seed=seeds.get(m), nid=nid, ids=ids, j=j, k=k, model=model,
-                    analysis=analysis, grid=grid, samples=samples, layers_w=layers_w,
-                    layer_names=layer_names, steps=steps, dyn_grids=dyn_grids, render=render,
-                    sources={"feature_viz": feature_viz, "examples": dataset_examples,
-                             "tuning": tuning_curves, "match": matches, "claims": claims},
-                    extra_sections=extra_sections, figure_cls=Figure,
-                    map_cls=NeuronMapDisplay,
-                )  # fmt: skip
-                layers_index[hidden.index(nid.layer)]["neurons"].append(page)
-            index_members.append({
-                "member": m, "seed": seeds.get(m), "layers": layers_index,
-                "accuracy": None if analysis is None else analysis.accuracy,
-            })  # fmt: skip
-            if verbose:
-                print(f"atlas: member {m} done ({time.perf_counter() - t0:.1f} s)")
+            page = _neuron_page(
+                env=env, out=out, mdir=mdir, run_name=run_name, member=m,
+                label=labels[m], nid=nid, ids=ids, j=j, k=k, model=model,
+                analysis=member_analyses[m], grid=grids[m], samples=samples, layers_w=layers_w,
+                layer_names=["input", *hidden_layers, "output"], steps=steps,
+                dyn_grids=dyn[m], render=render,
+                sources={"feature_viz": feature_viz, "examples": dataset_examples,
+                         "tuning": tuning_curves, "match": matches, "claims": claims},
+                extra_sections=extra_sections, figure_cls=Figure,
+                map_cls=NeuronMapDisplay,
+            )  # fmt: skip
+            index_members[i]["layers"][hidden_layers.index(nid.layer)]["neurons"].append(page)
 
         # run page
         img = out / "img"
         img.mkdir(exist_ok=True)
         data_img = curves_img = None
-        if planar:
-            num_show = min(len(members), 4)
-            fig = Figure(figsize=(4.4 * num_show, 4.4))
-            axes = fig.subplots(1, num_show, squeeze=False)[0]
-            for ax, m in zip(axes, members[:num_show], strict=False):
+        data_caption = ""
+        if planar and getattr(dist, "num_classes", 0) > 0:
+            shown = members[:MAX_DATA_PANELS]
+            ncol = min(len(shown), 4)
+            nrow = -(-len(shown) // ncol)
+            fig = Figure(figsize=(4.4 * ncol, 4.4 * nrow))
+            axes = fig.subplots(nrow, ncol, squeeze=False)
+            for q, m in enumerate(shown):
                 disp = DataDisplay.from_model(
                     dist, member_models[m], key=jax.random.key(0), num=160, num_samples=num_samples,
                     analysis=member_analyses[m],
                 )  # fmt: skip
-                disp.title = f"member {m}"
-                disp.plot(ax)
+                disp.title = f"member {m} ({labels[m]})"
+                disp.plot(axes[q // ncol, q % ncol])
+            for q in range(len(shown), nrow * ncol):
+                axes[q // ncol, q % ncol].axis("off")
             fig.tight_layout()
             data_img = render(img / "data.png", fig)
+            data_caption = (
+                "The only member in this atlas."
+                if len(members) == 1
+                else f"All {len(members)} members in this atlas."
+                if len(shown) == len(members)
+                else f"The first {len(shown)} of the {len(members)} members in this atlas "
+                f"(members {', '.join(map(str, shown))})."
+            )
         bayes = _bayes(dist)
         if run.metrics:
-            fig = Figure(figsize=(9.5, 3.6))
+            metric_names: tuple[str, ...] = ("loss", "accuracy")
+            if "test_accuracy" in run.metrics[-1]:  # finite tasks trained on part of the domain
+                metric_names = ("loss", "train_accuracy", "test_accuracy")
+            fig = Figure(figsize=(4.6 * len(metric_names) + 0.5, 3.6))
             TrainingCurvesDisplay.from_metrics(
-                run.metrics, bayes=None if bayes is None else bayes.accuracy
+                run.metrics,
+                names=metric_names,
+                bayes=None if bayes is None else bayes.accuracy,
+                labels=[f"member {m} ({labels[m]})" for m in range(run.num_members)],
             ).plot(fig)
             curves_img = render(img / "training.png", fig)
         circuit_imgs = []
         if circuits:
             for m in members:
-                labels = {}
+                names = {}
                 for nid in neuron_ids(member_models[m].widths):
                     match = _lookup(matches, m, str(nid))
                     name = _field(match, "name", "label") if match is not None else None
                     if name is not None:
-                        labels[str(nid)] = str(name)
-                circ = CircuitDisplay.from_model(member_models[m], labels,
-                                                 title=f"member {m}")  # fmt: skip
+                        names[str(nid)] = str(name)
+                circ = CircuitDisplay.from_model(member_models[m], names,
+                                                 title=f"member {m} ({labels[m]})")  # fmt: skip
                 widths = member_models[m].widths_in_order
                 fig = Figure(figsize=(1.8 * len(widths) + 1, 0.5 * max(widths) + 1.4))
                 circ.plot(fig.subplots())
-                circuit_imgs.append({"member": m, "src": render(img / f"circuit_member{m}.png",
-                                                                fig)})  # fmt: skip
-        _write_run_page(env, out, run, run_name, members, member_analyses, bayes, data_img,
-                        curves_img, circuit_imgs, methods)  # fmt: skip
+                circuit_imgs.append({"member": m, "label": labels[m],
+                                     "src": render(img / f"circuit_member{m}.png", fig)})  # fmt: skip
+        _write_run_page(env, out, run, run_name, members, member_analyses, finite, bayes,
+                        data_img, data_caption, curves_img, circuit_imgs, methods)  # fmt: skip
         index = out / "index.html"
         atomic_write_text(
             index,
-            env.get_template("index").render(css=_css(), run_name=run_name, members=index_members),
+            env.get_template("index").render(
+                css=_css(), run_name=run_name, members=index_members, planar=planar
+            ),
         )
-    if verbose:
-        print(f"atlas: written in {time.perf_counter() - t0:.1f} s")
     return index
+
+
+def _check_out(out: Path) -> None:
+    """The atlas directory is missing, empty or an earlier atlas (never someone's files)."""
+    if out.exists() and not out.is_dir():
+        raise ToylabError(
+            f"atlas --out {str(out)!r} is a file, not a directory. Choose a directory path."
+        )
+    if out.is_dir() and any(out.iterdir()) and not (out / "atlas.json").exists():
+        has_atlas = (out / "index.html").exists() and (out / "run.html").exists()
+        if not has_atlas:  # atlases written before atlas.json existed have these two pages
+            raise ToylabError(
+                f"atlas --out {str(out)!r} is a directory of other files; the atlas never "
+                "writes among files it did not write. Choose a new or empty directory."
+            )
+
+
+def _member_accuracy(analysis: Any, finite: dict[str, Any] | None) -> str:
+    """The index heading's accuracy, with how it was obtained."""
+    if finite is not None:
+        if finite["test"] is not None:
+            return (f"test accuracy {fmt_number(finite['test'])}, train "
+                    f"{fmt_number(finite['train'])} (exact)")  # fmt: skip
+        return f"accuracy {fmt_number(finite['domain'])} (exact, whole domain)"
+    if analysis is not None and getattr(analysis, "accuracy", None) is not None:
+        return f"accuracy {fmt_number(analysis.accuracy)} ({analysis.tier})"
+    return ""
 
 
 def _jinja() -> Any:
@@ -355,7 +444,7 @@ def _neuron_page(
     mdir: Path,
     run_name: str,
     member: int,
-    seed: Any,
+    label: str,
     nid: NeuronId,
     ids: list[NeuronId],
     j: int,
@@ -431,8 +520,7 @@ def _neuron_page(
             disp = map_cls.from_analysis(model, nid, analysis, grid=grid, points=points)
         else:
             disp = map_cls(address, xx, yy, values, points=points)
-        fig = figure_cls(figsize=(5.6, 4.6))
-        fig.subplots_adjust(left=0.1, right=0.98, bottom=0.08, top=0.93)
+        fig = figure_cls(figsize=(5.6, 5.2), layout="constrained")  # room for the legend below
         disp.plot(fig.subplots(), legend=True)
         render(mdir / "img" / f"{stem}.png", fig)
         map_img = f"img/{stem}.png"
@@ -492,13 +580,13 @@ def _neuron_page(
         src = f"{layer_names[k]}:{int(i)}"
         v = float(W_in[i, nid.unit])
         incoming.append({"address": src, "href": _neighbour(src, page_ids), "value": v,
-                         "color": _weight_color(v, vmax)})  # fmt: skip
+                         "text": _signed(v), "color": _weight_color(v, vmax)})  # fmt: skip
     outgoing = []
     for i in np.argsort(-np.abs(W_out[nid.unit]), kind="stable"):
         dst = f"{layer_names[k + 2]}:{int(i)}"
         v = float(W_out[nid.unit, i])
         outgoing.append({"address": dst, "href": _neighbour(dst, page_ids), "value": v,
-                         "color": _weight_color(v, vmax)})  # fmt: skip
+                         "text": _signed(v), "color": _weight_color(v, vmax)})  # fmt: skip
 
     match_rows = []
     if match is not None:
@@ -561,9 +649,9 @@ def _neuron_page(
         return None
 
     html = env.get_template("neuron").render(
-        css=_css(), run_name=run_name, member=member, seed=seed, address=address,
+        css=_css(), run_name=run_name, member=member, label=label, address=address,
         prev=nav(j - 1), next=nav(j + 1), map_img=map_img, map_caption=map_caption,
-        stats=stats, match=match_rows, claims=claim_rows, bias=f"{float(b_in[nid.unit]):+.4f}",
+        stats=stats, match=match_rows, claims=claim_rows, bias=_signed(float(b_in[nid.unit])),
         incoming=incoming, outgoing=outgoing, dynamics_img=dyn_img,
         dynamics_caption=dyn_caption, feature_viz=fv_rows, examples=ex_rows, tuning=tuning,
         extra=extra,
@@ -584,40 +672,65 @@ def _write_run_page(
     run_name: str,
     members: list[int],
     member_analyses: dict[int, Any],
+    finite: dict[int, dict[str, Any]],
     bayes: Any,
     data_img: str | None,
+    data_caption: str,
     curves_img: str | None,
     circuit_imgs: list[dict[str, Any]],
     methods: Any,
 ) -> None:
     cfg = run.config
     man = run.manifest
+    lr = (f"learning_rate swept over {list(cfg.sweep.values)}"
+          if cfg.sweep and cfg.sweep.param == "learning_rate"
+          else f"lr {cfg.train.learning_rate}")  # fmt: skip
     facts = [
         ("name", run_name),
         ("distribution", str(cfg.distribution)),
         ("model", f"{cfg.model.kind}, hidden {list(cfg.model.hidden)}, {cfg.model.activation}"),
-        ("training", f"{cfg.train.optimizer}, lr {cfg.train.learning_rate}, "
-                     f"{cfg.train.num_steps} steps"),
-        ("status", f"{man.get('status')} at step {man.get('step')}"),
-        ("checkpoints", ", ".join(str(s) for s in run.checkpoint_steps)),
+        ("training", f"{cfg.train.optimizer}, {lr}, {cfg.train.num_steps} steps"),
     ]  # fmt: skip
+    if cfg.sweep:
+        facts.append(("sweep", f"{cfg.sweep.param} = {list(cfg.sweep.values)} (every seed "
+                               "with every value)"))  # fmt: skip
+    facts += [
+        ("status", f"{man.get('status')} at step {man.get('step')}"),
+        ("parameters", str(getattr(run, "params_source", "") or "latest saved")),
+        ("checkpoints", ", ".join(str(s) for s in run.checkpoint_steps)),
+    ]
     if bayes is not None:
         facts.append(("Bayes-optimal accuracy", f"{bayes.accuracy:.6f} ({bayes.tier})"))
     last = run.metrics[-1] if run.metrics else {}
-    seeds = {r.get("member"): r.get("seed") for r in man.get("members", [])}
-    header = ["member", "seed", "held-out accuracy (sampled)", "exact accuracy",
-              "Bayes-optimal", "exact gap", "tier"]  # fmt: skip
+    diverged = getattr(run, "diverged", {})
     rows = []
-    for m in members:
-        a = member_analyses[m]
-        sampled = float(np.asarray(last["accuracy"])[m]) if "accuracy" in last else None
-        rows.append([
-            str(m), str(seeds.get(m, "")), _fmt(sampled),
-            _fmt(None if a is None else a.accuracy, 6),
-            _fmt(None if bayes is None else bayes.accuracy, 6),
-            _fmt(None if a is None or a.gap is None else a.gap, 6),
-            "" if a is None else a.tier,
-        ])  # fmt: skip
+    if finite:
+        header = ["member", "train accuracy (exact)", "test accuracy (exact)",
+                  "whole domain (exact)", "Bayes-optimal"]  # fmt: skip
+        for m in members:
+            f = finite[m]
+            rows.append([f"{m} ({run.member_label(m)})", _fmt(f["train"], 6),
+                         _fmt(f["test"], 6), _fmt(f["domain"], 6),
+                         _fmt(None if bayes is None else bayes.accuracy, 6)])  # fmt: skip
+        note = ("Exact: a float64 forward pass of every input of the finite domain; train and "
+                "test split by each member's own training set.")  # fmt: skip
+    else:
+        header = ["member", "held-out accuracy (sampled)", "accuracy of the decision regions",
+                  "Bayes-optimal", "gap to Bayes", "tier"]  # fmt: skip
+        for m in members:
+            a = member_analyses[m]
+            sampled = float(np.asarray(last["accuracy"])[m]) if "accuracy" in last else None
+            rows.append([
+                f"{m} ({run.member_label(m)})", _fmt(sampled),
+                _fmt(None if a is None else a.accuracy, 6),
+                _fmt(None if bayes is None else bayes.accuracy, 6),
+                _fmt(None if a is None or a.gap is None else a.gap, 6),
+                "" if a is None else a.tier,
+            ])  # fmt: skip
+        n = len(np.asarray(run.ensemble.eval_y))
+        note = ("The accuracy of the decision regions integrates each network's exact regions "
+                "under the distribution (its tier says how: exact, or bounded by quadrature); "
+                f"the held-out accuracy is sampled ({n} samples).")  # fmt: skip
     table = None
     if methods:
         recs = [dict(r) if isinstance(r, Mapping) else vars(r) for r in methods]
@@ -627,9 +740,9 @@ def _write_run_page(
         table = {"header": keys, "rows": [[_fmt(r.get(k)) for k in keys] for r in recs]}
     html = env.get_template("run").render(
         css=_css(), run_name=run_name, facts=facts, acc_header=header, acc_rows=rows,
-        acc_note="Exact accuracy integrates each network's exact decision regions under the "
-        "distribution; the held-out accuracy is a sampled estimate.",
-        data_img=data_img, curves_img=curves_img, circuits=circuit_imgs, methods=table,
+        acc_note=note, diverged=[diverged[m] for m in sorted(diverged) if m in members],
+        data_img=data_img, data_caption=data_caption, curves_img=curves_img,
+        circuits=circuit_imgs, methods=table,
     )  # fmt: skip
     atomic_write_text(out / "run.html", html)
 

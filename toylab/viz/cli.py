@@ -24,18 +24,30 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--members", type=int, nargs="+", default=None, help="members to include (default: all)"
     )
     a.add_argument("--no-dynamics", action="store_true", help="skip the training-dynamics strips")
+    a.add_argument("--quiet", action="store_true",
+                   help="no progress output (also off when stdout is not a terminal)")  # fmt: skip
     a.set_defaults(fn=cmd_atlas)
     return a
 
 
 def cmd_atlas(args: argparse.Namespace) -> int:
+    from toylab._errors import ToylabError
+    from toylab._progress import Progress
     from toylab.runs import load_run
-    from toylab.viz.atlas import write_atlas
+    from toylab.viz.atlas import compare_inputs, write_atlas
 
     run = load_run(args.run_dir)
-    from toylab.viz.atlas import compare_inputs
-
+    if args.members is not None:
+        bad = [m for m in args.members if not 0 <= m < run.num_members]
+        if bad:
+            raise ToylabError(
+                f"--members must be in 0..{run.num_members - 1} (the run has "
+                f"{run.num_members} member(s)), got {bad[0]}."
+            )
+        if len(set(args.members)) != len(args.members):
+            raise ToylabError(f"--members must be distinct, got {args.members}.")
+    progress = Progress.for_cli(quiet=args.quiet)
     index = write_atlas(run, args.out, members=args.members, dynamics=not args.no_dynamics,
-                        **compare_inputs(run.path))  # fmt: skip
+                        progress=progress, **compare_inputs(run.path))  # fmt: skip
     print(f"atlas: {index}")
     return 0

@@ -241,6 +241,7 @@ class TrainingDynamicsDisplay:
     yy: np.ndarray
     frames: np.ndarray  # (num_steps, num, num)
     member: int = 0
+    label: str | None = None  # the member's name, e.g. "seed 0, learning_rate=0.01"
 
     @classmethod
     def from_run(
@@ -270,7 +271,8 @@ class TrainingDynamicsDisplay:
             xx, yy, acts = grid_values(model, box, num)
             frames.append(acts[nid.key][..., nid.unit])
         assert xx is not None and yy is not None
-        return cls(str(nid), steps, xx, yy, np.stack(frames), member)
+        label = run.member_label(member) if hasattr(run, "member_label") else None
+        return cls(str(nid), steps, xx, yy, np.stack(frames), member, label)
 
     def _draw(self, ax: Any, i: int, small: bool) -> Any:
         disp = NeuronMapDisplay(self.neuron, self.xx, self.yy, self.frames[i],
@@ -294,7 +296,8 @@ class TrainingDynamicsDisplay:
                 ax.set_title(f"step {self.steps[k]}\n|a| ≤ {vmax:.2g}", fontsize=9)
             else:
                 ax.axis("off")
-        fig.suptitle(f"{self.neuron} (member {self.member}) during training", fontsize=12)
+        who = f"member {self.member}" + (f", {self.label}" if self.label else "")
+        fig.suptitle(f"{self.neuron} ({who}) during training", fontsize=12)
         fig.tight_layout()
         self.figure_, self.axes_ = fig, axes
         return self
@@ -322,15 +325,22 @@ class TrainingDynamicsDisplay:
         return path
 
 
+#: most members a training-curve legend names (more: one line each, no legend)
+MAX_LEGEND = 8
+
+
 @dataclasses.dataclass
 class TrainingCurvesDisplay:
     """Logged metrics (``run.metrics``: ``{"step": s, name: per-member values}``) against
     step, one line per member, one panel per metric; ``bayes`` draws the Bayes-optimal
-    accuracy as a reference on the accuracy panel."""
+    accuracy as a reference on the accuracy panel. ``labels`` name the members in the
+    legend (default ``member 0``, ...; e.g. ``run.member_label(m)`` for a sweep); with more
+    than :data:`MAX_LEGEND` members the legend is left out and the title says so."""
 
     steps: np.ndarray
     series: dict[str, np.ndarray]  # name -> (num_records, num_members)
     bayes: float | None = None
+    labels: tuple[str, ...] | None = None
 
     @classmethod
     def from_metrics(
@@ -339,6 +349,7 @@ class TrainingCurvesDisplay:
         *,
         names: Sequence[str] = ("loss", "accuracy"),
         bayes: float | None = None,
+        labels: Sequence[str] | None = None,
     ) -> TrainingCurvesDisplay:
         recs = [r for r in metrics if "step" in r]
         steps = np.array([int(r["step"]) for r in recs])
@@ -347,7 +358,7 @@ class TrainingCurvesDisplay:
             rows = [np.atleast_1d(np.asarray(r[name], np.float64)) for r in recs if name in r]
             if rows and len(rows) == len(recs):
                 series[name] = np.stack(rows)
-        return cls(steps, series, bayes)
+        return cls(steps, series, bayes, None if labels is None else tuple(labels))
 
     def plot(self, fig: Any = None) -> TrainingCurvesDisplay:
         import matplotlib.pyplot as plt
@@ -357,16 +368,20 @@ class TrainingCurvesDisplay:
             fig = plt.figure(figsize=(4.6 * n, 3.6))
         axes = fig.subplots(1, n, squeeze=False)[0]
         for ax, (name, vals) in zip(axes, self.series.items(), strict=False):
+            many = vals.shape[1] > MAX_LEGEND
             for m in range(vals.shape[1]):
-                ax.plot(self.steps, vals[:, m], lw=1.6, label=f"member {m}",
+                label = self.labels[m] if self.labels and m < len(self.labels) else f"member {m}"
+                ax.plot(self.steps, vals[:, m], lw=1.6, label=None if many else label,
                         color=CLASS_COLORS[m % len(CLASS_COLORS)])  # fmt: skip
             if name == "accuracy" and self.bayes is not None:
                 ax.axhline(self.bayes, color="m", ls="--", lw=1.4, label="Bayes-optimal")
-            if name == "loss" and np.all(vals > 0):
+            finite = vals[np.isfinite(vals)]
+            if name == "loss" and finite.size and np.all(finite > 0):
                 ax.set_yscale("log")
             ax.set_xlabel("step", fontsize=11)
-            ax.set_title(name, fontsize=12)
-            ax.legend(fontsize=8, framealpha=0.85)
+            ax.set_title(name + (f" ({vals.shape[1]} members)" if many else ""), fontsize=12)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8, framealpha=0.85)
         if not self.series:
             axes[0].text(0.5, 0.5, "no metrics logged", ha="center", va="center")
             axes[0].axis("off")

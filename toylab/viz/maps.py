@@ -15,6 +15,8 @@ from toylab.network import Network
 from toylab.neurons import NeuronId, neuron_ids, resolve
 
 CMAP = "RdBu_r"
+#: axis labels of 2-D input maps: the input coordinates by their canonical addresses
+INPUT_LABELS = ("x₁ (input:0)", "x₂ (input:1)")
 CLASS_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d")
 
 
@@ -163,11 +165,19 @@ class NeuronMapDisplay:
             ax.set_yticks([])
         else:
             ax.tick_params(labelsize=11)
+            ax.set_xlabel(INPUT_LABELS[0], fontsize=11)
+            ax.set_ylabel(INPUT_LABELS[1], fontsize=11)
         if colorbar:
             cb = ax.figure.colorbar(im, ax=ax, shrink=0.85)
             cb.ax.tick_params(labelsize=10 if not small else 7)
-        if legend and ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="upper left", fontsize=9, framealpha=0.85, markerscale=0.8)
+            if not small:
+                cb.set_label("activation", fontsize=10)
+        handles = ax.get_legend_handles_labels()[0]
+        if legend and handles:
+            # below the axes, outside the map: it can hide neither the star nor the data
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(len(handles), 5),
+                      fontsize=9, frameon=False, markerscale=0.8, handletextpad=0.3,
+                      columnspacing=1.0)  # fmt: skip
         self.ax_, self.image_ = ax, im
         return self
 
@@ -315,10 +325,16 @@ class DataDisplay:
             ax.set_xlim(self.xx.min(), self.xx.max())
             ax.set_ylim(self.yy.min(), self.yy.max())
         ax.set_aspect("equal")
+        ax.set_xlabel(INPUT_LABELS[0])
+        ax.set_ylabel(INPUT_LABELS[1])
         ax.legend(loc="upper right", fontsize=8, framealpha=0.85)
         ax.set_title(self.title)
         self.ax_ = ax
         return self
+
+
+#: at most this many maps per row of :func:`layer_grid_figure`; wider layers wrap
+GRID_COLUMNS = 8
 
 
 def layer_grid_figure(
@@ -329,21 +345,40 @@ def layer_grid_figure(
     num: int = 120,
     overlays: dict[str, dict[str, Any]] | None = None,
     title: str | None = None,
+    columns: int = GRID_COLUMNS,
+    fig: Any = None,
 ):
-    """Small multiples: every neuron of the given layers (default: all hidden layers), one
-    row per layer, each map with its own symmetric colour scale. ``overlays`` maps a
-    neuron address to extra :class:`NeuronMapDisplay` fields (segments, zero_lines, marker,
-    title)."""
-    import matplotlib.pyplot as plt
-
+    """Small multiples: every neuron of the given layers (default: all hidden layers), each
+    map with its own symmetric colour scale. Each layer starts a new row and wraps after
+    ``columns`` maps, so a wide layer makes a block of rows, not a strip. ``overlays``
+    maps a neuron address to extra :class:`NeuronMapDisplay` fields (segments, zero_lines,
+    marker, title). ``fig``: a :class:`matplotlib.figure.Figure` to draw into (default: a
+    new pyplot figure)."""
     box = _box2d(domain)
     if layers is None:
         layers = [k for k in model.widths if k.startswith("hidden_") and not k.endswith(".pre")]
-    rows = [neuron_ids(model.widths, [layer]) for layer in layers]
-    ncol = max(len(r) for r in rows)
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+        raise ToylabError(f"layer_grid_figure: columns must be an integer >= 1, got {columns!r}.")
+    blocks = [neuron_ids(model.widths, [layer]) for layer in layers]
+    if not any(blocks):
+        raise ToylabError(
+            f"layer_grid_figure: the model has no neurons in layers {list(layers)!r} (a model "
+            "without hidden layers has nothing to map)."
+        )
+    ncol = min(columns, max(len(b) for b in blocks))
+    rows: list[list[NeuronId]] = []
+    for block in blocks:
+        rows += [block[i : i + ncol] for i in range(0, len(block), ncol)]
     xx, yy, acts = grid_values(model, box, num)
-    fig, axes = plt.subplots(len(rows), ncol, figsize=(1.9 * ncol, 2.0 * len(rows) + 0.4),
-                             squeeze=False)  # fmt: skip
+    size = (1.9 * ncol + 0.5, 2.0 * len(rows) + 0.9)
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=size)
+    else:
+        fig.set_size_inches(*size)
+    fig.set_layout_engine("constrained")  # places the shared axis labels and title
+    axes = fig.subplots(len(rows), ncol, squeeze=False)
     overlays = overlays or {}
     for i, row in enumerate(rows):
         for j in range(ncol):
@@ -356,7 +391,8 @@ def layer_grid_figure(
                 str(nid), xx, yy, acts[nid.key][..., nid.unit], **overlays.get(str(nid), {})
             )
             disp.plot(ax, colorbar=False, small=True)
+    fig.supxlabel(f"{INPUT_LABELS[0]} (left to right)", fontsize=10)
+    fig.supylabel(f"{INPUT_LABELS[1]} (bottom to top)", fontsize=10)
     if title:
         fig.suptitle(title, fontsize=12)
-    fig.tight_layout()
     return fig
