@@ -119,7 +119,7 @@ def test_analysis_recovers_the_construction_exactly():
 def test_analysis_is_equivariant_under_permutation_and_rescaling():
     p = 11
     circ = modular_addition(p, [1, 3, 4])
-    (w0, b0), (w1, b1) = circ.model.affine_layers()[0]
+    (w0, b0), (w1, b1) = circ.model.dense_layers()
     n = w0.shape[1]
     rng = np.random.default_rng(0)
     perm = rng.permutation(n)
@@ -142,7 +142,7 @@ def test_analysis_flags_a_wrong_output_phase():
     the construction even though its input is a pure sinusoid."""
     p = 11
     circ = modular_addition(p, [2])
-    (w0, b0), (w1, b1) = circ.model.affine_layers()[0]
+    (w0, b0), (w1, b1) = circ.model.dense_layers()
     w1 = w1.copy()
     w1[0] = -w1[0]  # flip one unit's output sign: phase off by pi, gamma clipped to 0
     kf = key_frequency_analysis(with_weights(circ.model, 1, w1, b1), p)
