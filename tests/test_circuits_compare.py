@@ -162,6 +162,6 @@ def test_fourier_key_frequencies_of_the_construction():
     circ = modular_addition(11, [2, 5])
     fr = fourier_frequencies(circ.model, 11)
     assert fr.frequencies_used(0.999) == {2: 6, 5: 6}
-    np.testing.assert_allclose(fr.share_a, 1.0, atol=1e-9)
+    np.testing.assert_allclose(fr.share_a, 1.0, atol=1e-12)
     with pytest.raises(ToylabError, match="one-hot"):
         fourier_frequencies(circ.model, 13)

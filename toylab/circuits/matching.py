@@ -21,9 +21,12 @@ Pairs with :math:`\rho` below ``threshold`` are reported as unmatched.
 instead of being matched by accident:
 
 * *dead* (or constant): :math:`\mathrm{Var}(a_i) \le \varepsilon\,E[a_i^2] + \delta_i`,
-  with :math:`\delta_i = e(1 + 2|E a_i| + e)` the effect of the moments' error ``e`` on
-  the variance. A dead unit has no correlation with anything (its row is 0), is never
-  matched, and is listed in ``dead_a`` / ``dead_b``;
+  with :math:`\delta_i = e(1 + 2|E a_i| + e)` the effect on the variance of the
+  moments' numerical error ``e`` (the analysis' rounding and truncation parts; its
+  ``band`` part, a worst-case bound for slivers next to nearly coincident breakpoint
+  lines, stays in ``error`` and ``tier`` but does not make live units dead). A dead
+  unit has no correlation with anything (its row is 0), is never matched, and is listed
+  in ``dead_a`` / ``dead_b``;
 * *duplicates*: live units of one network whose mutual correlation is at least
   ``1 - duplicate_tol`` (one is a positive multiple of the other, to that tolerance);
   their partners are interchangeable, so which one is matched is not determined by the
@@ -214,6 +217,7 @@ def match_neurons(
         res = analyze(joint.network, dist, tol=tol, rtol=rtol)
     except NotApplicable as err:
         raise NotApplicable(f"{where}: no exact moments for the joint network ({err})") from None
+    numerical = max(res.errors.get("rounding", 0.0), res.errors.get("truncation", 0.0))
     out = []
     for k in range(na.num_hidden):
         key = f"hidden_{k}"
@@ -225,7 +229,7 @@ def match_neurons(
                 mom.second_moment,
                 joint.columns["a"][key],
                 joint.columns["b"][key],
-                res.error,
+                numerical,
                 threshold,
                 eps,
                 duplicate_tol,
