@@ -47,6 +47,7 @@ from toylab.exact import (
     partition,
     polygon_area,
 )
+from toylab.exact import box as exact_box
 from toylab.network import Network
 from toylab.tiers import TIERS, weakest
 
@@ -373,7 +374,7 @@ def ring_detector(radius: float, k: int, *, inside_class: int = 0) -> Circuit:
     model, meanings = polygon_detector(normals, apothem, inside_class=inside_class)
     inside = next(a for a, (n, _) in meanings.items() if n == "inside")
     key, unit = inside.split(":")
-    box = np.array([[-2.0, -2.0], [2.0, -2.0], [2.0, 2.0], [-2.0, 2.0]]) * radius
+    box = exact_box((-2.0 * radius, -2.0 * radius), (2.0 * radius, 2.0 * radius))
 
     def check(circ: Circuit) -> VerifyResult:
         nums, _ = _check_region_is_polygon(circ.model, key, int(unit), vertices, box)
@@ -444,7 +445,7 @@ def blob_detector(
     model, meanings = polygon_detector(normals, offsets)
     key, unit = next(a for a, (n, _) in meanings.items() if n == "inside").split(":")
     half = 2.0 * float(np.max(np.abs(vertices - mu))) + 1.0
-    box = mu + np.array([[-half, -half], [half, -half], [half, half], [-half, half]])
+    box = exact_box(mu - half, mu + half)
 
     def check(circ: Circuit) -> VerifyResult:
         nums, pieces = _check_region_is_polygon(circ.model, key, int(unit), vertices, box)
