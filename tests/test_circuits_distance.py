@@ -331,3 +331,21 @@ def test_train_from_circuit_and_transplant_on_networks():
     assert isinstance(t.model, Network) and t.effect == 0.0
     with pytest.raises(ToylabError, match="first-layer unit"):
         transplant(circ.model, circ.model, "output:0", "hidden_0:1", dist)
+
+
+def test_finite_distance_compares_any_depths_and_activations():
+    """On a finite domain nothing is padded: a quadratic circuit against a deeper tanh
+    network, checked against both networks evaluated on every input."""
+    circ = modular_addition(5)
+    rng = np.random.default_rng(0)
+    deep = Network.from_weights(
+        [rng.normal(size=(10, 6)), rng.normal(size=(6, 4)), rng.normal(size=(4, 5))],
+        activation="tanh",
+    )
+    res = functional_distance(circ.model, deep, circ.dist, neurons={"output:1": "hidden_1:2"})
+    x = np.asarray(circ.dist.domain.inputs, np.float64)
+    d = circ.model.values(x, "output:1") - deep.values(x, "hidden_1:2")
+    assert res.tier == "exact" and 0 < res.error < 1e-12
+    assert abs(res.mean_square[0] - np.mean(d**2)) <= res.error  # uniform probabilities
+    assert res.sup[0] == np.abs(d).max()
+    np.testing.assert_array_equal(res.argsup[0], x[np.abs(d).argmax()])

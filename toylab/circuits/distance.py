@@ -35,8 +35,15 @@ engine, :func:`toylab.exact.analyze`:
   difference network itself). The tier is ``"exact"`` only when the truncation is below
   the rounding bound, ``"certified"`` otherwise; ``"estimated"`` for densities
   integrated by adaptive quadrature (rings, noisy curves: the quadrature's error
-  estimate plus the declared mass outside the domain times the largest value);
-  ``"exact"`` on finite domains (every input in float64).
+  estimate plus the declared mass outside the domain times the largest value).
+
+On **finite domains** no joint network is needed (and none is built, so any depths and
+activations compare): both networks are evaluated on every input in float64
+(:func:`toylab.exact.finite_table`), ``d`` is the difference of the paired columns,
+``mean_square = p . d^2`` and ``sup`` the largest ``|d|`` over the inputs of positive
+probability; tier ``"exact"``, ``error`` the rounding bound
+``(n + 4 L) eps max_i p . (|a_i| + |b_i|)^2`` (``n`` inputs, ``L`` layers of both
+networks; the form of :func:`toylab.exact.finite_table`'s bound).
 
 Pairs from different layer keys are grouped; each group is its own difference network
 and analysis, and the result takes the largest error and the weakest tier
@@ -81,7 +88,7 @@ from toylab._errors import NotApplicable, ToylabError, fail
 from toylab._validate import check_float, check_int
 from toylab.activations import LEAKY_SLOPE
 from toylab.distributions.base import Box, FiniteDomain
-from toylab.exact import analyze
+from toylab.exact import analyze, finite_table
 from toylab.network import Network, as_network
 from toylab.neurons import NeuronId, resolve
 from toylab.tiers import Tier, weakest
@@ -370,6 +377,34 @@ def _sampled(
     )
 
 
+def _finite(na: Network, nb: Network, pairs: list[Pair], dist: Any) -> DistanceResult:
+    """Exhaustive distances on a finite domain (module docstring)."""
+    ta = finite_table(na, dist, keep_table=True).table
+    tb = finite_table(nb, dist, keep_table=True).table
+    va = np.stack([ta[ia.key][:, ia.unit] for ia, _ in pairs], axis=1)
+    vb = np.stack([tb[ib.key][:, ib.unit] for _, ib in pairs], axis=1)
+    d = va - vb
+    domain = dist.domain
+    p = np.asarray(domain.probs, np.float64)
+    x = np.asarray(domain.inputs, np.float64)[p > 0]
+    live = np.abs(d[p > 0])
+    idx = live.argmax(0)
+    n = len(p) + 4 * (na.num_layers + nb.num_layers)
+    rounding = float(n * np.finfo(np.float64).eps * (p @ (np.abs(va) + np.abs(vb)) ** 2).max())
+    ms = p @ (d * d)
+    return DistanceResult(
+        pairs=tuple((str(a), str(b)) for a, b in pairs),
+        sup=live[idx, np.arange(d.shape[1])],
+        argsup=x[idx],
+        mean_square=ms,
+        l2=np.sqrt(ms),
+        tier="exact",
+        error=rounding,
+        errors={"rounding": rounding, "truncation": 0.0, "band": 0.0},
+        method=f"exhaustive over all {len(p)} inputs of the finite domain (float64)",
+    )
+
+
 def _not_exact(na: Network, nb: Network, dist: Any) -> str:
     """Why no exact method applies ('' when one does)."""
     domain = getattr(dist, "domain", None)
@@ -430,6 +465,8 @@ def functional_distance(
             )
         n = check_int(where, "num_samples", num_samples, minimum=2)
         return _sampled(na, nb, pairs, dist, n, key, confidence, why)
+    if isinstance(getattr(dist, "domain", None), FiniteDomain):
+        return _finite(na, nb, pairs, dist)
     groups: dict[tuple[str, str], list[int]] = {}
     for i, (ia, ib) in enumerate(pairs):
         groups.setdefault((ia.key, ib.key), []).append(i)
