@@ -17,10 +17,12 @@
 # A **circuit** is a network written by hand: every weight is derived, every neuron has
 # a name and a meaning, and the whole has a one-sentence claim ("the decision boundary
 # is the two axes", "computes (a + b) mod p"). In toylab a circuit
-# (`toylab.circuits.Circuit`) is an ordinary MLP, so every exact tool of notebooks 02-03
+# (`toylab.circuits.Circuit`) holds a `toylab.network.Network` in float64 (its weights
+# are the closed form, rounded once to float64), so every exact tool of notebooks 02-03
 # applies to it, and `circuit.verify()` checks its claim exactly: on 2-D Gaussian
 # inputs with the exact partition and closed-form Gaussian integrals, on finite tasks
-# by enumerating every input.
+# by enumerating every input. Where an NNX model is needed (training),
+# `toylab.models.from_network(circuit.model)` makes one.
 #
 # You will
 # 1. build the XOR circuit and check that it is Bayes-optimal, exactly;
@@ -62,11 +64,18 @@ from toylab.circuits import (
     ring_detector,
     xor_circuit,
 )
-from toylab.circuits.matching import build_mlp
 from toylab.distributions import Box, xor_blobs
 from toylab.exact import analyze, finite_table
-from toylab.models import ablate, with_weights
+from toylab.models import MLP, ablate, with_weights
+from toylab.network import as_network
 from toylab.viz import CircuitDisplay, NeuronMapDisplay
+
+
+def diagram(model, labels, title):
+    """The circuit diagram of a network or a model (drawn from its weight matrices)."""
+    weights = [w for w, _ in as_network(model).dense_layers()]
+    return CircuitDisplay.from_weights(weights, labels, title=title)
+
 
 start = time.perf_counter()
 
@@ -98,7 +107,7 @@ assert res.passed  # self-check
 # %%
 labels = {a: name for a, (name, _) in xor.meanings.items()}
 labels.update({"output:0": "class 0 (same sign)", "output:1": "class 1 (opposite sign)"})
-CircuitDisplay.from_model(xor.model, labels, title="XOR circuit (ReLU)").plot()
+diagram(xor.model, labels, "XOR circuit (ReLU)").plot()
 plt.show()
 
 # %% [markdown]
@@ -123,7 +132,7 @@ print(f"k = 6: widths {[ring.model.widths[f'hidden_{i}'] for i in range(4)]}, "
       f"'inside' is {inside}")  # fmt: skip
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1.6, 1]})
 ring_labels = {inside: "inside", ring.neuron_named("outside"): "outside"}
-CircuitDisplay.from_model(ring.model, ring_labels, title="ring detector, k = 6").plot(axes[0])
+diagram(ring.model, ring_labels, "ring detector, k = 6").plot(axes[0])
 view = Box((-1.6 * radius, -1.6 * radius), (1.6 * radius, 1.6 * radius))
 ring_map = NeuronMapDisplay.from_model(ring.model, inside, view, num=map_size)
 ring_map.plot(axes[1])
@@ -139,8 +148,8 @@ for k in ks:
     nums = ring_detector(radius, k).verify().numbers
     closed = math.pi * radius**2 - 0.5 * k * radius**2 * math.sin(2 * math.pi / k)
     rows.append((k, math.pi * radius**2 - nums["active_area"], closed, nums["area_error"]))
-    # self-check: the fired region's exact area is the k-gon's (up to float32 weights)
-    assert abs(rows[-1][1] - closed) < 1e-5, rows[-1]
+    # self-check: the fired region's exact area is the k-gon's (float64 weights: to 1e-12)
+    assert abs(rows[-1][1] - closed) < 1e-12, rows[-1]
 print(f"{'k':>4s} {'missed area (exact)':>20s} {'closed form':>14s} {'|difference|':>13s}")
 for k, missed, closed, _ in rows:
     print(f"{k:4d} {missed:20.10f} {closed:14.10f} {abs(missed - closed):13.2e}")
@@ -236,16 +245,18 @@ for freqs in ([1], [1, 2]):
 # assignment problem; a matched pair's `scale` is the least-squares `c` with
 # `trained ≈ c · circuit`. `functional_distance` then gives the exact sup (over the
 # domain box) and L2 (under the data) distance between the matched units, after we
-# rescale the circuit's units by `c`.
+# rescale the circuit's units by `c`. Dead units (constant on the data) and duplicates
+# (positive multiples of another unit) cannot be identified from the data: the match
+# lists them (`dead_a`, `duplicates_a`, ...) instead of pairing them by accident.
 
 # %%
-(W0, b0), _ = xor.model.affine_layers()[0]
+(W0, b0), _ = xor.model.dense_layers()
 print(f"Bayes accuracy {dist.bayes().accuracy:.5f}")
 trained, matches = [], []
 for s in seeds:
     rng = np.random.default_rng(s)
-    init = build_mlp([rng.normal(0, 1, (2, 4)), rng.normal(0, 0.5, (4, 2))],
-                     [np.zeros(4), np.zeros(2)])  # fmt: skip
+    init = MLP.from_weights([rng.normal(0, 1, (2, 4)), rng.normal(0, 0.5, (4, 2))],
+                            [np.zeros(4), np.zeros(2)])  # fmt: skip
     model = fit(init, dist, key=jax.random.key(s), num_steps=num_steps, learning_rate=0.03).model
     m = match_neurons(model, xor.model, dist, threshold=0.0).layers[0]
     # the circuit with each unit rescaled to its trained partner
@@ -256,7 +267,9 @@ for s in seeds:
     d = functional_distance(model, scaled, dist, neurons=pairs)
     trained.append(model)
     matches.append(m)
-    print(f"seed {s}: exact accuracy {analyze(model, dist).accuracy:.5f}")
+    print(f"seed {s}: exact accuracy {analyze(model, dist).accuracy:.5f}; distances {d.tier} "
+          f"(error {d.error:.1e}); dead units {list(m.dead_a)}, duplicates "
+          f"{list(m.duplicates_a)}")  # fmt: skip
     for (ta, ca), corr, sup, l2 in zip(pairs.items(), m.corr[m.perm >= 0], d.sup, d.l2,
                                        strict=True):  # fmt: skip
         print(f"   {ta} ~ {labels[ca]:14s} corr {corr:.3f}   sup {sup:7.3f}   L2 {l2:.3f}")
@@ -285,8 +298,7 @@ axes[0].set_title(f"seed {seeds[0]}: exact correlations")
 fig.colorbar(im, ax=axes[0], shrink=0.8)
 trained_labels = {f"hidden_0:{i}": f"~{labels[f'hidden_0:{j}']}" for i, j in enumerate(m.perm)
                   if j >= 0 and m.corr[i] > 0.95}  # fmt: skip
-CircuitDisplay.from_model(trained[0], trained_labels,
-                          title=f"trained, seed {seeds[0]} (gold: corr > 0.95)").plot(axes[1])  # fmt: skip
+diagram(trained[0], trained_labels, f"trained, seed {seeds[0]} (gold: corr > 0.95)").plot(axes[1])
 plt.show()
 
 # %%

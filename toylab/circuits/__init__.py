@@ -1,20 +1,26 @@
 """Handwritten circuits and their comparison with trained networks.
 
-* :class:`Circuit`: a network written by hand (an ordinary toylab MLP) with a name
-  and a one-line meaning for every neuron and a claim that :meth:`Circuit.verify`
-  checks exactly;
+* :class:`Circuit`: a network written by hand (a float64
+  :class:`toylab.network.Network`) with a name and a one-line meaning for every neuron
+  and a claim that :meth:`Circuit.verify` checks exactly;
 * the library (:mod:`toylab.circuits.library`): :func:`fisher_discriminant`,
   :func:`xor_circuit`, :func:`ring_detector`, :func:`blob_detector`,
-  :func:`parity`, :func:`majority`, :func:`modular_addition`;
-* comparison: :func:`functional_distance` (exact sup and L2 distance),
-  :func:`match_neurons` (exact correlations, optimal assignment),
-  :func:`compare_weights` (after matching and rescaling).
+  :func:`polygon_detector`, :func:`parity`, :func:`majority`, :func:`modular_addition`;
+* comparison: :func:`functional_distance` (exact sup and L2 distance, through
+  :func:`difference_network` and :func:`toylab.exact.analyze`), :func:`joint_network`,
+  :func:`match_neurons` (exact correlations, optimal assignment, dead and duplicate
+  units flagged), :func:`align` and :func:`compare_weights` (after matching and
+  rescaling);
+* training and Fourier analysis (:mod:`toylab.circuits.training`): :func:`fit`,
+  :func:`train_from_circuit`, :func:`transplant`, :func:`fourier_frequencies`,
+  :func:`train_modular_addition`, :func:`key_frequency_analysis`.
 """
 
 from toylab.circuits.circuit import Circuit, VerifyResult
 from toylab.circuits.distance import (
     DistanceResult,
     JointNetwork,
+    difference_network,
     functional_distance,
     joint_network,
 )
@@ -73,6 +79,7 @@ __all__ = [
     "JointNetwork",
     "VerifyResult",
     "blob_detector",
+    "difference_network",
     "fisher_discriminant",
     "functional_distance",
     "joint_network",

@@ -1,12 +1,18 @@
 """The :class:`Circuit` value: a network written by hand, with a meaning for every neuron.
 
-A circuit is an ordinary toylab model (built with :meth:`toylab.models.MLP.from_weights`,
-so every analysis tool applies to it unchanged), plus
+A circuit is a :class:`toylab.network.Network` (``model``; the library builds it in
+float64 with :meth:`~toylab.network.Network.from_weights`, so its weights are the
+closed form to float64 rounding and every analysis tool applies to it unchanged), plus
 
 * ``meanings``: neuron address -> ``(short name, one-line meaning)``;
 * ``claim``: what the circuit computes, in one sentence;
 * ``check``: a function that verifies the claim exactly and returns a
   :class:`VerifyResult` (see :meth:`Circuit.verify`).
+
+``model`` is always a network: a toylab model passed to the constructor is stored as its
+network value (:func:`toylab.network.as_network`, in the model's own dtype). Where an NNX
+model is needed (training) use :func:`toylab.models.from_network`, which keeps the
+dtype; :func:`toylab.circuits.train_from_circuit` does this for you.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from toylab._errors import ToylabError, did_you_mean
+from toylab.network import Network, as_network
 from toylab.neurons import resolve
+from toylab.tiers import Tier
 
 __all__ = ["Circuit", "VerifyResult"]
 
@@ -26,23 +34,29 @@ class VerifyResult:
     """The verdict on a circuit's claim.
 
     ``passed``: whether the claim holds; ``numbers``: the quantities compared (named);
-    ``tier``: ``"exact"`` or ``"bounded"``; ``method``: how, in words.
+    ``tier``: how the numbers were obtained (:mod:`toylab.tiers`: ``"exact"`` for the
+    library's checks, or the weakest tier of what they compare); ``method``: how, in
+    words.
     """
 
     circuit: str
     claim: str
     passed: bool
     numbers: dict[str, float]
-    tier: str
+    tier: Tier
     method: str
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Circuit:
-    """A handwritten network: ``model`` with named, explained neurons and a checkable claim."""
+    """A handwritten network: ``model`` with named, explained neurons and a checkable claim.
+
+    ``model`` is a :class:`~toylab.network.Network` (a toylab model is converted; see
+    the module docstring).
+    """
 
     name: str
-    model: Any
+    model: Network
     meanings: Mapping[str, tuple[str, str]]
     claim: str
     dist: Any = None
@@ -51,11 +65,7 @@ class Circuit:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ToylabError(f"Circuit: name must be a non-empty string, got {self.name!r}.")
-        if not hasattr(self.model, "widths"):
-            raise ToylabError(
-                f"Circuit({self.name!r}): model must be a toylab model, got "
-                f"{type(self.model).__name__}. Build it with MLP.from_weights."
-            )
+        object.__setattr__(self, "model", as_network(self.model, f"Circuit({self.name!r})"))
         seen: dict[str, str] = {}
         canon: dict[str, tuple[str, str]] = {}
         for address, entry in self.meanings.items():

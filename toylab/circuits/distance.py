@@ -1,24 +1,57 @@
 r"""Exact functional distance between two networks, or between chosen neurons.
 
-:func:`functional_distance` compares two toylab MLPs on one distribution. For
-each compared pair of neurons (default: every output unit against the same
-output unit) it reports
+:func:`functional_distance` compares two networks (:class:`toylab.network.Network`
+values or toylab models) on one distribution. For each compared pair of neurons
+(default: every output unit against the same output unit) it reports
 
 * ``sup`` -- :math:`\sup_{x \in D} |f(x) - g(x)|` over the distribution's domain
-  ``D`` (the box ``dist.domain``, or the finite input set), and where it is attained;
+  ``D`` (the box ``dist.domain``, or the inputs of positive probability of a finite
+  domain), and where it is attained;
 * ``l2`` -- :math:`\sqrt{E_{x \sim \text{dist}}[(f(x) - g(x))^2]}` under the data.
 
-**The joint network.** Both networks are stacked side by side into one MLP
-(:func:`joint_network`): the first layer is ``[W_a | W_b]`` (shared input), every
-later layer is block diagonal, and the output is ``[a's outputs, b's outputs]``.
-Each joint neuron *is* a neuron of ``a`` or of ``b``, so one partition of the
-joint network is a common refinement of both networks' partitions: on each of
-its regions every neuron of ``a`` and of ``b`` is affine, hence so is any
-difference ``f - g``.
+**The joint network.** Both networks are stacked side by side into one
+:class:`~toylab.network.Network` (:func:`joint_network`): the first layer is
+``[W_a | W_b]`` (shared input), every later layer is block diagonal, and the output is
+``[a's outputs, b's outputs]``. Each joint neuron *is* a neuron of ``a`` or of ``b``,
+so one partition of the joint network is a common refinement of both networks'
+partitions.
 
-If the depths differ, the shallower network is padded after its last hidden
-layer with layers that compute the identity exactly, in the deeper network's
-activation for that layer (a layer takes one activation for all its units):
+**The difference network.** :func:`difference_network` cuts both networks after the
+compared neurons (a post-activation hidden unit gets an identity read-out layer, a
+``.pre`` unit loses its activation), stacks the two cuts into a joint network and
+folds ``f_a - f_b`` into its output layer: ``W_out D`` with ``D[c_a, i] = 1``,
+``D[c_b, i] = -1`` (one float64 rounding per entry). Its ``output:i`` *is* the
+difference of pair ``i``, so everything about the difference comes from the one exact
+engine, :func:`toylab.exact.analyze`:
+
+* ``mean_square`` is the diagonal of the output's exact second moments, ``sup`` the
+  larger of ``max`` and ``-min`` of :meth:`toylab.exact.Analysis.extrema` (an affine
+  function on a convex region is extreme at a vertex, and every vertex is checked);
+* ``error``, ``errors`` and ``tier`` are the analysis' own: float64 rounding of the
+  closed forms, the tolerance band of the partition, and the **truncation** of the
+  integration box, bounded for Gaussian mixtures by
+  :func:`toylab.exact.truncation_bounds` applied to the difference network (certified:
+  Cauchy--Schwarz with the Gaussian fourth moments and a Lipschitz bound of the
+  difference network itself). The tier is ``"exact"`` only when the truncation is below
+  the rounding bound, ``"certified"`` otherwise; ``"estimated"`` for densities
+  integrated by adaptive quadrature (rings, noisy curves: the quadrature's error
+  estimate plus the declared mass outside the domain times the largest value).
+
+On **finite domains** no joint network is needed (and none is built, so any depths and
+activations compare): both networks are evaluated on every input in float64
+(:func:`toylab.exact.finite_table`), ``d`` is the difference of the paired columns,
+``mean_square = p . d^2`` and ``sup`` the largest ``|d|`` over the inputs of positive
+probability; tier ``"exact"``, ``error`` the rounding bound
+``(n + 4 L) eps max_i p . (|a_i| + |b_i|)^2`` (``n`` inputs, ``L`` layers of both
+networks; the form of :func:`toylab.exact.finite_table`'s bound).
+
+Pairs from different layer keys are grouped; each group is its own difference network
+and analysis, and the result takes the largest error and the weakest tier
+(:func:`toylab.tiers.weakest`).
+
+If the depths differ, the shallower network is padded after its last hidden layer
+with layers that compute the identity exactly, in the deeper network's activation
+for that layer (a layer takes one activation for all its units):
 
 =================  =====================================  =======================
 padding act.       construction                           exact when
@@ -34,31 +67,12 @@ hardtanh           ``h -> clip(h, -1, 1) = h``            the layer before is ha
 (the first applicable row is used). Layers present in both networks must share
 their activation; otherwise :class:`toylab.ToylabError` explains why.
 
-**Exact tiers.**
-
-* 2-D Gaussian mixtures, piecewise-linear networks: on each region ``r`` of the
-  joint partition the difference is ``d(x) = g_r . x + c_r``. An affine function
-  on a convex polygon is extreme at a vertex, so ``sup |d|`` is the largest
-  ``|d|`` over the vertices of the partition of ``dist.domain``. The mean square
-  is a quadratic form in the region's Gaussian moments:
-  :math:`E[d^2 1_r] = g^\top m_2 g + 2 c\, g \cdot m_1 + c^2 m_0`
-  (:func:`toylab.exact.neuron_moments` on the difference maps, with the moments
-  of :func:`toylab.exact.mixture_polygon_moments` over
-  :func:`toylab.exact.integration_box`). The mass outside that box is bounded
-  by ``truncation_bound`` (Cauchy--Schwarz: :math:`E[d^2 1_{out}] \le
-  \sqrt{E[d^4]}\sqrt{P(out)}` with :math:`|d(x)| \le |d(c)| + L|x - c|`, ``L``
-  the product of the layers' spectral norms, the activations being 1-Lipschitz).
-  Tier ``"exact"``.
-* finite domains: both networks on every input, in float64. Tier ``"exact"``.
-* other 2-D densities (rings, noisy curves), piecewise-linear networks: ``sup``
-  as above (exact); the mean square by adaptive quadrature over the joint
-  regions (:func:`toylab.exact.polygon_quadrature`), with its error estimate in
-  ``error``. Tier ``"bounded"``.
-* anything else (smooth activations on continuous inputs, more than two input
-  dimensions): a :class:`toylab.ToylabError`, unless ``num_samples`` and ``key``
-  are given, in which case the result is a Monte Carlo estimate, tier
-  ``"sampled"``: ``l2`` from ``num_samples`` draws with the standard error of the
-  mean square in ``error``, and ``sup`` the largest ``|d|`` seen (a lower bound).
+Where no exact method applies (smooth activations on continuous inputs, more than two
+input dimensions) :func:`functional_distance` raises :class:`toylab.NotApplicable`,
+unless ``num_samples`` and ``key`` are given: then the result is a Monte Carlo
+estimate, tier ``"sampled"``: ``l2`` from ``num_samples`` draws, ``error`` the
+half-width of the normal confidence interval (``confidence``) of the mean square, and
+``sup`` the largest ``|d|`` seen (a lower bound).
 """
 
 from __future__ import annotations
@@ -68,22 +82,28 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
-from toylab._errors import ToylabError
-from toylab.activations import LEAKY_SLOPE, PIECEWISE_LINEAR
-from toylab.exact import integration_domain
-from toylab.exact.integrals import (
-    mixture_polygon_moments,
-    neuron_moments,
-    polygon_quadrature,
-)
-from toylab.exact.regions import Partition, partition
-from toylab.network import Network
+from toylab._errors import NotApplicable, ToylabError, fail
+from toylab._validate import check_float, check_int
+from toylab.activations import LEAKY_SLOPE
+from toylab.distributions.base import Box, FiniteDomain
+from toylab.exact import analyze, finite_table
+from toylab.network import Network, as_network
 from toylab.neurons import NeuronId, resolve
+from toylab.tiers import Tier, weakest
 
-__all__ = ["DistanceResult", "JointNetwork", "functional_distance", "joint_network"]
+__all__ = [
+    "DistanceResult",
+    "JointNetwork",
+    "difference_network",
+    "functional_distance",
+    "joint_network",
+]
 
 _NONNEG = frozenset({"relu", "abs"})
+
+Pair = tuple[NeuronId, NeuronId]
 
 
 # --------------------------------------------------------------------------- joint network
@@ -91,40 +111,36 @@ _NONNEG = frozenset({"relu", "abs"})
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class JointNetwork:
-    """Two networks stacked side by side into one MLP (see the module docstring).
+    """Two networks stacked side by side into one :class:`~toylab.network.Network`.
 
-    ``layers``/``activations`` describe the joint MLP (``(W, b)`` pairs, float64).
-    ``columns[side][key]`` maps ``"a"``/``"b"`` and a layer key of that network
-    (``"hidden_0"``, ``"hidden_0.pre"``, ``"output"``) to the joint column indices
-    of its units; :meth:`column` resolves one neuron address.
+    ``network`` is the joint network (float64). ``columns[side][key]`` maps ``"a"`` /
+    ``"b"`` and a layer key of that network (``"hidden_0"``, ``"hidden_0.pre"``,
+    ``"output"``) to the joint network's columns of that key holding its units (layer
+    keys are shared: unit ``i`` of ``a``'s ``hidden_k`` is a column of the joint
+    ``hidden_k``); :meth:`column` resolves one neuron address. ``widths[side]`` are the
+    original networks' widths.
     """
 
-    layers: list[tuple[np.ndarray, np.ndarray]]
-    activations: list[str]
+    network: Network
     columns: dict[str, dict[str, np.ndarray]]
     widths: dict[str, dict[str, int]]
 
     def column(self, side: str, neuron: str | NeuronId) -> tuple[str, int]:
         """``(joint layer key, column)`` holding ``neuron`` of network ``side``."""
         if side not in ("a", "b"):
-            raise ToylabError(f"JointNetwork.column: side must be 'a' or 'b', got {side!r}.")
+            raise fail("JointNetwork.column", "side", side, "'a' or 'b'")
         nid = resolve(neuron, self.widths[side])
         if nid.layer == "input":
-            raise ToylabError(
-                f"JointNetwork.column: neuron must be a hidden or output neuron, got {str(nid)!r}; "
-                "inputs are shared by both networks."
-            )
+            raise fail(
+                "JointNetwork.column", "neuron", str(nid), "a hidden or output neuron",
+                "Inputs are shared by both networks.",
+            )  # fmt: skip
         return nid.key, int(self.columns[side][nid.key][nid.unit])
 
 
-def _affine(model: Any, where: str) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str]]:
-    if not hasattr(model, "affine_layers"):
-        raise ToylabError(
-            f"{where}: model must be a toylab MLP (with affine_layers()), got "
-            f"{type(model).__name__}."
-        )
-    layers, acts = model.affine_layers()
-    return [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in layers], list(acts)
+def _float64(model: Any, where: str) -> Network:
+    """``model``'s network with untied NumPy float64 arrays (an exact cast)."""
+    return as_network(model, where).untied().numpy(np.float64)
 
 
 def _pad(
@@ -171,40 +187,105 @@ def _block(wa: np.ndarray, wb: np.ndarray) -> np.ndarray:
 
 
 def joint_network(model_a: Any, model_b: Any, *, where: str = "joint_network") -> JointNetwork:
-    """The MLP computing both networks side by side (see the module docstring)."""
-    la, aa = _affine(model_a, where)
-    lb, ab = _affine(model_b, where)
-    if la[0][0].shape[0] != lb[0][0].shape[0]:
-        raise ToylabError(
-            f"{where}: the networks take different input sizes ({la[0][0].shape[0]} and "
-            f"{lb[0][0].shape[0]}); both must read the same inputs."
-        )
-    common = min(len(aa), len(ab))
-    for k in range(common):
+    """The network computing both networks side by side (see the module docstring).
+
+    ``model_a`` and ``model_b`` are networks or toylab models; the joint network is
+    float64 (the cast of float32 weights is exact).
+    """
+    na, nb = _float64(model_a, where), _float64(model_b, where)
+    if na.input_dim != nb.input_dim:
+        raise fail(
+            where, "model_b", repr(nb),
+            f"a network with {na.input_dim} inputs, like model_a",
+            "Both networks must read the same inputs.",
+        )  # fmt: skip
+    if na.output_activation != nb.output_activation:
+        raise fail(
+            where, "model_b", f"output activation {nb.output_activation!r}",
+            f"model_a's output activation {na.output_activation!r}",
+            "The joint network takes one activation per layer; compare the '.pre' outputs.",
+        )  # fmt: skip
+    aa, ab = list(na.hidden_activations), list(nb.hidden_activations)
+    for k in range(min(len(aa), len(ab))):
         if aa[k] != ab[k]:
             raise ToylabError(
                 f"{where}: hidden layer {k} uses {aa[k]!r} in model_a but {ab[k]!r} in model_b; "
                 "the joint network takes one activation per layer."
             )
     target = aa if len(aa) >= len(ab) else ab
+    la, lb = na.dense_layers(), nb.dense_layers()
     pa = _pad(la, aa, target, where) if len(aa) < len(target) else la
     pb = _pad(lb, ab, target, where) if len(ab) < len(target) else lb
-    layers = []
-    for k, ((wa, ba), (wb, bb)) in enumerate(zip(pa, pb, strict=True)):
-        w = np.hstack([wa, wb]) if k == 0 else _block(wa, wb)
-        layers.append((w, np.concatenate([ba, bb])))
+    ws, bs = [], []
     columns: dict[str, dict[str, np.ndarray]] = {"a": {}, "b": {}}
-    for k, ((wa, _), (wb, _)) in enumerate(zip(pa, pb, strict=True)):
+    for k, ((wa, ba), (wb, bb)) in enumerate(zip(pa, pb, strict=True)):
+        ws.append(np.hstack([wa, wb]) if k == 0 else _block(wa, wb))
+        bs.append(np.concatenate([ba, bb]))
         key = "output" if k == len(pa) - 1 else f"hidden_{k}"
-        na, nb = wa.shape[1], wb.shape[1]
-        cols_a, cols_b = np.arange(na), na + np.arange(nb)
-        for side, cols, depth in (("a", cols_a, len(aa)), ("b", cols_b, len(ab))):
+        na_k, nb_k = wa.shape[1], wb.shape[1]
+        for side, cols, depth in (("a", np.arange(na_k), len(aa)), ("b", na_k + np.arange(nb_k),
+                                                                     len(ab))):  # fmt: skip
             if key == "output" or k < depth:
                 columns[side][key] = cols
-                if key != "output":
+                if key != "output" or na.output_activation != "identity":
                     columns[side][f"{key}.pre"] = cols
-    widths = {"a": dict(model_a.widths), "b": dict(model_b.widths)}
-    return JointNetwork(layers, list(target), columns, widths)
+    net = Network.from_weights(
+        ws, bs, tuple(target), output_activation=na.output_activation, dtype=np.float64
+    )
+    return JointNetwork(net, columns, {"a": na.widths, "b": nb.widths})
+
+
+# --------------------------------------------------------------------------- difference network
+
+
+def _cut(net: Network, key: str) -> Network:
+    """The network whose ``output`` is ``net``'s layer ``key`` (identity output)."""
+    post = key.removesuffix(".pre")
+    k = net.num_layers - 1 if post == "output" else int(post.split("_")[1])
+    layers = net.dense_layers()[: k + 1]
+    acts = list(net.activations[: k + 1])
+    if key.endswith(".pre"):
+        acts[-1] = "identity"
+    elif acts[-1] != "identity":  # an exact identity read-out after the activation
+        n = layers[-1][0].shape[1]
+        layers.append((np.eye(n), np.zeros(n)))
+        acts.append("identity")
+    return Network.from_layers(layers, acts[:-1], dtype=np.float64)
+
+
+def _difference(na: Network, nb: Network, pairs: Sequence[Pair], where: str) -> Network:
+    (ka, kb) = pairs[0][0].key, pairs[0][1].key
+    if any((ia.key, ib.key) != (ka, kb) for ia, ib in pairs):
+        raise fail(
+            where, "neurons", {str(a): str(b) for a, b in pairs},
+            "pairs from one layer key of model_a and one of model_b",
+            "Call it once per pair of layers (functional_distance groups pairs itself).",
+        )  # fmt: skip
+    joint = joint_network(_cut(na, ka), _cut(nb, kb), where=where)
+    layers = joint.network.dense_layers()
+    w, b = layers[-1]
+    d = np.zeros((w.shape[1], len(pairs)))
+    for i, (ia, ib) in enumerate(pairs):
+        d[joint.columns["a"]["output"][ia.unit], i] += 1.0
+        d[joint.columns["b"]["output"][ib.unit], i] -= 1.0
+    return Network.from_layers(
+        [*layers[:-1], (w @ d, b @ d)], joint.network.hidden_activations, dtype=np.float64
+    )
+
+
+def difference_network(
+    model_a: Any, model_b: Any, neurons: Mapping[str, str] | None = None
+) -> Network:
+    """The network whose ``output:i`` is ``f_a - f_b`` for the ``i``-th pair of ``neurons``.
+
+    ``neurons`` maps an address in ``model_a`` to one in ``model_b`` (default: each
+    output to the same output); all pairs must come from one layer key of each network.
+    Built as in the module docstring (float64), so :func:`toylab.exact.analyze`,
+    :func:`toylab.exact.truncation_bounds` and every other exact tool apply to it.
+    """
+    where = "difference_network"
+    na, nb = _float64(model_a, where), _float64(model_b, where)
+    return _difference(na, nb, _pairs(na, nb, neurons, where), where)
 
 
 # --------------------------------------------------------------------------- result
@@ -220,9 +301,12 @@ class DistanceResult:
       argsup: ``(n, d)`` an input attaining it.
       mean_square: ``(n,)`` ``E[(f - g)^2]`` under the distribution.
       l2: ``(n,)`` ``sqrt(mean_square)``.
-      tier: ``"exact"``, ``"bounded"`` or ``"sampled"``.
-      error: bound on the error of ``mean_square`` (truncation, quadrature) or,
-        when sampled, its standard error.
+      tier: ``"exact"``, ``"certified"``, ``"estimated"`` or ``"sampled"``
+        (:mod:`toylab.tiers`; module docstring).
+      error: bound (``exact``, ``certified``), estimate (``estimated``) or confidence
+        half-width (``sampled``) of the absolute error of ``mean_square`` (for the
+        exact tiers, of every moment of the difference networks); ``errors``: its parts
+        (``rounding``, ``truncation``, ``band``; ``sampling``).
       method: how it was computed, in words.
     """
 
@@ -231,8 +315,9 @@ class DistanceResult:
     argsup: np.ndarray
     mean_square: np.ndarray
     l2: np.ndarray
-    tier: str
+    tier: Tier
     error: float
+    errors: dict[str, float]
     method: str
 
     @property
@@ -247,124 +332,91 @@ class DistanceResult:
 # --------------------------------------------------------------------------- helpers
 
 
-def _pairs(
-    model_a: Any, model_b: Any, neurons: Mapping[str, str] | None, where: str
-) -> list[tuple[NeuronId, NeuronId]]:
+def _pairs(na: Network, nb: Network, neurons: Mapping[str, str] | None, where: str) -> list[Pair]:
     if neurons is None:
-        na, nb = model_a.widths["output"], model_b.widths["output"]
-        if na != nb:
-            raise ToylabError(
-                f"{where}: the networks have {na} and {nb} outputs; pass neurons={{...}} to say "
-                "which neurons to compare (e.g. {'output:0': 'output:1'})."
-            )
-        return [(NeuronId("output", i), NeuronId("output", i)) for i in range(na)]
+        oa, ob = na.output_dim, nb.output_dim
+        if oa != ob:
+            raise fail(
+                where, "neurons", None, f"a mapping (the networks have {oa} and {ob} outputs)",
+                "Say which neurons to compare, e.g. neurons={'output:0': 'output:1'}.",
+            )  # fmt: skip
+        return [(NeuronId("output", i), NeuronId("output", i)) for i in range(oa)]
     if not isinstance(neurons, Mapping) or not neurons:
-        raise ToylabError(
-            f"{where}: neurons must be a non-empty mapping from an address in model_a to an "
-            f"address in model_b, got {neurons!r}. Example: {{'hidden_0:2': 'hidden_0:0'}}."
-        )
-    out = []
-    for a, b in neurons.items():
-        ia, ib = resolve(a, model_a.widths), resolve(b, model_b.widths)
-        for nid in (ia, ib):
-            if nid.layer == "input":
-                raise ToylabError(f"{where}: neurons must not be inputs, got {str(nid)!r}.")
-        out.append((ia, ib))
-    return out
-
-
-def _entry_xy_maps(part: Partition, maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every ring entry's point ``(n_entries, 2)`` and the maps' values there."""
-    xy = part.vertices[part.ring]
-    own = np.repeat(np.arange(part.num_regions), np.diff(part.offsets))
-    m = maps[own]
-    return xy, m[:, :, 0] * xy[:, :1] + m[:, :, 1] * xy[:, 1:] + m[:, :, 2]
-
-
-def difference_maps(
-    part: Partition, joint: JointNetwork, pairs: Sequence[tuple[NeuronId, NeuronId]]
-) -> np.ndarray:
-    """``(R, n, 3)`` affine maps of ``f_a - f_b`` for each pair on the joint regions."""
-    cols = []
-    for ia, ib in pairs:
-        ka, ca = joint.column("a", ia)
-        kb, cb = joint.column("b", ib)
-        cols.append(part.maps[ka][:, ca] - part.maps[kb][:, cb])
-    return np.stack(cols, axis=1)
-
-
-def _sup(part: Partition, diff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    xy, vals = _entry_xy_maps(part, diff)
-    idx = np.abs(vals).argmax(axis=0)
-    return np.abs(vals[idx, np.arange(vals.shape[1])]), xy[idx]
-
-
-def _gaussian_r4(mean: np.ndarray, cov: np.ndarray) -> float:
-    """``E|y|^4`` for ``y ~ N(mean, cov)``: ``(tr S + |m|²)² + 2 tr(S²) + 4 mᵀ S m``."""
-    return float(
-        (np.trace(cov) + mean @ mean) ** 2 + 2 * np.trace(cov @ cov) + 4 * mean @ cov @ mean
-    )
-
-
-def _truncation(
-    joint: JointNetwork, pairs: Sequence[tuple[NeuronId, NeuronId]], dist: Any, low, high
-) -> float:
-    from scipy.special import ndtr
-
-    means, covs, weights, _ = dist.arrays()
-    c = 0.5 * (np.asarray(low) + np.asarray(high))
-    lip = 2.0  # |d| = |f - g| <= |f| + |g|: each part has Lipschitz <= prod of norms
-    for w, _ in joint.layers:
-        lip *= max(float(np.linalg.norm(w, 2)), 1e-300)
-    vals = Network.from_layers(joint.layers, joint.activations).forward(c[None, :])
-    dc = max(
-        abs(
-            float(vals[joint.column("a", ia)[0]][0, joint.column("a", ia)[1]])
-            - float(vals[joint.column("b", ib)[0]][0, joint.column("b", ib)[1]])
-        )
-        for ia, ib in pairs
-    )
-    p_out, e_r4 = 0.0, 0.0
-    for mu, cov, w in zip(means, covs, weights, strict=True):
-        sd = np.sqrt(np.diag(cov))
-        z = np.minimum((mu - low) / sd, (high - mu) / sd)
-        p_out += w * float(np.sum(ndtr(-z)))
-        e_r4 += w * _gaussian_r4(mu - c, cov)
-    # d^2 <= 2 d(c)^2 + 2 L^2 r^2  =>  E[d^4] <= 8 d(c)^4 + 8 L^4 E[r^4]
-    fourth = 8 * dc**4 + 8 * lip**4 * e_r4
-    return float(np.sqrt(fourth) * np.sqrt(p_out))
-
-
-def _pointwise(model_a: Any, model_b: Any, pairs: list, x: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Differences ``d`` (N, pairs) of the paired neurons at inputs ``x`` (float64), and the
-    largest |d| of each pair with the input attaining it."""
-    la, aa = _affine(model_a, "functional_distance")
-    lb, ab = _affine(model_b, "functional_distance")
-    va, vb = Network.from_layers(la, aa).forward(x), Network.from_layers(lb, ab).forward(x)
-    d = np.stack([va[ia.key][:, ia.unit] - vb[ib.key][:, ib.unit] for ia, ib in pairs], axis=1)
-    idx = np.abs(d).argmax(0)
-    return d, np.abs(d[idx, np.arange(d.shape[1])]), x[idx]
+        raise fail(
+            where, "neurons", neurons,
+            "a non-empty mapping from an address in model_a to an address in model_b",
+            "Example: {'hidden_0:2': 'hidden_0:0'}.",
+        )  # fmt: skip
+    return [(na.resolve(a), nb.resolve(b)) for a, b in neurons.items()]
 
 
 def _sampled(
-    model_a: Any, model_b: Any, pairs: list, dist: Any, num_samples: int, key: Any, why: str
-) -> DistanceResult:
-    x = np.asarray(dist.sample(key, int(num_samples)).x, np.float64)
-    d, sup, argsup = _pointwise(model_a, model_b, pairs, x)
+    na: Network, nb: Network, pairs: list[Pair], dist: Any, num_samples: int, key: Any,
+    confidence: float, why: str,
+) -> DistanceResult:  # fmt: skip
+    x = np.asarray(dist.sample(key, num_samples).x, np.float64)
+    va, vb = na.forward(x), nb.forward(x)
+    d = np.stack([va[ia.key][:, ia.unit] - vb[ib.key][:, ib.unit] for ia, ib in pairs], axis=1)
+    idx = np.abs(d).argmax(0)
     sq = d**2
     ms = sq.mean(0)
-    se = sq.std(0, ddof=1) / np.sqrt(len(x))
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    half = float((z * sq.std(0, ddof=1) / np.sqrt(len(x))).max())
     return DistanceResult(
         pairs=tuple((str(a), str(b)) for a, b in pairs),
-        sup=sup,
-        argsup=argsup,
+        sup=np.abs(d[idx, np.arange(d.shape[1])]),
+        argsup=x[idx],
         mean_square=ms,
         l2=np.sqrt(ms),
         tier="sampled",
-        error=float(se.max()),
+        error=half,
+        errors={"sampling": half},
         method=f"Monte Carlo over {len(x)} samples ({why}); sup is the largest |d| seen "
-        "(a lower bound); error is the standard error of the mean square",
+        f"(a lower bound); error is the half-width of the {confidence:.0%} normal confidence "
+        "interval of the mean square",
     )
+
+
+def _finite(na: Network, nb: Network, pairs: list[Pair], dist: Any) -> DistanceResult:
+    """Exhaustive distances on a finite domain (module docstring)."""
+    ta = finite_table(na, dist, keep_table=True).table
+    tb = finite_table(nb, dist, keep_table=True).table
+    va = np.stack([ta[ia.key][:, ia.unit] for ia, _ in pairs], axis=1)
+    vb = np.stack([tb[ib.key][:, ib.unit] for _, ib in pairs], axis=1)
+    d = va - vb
+    domain = dist.domain
+    p = np.asarray(domain.probs, np.float64)
+    x = np.asarray(domain.inputs, np.float64)[p > 0]
+    live = np.abs(d[p > 0])
+    idx = live.argmax(0)
+    n = len(p) + 4 * (na.num_layers + nb.num_layers)
+    rounding = float(n * np.finfo(np.float64).eps * (p @ (np.abs(va) + np.abs(vb)) ** 2).max())
+    ms = p @ (d * d)
+    return DistanceResult(
+        pairs=tuple((str(a), str(b)) for a, b in pairs),
+        sup=live[idx, np.arange(d.shape[1])],
+        argsup=x[idx],
+        mean_square=ms,
+        l2=np.sqrt(ms),
+        tier="exact",
+        error=rounding,
+        errors={"rounding": rounding, "truncation": 0.0, "band": 0.0},
+        method=f"exhaustive over all {len(p)} inputs of the finite domain (float64)",
+    )
+
+
+def _not_exact(na: Network, nb: Network, dist: Any) -> str:
+    """Why no exact method applies ('' when one does)."""
+    domain = getattr(dist, "domain", None)
+    if isinstance(domain, FiniteDomain):
+        return ""
+    if not isinstance(domain, Box) or domain.dim != 2:
+        return f"inputs have dimension {getattr(dist, 'dim', '?')}, the exact method needs 2"
+    smooth = sorted({a for n in (na, nb) for a, act in zip(n.activations, n.acts, strict=True)
+                     if not act.piecewise_linear})  # fmt: skip
+    if smooth:
+        return f"activations {smooth} are not piecewise linear"
+    return ""
 
 
 # --------------------------------------------------------------------------- the function
@@ -380,108 +432,74 @@ def functional_distance(
     rtol: float = 1e-9,
     num_samples: int | None = None,
     key: Any = None,
+    confidence: float = 0.95,
 ) -> DistanceResult:
     """Exact sup and L2 distance between neurons of two networks (module docstring).
 
     ``neurons`` maps an address in ``model_a`` to one in ``model_b``
     (``{"hidden_0:2": "hidden_0:0"}``; default: each output to the same output).
-    ``num_samples`` and ``key`` allow a labelled Monte Carlo estimate where no exact
-    method applies.
+    ``tol`` is the partition's tolerance and ``rtol`` the quadrature's (non-Gaussian
+    densities), as in :func:`toylab.exact.analyze`. ``num_samples`` and ``key`` allow a
+    labelled Monte Carlo estimate where no exact method applies.
 
     >>> import numpy as np
-    >>> from toylab.models import MLP
+    >>> from toylab.network import Network
     >>> from toylab.distributions import two_blobs
-    >>> a = MLP.from_weights([np.eye(2), np.eye(2)])
-    >>> b = MLP.from_weights([2 * np.eye(2), 0.5 * np.eye(2)])
-    >>> float(functional_distance(a, b, two_blobs()).max_sup)
-    0.0
+    >>> a = Network.from_weights([np.eye(2), np.eye(2)])
+    >>> b = Network.from_weights([2 * np.eye(2), 0.5 * np.eye(2)])
+    >>> res = functional_distance(a, b, two_blobs())
+    >>> float(res.max_sup), res.tier
+    (0.0, 'exact')
     """
     where = "functional_distance"
-    _affine(model_a, where)
-    _affine(model_b, where)
-    pairs = _pairs(model_a, model_b, neurons, where)
-    domain: Any = getattr(dist, "domain", None)
-    if hasattr(domain, "probs"):
-        x = np.asarray(domain.inputs, np.float64)
-        p = np.asarray(domain.probs, np.float64)
-        d, sup, argsup = _pointwise(model_a, model_b, pairs, x)
-        ms = p @ (d * d)
-        return DistanceResult(
-            pairs=tuple((str(a), str(b)) for a, b in pairs),
-            sup=sup,
-            argsup=argsup,
-            mean_square=ms,
-            l2=np.sqrt(ms),
-            tier="exact",
-            error=0.0,
-            method=f"exhaustive over all {len(x)} inputs of the finite domain (float64)",
-        )
-    acts = list(model_a.affine_layers()[1]) + list(model_b.affine_layers()[1])
-    why = ""
-    if not all(a in PIECEWISE_LINEAR for a in acts):
-        why = f"activations {sorted(set(acts) - PIECEWISE_LINEAR)} are not piecewise linear"
-    elif getattr(dist, "dim", None) != 2 or not hasattr(domain, "low"):
-        why = f"inputs have dimension {getattr(dist, 'dim', None)}, the exact method needs 2"
+    na, nb = _float64(model_a, where), _float64(model_b, where)
+    pairs = _pairs(na, nb, neurons, where)
+    if not 0.0 < check_float(where, "confidence", confidence) < 1.0:
+        raise fail(where, "confidence", confidence, "in (0, 1)", "Example: confidence=0.95.")
+    why = _not_exact(na, nb, dist)
     if why:
         if num_samples is None or key is None:
-            raise ToylabError(
+            raise NotApplicable(
                 f"{where}: no exact method applies ({why}). Pass num_samples=... and "
                 "key=jax.random.key(...) for a Monte Carlo estimate (tier 'sampled')."
             )
-        return _sampled(model_a, model_b, pairs, dist, num_samples, key, why)
-    joint = joint_network(model_a, model_b, where=where)
-    geometry = partition(
-        Network.from_layers(joint.layers, joint.activations), domain.polygon(), tol=tol
-    )
-    sup, argsup = _sup(geometry, difference_maps(geometry, joint, pairs))
-    if type(dist).__name__ == "GaussianMixture":
-        _dom = integration_domain(dist)
-        low, high = _dom.low, _dom.high
-        box_poly = np.array([[low[0], low[1]], [high[0], low[1]], [high[0], high[1]],
-                             [low[0], high[1]]])  # fmt: skip
-        plane = partition(Network.from_layers(joint.layers, joint.activations), box_poly, tol=tol)
-        means, covs, weights, _ = dist.arrays()
-        m0k, m1k, m2k = mixture_polygon_moments(plane.polygons, means, covs, weights)
-        mom = neuron_moments(
-            m0k.sum(0), m1k.sum(0), m2k.sum(0), difference_maps(plane, joint, pairs)
-        )
-        ms = np.maximum(np.diag(mom.second_moment), 0.0)
-        error = _truncation(joint, pairs, dist, low, high)
-        tier = "exact"
-        method = (
-            f"joint partition ({geometry.num_regions} regions on the domain, "
-            f"{plane.num_regions} on the integration box); sup at region vertices, mean "
-            "square from exact Gaussian polygon moments"
-        )
-    else:
-        diff = difference_maps(geometry, joint, pairs)
-
-        def columns(x: np.ndarray) -> np.ndarray:
-            p = np.asarray(dist.prob(x), np.float64)
-            return np.stack([p, p * x[:, 0], p * x[:, 1], p * x[:, 0] ** 2,
-                             p * x[:, 0] * x[:, 1], p * x[:, 1] ** 2], axis=1)  # fmt: skip
-
-        vals, errs = polygon_quadrature(columns, geometry.polygons, rtol=rtol, atol=1e-14)
-        m2 = np.stack([vals[:, [3, 4]], vals[:, [4, 5]]], axis=1)
-        e2 = np.stack([errs[:, [3, 4]], errs[:, [4, 5]]], axis=1)
-        mom = neuron_moments(vals[:, 0], vals[:, 1:3], m2, diff)
-        bound = neuron_moments(errs[:, 0], errs[:, 1:3], e2, np.abs(diff))
-        ms = np.maximum(np.diag(mom.second_moment), 0.0)
-        error = float(np.abs(np.diag(bound.second_moment)).max())
-        error += float(getattr(dist, "outside_mass", 0.0)) * float(sup.max() ** 2)
-        tier = "bounded"
-        method = (
-            f"joint partition ({geometry.num_regions} regions); sup at region vertices (exact), "
-            "mean square by adaptive quadrature over the regions (error estimate in error, "
-            "plus sup² times the mass outside the domain)"
-        )
+        n = check_int(where, "num_samples", num_samples, minimum=2)
+        return _sampled(na, nb, pairs, dist, n, key, confidence, why)
+    if isinstance(getattr(dist, "domain", None), FiniteDomain):
+        return _finite(na, nb, pairs, dist)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, (ia, ib) in enumerate(pairs):
+        groups.setdefault((ia.key, ib.key), []).append(i)
+    n = len(pairs)
+    sup, mean_square = np.zeros(n), np.zeros(n)
+    argsup = np.zeros((n, na.input_dim))
+    tiers: list[str] = []
+    errors: dict[str, float] = {}
+    methods = []
+    for idx in groups.values():
+        diff = _difference(na, nb, [pairs[i] for i in idx], where)
+        res = analyze(diff, dist, tol=tol, rtol=rtol)
+        ext = res.extrema("output")
+        hi, lo = np.asarray(ext.max, np.float64), np.asarray(ext.min, np.float64)
+        up = hi >= -lo
+        sup[idx] = np.where(up, hi, -lo)
+        argsup[idx] = np.where(up[:, None], ext.argmax, ext.argmin)
+        mean_square[idx] = np.maximum(np.diag(res.moments["output"].second_moment), 0.0)
+        tiers.append(res.tier)
+        for part, value in res.errors.items():
+            errors[part] = max(errors.get(part, 0.0), float(value))
+        methods.append(res.method)
+    what = "sup at the partition's vertices, mean square from the difference network's moments"
+    if len(groups) > 1:
+        what += f" ({len(groups)} groups of pairs by layer)"
     return DistanceResult(
         pairs=tuple((str(a), str(b)) for a, b in pairs),
         sup=sup,
         argsup=argsup,
-        mean_square=ms,
-        l2=np.sqrt(ms),
-        tier=tier,
-        error=error,
-        method=method,
+        mean_square=mean_square,
+        l2=np.sqrt(mean_square),
+        tier=weakest(*tiers),
+        error=max(errors.values(), default=0.0),
+        errors=errors,
+        method=f"difference network, exact analysis: {methods[0]}; {what}",
     )

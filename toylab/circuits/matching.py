@@ -17,10 +17,27 @@ assignment problem :math:`\max_\pi \sum_i \rho_{i\pi(i)}`
 least-squares :math:`c = E[a b] / E[b^2]` (exactly :math:`c` when :math:`a = c\,b`).
 Pairs with :math:`\rho` below ``threshold`` are reported as unmatched.
 
-Exact moments: on 2-D Gaussian mixtures, piecewise-linear networks, from the joint
-partition (:func:`toylab.circuits.joint_network`) over the integration box with
-:func:`toylab.exact.cross_moments`; on finite domains, by enumeration. Both tier
-``"exact"``.
+**Dead and duplicate units** cannot be identified from the data, and are flagged
+instead of being matched by accident:
+
+* *dead* (or constant): :math:`\mathrm{Var}(a_i) \le \varepsilon\,E[a_i^2] + \delta_i`,
+  with :math:`\delta_i = e(1 + 2|E a_i| + e)` the effect on the variance of the
+  moments' numerical error ``e`` (the analysis' rounding and truncation parts; its
+  ``band`` part, a worst-case bound for slivers next to nearly coincident breakpoint
+  lines, stays in ``error`` and ``tier`` but does not make live units dead). A dead
+  unit has no correlation with anything (its row is 0), is never matched, and is listed
+  in ``dead_a`` / ``dead_b``;
+* *duplicates*: live units of one network whose mutual correlation is at least
+  ``1 - duplicate_tol`` (one is a positive multiple of the other, to that tolerance);
+  their partners are interchangeable, so which one is matched is not determined by the
+  data. They are listed as groups in ``duplicates_a`` / ``duplicates_b``.
+
+**Exact moments.** Both networks are stacked into one joint network
+(:func:`toylab.circuits.joint_network`) and analysed by :func:`toylab.exact.analyze`:
+the joint layer's second moments hold :math:`E[a b^\top]` as a block. The result
+carries the analysis' ``tier`` and ``error`` (``"exact"`` on finite domains and, up to
+rounding, on Gaussian mixtures; ``"estimated"`` for densities integrated by
+quadrature).
 
 :func:`compare_weights` then expresses ``model_a`` in ``model_b``'s frame (undoing
 the permutation and the scales: :func:`align`) and compares every unit's incoming
@@ -35,23 +52,19 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from toylab._errors import ToylabError
-from toylab.activations import PIECEWISE_LINEAR
-from toylab.circuits.distance import _affine, joint_network
-from toylab.exact import integration_domain
-from toylab.exact.integrals import cross_moments, mixture_polygon_moments, neuron_moments
-from toylab.exact.regions import partition
-from toylab.models.mlp import MLP
-from toylab.network import Network
+from toylab._errors import NotApplicable, ToylabError, fail
+from toylab._validate import check_float
+from toylab.circuits.distance import joint_network
+from toylab.exact import analyze
+from toylab.network import Network, as_network
+from toylab.tiers import Tier
 
 __all__ = [
     "LayerMatch",
     "MatchResult",
     "WeightComparison",
     "align",
-    "build_mlp",
     "compare_weights",
-    "layer_moments",
     "match_neurons",
 ]
 
@@ -63,9 +76,13 @@ class LayerMatch:
     """The matching of one hidden layer.
 
     ``perm[i]``: the unit of ``b`` matched to unit ``i`` of ``a`` (``-1``: none);
-    ``corr[i]``: its exact correlation; ``scale[i]``: ``c`` with ``a_i ≈ c b_perm[i]``;
-    ``correlation``: the full ``(n_a, n_b)`` matrix; ``unmatched_a``/``unmatched_b``:
-    units with no partner above the threshold.
+    ``corr[i]``: the correlation of unit ``i`` with its best assignable partner (0 for
+    a dead unit); ``scale[i]``: ``c`` with ``a_i ≈ c b_perm[i]`` (``nan`` if unmatched);
+    ``correlation``: the full ``(n_a, n_b)`` matrix (rows and columns of dead units are
+    0); ``unmatched_a``/``unmatched_b``: units with no partner (dead ones included);
+    ``dead_a``/``dead_b``: dead or constant units; ``duplicates_a``/``duplicates_b``:
+    groups of units of one network that are positive multiples of each other (see the
+    module docstring).
     """
 
     layer: str
@@ -75,15 +92,25 @@ class LayerMatch:
     correlation: np.ndarray
     unmatched_a: tuple[int, ...]
     unmatched_b: tuple[int, ...]
+    dead_a: tuple[int, ...] = ()
+    dead_b: tuple[int, ...] = ()
+    duplicates_a: tuple[tuple[int, ...], ...] = ()
+    duplicates_b: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class MatchResult:
-    """Matches for every hidden layer (``layers[k]`` for ``"hidden_k"``)."""
+    """Matches for every hidden layer (``layers[k]`` for ``"hidden_k"``).
+
+    ``tier`` and ``error`` are those of the exact analysis of the joint network (the
+    error bounds every moment the correlations and scales are computed from).
+    """
 
     layers: tuple[LayerMatch, ...]
     threshold: float
-    tier: str
+    tier: Tier
+    error: float = 0.0
+    method: str = ""
 
     def pairs(self) -> list[tuple[str, str, float, float]]:
         """``(address in a, address in b, correlation, scale)`` for every matched pair."""
@@ -96,129 +123,167 @@ class MatchResult:
         return out
 
 
-def layer_moments(model_a: Any, model_b: Any, dist: Any, key: str) -> tuple[np.ndarray, ...]:
-    """Exact ``(E[a], E[b], E[a bᵀ], E[a aᵀ], E[b bᵀ])`` of layer ``key`` of both networks."""
-    where = "match_neurons"
-    domain: Any = getattr(dist, "domain", None)
-    if hasattr(domain, "probs"):
-        la, aa = _affine(model_a, where)
-        lb, ab = _affine(model_b, where)
-        x = np.asarray(domain.inputs, np.float64)
-        p = np.asarray(domain.probs, np.float64)
-        va, vb = (
-            Network.from_layers(la, aa).forward(x)[key],
-            Network.from_layers(lb, ab).forward(x)[key],
-        )
-        return (
-            p @ va,
-            p @ vb,
-            (va * p[:, None]).T @ vb,
-            (va * p[:, None]).T @ va,
-            (vb * p[:, None]).T @ vb,
-        )
-    acts = list(model_a.affine_layers()[1]) + list(model_b.affine_layers()[1])
-    if (
-        type(dist).__name__ != "GaussianMixture"
-        or dist.dim != 2
-        or not all(a in PIECEWISE_LINEAR for a in acts)
-    ):
-        raise ToylabError(
-            f"{where}: exact moments need a finite domain, or a 2-D GaussianMixture and "
-            f"piecewise-linear networks; got {type(dist).__name__} (dim "
-            f"{getattr(dist, 'dim', None)}) and activations {sorted(set(acts))}."
-        )
-    joint = joint_network(model_a, model_b, where=where)
-    _dom = integration_domain(dist)
-    low, high = _dom.low, _dom.high
-    poly = np.array([[low[0], low[1]], [high[0], low[1]], [high[0], high[1]], [low[0], high[1]]])
-    plane = partition(Network.from_layers(joint.layers, joint.activations), poly)
-    means, covs, weights, _ = dist.arrays()
-    m0k, m1k, m2k = mixture_polygon_moments(plane.polygons, means, covs, weights)
-    m0, m1, m2 = m0k.sum(0), m1k.sum(0), m2k.sum(0)
-    maps_a = plane.maps[key][:, joint.columns["a"][key]]
-    maps_b = plane.maps[key][:, joint.columns["b"][key]]
-    cross = cross_moments(m0, m1, m2, maps_a, maps_b)
-    ma = neuron_moments(m0, m1, m2, maps_a)
-    mb = neuron_moments(m0, m1, m2, maps_b)
-    return cross.mean_a, cross.mean_b, cross.second_moment, ma.second_moment, mb.second_moment
+def _groups(corr: np.ndarray, live: np.ndarray, cut: float) -> tuple[tuple[int, ...], ...]:
+    """Connected groups (size >= 2) of live units with mutual correlation >= ``cut``."""
+    n = len(live)
+    seen = np.zeros(n, bool)
+    out = []
+    for i in range(n):
+        if seen[i] or not live[i]:
+            continue
+        group, stack = [], [i]
+        seen[i] = True
+        while stack:
+            u = stack.pop()
+            group.append(u)
+            for v in np.nonzero(live & ~seen & (corr[u] >= cut))[0]:
+                seen[v] = True
+                stack.append(int(v))
+        if len(group) > 1:
+            out.append(tuple(sorted(group)))
+    return tuple(out)
+
+
+def _match_layer(
+    key: str, mean: np.ndarray, second: np.ndarray, cols_a: np.ndarray, cols_b: np.ndarray,
+    error: float, threshold: float, eps: float, duplicate_tol: float,
+) -> LayerMatch:  # fmt: skip
+    cols = np.concatenate([cols_a, cols_b])
+    m, s = mean[cols], second[np.ix_(cols, cols)]
+    var = np.diag(s) - m**2
+    live = var > eps * np.diag(s) + error * (1.0 + 2.0 * np.abs(m) + error)
+    sd = np.sqrt(np.where(live, var, 1.0))
+    corr = np.clip((s - np.outer(m, m)) / np.outer(sd, sd), -1.0, 1.0)
+    corr = np.where(np.outer(live, live), corr, 0.0)
+    na = len(cols_a)
+    cab = corr[:na, na:]
+    live_a, live_b = np.nonzero(live[:na])[0], np.nonzero(live[na:])[0]
+    perm = np.full(na, -1)
+    best = np.zeros(na)
+    scale = np.full(na, np.nan)
+    if len(live_a) and len(live_b):
+        rows, cols_ = linear_sum_assignment(-cab[np.ix_(live_a, live_b)])
+        for r, c in zip(live_a[rows], live_b[cols_], strict=True):
+            best[r] = cab[r, c]
+            if cab[r, c] >= threshold:
+                perm[r] = c
+                scale[r] = s[r, na + c] / s[na + c, na + c]
+    matched_b = set(perm[perm >= 0].tolist())
+    cut = 1.0 - duplicate_tol
+    return LayerMatch(
+        key,
+        perm,
+        best,
+        scale,
+        cab,
+        tuple(int(i) for i in np.nonzero(perm < 0)[0]),
+        tuple(j for j in range(len(cols_b)) if j not in matched_b),
+        tuple(int(i) for i in np.nonzero(~live[:na])[0]),
+        tuple(int(j) for j in np.nonzero(~live[na:])[0]),
+        _groups(corr[:na, :na], live[:na], cut),
+        _groups(corr[na:, na:], live[na:], cut),
+    )
 
 
 def match_neurons(
-    model_a: Any, model_b: Any, dist: Any, *, threshold: float = 0.9, eps: float = 1e-12
+    model_a: Any,
+    model_b: Any,
+    dist: Any,
+    *,
+    threshold: float = 0.9,
+    eps: float = 1e-12,
+    duplicate_tol: float = 1e-9,
+    tol: float = 1e-9,
+    rtol: float = 1e-9,
 ) -> MatchResult:
     """Best assignment of ``model_a``'s hidden units to ``model_b``'s (module docstring).
 
-    Units whose variance is below ``eps`` (dead or constant) have correlation 0.
+    ``eps`` is the relative variance below which a unit counts as dead (constant),
+    ``duplicate_tol`` how close to 1 a correlation within one network makes two units
+    duplicates; ``tol``/``rtol`` are passed to :func:`toylab.exact.analyze`.
     """
     where = "match_neurons"
-    la, aa = _affine(model_a, where)
-    lb, ab = _affine(model_b, where)
-    if len(aa) != len(ab):
-        raise ToylabError(
-            f"{where}: the networks have {len(aa)} and {len(ab)} hidden layers; matching pairs "
-            "layer k with layer k, so they must have the same depth."
-        )
+    threshold = check_float(where, "threshold", threshold, minimum=-1.0, maximum=1.0)
+    eps = check_float(where, "eps", eps, nonneg=True)
+    duplicate_tol = check_float(where, "duplicate_tol", duplicate_tol, nonneg=True)
+    na, nb = as_network(model_a, where), as_network(model_b, where)
+    if na.num_hidden != nb.num_hidden:
+        raise fail(
+            where, "model_b", repr(nb), f"a network with {na.num_hidden} hidden layers, like "
+            "model_a", "Matching pairs layer k with layer k, so the depths must agree.",
+        )  # fmt: skip
+    joint = joint_network(na, nb, where=where)
+    try:
+        res = analyze(joint.network, dist, tol=tol, rtol=rtol)
+    except NotApplicable as err:
+        raise NotApplicable(f"{where}: no exact moments for the joint network ({err})") from None
+    numerical = max(res.errors.get("rounding", 0.0), res.errors.get("truncation", 0.0))
     out = []
-    for k in range(len(aa)):
+    for k in range(na.num_hidden):
         key = f"hidden_{k}"
-        mean_a, mean_b, ab_m, aa_m, bb_m = layer_moments(model_a, model_b, dist, key)
-        var_a = np.diag(aa_m) - mean_a**2
-        var_b = np.diag(bb_m) - mean_b**2
-        cov = ab_m - np.outer(mean_a, mean_b)
-        ok = np.outer(var_a > eps, var_b > eps)
-        denom = np.sqrt(np.outer(np.maximum(var_a, eps), np.maximum(var_b, eps)))
-        corr = np.where(ok, cov / denom, 0.0)
-        rows, cols = linear_sum_assignment(-corr)
-        perm = np.full(len(var_a), -1)
-        c = np.zeros(len(var_a))
-        scale = np.full(len(var_a), np.nan)
-        for i, j in zip(rows, cols, strict=True):
-            if corr[i, j] >= threshold:
-                perm[i] = j
-                c[i] = corr[i, j]
-                scale[i] = ab_m[i, j] / bb_m[j, j] if bb_m[j, j] > 0 else np.nan
-            else:
-                c[i] = corr[i, j]
-        matched_b = set(perm[perm >= 0].tolist())
+        mom = res.moments[key]
         out.append(
-            LayerMatch(
+            _match_layer(
                 key,
-                perm,
-                c,
-                scale,
-                corr,
-                tuple(int(i) for i in np.nonzero(perm < 0)[0]),
-                tuple(j for j in range(len(var_b)) if j not in matched_b),
+                mom.mean,
+                mom.second_moment,
+                joint.columns["a"][key],
+                joint.columns["b"][key],
+                numerical,
+                threshold,
+                eps,
+                duplicate_tol,
             )
         )
-    return MatchResult(tuple(out), float(threshold), "exact")
+    return MatchResult(tuple(out), threshold, res.tier, res.error, res.method)
 
 
-def _frames(match: MatchResult, n_layers: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _frames(match: MatchResult, net: Network) -> list[tuple[np.ndarray, np.ndarray]]:
+    if not isinstance(match, MatchResult):
+        raise fail("align", "match", type(match).__name__, "a MatchResult from match_neurons")
+    if len(match.layers) != net.num_hidden:
+        raise fail(
+            "align", "match", f"a match of {len(match.layers)} layers",
+            f"a match of model_a's {net.num_hidden} hidden layers",
+        )  # fmt: skip
     frames = []
+    widths = net.widths
     for lm in match.layers:
+        if len(lm.perm) != widths[lm.layer]:
+            raise fail(
+                "align", "match", f"{len(lm.perm)} units in {lm.layer}",
+                f"model_a's {widths[lm.layer]} units",
+            )  # fmt: skip
         if np.any(lm.perm < 0):
             raise ToylabError(
-                f"align: layer {lm.layer!r} has unmatched units {list(lm.unmatched_a)}; align "
-                "needs a complete matching (lower the threshold, or compare matched units only)."
+                f"align: layer {lm.layer!r} has unmatched units {list(lm.unmatched_a)} (dead: "
+                f"{list(lm.dead_a)}); align needs a complete matching (lower the threshold, or "
+                "compare matched units only)."
             )
         frames.append((lm.perm, lm.scale))
     return frames
 
 
-def align(model_a: Any, match: MatchResult) -> MLP:
+def align(model_a: Any, match: MatchResult) -> Any:
     r"""``model_a`` rewritten in ``model_b``'s frame: same function, b's unit order and scales.
 
     Unit ``i`` of layer ``k`` (matched to ``j = perm[i]`` with scale ``s_i``) becomes
     unit ``j`` with incoming weights and bias divided by ``s_i`` and outgoing weights
-    multiplied by ``s_i`` (exact for positively homogeneous activations).
+    multiplied by ``s_i`` (exact for positively homogeneous activations). Returns a
+    network for a network and a model of the same class for a model, in ``model_a``'s
+    dtype (the arithmetic is float64).
     """
-    layers, acts = _affine(model_a, "align")
+    net = as_network(model_a, "align")
+    if net.tied:
+        raise fail("align", "model_a", repr(net), "an untied network (tied weights cannot be "
+                   "rescaled unit by unit)")  # fmt: skip
+    acts = list(net.hidden_activations)
     if any(a not in SCALE_SYMMETRIC for a in acts):
         raise ToylabError(
             f"align: rescaling units is exact only for {sorted(SCALE_SYMMETRIC)}, got {acts}."
         )
-    frames = _frames(match, len(acts))
+    frames = _frames(match, net)
+    layers = net.dense_layers(np.float64)
     ws, bs = [w.copy() for w, _ in layers], [b.copy() for _, b in layers]
     for k, (perm, scale) in enumerate(frames):
         if np.any(~(scale > 0)):
@@ -227,27 +292,10 @@ def align(model_a: Any, match: MatchResult) -> MLP:
         ws[k] = (ws[k] / scale)[:, inv]
         bs[k] = (bs[k] / scale)[inv]
         ws[k + 1] = (ws[k + 1] * scale[:, None])[inv]
-    dtype = model_a.layers[0].kernel[...].dtype  # keep float64 models float64
-    return build_mlp(ws, bs, acts[0] if acts else "relu", dtype=dtype)
-
-
-def build_mlp(weights: list, biases: list, activation: str = "relu", *, dtype: Any = None) -> MLP:
-    """The MLP ``MLP.from_weights`` builds, without running (and compiling) initializers.
-
-    ``dtype=float64`` keeps the weights in float64 (under ``jax.enable_x64``).
-    """
-    import jax
-    import jax.numpy as jnp
-    from flax import nnx
-
-    dtype = jnp.float32 if dtype is None else dtype
-    widths = [np.shape(weights[0])[0]] + [np.shape(w)[1] for w in weights]
-    model = nnx.eval_shape(lambda: MLP(widths, activation, rngs=nnx.Rngs(0)))
-    with jax.enable_x64(bool(np.dtype(dtype) == np.float64)):
-        for lin, w, b in zip(model.layers, weights, biases, strict=True):
-            lin.kernel = nnx.Param(jnp.asarray(w, dtype))
-            lin.bias = nnx.Param(jnp.asarray(b, dtype))
-    return model
+    out = Network.from_weights(
+        ws, bs, tuple(acts), output_activation=net.output_activation, dtype=net.dtype
+    )
+    return out if isinstance(model_a, Network) else model_a.with_network(out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,19 +305,24 @@ class WeightComparison:
     ``cosine[layer][j]`` and ``relative_error[layer][j]`` compare unit ``j`` of
     ``model_b`` with its aligned partner in ``model_a`` (incoming weights and bias as
     one vector); ``layer`` runs over ``"hidden_k"`` and ``"output"``. ``aligned`` is
-    :func:`align`'s model.
+    :func:`align`'s network or model.
     """
 
     cosine: dict[str, np.ndarray]
     relative_error: dict[str, np.ndarray]
-    aligned: MLP
+    aligned: Any
 
 
 def compare_weights(model_a: Any, model_b: Any, match: MatchResult) -> WeightComparison:
     """Compare weights unit by unit after undoing permutations and scales (see :func:`align`)."""
     aligned = align(model_a, match)
-    la, _ = _affine(aligned, "compare_weights")
-    lb, _ = _affine(model_b, "compare_weights")
+    la = as_network(aligned, "compare_weights").dense_layers(np.float64)
+    lb = as_network(model_b, "compare_weights").untied().dense_layers(np.float64)
+    if [w.shape for w, _ in la] != [w.shape for w, _ in lb]:
+        raise fail(
+            "compare_weights", "model_b", [w.shape for w, _ in lb],
+            f"the layer shapes of model_a, {[w.shape for w, _ in la]}",
+        )  # fmt: skip
     cos, rel = {}, {}
     for k, ((wa, ba), (wb, bb)) in enumerate(zip(la, lb, strict=True)):
         key = "output" if k == len(la) - 1 else f"hidden_{k}"

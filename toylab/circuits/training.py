@@ -4,7 +4,9 @@ r"""Training from a circuit, transplanting handwritten neurons, and Fourier anal
   toylab MLP's parameters (cross-entropy), used to train from a circuit;
 * :func:`train_from_circuit` -- start from a circuit's weights and measure how far
   training moves it (relative weight distance, exact functional distance, exact
-  accuracy before and after);
+  accuracy before and after); the circuit's float64 network becomes a float32 NNX
+  model (:func:`toylab.models.from_network` of its float32 rounding) because
+  :func:`fit` trains in float32;
 * :func:`transplant` -- replace a trained ``hidden_0`` unit by its handwritten
   counterpart (scaled by the matched scale) with
   :func:`toylab.models.with_weights`, and measure the exact effect on accuracy;
@@ -34,10 +36,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from toylab._errors import ToylabError
+from toylab._errors import NotApplicable, ToylabError, fail
 from toylab.circuits.distance import DistanceResult, functional_distance
-from toylab.exact.analysis import analyze
-from toylab.models.edit import with_weights
+from toylab.exact import analyze
+from toylab.models import from_network, with_weights
+from toylab.network import as_network
 
 __all__ = [
     "FitResult",
@@ -136,8 +139,15 @@ def fit(
 
 
 def _flat(model: Any) -> np.ndarray:
-    layers, _ = model.affine_layers()
+    layers = as_network(model, "train_from_circuit").dense_layers(np.float64)
     return np.concatenate([np.concatenate([w.ravel(), b]) for w, b in layers])
+
+
+def _accuracy(model: Any, dist: Any, where: str) -> float:
+    try:
+        return float(analyze(model, dist).accuracy)
+    except NotApplicable as err:
+        raise NotApplicable(f"{where}: no exact accuracy for this model ({err})") from None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -147,7 +157,8 @@ class TrainFromCircuitResult:
     ``relative_weight_distance``: ``|θ_after - θ_circuit| / |θ_circuit|`` over all
     weights and biases; ``distance``: exact :func:`functional_distance` between the
     circuit and the trained network (outputs); ``accuracy_before``/``after``: exact
-    accuracies (:func:`toylab.exact.analyze`).
+    accuracies (:func:`toylab.exact.analyze`). Everything is measured against the
+    circuit's float64 network; ``model`` is the trained float32 NNX model.
     """
 
     model: Any
@@ -160,21 +171,23 @@ class TrainFromCircuitResult:
 def train_from_circuit(
     circuit: Any, dist: Any, *, key: jax.Array, **fit_kwargs: Any
 ) -> TrainFromCircuitResult:
-    """Train starting from ``circuit.model``'s weights (see :func:`fit`) and measure the move."""
-    res = fit(circuit.model, dist, key=key, **fit_kwargs)
-    before, after = analyze(circuit.model, dist), analyze(res.model, dist)
-    if before is None or after is None:
-        raise ToylabError(
-            "train_from_circuit: no exact analysis applies to this model and distribution "
-            "(needs a piecewise-linear network on a 2-D density, or a finite domain)."
-        )
-    w0, w1 = _flat(circuit.model), _flat(res.model)
+    """Train starting from ``circuit.model``'s weights (see :func:`fit`) and measure the move.
+
+    ``circuit`` is a :class:`~toylab.circuits.Circuit` (or a network or model). Training
+    runs on the float32 rounding of its weights (:func:`fit` trains float32 models).
+    """
+    where = "train_from_circuit"
+    net = as_network(getattr(circuit, "model", circuit), where)
+    start = from_network(net.untied().numpy(np.float32))
+    res = fit(start, dist, key=key, **fit_kwargs)
+    before, after = _accuracy(net, dist, where), _accuracy(res.model, dist, where)
+    w0, w1 = _flat(net), _flat(res.model)
     return TrainFromCircuitResult(
         res.model,
         float(np.linalg.norm(w1 - w0)) / max(float(np.linalg.norm(w0)), 1e-300),
-        functional_distance(circuit.model, res.model, dist),
-        float(before.accuracy),
-        float(after.accuracy),
+        functional_distance(net, res.model, dist),
+        before,
+        after,
     )
 
 
@@ -201,23 +214,26 @@ def transplant(
     different upstream units in the two networks). The replaced unit's incoming
     weights and bias become ``scale`` times the handwritten unit's; its outgoing
     weights are kept (so ``scale`` should be the matched scale of
-    :func:`toylab.circuits.match_neurons`).
+    :func:`toylab.circuits.match_neurons`). ``trained`` and ``circuit_model`` are
+    networks or toylab models; the edit keeps ``trained``'s kind and dtype.
     """
-    for name, addr in (("neuron", neuron), ("source", source)):
-        if not (isinstance(addr, str) and addr.startswith("hidden_0:")):
-            raise ToylabError(
-                f"transplant: {name} must be a first-layer unit like 'hidden_0:3', got {addr!r}."
-            )
-    i, j = int(neuron.split(":")[1]), int(source.split(":")[1])
-    (wa, ba), *_ = trained.affine_layers()[0]
-    (wb, bb), *_ = circuit_model.affine_layers()[0]
-    wa, ba = wa.copy(), ba.copy()
+    where = "transplant"
+    net_t, net_c = as_network(trained, where), as_network(circuit_model, where)
+    ids = []
+    for name, addr, net in (("neuron", neuron, net_t), ("source", source, net_c)):
+        nid = net.resolve(addr) if isinstance(addr, str) else None
+        if nid is None or nid.key != "hidden_0":
+            raise fail(where, name, addr, "a first-layer unit like 'hidden_0:3'")
+        ids.append(nid.unit)
+    i, j = ids
+    if net_t.input_dim != net_c.input_dim:
+        raise fail(where, "circuit_model", repr(net_c), f"a network with {net_t.input_dim} inputs")
+    wa, ba = net_t.dense_layers(np.float64)[0]
+    wb, bb = net_c.dense_layers(np.float64)[0]
     wa[:, i], ba[i] = scale * wb[:, j], scale * bb[j]
     edited = with_weights(trained, 0, wa, ba)
-    before, after = analyze(trained, dist), analyze(edited, dist)
-    if before is None or after is None:
-        raise ToylabError("transplant: no exact analysis applies to this model and distribution.")
-    return TransplantResult(edited, neuron, float(before.accuracy), float(after.accuracy))
+    before, after = _accuracy(trained, dist, where), _accuracy(edited, dist, where)
+    return TransplantResult(edited, str(neuron), before, after)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,7 +262,7 @@ class FourierResult:
 
 def fourier_frequencies(model: Any, p: int) -> FourierResult:
     """The key-frequency analysis of a one-hot modular-arithmetic MLP (module docstring)."""
-    w = model.affine_layers()[0][0][0]
+    w = as_network(model, "fourier_frequencies").dense_layers(np.float64)[0][0]
     if w.shape[0] != 2 * p:
         raise ToylabError(
             f"fourier_frequencies: the model must read two one-hot operands of {p} values "
@@ -427,11 +443,12 @@ def key_frequency_analysis(model: Any, p: int, *, active_tol: float = 0.05) -> K
     with random weights scores about 0.9 (most of its power lies off the best
     frequency, and its output phase is unrelated to its input phases).
     """
-    layers, acts = model.affine_layers()
-    if len(layers) != 2 or acts != ["quadratic"]:
+    net = as_network(model, "key_frequency_analysis")
+    layers, acts = net.dense_layers(np.float64), list(net.activations)
+    if acts != ["quadratic", "identity"]:
         raise ToylabError(
-            "key_frequency_analysis: the model must have one hidden layer of quadratic units, "
-            f"got activations {acts}."
+            "key_frequency_analysis: the model must have one hidden layer of quadratic units "
+            f"and an affine output, got activations {acts}."
         )
     (w0, b0), (w1, b1) = layers
     if w0.shape[0] != 2 * p or w1.shape[1] != p:
