@@ -53,22 +53,31 @@ class Context:
         self.finite = isinstance(domain, FiniteDomain)
         if not self.finite and not isinstance(domain, Box):
             raise fail(
-                where, "dist", type(dist).__name__,
+                where,
+                "dist",
+                type(dist).__name__,
                 "a toylab distribution with a box or a finite domain",
-            )  # fmt: skip
+            )
         data_dim = domain.dim  # type: ignore[union-attr]
         if self.network.input_dim != data_dim:
             raise fail(
-                where, "model", repr(self.network),
+                where,
+                "model",
+                repr(self.network),
                 f"a network with {data_dim} inputs (the distribution's dimension)",
-            )  # fmt: skip
+            )
         self.plane: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.window: np.ndarray | None = None
         n = self.network.input_dim
         if plane is not None:
             if self.finite:
-                raise fail(where, "plane", "a plane", "None for a finite domain",
-                           "Finite domains are checked on their own inputs.")  # fmt: skip
+                raise fail(
+                    where,
+                    "plane",
+                    "a plane",
+                    "None for a finite domain",
+                    "Finite domains are checked on their own inputs.",
+                )
             if not isinstance(plane, tuple | list) or len(plane) != 3:
                 raise fail(where, "plane", plane, "a triple (origin, d1, d2)")
             o, d1, d2 = (
@@ -84,14 +93,22 @@ class Context:
                 self.window = np.asarray(Polygon(window).vertices)  # CCW
             except ToylabError:
                 raise fail(
-                    where, "window", window, "the vertices of a convex polygon in (s, t)",
+                    where,
+                    "window",
+                    window,
+                    "the vertices of a convex polygon in (s, t)",
                     "For example toylab.exact.box((-2, -2), (2, 2)).",
-                ) from None  # fmt: skip
+                ) from None
             self.low, self.high = self.window.min(0), self.window.max(0)
         else:
             if window is not None:
-                raise fail(where, "window", window, "None without a plane",
-                           "A window is a region of a plane: pass plane=(origin, d1, d2).")  # fmt: skip
+                raise fail(
+                    where,
+                    "window",
+                    window,
+                    "None without a plane",
+                    "A window is a region of a plane: pass plane=(origin, d1, d2).",
+                )
             self.net = self.network
             if self.finite:
                 inputs = np.asarray(domain.inputs, np.float64)  # type: ignore[union-attr]

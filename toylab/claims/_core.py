@@ -135,8 +135,7 @@ class ClaimResult:
         if self.estimate is not None:
             ci = ""
             if self.interval is not None:
-                ci = (f" ({self.interval[0]:.4g}, {self.interval[1]:.4g}) "
-                      f"{self.interval_method}")  # fmt: skip
+                ci = f" ({self.interval[0]:.4g}, {self.interval[1]:.4g}) {self.interval_method}"
                 ci += "" if self.interval_method == "certified enclosure" else " interval"
             tier = f" [{self.estimate_tier}]" if self.estimate_tier else ""
             lines.append(f"  estimate: {self.estimate:.6g}{tier}{ci}")
@@ -308,9 +307,13 @@ def dead(neuron: Any, *, statement: str | None = None) -> Claim:
 
 
 def fires_on_mass(
-    neuron: Any, q: float, *, cls: int | None = None, component: int | None = None,
+    neuron: Any,
+    q: float,
+    *,
+    cls: int | None = None,
+    component: int | None = None,
     statement: str | None = None,
-) -> Claim:  # fmt: skip
+) -> Claim:
     """``P(a > 0 | class cls)`` (or ``| component``) is at least ``q``. Margin: ``P - q``."""
     return Claim(
         "fires_on_mass", neuron, statement or "", {"q": q, "cls": cls, "component": component}
@@ -318,9 +321,13 @@ def fires_on_mass(
 
 
 def monotone(
-    neuron: Any, direction: Sequence[float], *, region: Any = None, decreasing: bool = False,
+    neuron: Any,
+    direction: Sequence[float],
+    *,
+    region: Any = None,
+    decreasing: bool = False,
     statement: str | None = None,
-) -> Claim:  # fmt: skip
+) -> Claim:
     """Non-decreasing (or non-increasing) along ``direction`` within ``region``.
 
     Margin: the smallest directional derivative (negated when ``decreasing``)."""
@@ -345,9 +352,13 @@ def argmax_near(
 
 
 def activation_share(
-    neuron: Any, share: float, *, cls: int | None = None, component: int | None = None,
+    neuron: Any,
+    share: float,
+    *,
+    cls: int | None = None,
+    component: int | None = None,
     statement: str | None = None,
-) -> Claim:  # fmt: skip
+) -> Claim:
     r"""The group's share of the mean activation is at least ``share``:
 
     .. math:: \frac{E[a\,1(\text{group})]}{E[a]} \ge \text{share}
@@ -356,8 +367,12 @@ def activation_share(
     minus ``share``. Exact from :meth:`toylab.exact.Analysis.group_means` (Gaussian
     mixtures, finite domains). This is not the selectivity *index* of
     :mod:`toylab.methods` (top share minus second share)."""
-    return Claim("activation_share", neuron, statement or "",
-                 {"share": share, "cls": cls, "component": component})  # fmt: skip
+    return Claim(
+        "activation_share",
+        neuron,
+        statement or "",
+        {"share": share, "cls": cls, "component": component},
+    )
 
 
 def ablation_lowers_accuracy(
@@ -371,9 +386,14 @@ def ablation_lowers_accuracy(
 
 
 def matches_circuit(
-    neuron: Any, circuit: Any, circuit_neuron: str, tol: float, *, norm: str = "sup",
+    neuron: Any,
+    circuit: Any,
+    circuit_neuron: str,
+    tol: float,
+    *,
+    norm: str = "sup",
     statement: str | None = None,
-) -> Claim:  # fmt: skip
+) -> Claim:
     """The neuron equals ``circuit``'s neuron ``circuit_neuron`` within ``tol``.
 
     ``norm="sup"`` (over the domain) or ``"l2"`` (under the distribution); exact via
@@ -464,21 +484,40 @@ def _combine(claim: Claim, results: list[ClaimResult], mode: str) -> ClaimResult
     statement = str(claim.statement)
     if mode == "not":
         (r,) = results
-        return ClaimResult(statement, ", ".join(claim.neuron), claim.kind, r.tier,
-                           not r.holds, -r.margin, num_tried=r.num_tried,
-                           detail="the inner claim " + ("holds" if r.holds else "fails"),
-                           children=(r,))  # fmt: skip
+        return ClaimResult(
+            statement,
+            ", ".join(claim.neuron),
+            claim.kind,
+            r.tier,
+            not r.holds,
+            -r.margin,
+            num_tried=r.num_tried,
+            detail="the inner claim " + ("holds" if r.holds else "fails"),
+            children=(r,),
+        )
     holds = all(r.holds for r in results) if mode == "all" else any(r.holds for r in results)
     margin = min(r.margin for r in results) if mode == "all" else max(r.margin for r in results)
     bad = next((r for r in results if not r.holds), None)
     fields: dict[str, Any] = {}
     if not holds and bad is not None:
-        fields = {"witness": bad.witness, "witness_region": bad.witness_region,
-                  "failing_mass": bad.failing_mass, "failing_mass_bounds": bad.failing_mass_bounds,
-                  "failing_mass_tier": bad.failing_mass_tier}  # fmt: skip
-    return ClaimResult(statement, ", ".join(claim.neuron), claim.kind, tier, holds, margin,
-                       num_tried=sum(r.num_tried for r in results), children=tuple(results),
-                       **fields)  # fmt: skip
+        fields = {
+            "witness": bad.witness,
+            "witness_region": bad.witness_region,
+            "failing_mass": bad.failing_mass,
+            "failing_mass_bounds": bad.failing_mass_bounds,
+            "failing_mass_tier": bad.failing_mass_tier,
+        }
+    return ClaimResult(
+        statement,
+        ", ".join(claim.neuron),
+        claim.kind,
+        tier,
+        holds,
+        margin,
+        num_tried=sum(r.num_tried for r in results),
+        children=tuple(results),
+        **fields,
+    )
 
 
 def _decide(claim: Claim, ctx: Context, opts: _Options) -> ClaimResult:
@@ -540,9 +579,11 @@ def _resolved(params: dict[str, Any], ctx: Context) -> dict[str, Any]:
             )
         if isinstance(p["region"], HalfPlane) and len(p["region"].normal) != ctx.dim:
             raise fail(
-                "check", "region", p["region"].describe(),
+                "check",
+                "region",
+                p["region"].describe(),
                 f"a half-plane with a normal of length {ctx.dim} (the checked coordinates)",
-            )  # fmt: skip
+            )
     return p
 
 
@@ -563,8 +604,9 @@ def _margin_fns(ctx: Context, nid: NeuronId, p: dict, kind: Kind, pointwise: Any
     return margin_np, margin_jnp
 
 
-def _searched(ctx: Context, nid: NeuronId, params: dict, kind: Kind, pointwise: Any,
-              opts: _Options) -> dict[str, Any]:  # fmt: skip
+def _searched(
+    ctx: Context, nid: NeuronId, params: dict, kind: Kind, pointwise: Any, opts: _Options
+) -> dict[str, Any]:
     margin_np, margin_jnp = _margin_fns(ctx, nid, params, kind, pointwise)
     if ctx.finite:
         dom = ctx.dist.domain
@@ -574,8 +616,11 @@ def _searched(ctx: Context, nid: NeuronId, params: dict, kind: Kind, pointwise: 
         low = np.tile(ctx.low, kind.arity)
         high = np.tile(ctx.high, kind.arity)
         out = search(margin_np, margin_jnp, low, high, budget=opts.budget, seed=opts.seed)
-    fields: dict[str, Any] = {"holds": not out.found, "margin": out.margin,
-                              "num_tried": out.num_tried}  # fmt: skip
+    fields: dict[str, Any] = {
+        "holds": not out.found,
+        "margin": out.margin,
+        "num_tried": out.num_tried,
+    }
     if out.found:
         fields["witness"] = out.x
         fields["detail"] = f"counterexample found by {out.engine} search"
@@ -584,8 +629,9 @@ def _searched(ctx: Context, nid: NeuronId, params: dict, kind: Kind, pointwise: 
     return fields
 
 
-def _enumerate(ctx: Context, nid: NeuronId, params: dict, kind: Kind, pointwise: Any
-               ) -> dict[str, Any]:  # fmt: skip
+def _enumerate(
+    ctx: Context, nid: NeuronId, params: dict, kind: Kind, pointwise: Any
+) -> dict[str, Any]:
     dom = ctx.dist.domain
     inputs = np.asarray(dom.inputs, np.float64)
     probs = np.asarray(dom.probs, np.float64)
@@ -593,17 +639,24 @@ def _enumerate(ctx: Context, nid: NeuronId, params: dict, kind: Kind, pointwise:
     m = np.where(probs > 0, margin_np(inputs), np.inf)
     worst = int(np.argmin(m))
     fails = m < 0
-    fields: dict[str, Any] = {"holds": not fails.any(), "margin": float(m[worst]),
-                              "num_tried": len(inputs)}  # fmt: skip
+    fields: dict[str, Any] = {
+        "holds": not fails.any(),
+        "margin": float(m[worst]),
+        "num_tried": len(inputs),
+    }
     if fails.any():
-        fields.update(witness=inputs[worst], failing_mass=float(probs[fails].sum()),
-                      failing_mass_tier="exact",
-                      detail=f"fails on {int(fails.sum())} of {len(inputs)} inputs")  # fmt: skip
+        fields.update(
+            witness=inputs[worst],
+            failing_mass=float(probs[fails].sum()),
+            failing_mass_tier="exact",
+            detail=f"fails on {int(fails.sum())} of {len(inputs)} inputs",
+        )
     return fields
 
 
-def _sampled_pointwise(ctx: Context, nid: NeuronId, params: dict, kind: Kind, pointwise: Any,
-                       opts: _Options) -> dict[str, Any]:  # fmt: skip
+def _sampled_pointwise(
+    ctx: Context, nid: NeuronId, params: dict, kind: Kind, pointwise: Any, opts: _Options
+) -> dict[str, Any]:
     import jax
 
     margin_np, _ = _margin_fns(ctx, nid, params, kind, pointwise)
@@ -613,13 +666,23 @@ def _sampled_pointwise(ctx: Context, nid: NeuronId, params: dict, kind: Kind, po
     ok = m >= 0
     k, n = int(ok.sum()), len(m)
     lo, hi = wilson(k, n, opts.confidence)
-    fields: dict[str, Any] = {"holds": k == n, "margin": float(m.min()), "num_tried": n,
-                              "estimate": k / n, "estimate_tier": "sampled", "interval": (lo, hi),
-                              "interval_method": "Wilson",
-                              "detail": f"holds at {k} of {n} sampled inputs"}  # fmt: skip
+    fields: dict[str, Any] = {
+        "holds": k == n,
+        "margin": float(m.min()),
+        "num_tried": n,
+        "estimate": k / n,
+        "estimate_tier": "sampled",
+        "interval": (lo, hi),
+        "interval_method": "Wilson",
+        "detail": f"holds at {k} of {n} sampled inputs",
+    }
     if k < n:
-        fields.update(witness=x[int(np.argmin(m))], failing_mass=1 - k / n,
-                      failing_mass_bounds=(1 - hi, 1 - lo), failing_mass_tier="sampled")  # fmt: skip
+        fields.update(
+            witness=x[int(np.argmin(m))],
+            failing_mass=1 - k / n,
+            failing_mass_bounds=(1 - hi, 1 - lo),
+            failing_mass_tier="sampled",
+        )
     return fields
 
 
@@ -652,11 +715,20 @@ def assert_claim(
         try:
             from toylab.viz.verdicts import plot_counterexample  # optional: needs matplotlib
 
-            out_dir = Path(plot_dir) if plot_dir is not None else Path(
-                tempfile.mkdtemp(prefix="toylab-claim-"))  # fmt: skip
+            out_dir = (
+                Path(plot_dir)
+                if plot_dir is not None
+                else Path(tempfile.mkdtemp(prefix="toylab-claim-"))
+            )
             slug = "".join(ch if ch.isalnum() else "_" for ch in result.neuron)[:40]
-            path = plot_counterexample(result, model, dist, out_dir / f"counterexample_{slug}.png",
-                                       plane=kwargs.get("plane"), window=kwargs.get("window"))  # fmt: skip
+            path = plot_counterexample(
+                result,
+                model,
+                dist,
+                out_dir / f"counterexample_{slug}.png",
+                plane=kwargs.get("plane"),
+                window=kwargs.get("window"),
+            )
             result = dataclasses.replace(result, plot_path=str(path))
         except Exception as e:  # noqa: BLE001 - plotting is a convenience, never a verdict
             note = f"\n  (no plot: {e})"

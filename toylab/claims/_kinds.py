@@ -1,12 +1,7 @@
-"""Every built-in kind of claim: its parameters (the one schema) and how it is decided.
+"""Every built-in kind of claim and how it is decided, tier by tier (private).
 
-**The schema.** Each :class:`Kind` lists its parameters (:class:`Param`: a name, a
-validator from :mod:`toylab._validate`, whether it is required). The Python
-constructors of :mod:`toylab.claims` and the claim files of
-:mod:`toylab.claims.files` both go through :meth:`Kind.validate`, so a parameter has one
-name (``cls``, ``q``, ``region``, ...) and one error message everywhere.
-
-**Deciders.** A kind may provide
+The kinds' parameters are the one schema of :mod:`toylab.claims._schema`. A kind may
+provide these deciders:
 
 * ``pointwise(ctx, nid, p, x, xp) -> margin (N,)``: a margin at every input (``>= 0``
   where the claim holds there). Pointwise kinds are decided exactly on finite domains
@@ -27,17 +22,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from toylab._errors import ToylabError, did_you_mean, fail
-from toylab._validate import check_bool, check_choice, check_float, check_int, float_tuple
+from toylab._errors import fail
+from toylab._validate import check_bool
+from toylab.claims import _schema as sc
 from toylab.claims._context import Context
+from toylab.claims._schema import Kind, Param
 from toylab.claims._search import wilson
-from toylab.claims.regions import region_from_config
 from toylab.exact import Analysis, active_region, analyze, clip_convex, polygon_area
 from toylab.exact import region_moments as _region_moments
 from toylab.network import Network, as_network
@@ -46,126 +42,6 @@ from toylab.tiers import weakest
 
 _REL = 1e-9  # relative tolerance of exact comparisons (the partition's own band)
 _EPS = float(np.finfo(np.float64).eps)
-
-
-# --------------------------------------------------------------------------- the schema
-
-
-@dataclasses.dataclass(frozen=True)
-class Param:
-    """One parameter of a kind: ``check(where, name, value) -> value`` validates it."""
-
-    name: str
-    check: Callable[[str, str, Any], Any]
-    required: bool = True
-    doc: str = ""
-
-
-def _probability(where: str, name: str, v: Any) -> float:
-    return check_float(where, name, v, minimum=0.0, maximum=1.0)
-
-
-def _real(where: str, name: str, v: Any) -> float:
-    return check_float(where, name, v)
-
-
-def _nonneg(where: str, name: str, v: Any) -> float:
-    return check_float(where, name, v, nonneg=True)
-
-
-def _difference(where: str, name: str, v: Any) -> float:
-    return check_float(where, name, v, minimum=-1.0, maximum=1.0)
-
-
-def _index(where: str, name: str, v: Any) -> int:
-    return check_int(where, name, v, minimum=0)
-
-
-def _vector(where: str, name: str, v: Any) -> tuple[float, ...]:
-    out = float_tuple(where, name, v)
-    if not any(out):
-        raise fail(where, name, v, "a non-zero vector")
-    return out
-
-
-def _point(where: str, name: str, v: Any) -> tuple[float, ...]:
-    return float_tuple(where, name, v)
-
-
-def _region(where: str, name: str, v: Any) -> Any:
-    return region_from_config(where, name, v)
-
-
-def _callable(where: str, name: str, v: Any) -> Any:
-    if not callable(v):
-        raise fail(where, name, v, "a callable")
-    return v
-
-
-def _address(where: str, name: str, v: Any) -> str:
-    if not isinstance(v, str | NeuronId):
-        raise fail(where, name, v, "a neuron address like 'hidden_0:3'")
-    try:
-        return str(NeuronId.parse(v))
-    except ToylabError as e:
-        raise ToylabError(f"{where}: {name}: {e}") from None
-
-
-def _model(where: str, name: str, v: Any) -> Any:
-    if not (isinstance(v, Network) or hasattr(v, "to_network")):
-        raise fail(where, name, type(v).__name__, "a toylab model or toylab.network.Network")
-    return v
-
-
-def _norm(where: str, name: str, v: Any) -> str:
-    return check_choice(where, name, v, ("sup", "l2"))
-
-
-def _group_text(p: Mapping[str, Any]) -> str:
-    return f"class {p['cls']}" if p.get("cls") is not None else f"component {p['component']}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Kind:
-    """A kind of claim: its parameters and deciders (see the module docstring)."""
-
-    name: str
-    params: tuple[Param, ...]
-    describe: Callable[[Mapping[str, Any]], str]
-    one_of: tuple[str, ...] = ()  # exactly one of these (optional) parameters is given
-    in_files: bool = True  # expressible in a claim file (no Python objects)
-    pointwise: Callable[..., Any] | None = None
-    arity: int = 1
-    exact: Callable[..., Any] | None = None
-    sampled: Callable[..., Any] | None = None
-    finite_pointwise: bool = True  # pointwise margins are meaningful on finite domains
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.params)
-
-    def validate(self, where: str, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The parameters, validated and normalised; ``None`` means "not given"."""
-        unknown = [k for k in values if k not in self.names]
-        if unknown:
-            raise ToylabError(
-                f"{where}: unknown parameter {unknown[0]!r} for a {self.name!r} claim; it takes "
-                f"{list(self.names)}." + did_you_mean(unknown[0], self.names)
-            )
-        out: dict[str, Any] = {}
-        for p in self.params:
-            v = values.get(p.name)
-            if v is None:
-                if p.required:
-                    raise ToylabError(f"{where}: a {self.name!r} claim needs {p.name!r} ({p.doc}).")
-                continue
-            out[p.name] = p.check(where, p.name, v)
-        if self.one_of and sum(k in out for k in self.one_of) != 1:
-            given = ", ".join(f"{k}={values.get(k)!r}" for k in self.one_of)
-            docs = {p.name: p.doc for p in self.params}
-            options = " or ".join(f"{k}=... ({docs[k]})" for k in self.one_of)
-            raise ToylabError(f"{where}: give exactly one of {options}, got {given}.")
-        return out
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -197,8 +73,12 @@ def _decide_number(
     if tier == "exact":
         return {**out, "holds": margin >= -error}
     if tier == "certified" and abs(margin) > error:
-        return {**out, "holds": margin > 0, "interval": (value - error, value + error),
-                "interval_method": "certified enclosure"}  # fmt: skip
+        return {
+            **out,
+            "holds": margin > 0,
+            "interval": (value - error, value + error),
+            "interval_method": "certified enclosure",
+        }
     return None
 
 
@@ -244,9 +124,12 @@ def _group(ctx: Context, an: Analysis, p: Mapping[str, Any]) -> tuple[str, np.nd
         comp = int(p["component"])
         if an.groups != "component":
             raise fail(
-                "check", "component", comp, "a component of a Gaussian mixture",
+                "check",
+                "component",
+                comp,
+                "a component of a Gaussian mixture",
                 f"{type(ctx.dist).__name__} has classes, not mixture components: use cls=....",
-            )  # fmt: skip
+            )
         if comp >= len(an.group_class):
             raise fail("check", "component", comp, f"in 0..{len(an.group_class) - 1}")
         return f"component {comp}", np.arange(len(an.group_class)) == comp
@@ -265,9 +148,12 @@ def _sample_group(ctx: Context, p: Mapping[str, Any], opts: Any) -> tuple[np.nda
     if p.get("component") is not None:
         if not isinstance(latent, dict) or "component" not in latent:
             raise fail(
-                "check", "component", p["component"], "a component of a mixture",
+                "check",
+                "component",
+                p["component"],
+                "a component of a mixture",
                 f"{type(ctx.dist).__name__} has no mixture components: use cls=....",
-            )  # fmt: skip
+            )
         return x, np.asarray(latent["component"]) == p["component"]
     if p.get("cls") is not None:
         return x, y == p["cls"]
@@ -285,8 +171,9 @@ def _fires_only_pointwise(ctx: Context, nid: NeuronId, p: dict, x: Any, xp: Any)
     return xp.maximum(-a, region.signed(x, xp))
 
 
-def _ellipse_witness(ctx: Context, nid: NeuronId, region: Any, active: np.ndarray,
-                     m: np.ndarray) -> np.ndarray | None:  # fmt: skip
+def _ellipse_witness(
+    ctx: Context, nid: NeuronId, region: Any, active: np.ndarray, m: np.ndarray
+) -> np.ndarray | None:
     """A verified point outside ``region`` where the neuron is > 0, near a vertex of
     ``active`` that lies outside it (an ellipse's sliver between its polygons)."""
     vals = _vals(active, m)
@@ -369,8 +256,12 @@ def _fires_only_exact(ctx: Context, nid: NeuronId, p: dict) -> dict | None:
 def _direction(ctx: Context, p: dict) -> np.ndarray:
     d = np.asarray(p["direction"], np.float64)
     if d.shape != (ctx.dim,):
-        raise fail("monotone", "direction", list(p["direction"]),
-                   f"a vector of length {ctx.dim} (the checked coordinates)")  # fmt: skip
+        raise fail(
+            "monotone",
+            "direction",
+            list(p["direction"]),
+            f"a vector of length {ctx.dim} (the checked coordinates)",
+        )
     return d
 
 
@@ -423,8 +314,11 @@ def _monotone_exact(ctx: Context, nid: NeuronId, p: dict) -> dict | None:
         return {"holds": True, "margin": math.inf, "detail": "the region misses the domain"}
     out: dict[str, Any] = {"holds": not num_failing, "margin": worst, "num_tried": len(polys)}
     if num_failing:
-        out.update(witness=witness, witness_region=tuple(lower),
-                   detail=f"slope {worst:.4g} along {d.tolist()} on {num_failing} region(s)")  # fmt: skip
+        out.update(
+            witness=witness,
+            witness_region=tuple(lower),
+            detail=f"slope {worst:.4g} along {d.tolist()} on {num_failing} region(s)",
+        )
         out.update(_mass_fields(ctx, lower, upper, region is None or region.polygonal))
     return out
 
@@ -471,12 +365,18 @@ def _linear_exact(ctx: Context, nid: NeuronId, p: dict) -> dict | None:
             num_failing += 1
             if dev > worst:
                 worst, witness = dev, point
-    out: dict[str, Any] = {"holds": not num_failing, "margin": -worst if worst else 0.0,
-                           "num_tried": len(polys)}  # fmt: skip
+    out: dict[str, Any] = {
+        "holds": not num_failing,
+        "margin": -worst if worst else 0.0,
+        "num_tried": len(polys),
+    }
     if num_failing:
-        out.update(witness=witness, witness_region=tuple(lower),
-                   detail=f"{len(covered)} linear pieces meet the region; largest deviation from "
-                          f"the main piece's affine map: {worst:.4g}")  # fmt: skip
+        out.update(
+            witness=witness,
+            witness_region=tuple(lower),
+            detail=f"{len(covered)} linear pieces meet the region; largest deviation from "
+            f"the main piece's affine map: {worst:.4g}",
+        )
         out.update(_mass_fields(ctx, lower, upper, region.polygonal))
     return out
 
@@ -488,8 +388,12 @@ def _argmax_exact(ctx: Context, nid: NeuronId, p: dict) -> dict | None:
     point = np.asarray(p["point"], np.float64)
     eps = float(p["eps"])
     if point.shape != (ctx.dim,):
-        raise fail("argmax_near", "point", list(p["point"]),
-                   f"a point with {ctx.dim} coordinates (the checked coordinates)")  # fmt: skip
+        raise fail(
+            "argmax_near",
+            "point",
+            list(p["point"]),
+            f"a point with {ctx.dim} coordinates (the checked coordinates)",
+        )
     if ctx.finite:
         an = ctx.analysis
         if an is None:
@@ -513,9 +417,12 @@ def _argmax_exact(ctx: Context, nid: NeuronId, p: dict) -> dict | None:
         return None
     dist = np.linalg.norm(at - point, axis=1)
     far = int(dist.argmax())
-    out: dict[str, Any] = {"holds": bool(dist[far] <= eps * (1 + 1e-12)),
-                           "margin": eps - float(dist[far]), "num_tried": count,
-                           "detail": f"maximum {top:.6g}"}  # fmt: skip
+    out: dict[str, Any] = {
+        "holds": bool(dist[far] <= eps * (1 + 1e-12)),
+        "margin": eps - float(dist[far]),
+        "num_tried": count,
+        "detail": f"maximum {top:.6g}",
+    }
     if not out["holds"]:
         out["witness"] = at[far]
         out["detail"] += f", attained at distance {dist[far]:.4g} from {point.tolist()}"
@@ -523,12 +430,22 @@ def _argmax_exact(ctx: Context, nid: NeuronId, p: dict) -> dict | None:
 
 
 def inside_best(ctx: Context, nid: NeuronId, p: dict) -> float:
-    """A lower bound of the maximum inside the ball: gradient ascent from a few starts."""
+    """The best value inside the ball: the maximum over a finite domain's inputs in it
+    (``-inf`` if none), else a lower bound by gradient ascent from a few starts."""
     point = np.asarray(p["point"], np.float64)
     eps = float(p["eps"])
     if point.shape != (ctx.dim,):
-        raise fail("argmax_near", "point", list(p["point"]),
-                   f"a point with {ctx.dim} coordinates (the checked coordinates)")  # fmt: skip
+        raise fail(
+            "argmax_near",
+            "point",
+            list(p["point"]),
+            f"a point with {ctx.dim} coordinates (the checked coordinates)",
+        )
+    if ctx.finite:
+        dom = ctx.dist.domain
+        inputs = np.asarray(dom.inputs, np.float64)
+        near = (np.linalg.norm(inputs - point, axis=1) <= eps) & (np.asarray(dom.probs) > 0)
+        return float(ctx.values(inputs[near], nid).max()) if near.any() else -math.inf
     rng = np.random.default_rng(0)
     starts = point + eps * rng.uniform(-1, 1, (64, ctx.dim)) / np.sqrt(ctx.dim)
     starts = np.concatenate([point[None], starts])
@@ -545,9 +462,13 @@ def inside_best(ctx: Context, nid: NeuronId, p: dict) -> float:
 
 
 def _argmax_pointwise(ctx: Context, nid: NeuronId, p: dict, x: Any, xp: Any) -> Any:
+    """Holds at ``x`` inside the ball, or where the neuron is below the best value inside
+    it by more than the exact verdicts' tie tolerance (a tie outside is a maximiser)."""
     point = np.asarray(p["point"], np.float64)
     r = xp.sqrt(xp.sum((x - point) ** 2, axis=-1) + 1e-300)
-    return xp.maximum(float(p["eps"]) - r, p["_inside_best"] - ctx.values(x, nid, xp))
+    best = p["_inside_best"]
+    tie = _REL * (1 + abs(best)) if math.isfinite(best) else 0.0
+    return xp.maximum(float(p["eps"]) - r, best - tie - ctx.values(x, nid, xp))
 
 
 # --------------------------------------------------------------------------- masses and shares
@@ -556,8 +477,13 @@ def _argmax_pointwise(ctx: Context, nid: NeuronId, p: dict, x: Any, xp: Any) -> 
 def _finite_group(ctx: Context, p: dict) -> tuple[np.ndarray, np.ndarray]:
     """``(probs, mask of the class)`` on a finite domain."""
     if p.get("component") is not None:
-        raise fail("check", "component", p["component"], "cls=... on a finite domain",
-                   f"{type(ctx.dist).__name__} has classes, not mixture components.")  # fmt: skip
+        raise fail(
+            "check",
+            "component",
+            p["component"],
+            "cls=... on a finite domain",
+            f"{type(ctx.dist).__name__} has classes, not mixture components.",
+        )
     dom = ctx.dist.domain
     labels = np.asarray(dom.labels)
     num_classes = int(getattr(ctx.dist, "num_classes", labels.max() + 1))
@@ -606,9 +532,16 @@ def _fires_on_mass_sampled(ctx: Context, nid: NeuronId, p: dict, opts: Any) -> d
     n, k = int(mask.sum()), int((a > 0).sum())
     frac = k / n if n else 0.0
     q = float(p["q"])
-    return {"holds": frac >= q, "margin": frac - q, "estimate": frac, "estimate_tier": "sampled",
-            "num_tried": len(x), "interval": wilson(k, n, opts.confidence),
-            "interval_method": "Wilson", "detail": f"{k} of {n} group samples fire"}  # fmt: skip
+    return {
+        "holds": frac >= q,
+        "margin": frac - q,
+        "estimate": frac,
+        "estimate_tier": "sampled",
+        "num_tried": len(x),
+        "interval": wilson(k, n, opts.confidence),
+        "interval_method": "Wilson",
+        "detail": f"{k} of {n} group samples fire",
+    }
 
 
 def _share_exact(ctx: Context, nid: NeuronId, p: dict) -> dict | None:
@@ -631,8 +564,11 @@ def _share_exact(ctx: Context, nid: NeuronId, p: dict) -> dict | None:
     if total <= e_total:
         if an.tier != "exact" and total + e_total > 0:
             return None  # the enclosure of E[a] straddles 0
-        return {"holds": False, "margin": -math.inf,
-                "detail": f"E[a] = {total:.4g} is not positive, so the share is undefined"}  # fmt: skip
+        return {
+            "holds": False,
+            "margin": -math.inf,
+            "detail": f"E[a] = {total:.4g} is not positive, so the share is undefined",
+        }
     value = part / total
     error = (e_part + abs(value) * e_total) / (total - e_total)
     out = _decide_number(value, error, an.tier, share)
@@ -649,22 +585,36 @@ def _share_sampled(ctx: Context, nid: NeuronId, p: dict, opts: Any) -> dict:
     ma, mc = a.mean(), c.mean()
     s = float(p["share"])
     if not ma > 0:
-        return {"holds": False, "margin": -math.inf, "num_tried": n,
-                "detail": "the sample mean of a is not positive"}  # fmt: skip
+        return {
+            "holds": False,
+            "margin": -math.inf,
+            "num_tried": n,
+            "detail": "the sample mean of a is not positive",
+        }
     r = mc / ma
     cov = np.cov(np.stack([c, a]))
     var = (cov[0, 0] - 2 * r * cov[0, 1] + r * r * cov[1, 1]) / (n * ma * ma)
     z = float(stats.norm.ppf(0.5 + opts.confidence / 2))
     half = z * math.sqrt(max(var, 0.0))
-    return {"holds": r >= s, "margin": r - s, "estimate": r, "estimate_tier": "sampled",
-            "num_tried": n, "interval": (r - half, r + half),
-            "interval_method": "delta-method normal"}  # fmt: skip
+    return {
+        "holds": r >= s,
+        "margin": r - s,
+        "estimate": r,
+        "estimate_tier": "sampled",
+        "num_tried": n,
+        "interval": (r - half, r + half),
+        "interval_method": "delta-method normal",
+    }
 
 
 def _ablated(ctx: Context, nid: NeuronId) -> Network:
     if nid.pre or not nid.layer.startswith("hidden_"):
-        raise fail("ablation_lowers_accuracy", "neuron", str(nid),
-                   "a hidden post-activation neuron like 'hidden_0:3'")  # fmt: skip
+        raise fail(
+            "ablation_lowers_accuracy",
+            "neuron",
+            str(nid),
+            "a hidden post-activation neuron like 'hidden_0:3'",
+        )
     return ctx.network.ablate(str(nid))
 
 
@@ -700,17 +650,27 @@ def _ablation_sampled(ctx: Context, nid: NeuronId, p: dict, opts: Any) -> dict:
     drop = float(d.mean()) if n else 0.0
     z = float(stats.norm.ppf(0.5 + opts.confidence / 2))
     half = z * float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else math.inf
-    return {"holds": drop >= delta, "margin": drop - delta, "estimate": drop,
-            "estimate_tier": "sampled", "num_tried": n, "interval": (drop - half, drop + half),
-            "interval_method": "normal, paired differences"}  # fmt: skip
+    return {
+        "holds": drop >= delta,
+        "margin": drop - delta,
+        "estimate": drop,
+        "estimate_tier": "sampled",
+        "num_tried": n,
+        "interval": (drop - half, drop + half),
+        "interval_method": "normal, paired differences",
+    }
 
 
 # --------------------------------------------------------------------------- matches a circuit
 
 
 def _circuit_ctx(ctx: Context, p: dict) -> tuple[Context, NeuronId]:
-    other = Context(p["circuit"], ctx.dist, plane=ctx.plane,
-                    window=ctx.window if ctx.plane is not None else None)  # fmt: skip
+    other = Context(
+        p["circuit"],
+        ctx.dist,
+        plane=ctx.plane,
+        window=ctx.window if ctx.plane is not None else None,
+    )
     return other, other.resolve(p["circuit_neuron"])
 
 
@@ -733,8 +693,12 @@ def _matches_exact(ctx: Context, nid: NeuronId, p: dict) -> dict | None:
         return None
     from toylab.circuits import functional_distance
 
-    res = functional_distance(_as_model(ctx.model), _as_model(p["circuit"]), ctx.dist,
-                              neurons={str(nid): str(p["circuit_neuron"])})  # fmt: skip
+    res = functional_distance(
+        _as_model(ctx.model),
+        _as_model(p["circuit"]),
+        ctx.dist,
+        neurons={str(nid): str(p["circuit_neuron"])},
+    )
     if getattr(res, "tier", "exact") != "exact":
         return None
     norm = p.get("norm", "sup")
@@ -743,9 +707,13 @@ def _matches_exact(ctx: Context, nid: NeuronId, p: dict) -> dict | None:
         return None
     dist = float(value[0])
     tol = float(p["tol"])
-    out: dict[str, Any] = {"holds": dist <= tol, "margin": tol - dist, "estimate": dist,
-                           "estimate_tier": "exact",
-                           "detail": f"{norm} distance {dist:.6g} ({res.method})"}  # fmt: skip
+    out: dict[str, Any] = {
+        "holds": dist <= tol,
+        "margin": tol - dist,
+        "estimate": dist,
+        "estimate_tier": "exact",
+        "detail": f"{norm} distance {dist:.6g} ({res.method})",
+    }
     if not out["holds"] and norm == "sup":
         out["witness"] = np.asarray(res.argsup, np.float64).reshape(-1)[: ctx.dim]
     return out
@@ -762,9 +730,15 @@ def _matches_sampled(ctx: Context, nid: NeuronId, p: dict, opts: Any) -> dict:
     m, half = float(sq.mean()), z * float(sq.std(ddof=1)) / math.sqrt(n)
     l2 = math.sqrt(m)
     tol = float(p["tol"])
-    return {"holds": l2 <= tol, "margin": tol - l2, "estimate": l2, "estimate_tier": "sampled",
-            "num_tried": n, "interval": (math.sqrt(max(m - half, 0.0)), math.sqrt(m + half)),
-            "interval_method": "normal interval of E[(a-b)^2], square-rooted"}  # fmt: skip
+    return {
+        "holds": l2 <= tol,
+        "margin": tol - l2,
+        "estimate": l2,
+        "estimate_tier": "sampled",
+        "num_tried": n,
+        "interval": (math.sqrt(max(m - half, 0.0)), math.sqrt(m + half)),
+        "interval_method": "normal interval of E[(a-b)^2], square-rooted",
+    }
 
 
 # --------------------------------------------------------------------------- user functions
@@ -789,64 +763,123 @@ def _analysis_exact(ctx: Context, nid: NeuronId, p: dict) -> dict | None:
 
 # --------------------------------------------------------------------------- the kinds
 
-_REGION = Param("region", _region, True, "a HalfPlane, Polygon or Ellipse, or a region table")
-_CLS = Param("cls", _index, False, "a class label")
-_COMPONENT = Param("component", _index, False, "a mixture component")
+_REGION = Param("region", sc.region, True, "a HalfPlane, Polygon or Ellipse, or a region table")
+_CLS = Param("cls", sc.index, False, "a class label")
+_COMPONENT = Param("component", sc.index, False, "a mixture component")
 
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
-        Kind("fires_only_in", (_REGION,), lambda p: f"fires only in {p['region'].describe()}",
-             pointwise=_fires_only_pointwise, exact=_fires_only_exact),
-        Kind("dead", (), lambda p: "is dead", pointwise=_fires_only_pointwise,
-             exact=_fires_only_exact),
-        Kind("fires_on_mass",
-             (Param("q", _probability, True, "a probability in [0, 1]"), _CLS, _COMPONENT),
-             lambda p: f"fires on at least {p['q']:g} of {_group_text(p)}", ("cls", "component"),
-             exact=_fires_on_mass_exact, sampled=_fires_on_mass_sampled),
-        Kind("monotone",
-             (Param("direction", _vector, True, "a non-zero vector"),
-              dataclasses.replace(_REGION, required=False),
-              Param("decreasing", check_bool, False, "true or false")),
-             lambda p: (f"is {'decreasing' if p.get('decreasing') else 'increasing'} along "
-                        f"{list(p['direction'])}"
-                        + (f" in {p['region'].describe()}" if p.get("region") else "")),
-             pointwise=_monotone_pointwise, exact=_monotone_exact, finite_pointwise=False),
-        Kind("linear_on", (_REGION,), lambda p: f"is linear on {p['region'].describe()}",
-             pointwise=_linear_pointwise, arity=2, exact=_linear_exact, finite_pointwise=False),
-        Kind("argmax_near",
-             (Param("point", _point, True, "a point"),
-              Param("eps", _nonneg, True, "a distance >= 0")),
-             lambda p: f"has its maximum within {p['eps']:g} of {list(p['point'])}",
-             pointwise=_argmax_pointwise, exact=_argmax_exact),
-        Kind("activation_share",
-             (Param("share", _real, True, "the smallest share, e.g. 0.9"), _CLS, _COMPONENT),
-             lambda p: f"gets at least {p['share']:g} of its mean activation from {_group_text(p)}",
-             ("cls", "component"), exact=_share_exact, sampled=_share_sampled),
-        Kind("ablation_lowers_accuracy",
-             (Param("cls", _index, True, "a class label"),
-              Param("delta", _difference, True, "an accuracy difference in [-1, 1]")),
-             lambda p: f"ablating it lowers class {p['cls']} accuracy by >= {p['delta']:g}",
-             exact=_ablation_exact, sampled=_ablation_sampled),
-        Kind("matches_circuit",
-             (Param("circuit", _model, True, "a toylab model or Network"),
-              Param("circuit_neuron", _address, True, "an address in the circuit"),
-              Param("tol", _nonneg, True, "a tolerance >= 0"),
-              Param("norm", _norm, False, "'sup' or 'l2'")),
-             lambda p: (f"matches the circuit's {p['circuit_neuron']} within {p['tol']:g} "
-                        f"({p.get('norm', 'sup')})"),
-             in_files=False, pointwise=_matches_pointwise, exact=_matches_exact,
-             sampled=_matches_sampled),
-        Kind("function",
-             (Param("fn", _callable, True, "values -> bool array"),
-              Param("inputs", check_bool, False, "whether fn takes (x, values)")),
-             lambda p: "satisfies a function", in_files=False, pointwise=_function_pointwise),
-        Kind("analysis", (Param("fn", _callable, True, "(analysis, neuron) -> bool or margin"),),
-             lambda p: "satisfies an analysis", in_files=False, exact=_analysis_exact),
+        Kind(
+            "fires_only_in",
+            (_REGION,),
+            lambda p: f"fires only in {p['region'].describe()}",
+            pointwise=_fires_only_pointwise,
+            exact=_fires_only_exact,
+        ),
+        Kind(
+            "dead",
+            (),
+            lambda p: "is dead",
+            pointwise=_fires_only_pointwise,
+            exact=_fires_only_exact,
+        ),
+        Kind(
+            "fires_on_mass",
+            (Param("q", sc.probability, True, "a probability in [0, 1]"), _CLS, _COMPONENT),
+            lambda p: f"fires on at least {p['q']:g} of {sc.group_text(p)}",
+            ("cls", "component"),
+            exact=_fires_on_mass_exact,
+            sampled=_fires_on_mass_sampled,
+        ),
+        Kind(
+            "monotone",
+            (
+                Param("direction", sc.vector, True, "a non-zero vector"),
+                dataclasses.replace(_REGION, required=False),
+                Param("decreasing", check_bool, False, "true or false"),
+            ),
+            lambda p: (
+                f"is {'decreasing' if p.get('decreasing') else 'increasing'} along "
+                f"{list(p['direction'])}"
+                + (f" in {p['region'].describe()}" if p.get("region") else "")
+            ),
+            pointwise=_monotone_pointwise,
+            exact=_monotone_exact,
+            finite_pointwise=False,
+        ),
+        Kind(
+            "linear_on",
+            (_REGION,),
+            lambda p: f"is linear on {p['region'].describe()}",
+            pointwise=_linear_pointwise,
+            arity=2,
+            exact=_linear_exact,
+            finite_pointwise=False,
+        ),
+        Kind(
+            "argmax_near",
+            (
+                Param("point", sc.point, True, "a point"),
+                Param("eps", sc.nonneg, True, "a distance >= 0"),
+            ),
+            lambda p: f"has its maximum within {p['eps']:g} of {list(p['point'])}",
+            pointwise=_argmax_pointwise,
+            exact=_argmax_exact,
+        ),
+        Kind(
+            "activation_share",
+            (Param("share", sc.real, True, "the smallest share, e.g. 0.9"), _CLS, _COMPONENT),
+            lambda p: (
+                f"gets at least {p['share']:g} of its mean activation from {sc.group_text(p)}"
+            ),
+            ("cls", "component"),
+            exact=_share_exact,
+            sampled=_share_sampled,
+        ),
+        Kind(
+            "ablation_lowers_accuracy",
+            (
+                Param("cls", sc.index, True, "a class label"),
+                Param("delta", sc.difference, True, "an accuracy difference in [-1, 1]"),
+            ),
+            lambda p: f"ablating it lowers class {p['cls']} accuracy by >= {p['delta']:g}",
+            exact=_ablation_exact,
+            sampled=_ablation_sampled,
+        ),
+        Kind(
+            "matches_circuit",
+            (
+                Param("circuit", sc.a_model, True, "a toylab model or Network"),
+                Param("circuit_neuron", sc.address, True, "an address in the circuit"),
+                Param("tol", sc.nonneg, True, "a tolerance >= 0"),
+                Param("norm", sc.norm, False, "'sup' or 'l2'"),
+            ),
+            lambda p: (
+                f"matches the circuit's {p['circuit_neuron']} within {p['tol']:g} "
+                f"({p.get('norm', 'sup')})"
+            ),
+            in_files=False,
+            pointwise=_matches_pointwise,
+            exact=_matches_exact,
+            sampled=_matches_sampled,
+        ),
+        Kind(
+            "function",
+            (
+                Param("fn", sc.a_callable, True, "values -> bool array"),
+                Param("inputs", check_bool, False, "whether fn takes (x, values)"),
+            ),
+            lambda p: "satisfies a function",
+            in_files=False,
+            pointwise=_function_pointwise,
+        ),
+        Kind(
+            "analysis",
+            (Param("fn", sc.a_callable, True, "(analysis, neuron) -> bool or margin"),),
+            lambda p: "satisfies an analysis",
+            in_files=False,
+            exact=_analysis_exact,
+        ),
     )
-}  # fmt: skip
-
-#: Kinds that were renamed: old name -> new name (claim files get a did-you-mean error).
-RENAMED_KINDS = {"selectivity": "activation_share"}
-#: Claim-file keys that were renamed to the Python names: old key -> new key.
-RENAMED_KEYS = {"class": "cls", "s": "share"}
+}

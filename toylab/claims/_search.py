@@ -63,8 +63,11 @@ def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tu
     successes, trials, confidence = _counts("clopper_pearson", successes, trials, confidence)
     a = 1 - confidence
     lo = 0.0 if successes == 0 else float(stats.beta.ppf(a / 2, successes, trials - successes + 1))
-    hi = 1.0 if successes == trials else float(stats.beta.ppf(1 - a / 2, successes + 1,
-                                                             trials - successes))  # fmt: skip
+    hi = (
+        1.0
+        if successes == trials
+        else float(stats.beta.ppf(1 - a / 2, successes + 1, trials - successes))
+    )
     return lo, hi
 
 
@@ -109,8 +112,9 @@ def _descender(
     return descend
 
 
-def _simplest(x: np.ndarray, margin_np: Callable[[np.ndarray], np.ndarray],
-              low: np.ndarray, high: np.ndarray) -> np.ndarray:  # fmt: skip
+def _simplest(
+    x: np.ndarray, margin_np: Callable[[np.ndarray], np.ndarray], low: np.ndarray, high: np.ndarray
+) -> np.ndarray:
     """Round to the fewest significant digits that still violate (and stay in the box)."""
     for digits in range(1, 16):
         r = np.clip(np.array([float(f"{v:.{digits}g}") for v in x]), low, high)
@@ -159,8 +163,12 @@ def search(
                 break
         engine = "numpy (inside a hypothesis test)"
     else:
-        coords = st.tuples(*[st.floats(float(a), float(b), allow_nan=False)
-                             for a, b in zip(low, high, strict=True)])  # fmt: skip
+        coords = st.tuples(
+            *[
+                st.floats(float(a), float(b), allow_nan=False)
+                for a, b in zip(low, high, strict=True)
+            ]
+        )
         strategy = st.tuples(coords, st.integers(0, max_steps))
 
         def violated(example: tuple[tuple[float, ...], int]) -> bool:
@@ -173,10 +181,14 @@ def search(
             ex = find(
                 strategy,
                 violated,
-                settings=settings(max_examples=budget, database=None, deadline=None,
-                                  suppress_health_check=list(HealthCheck)),
+                settings=settings(
+                    max_examples=budget,
+                    database=None,
+                    deadline=None,
+                    suppress_health_check=list(HealthCheck),
+                ),
                 random=random.Random(seed),
-            )  # fmt: skip
+            )
             found = descend(np.asarray(ex[0], np.float64), ex[1])
         except hypothesis.errors.NoSuchExample:
             found = None
@@ -233,10 +245,14 @@ def search_finite(
             found = find(
                 st.integers(0, len(inputs) - 1),
                 violated,
-                settings=settings(max_examples=budget, database=None, deadline=None,
-                                  suppress_health_check=list(HealthCheck)),
+                settings=settings(
+                    max_examples=budget,
+                    database=None,
+                    deadline=None,
+                    suppress_health_check=list(HealthCheck),
+                ),
                 random=random.Random(seed),
-            )  # fmt: skip
+            )
         except hypothesis.errors.NoSuchExample:
             found = None
         engine = "hypothesis"

@@ -64,7 +64,8 @@ from typing import Any
 from toylab._errors import ToylabError, did_you_mean, fail
 from toylab.claims import _core
 from toylab.claims._core import Claim
-from toylab.claims._kinds import KINDS, RENAMED_KEYS, RENAMED_KINDS
+from toylab.claims._kinds import KINDS
+from toylab.claims._schema import RENAMED_KEYS, RENAMED_KINDS
 
 __all__ = ["FILE_KINDS", "claims_from_config", "load_claims"]
 

@@ -189,9 +189,12 @@ class Polygon(_Polygonal):
         cross = e[:, 0] * np.roll(e, -1, axis=0)[:, 1] - e[:, 1] * np.roll(e, -1, axis=0)[:, 0]
         if np.any(cross < -1e-12 * float(np.abs(e).max()) ** 2):
             raise fail(
-                "Polygon", "vertices", self.vertices, "the vertices of a convex polygon",
+                "Polygon",
+                "vertices",
+                self.vertices,
+                "the vertices of a convex polygon",
                 "Split a non-convex region into convex parts and combine claims with |.",
-            )  # fmt: skip
+            )
         object.__setattr__(self, "vertices", tuple((float(p[0]), float(p[1])) for p in v))
 
     def halfplanes(self) -> list[tuple[np.ndarray, float]]:
@@ -242,15 +245,23 @@ class Ellipse:
         object.__setattr__(self, "num_vertices", n)
         if (self.component is None) == (self.mean is None):
             raise fail(
-                "Ellipse", "component, mean", (self.component, self.mean),
-                "exactly one given", "Give component=j (a mixture component) or mean and cov.",
-            )  # fmt: skip
+                "Ellipse",
+                "component, mean",
+                (self.component, self.mean),
+                "exactly one given",
+                "Give component=j (a mixture component) or mean and cov.",
+            )
         if self.component is not None:
             j = check_int("Ellipse", "component", self.component, minimum=0)
             object.__setattr__(self, "component", j)
             if self.cov is not None:
-                raise fail("Ellipse", "cov", self.cov, "omitted with component=...",
-                           "The component's own covariance is used.")  # fmt: skip
+                raise fail(
+                    "Ellipse",
+                    "cov",
+                    self.cov,
+                    "omitted with component=...",
+                    "The component's own covariance is used.",
+                )
             return
         mean = float_tuple("Ellipse", "mean", self.mean, length=2)
         cov = check_array("Ellipse", "cov", self.cov, shape=(2, 2))
@@ -267,10 +278,12 @@ class Ellipse:
             return self
         if not isinstance(dist, GaussianMixture):
             raise fail(
-                f"Ellipse(component={self.component})", "dist", type(dist).__name__,
+                f"Ellipse(component={self.component})",
+                "dist",
+                type(dist).__name__,
                 "a Gaussian mixture (the ellipse of a mixture component)",
                 "Give mean and cov instead of component.",
-            )  # fmt: skip
+            )
         a = dist.arrays()
         j = check_int("Ellipse", "component", self.component, maximum=len(a.weights) - 1)
         if a.means.shape[1] != 2:
@@ -353,8 +366,12 @@ class Ellipse:
     def to_config(self) -> dict[str, Any]:
         if self.component is not None:
             return {"kind": "ellipse", "component": self.component, "k": self.k}
-        return {"kind": "ellipse", "mean": list(self.mean or ()), "k": self.k,
-                "cov": [list(r) for r in self.cov or ()]}  # fmt: skip
+        return {
+            "kind": "ellipse",
+            "mean": list(self.mean or ()),
+            "k": self.k,
+            "cov": [list(r) for r in self.cov or ()],
+        }
 
 
 Region = HalfPlane | Polygon | Ellipse
@@ -374,10 +391,12 @@ def region_from_config(where: str, name: str, data: Any) -> Region:
     example = 'region = { kind = "halfplane", normal = [1, 0], offset = 0 }'
     if not isinstance(data, dict) or "kind" not in data:
         raise fail(
-            where, name, data,
+            where,
+            name,
+            data,
             f"a region (HalfPlane, Polygon, Ellipse) or a table with a kind in {list(REGION_KINDS)}",
             f"Example: {example}.",
-        )  # fmt: skip
+        )
     kind = data["kind"]
     if not isinstance(kind, str) or kind not in REGION_KINDS:
         hint = did_you_mean(kind, REGION_KINDS) if isinstance(kind, str) else ""

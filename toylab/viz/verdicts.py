@@ -88,9 +88,12 @@ class CounterexampleDisplay:
             domain = getattr(dist, "domain", None)
             if not isinstance(domain, Box) or domain.dim != 2:
                 raise fail(
-                    where, "dist", type(dist).__name__, "a distribution with 2-D box inputs",
+                    where,
+                    "dist",
+                    type(dist).__name__,
+                    "a distribution with 2-D box inputs",
                     "For more dimensions pass the plane the claim was checked on.",
-                )  # fmt: skip
+                )
             low, high = np.asarray(domain.low), np.asarray(domain.high)
         nid = net.resolve(leaf.neuron.split(",")[0].strip())
         xx, yy = np.meshgrid(np.linspace(low[0], high[0], num), np.linspace(low[1], high[1], num))
@@ -111,9 +114,16 @@ class CounterexampleDisplay:
         if self.region:
             from matplotlib.collections import PolyCollection
 
-            ax.add_collection(PolyCollection(list(self.region), facecolors=(0.2, 1.0, 0.2, 0.25),
-                                             edgecolors="lime", linewidths=1.5, zorder=5,
-                                             label="failing region"))  # fmt: skip
+            ax.add_collection(
+                PolyCollection(
+                    list(self.region),
+                    facecolors=(0.2, 1.0, 0.2, 0.25),
+                    edgecolors="lime",
+                    linewidths=1.5,
+                    zorder=5,
+                    label="failing region",
+                )
+            )
         ax.set_title(self.title, fontsize=10, color="#1a9850" if self.holds else "#d73027")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="lower right", framealpha=0.85)
@@ -134,8 +144,9 @@ def plot_counterexample(
     """Write a PNG of :class:`CounterexampleDisplay` to ``path`` and return the path."""
     from matplotlib.figure import Figure
 
-    disp = CounterexampleDisplay.from_result(result, model, dist, plane=plane, window=window,
-                                             num=num)  # fmt: skip
+    disp = CounterexampleDisplay.from_result(
+        result, model, dist, plane=plane, window=window, num=num
+    )
     fig = Figure(figsize=(5.6, 4.8))
     disp.plot(fig.add_subplot())
     path = Path(path)
