@@ -581,7 +581,7 @@ def _resolved(params: dict[str, Any], ctx: Context) -> dict[str, Any]:
             raise fail(
                 "check",
                 "region",
-                p["region"].describe(),
+                f"HalfPlane(normal={list(p['region'].normal)})",
                 f"a half-plane with a normal of length {ctx.dim} (the checked coordinates)",
             )
     return p

@@ -481,8 +481,8 @@ def _finite_group(ctx: Context, p: dict) -> tuple[np.ndarray, np.ndarray]:
             "check",
             "component",
             p["component"],
-            "cls=... on a finite domain",
-            f"{type(ctx.dist).__name__} has classes, not mixture components.",
+            "omitted on a finite domain",
+            f"{type(ctx.dist).__name__} has classes, not mixture components: use cls=....",
         )
     dom = ctx.dist.domain
     labels = np.asarray(dom.labels)

@@ -246,9 +246,9 @@ class Ellipse:
         if (self.component is None) == (self.mean is None):
             raise fail(
                 "Ellipse",
-                "component, mean",
+                "component/mean",
                 (self.component, self.mean),
-                "exactly one given",
+                "given one at a time",
                 "Give component=j (a mixture component) or mean and cov.",
             )
         if self.component is not None:
