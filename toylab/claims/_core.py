@@ -61,11 +61,13 @@ class ClaimResult:
     * ``estimate`` (the quantity the claim thresholds: a mass, a share, an accuracy
       drop, a distance) with ``estimate_tier``, and ``interval``: a confidence
       interval (sampled, by ``interval_method``) or a certified enclosure;
-    * ``failing_mass``, the probability of the failing set, with ``failing_mass_tier``;
-      where only bounds are known (a set cut by an :class:`~toylab.claims.Ellipse`,
-      bracketed by polygons) ``failing_mass`` is ``None`` and ``failing_mass_bounds``
-      holds the bracket, of tier ``"certified"``; a sampled failing frequency comes
-      with its Wilson interval as bounds.
+    * ``failing_mass``, the probability of the failing set, with ``failing_mass_tier``
+      and, where it is not exact, ``failing_mass_bounds`` whose meaning is the tier's
+      (:mod:`toylab.tiers`): a guaranteed enclosure (``certified``), the value plus or
+      minus a quadrature's error estimate (``estimated``, non-Gaussian densities), a
+      Wilson confidence interval (``sampled``). Where only bounds are known (a set cut
+      by an :class:`~toylab.claims.Ellipse`, bracketed by polygons) ``failing_mass`` is
+      ``None``.
 
     ``margin`` is ``>= 0`` when the claim holds and says by how much (each kind's
     docstring defines it). On failure ``witness`` is an input where it fails
@@ -142,12 +144,15 @@ class ClaimResult:
         if self.witness is not None:
             lines.append(f"  counterexample: x = {[float(f'{v:.6g}') for v in self.witness]}")
         tier = f" [{self.failing_mass_tier}]" if self.failing_mass_tier else ""
+        bounds = self.failing_mass_bounds
         if self.failing_mass is not None:
-            lines.append(f"  probability of the failing set: {self.failing_mass:.6g}{tier}")
-        if self.failing_mass_bounds is not None:
-            lo, hi = self.failing_mass_bounds
-            what = "probability of the failing set" if self.failing_mass is None else "  within"
-            lines.append(f"  {what}: between {lo:.6g} and {hi:.6g}{tier}")
+            within = "" if bounds is None else f" in [{bounds[0]:.6g}, {bounds[1]:.6g}]"
+            lines.append(f"  probability of the failing set: {self.failing_mass:.6g}{within}{tier}")
+        elif bounds is not None:
+            lines.append(
+                f"  probability of the failing set: between {bounds[0]:.6g} and {bounds[1]:.6g}"
+                f"{tier}"
+            )
         if self.tier != "exact":
             lines.append(f"  inputs tried: {self.num_tried}")
         if self.detail:

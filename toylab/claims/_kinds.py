@@ -88,15 +88,20 @@ def _mass_fields(
     """``failing_mass`` fields of a failing set given as ``lower ⊂ set ⊂ upper``.
 
     Exact pieces (``exact_pieces``: polygonal regions, ``lower == upper``) give the
-    mass itself, with the tier of the measure; otherwise (an ellipse) the certified
-    bracket ``[mass(lower), mass(upper)]``, padded by the masses' rounding bounds and by
-    what float64 rounding of the bracketing polygons' vertices can move.
+    mass itself, with the tier of the measure (an ``estimated`` quadrature also gives
+    ``value ± its error estimate`` as bounds); otherwise (an ellipse) the bracket
+    ``[mass(lower), mass(upper)]``, padded by the masses' errors and by what float64
+    rounding of the bracketing polygons' vertices can move: ``certified`` when the
+    masses are exact, ``estimated`` when they are quadratures.
     """
     lo = ctx.mass(lower)
     if lo is None:
         return {}
     if exact_pieces:
-        return {"failing_mass": lo.value, "failing_mass_tier": lo.tier}
+        out: dict[str, Any] = {"failing_mass": lo.value, "failing_mass_tier": lo.tier}
+        if lo.tier != "exact":
+            out["failing_mass_bounds"] = (max(lo.value - lo.error, 0.0), lo.value + lo.error)
+        return out
     hi = ctx.mass(upper) or lo  # not None: mass() is None only when lo is
     pad = _vertex_rounding_mass(ctx, upper)
     bounds = (max(lo.value - lo.error - pad, 0.0), min(hi.value + hi.error + pad, 1.0))
