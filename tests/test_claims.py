@@ -298,7 +298,7 @@ def test_assert_claim_raises_with_a_plot(tmp_path):
 @given(networks(activations=("relu", "leaky_relu"), max_depth=1, max_width=3), st.data())
 def test_users_property_test_every_unit_fires_only_on_its_half_plane(model, data):
     """An ordinary @given test: hidden_0:j fires only where w_j . x + b_j >= 0."""
-    (W, b), _ = model.affine_layers()[0][0], None
+    W, b = model.to_network().dense_layers()[0]
     j = data.draw(st.integers(0, W.shape[1] - 1))
     assume(np.abs(W[:, j]).max() > 1e-3)
     region = HalfPlane(tuple(W[:, j]), -float(b[j]))
