@@ -17,14 +17,20 @@
 # "Neuron 3 detects the left blob" is a claim. Most claims in interpretability papers are
 # checked by looking at a few pictures. `toylab.claims` makes them **testable**: you
 # write the claim as a value (`fires_only_in(neuron, region)`, `dead(neuron)`,
-# `fires_on_mass(neuron, q, cls=...)`, ...), and `check` decides it, saying how:
+# `fires_on_mass(neuron, q, cls=...)`, ...), and `check` decides it, saying how it
+# reached the **verdict**:
 #
-# * `exact`: decided exactly (piecewise-linear geometry, closed-form Gaussian integrals
-#   or finite enumeration); a failure comes with a **witness** input, the exact
-#   **failing region** and its **probability** under the data;
+# * `exact`: proved (piecewise-linear geometry, closed-form Gaussian integrals or finite
+#   enumeration); a failure comes with a **witness** input, the exact **failing region**
+#   and its **probability** under the data;
 # * `searched`: no exact method applies (e.g. a tanh network), so a hypothesis search
 #   looks for a counterexample within a budget; "holds" means none was found;
 # * `sampled`: a Monte Carlo estimate with a confidence interval.
+#
+# These three words describe a yes/no answer. The *numbers* inside a verdict (an
+# estimate, the probability of the failing set) carry their own tier from
+# `toylab.tiers` (`exact`, `certified`, `estimated`, `sampled`), and the two can differ:
+# an exact verdict about an ellipse comes with a *certified bracket* of the failing mass.
 #
 # You will
 # 1. write claims about a hand-built network whose neurons you know, and get exact
@@ -62,12 +68,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from matplotlib.patches import Polygon as PolygonPatch
 from scipy.special import ndtr
 
 from toylab.claims import (
+    Ellipse,
     HalfPlane,
     ablation_lowers_accuracy,
+    activation_share,
     assert_claim,
     box_region,
     check,
@@ -83,7 +90,7 @@ from toylab.exact import analyze
 from toylab.models import MLP
 from toylab.runs import start_run
 from toylab.testing.strategies import networks
-from toylab.viz import VerdictDisplay
+from toylab.viz.verdicts import CounterexampleDisplay
 
 start = time.perf_counter()
 # Keep compiled programs in an on-disk cache (a temporary directory), so that the
@@ -125,7 +132,8 @@ print(f"exact accuracy {net_exact.accuracy:.6f} (Bayes {dist.bayes().accuracy:.6
 # `x1 ≥ 0.5` and it fails: the neuron fires on the strip `0 < x1 < 0.5`. The exact
 # verdict returns a witness in that strip, the strip itself as convex polygons
 # (`witness_region`), and its probability under the data, which we compare with the
-# closed form `½[Φ(−1.5) − Φ(−2) + Φ(2.5) − Φ(2)]`.
+# closed form `½[Φ(−1.5) − Φ(−2) + Φ(2.5) − Φ(2)]` times the probability that `x2` lies
+# in the domain box (the claim is about the domain: its edges at `x2 = ±6.2` cut 1.5e-11).
 
 # %%
 right = fires_only_in("hidden_0:0", HalfPlane((1.0, 0.0), 0.0))
@@ -133,23 +141,33 @@ shifted = fires_only_in("hidden_0:0", HalfPlane((1.0, 0.0), 0.5))
 print(check(right, net, dist).explain())
 verdict = check(shifted, net, dist)
 print(verdict.explain())
-closed = 0.5 * (ndtr(-1.5) - ndtr(-2.0) + ndtr(2.5) - ndtr(2.0))
-print(f"closed form of the failing mass: {closed:.10f}")
+low2, high2 = dist.domain.low[1], dist.domain.high[1]
+closed = 0.5 * (ndtr(-1.5) - ndtr(-2.0) + ndtr(2.5) - ndtr(2.0)) * (ndtr(high2) - ndtr(low2))
+print(f"closed form of the failing mass: {closed:.15f}")
 assert verdict.tier == "exact" and not verdict.holds  # self-check
-assert abs(verdict.failing_mass - closed) < 1e-8 and 0 < verdict.witness[0] < 0.5
+assert abs(verdict.failing_mass - closed) < 1e-14 and 0 < verdict.witness[0] < 0.5
 
 # %% [markdown]
-# `VerdictDisplay` draws the verdict on the neuron's exact map: the witness (green
-# cross); we add the exact failing region (the green strip).
+# `CounterexampleDisplay` (in `toylab.viz.verdicts`) draws a verdict on the neuron's map:
+# the witness (green cross) and the exact failing region (the green strip).
 
 # %%
-disp = VerdictDisplay.from_model(net, "hidden_0:0", dist, shifted.statement, "fails",
-                                 counterexample=verdict.witness, analysis=net_exact,
-                                 num=map_size)  # fmt: skip
-disp.plot()
-for poly in verdict.witness_region:
-    disp.ax_.add_patch(PolygonPatch(poly, fc=(0.2, 1.0, 0.2, 0.3), ec="lime", lw=1.5))
+CounterexampleDisplay.from_result(verdict, net, dist, num=map_size).plot()
 plt.show()
+
+# %% [markdown]
+# **An ellipse.** Regions can be the `k`-sigma ellipse of a mixture component. Whether
+# `relu(x1)` fires outside blob 0's 3-sigma ellipse is decided exactly (a convex polygon
+# lies in an ellipse iff its vertices do), but the set where it does is not a polygon, so
+# its probability is not one closed-form number: the verdict brackets it between the
+# masses outside the circumscribed and the inscribed 256-gons, labelled `certified`, and
+# leaves `failing_mass` empty rather than quoting a midpoint as exact.
+
+# %%
+oval = check(fires_only_in("hidden_0:0", Ellipse(3.0, component=0)), net, dist)
+print(oval.explain())
+assert oval.tier == "exact" and oval.failing_mass is None  # self-check
+assert oval.failing_mass_tier == "certified" and oval.failing_mass_bounds[0] > 0
 
 # %% [markdown]
 # The other kinds work the same way. Each verdict has a **margin**: positive when the
@@ -160,6 +178,9 @@ plt.show()
 # * `dead`: never fires on the domain;
 # * `fires_on_mass(neuron, q, cls=c)`: `P(fires | class c) ≥ q`; for `relu(x1)` on
 #   class 0 that is exactly `Φ(2) = 0.97725`, so 0.97 holds and 0.98 fails;
+# * `activation_share(neuron, share, component=k)`: at least `share` of the neuron's mean
+#   activation `E[a]` comes from component `k` (`E[a 1(k)] / E[a]`; this is not the
+#   selectivity *index* of `toylab.methods`);
 # * `ablation_lowers_accuracy(neuron, cls, delta)`: zero-ablating the neuron costs class
 #   `cls` at least `delta` of accuracy (exactly: the edited network is analysed too).
 
@@ -169,17 +190,18 @@ claims = [
     dead("hidden_0:0"),
     fires_on_mass("hidden_0:0", 0.97, cls=0),
     fires_on_mass("hidden_0:0", 0.98, cls=0),
+    activation_share("hidden_0:0", 0.99, component=0),
     ablation_lowers_accuracy("hidden_0:0", 0, 0.5),
     ablation_lowers_accuracy("hidden_0:2", 0, 0.01),
     fires_only_in("hidden_0:2", HalfPlane((-1.0, -1.0), 0.0)),
 ]
 results = check_all(claims, net, dist)
-print(f"{'neuron':11s} {'claim':50s} {'verdict':7s} {'tier':6s} {'margin':>9s} estimate")
+print(f"{'neuron':11s} {'claim':58s} {'verdict':7s} {'how':6s} {'margin':>9s} estimate")
 for r in results:
-    est = "" if r.estimate is None else f"{r.estimate:.5f}"
-    print(f"{r.neuron:11s} {r.statement:50s} {'holds' if r.holds else 'FAILS':7s} "
+    est = "" if r.estimate is None else f"{r.estimate:.5f} [{r.estimate_tier}]"
+    print(f"{r.neuron:11s} {r.statement:58s} {'holds' if r.holds else 'FAILS':7s} "
           f"{r.tier:6s} {r.margin:9.4f} {est}")  # fmt: skip
-assert [r.holds for r in results] == [True, False, True, False, True, False, True]
+assert [r.holds for r in results] == [True, False, True, False, True, True, False, True]
 assert abs(results[2].estimate - ndtr(2.0)) < 1e-10  # exact: Φ(2)
 
 # %% [markdown]
@@ -222,8 +244,7 @@ print(searched.explain())
 true_claim = fires_only_in("hidden_1:0", box_region(c - 0.4, c + 0.4))
 print(check(true_claim, smooth, dist, budget=budget).explain())
 assert searched.tier == "searched" and not searched.holds  # self-check
-VerdictDisplay.from_model(smooth, "hidden_1:0", dist, false_claim.statement, "fails (searched)",
-                          counterexample=searched.witness, num=map_size).plot()  # fmt: skip
+CounterexampleDisplay.from_result(searched, smooth, dist, num=map_size).plot()
 plt.show()
 
 # %% [markdown]
@@ -284,7 +305,7 @@ config = parse_config({
     "train": {"num_steps": num_steps, "log_every": max(num_steps // 5, 1), "checkpoints": []},
 })  # fmt: skip
 run = start_run(config, run_dir, overwrite=True)
-(W, b), _ = run.model(0).affine_layers()[0][0], None
+W, b = run.model(0).to_network().dense_layers()[0]  # float64 (W, b) of the first layer
 j = int(np.argmax(np.abs(W[0])))
 w1, w2, bj = float(W[0, j]), float(W[1, j]), float(b[j])
 t = round(-bj / w1, 2)
@@ -364,7 +385,7 @@ assert code == 0
 @given(networks(activations=("relu", "leaky_relu"), max_depth=1, max_width=3), st.data())
 def test_first_layer_units_fire_on_their_half_plane(model, data):
     """hidden_0:j fires exactly where w_j . x + b_j >= 0, so this claim always holds."""
-    (Wm, bm), _ = model.affine_layers()[0][0], None
+    Wm, bm = model.to_network().dense_layers()[0]
     unit = data.draw(st.integers(0, Wm.shape[1] - 1), label="unit")
     assume(np.abs(Wm[:, unit]).max() > 1e-3)  # a unit with zero weights is constant
     region = HalfPlane(tuple(Wm[:, unit]), -float(bm[unit]))
@@ -404,7 +425,7 @@ print(f"notebook ran in {time.perf_counter() - start:.1f} s")
 #    dead or not). Check them; for each failure, look at the witness and the failing
 #    mass: is the claim "almost" right?
 # 2. **Searched vs exact.** Replace `tanh` by `hardtanh` in the smooth network of
-#    section 4: which tier does `check` use now? Shrink the bump (`w = 0.1`) and find the
+#    section 4: which verdict does `check` reach now, and how? Shrink the bump (`w = 0.1`) and find the
 #    smallest `budget` at which the search still finds the counterexample.
 # 3. **Sampled near the threshold.** For `fires_on_mass("hidden_0:0", q, cls=0)` with
 #    q = 0.97, 0.975, 0.977, how many samples does a sampled verdict need to agree with

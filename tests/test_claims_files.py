@@ -24,7 +24,7 @@ neuron = ["hidden_0:0", "hidden_0:1"]
 statement = "never fire in the far left, and one is alive"
 all = [
   { kind = "fires_only_in", region = { kind = "box", low = [-1.0, -100.0], high = [100.0, 100.0] } },
-  { any = [ { kind = "dead" }, { kind = "fires_on_mass", q = 0.5, class = 0 } ] },
+  { any = [ { kind = "dead" }, { kind = "fires_on_mass", q = 0.5, cls = 0 } ] },
 ]
 
 [[claim]]
@@ -51,7 +51,12 @@ def test_claim_file_parses_and_composes(tmp_path):
 BAD = [
     ('kind = "fires_only_inn"', "Did you mean 'fires_only_in'"),
     ('kind = "fires_on_mass"\nq = 0.5', "exactly one of cls"),
-    ('kind = "fires_on_mass"\nclass = 0', "needs 'q'"),
+    ('kind = "fires_on_mass"\ncls = 0', "needs 'q'"),
+    ('kind = "fires_on_mass"\nq = 0.5\nclass = 0', "key 'class' is now 'cls'"),
+    ('kind = "fires_on_mass"\nq = 1.5\ncls = 0', "q must be <= 1.0, got 1.5"),
+    ('kind = "selectivity"\ns = 0.5\ncls = 0', "Did you mean 'activation_share'"),
+    ('kind = "activation_share"\ns = 0.5\ncls = 0', "key 's' is now 'share'"),
+    ('kind = "argmax_near"\npoint = [nan, 0]\neps = 1.0', r"point\[0\] must be finite"),
     ('kind = "dead"\nregion = { kind = "halfplane", normal = [1, 0] }', "unknown key 'region'"),
     ('kind = "fires_only_in"\nregion = { kind = "halfplain", normal = [1, 0] }', "Did you mean 'halfplane'"),
     ('kind = "fires_only_in"\nregion = { kind = "halfplane" }', "needs 'normal'"),
@@ -76,6 +81,10 @@ def test_missing_fields_and_bad_addresses(tmp_path):
         ('neuron = "hidden_0:0"\nkind = "dead"', "missing 'statement'"),
         ('neuron = "hidden0:0"\nstatement = "s"\nkind = "dead"', "bad neuron 'hidden0:0'"),
         ('neuron = "hidden_0:0"\nstatement = "s"', "missing 'kind'"),
+        ('neuron = 3\nstatement = "s"\nkind = "dead"', r"neuron must be an address .*, got 3\."),
+        ('neuron = ["hidden_0:0", 1]\nstatement = "s"\nkind = "dead"', "got 1"),
+        ('neuron = []\nstatement = "s"\nkind = "dead"', r"neuron must be .*, got \[\]"),
+        ('neuron = "hidden_0:0"\nstatement = 5\nkind = "dead"', "statement must be a string"),
     ]:
         path.write_text(f"[[claim]]\n{body}\n")
         with pytest.raises(ToylabError, match=match):
@@ -140,7 +149,131 @@ def test_cmd_check_with_a_namespace(run_dir, tmp_path):
     assert code == 1
 
 
-def test_python_claims_equal_file_claims():
+EVERY_KIND = """
+[[claim]]
+neuron = "hidden_0:0"
+statement = "fires right of x1 = 0"
+kind = "fires_only_in"
+region = { kind = "halfplane", normal = [1.0, 0.0], offset = 0.0 }
+
+[[claim]]
+neuron = "hidden_0:1"
+statement = "fires in the 2-sigma ellipse of blob 0"
+kind = "fires_only_in"
+region = { kind = "ellipse", component = 0, k = 2.0 }
+
+[[claim]]
+neuron = "hidden_0:1"
+statement = "is dead"
+kind = "dead"
+
+[[claim]]
+neuron = "hidden_0:0"
+statement = "fires on class 0"
+kind = "fires_on_mass"
+q = 0.9
+cls = 0
+
+[[claim]]
+neuron = "hidden_0:1"
+statement = "increases with x2 in a box"
+kind = "monotone"
+direction = [0.0, 1.0]
+region = { kind = "box", low = [-1.0, -1.0], high = [1.0, 1.0] }
+decreasing = false
+
+[[claim]]
+neuron = "hidden_0:0"
+statement = "linear on a triangle"
+kind = "linear_on"
+region = { kind = "polygon", vertices = [[-1.0, 0.0], [1.0, 0.0], [0.0, 1.0]] }
+
+[[claim]]
+neuron = "output:0"
+statement = "peaks near the corner"
+kind = "argmax_near"
+point = [8.0, 6.0]
+eps = 0.5
+
+[[claim]]
+neuron = "hidden_0:0"
+statement = "mostly from blob 0"
+kind = "activation_share"
+share = 0.9
+component = 0
+
+[[claim]]
+neuron = "hidden_0:0"
+statement = "matters for class 0"
+kind = "ablation_lowers_accuracy"
+cls = 0
+delta = 0.01
+
+[[claim]]
+neuron = ["hidden_0:0", "hidden_0:1"]
+statement = "a composition"
+any = [ { kind = "dead" }, { not = { kind = "fires_on_mass", q = 0.5, component = 1 } } ]
+"""
+
+
+def _same_claim(a, b):
+    assert (a.kind, a.neuron, a.statement, a.name) == (b.kind, b.neuron, b.statement, b.name)
+    assert dict(a.params) == dict(b.params), (a.params, b.params)
+    assert len(a.children) == len(b.children)
+    for x, y in zip(a.children, b.children, strict=True):
+        _same_claim(x, y)
+
+
+def test_python_claims_equal_file_claims(tmp_path):
+    """One schema (review T2): a real file with every file kind loads into the same claims
+    as the Python constructors with the same arguments, and they get the same verdicts."""
+    from toylab.claims import (
+        Ellipse,
+        Polygon,
+        ablation_lowers_accuracy,
+        activation_share,
+        any_of,
+        argmax_near,
+        box_region,
+        check_all,
+        dead,
+        fires_on_mass,
+        linear_on,
+        monotone,
+        not_,
+    )
+
+    path = tmp_path / "every_kind.toml"
+    path.write_text(EVERY_KIND, encoding="utf-8")
+    from_file = load_claims(path)
+    both = ["hidden_0:0", "hidden_0:1"]
+    python = [
+        fires_only_in("hidden_0:0", HalfPlane((1.0, 0.0), 0.0), statement="fires right of x1 = 0"),
+        fires_only_in("hidden_0:1", Ellipse(2.0, component=0),
+                      statement="fires in the 2-sigma ellipse of blob 0"),
+        dead("hidden_0:1", statement="is dead"),
+        fires_on_mass("hidden_0:0", 0.9, cls=0, statement="fires on class 0"),
+        monotone("hidden_0:1", (0.0, 1.0), region=box_region((-1, -1), (1, 1)),
+                 statement="increases with x2 in a box"),
+        linear_on("hidden_0:0", Polygon(((-1, 0), (1, 0), (0, 1))),
+                  statement="linear on a triangle"),
+        argmax_near("output:0", (8.0, 6.0), 0.5, statement="peaks near the corner"),
+        activation_share("hidden_0:0", 0.9, component=0, statement="mostly from blob 0"),
+        ablation_lowers_accuracy("hidden_0:0", 0, 0.01, statement="matters for class 0"),
+        any_of(dead(both), not_(fires_on_mass(both, 0.5, component=1)),
+               statement="a composition"),
+    ]  # fmt: skip
+    assert len(from_file) == len(python) == 10
+    for a, b in zip(from_file, python, strict=True):
+        _same_claim(a, b)
     model = MLP.from_weights([np.eye(2), np.ones((2, 2))])
-    a = check(fires_only_in("hidden_0:0", HalfPlane((1.0, 0.0), 0.0)), model, two_blobs())
-    assert a.holds and a.tier == "exact"
+    dist = two_blobs()
+    for a, b in zip(check_all(from_file, model, dist), check_all(python, model, dist),
+                    strict=True):  # fmt: skip
+        assert a.to_dict() == b.to_dict()
+    # relu(x1) fires right of 0 and on 97.7% of class 0 but is linear on no triangle across
+    # x1 = 0; relu(x2) is alive; both logits are relu(x1) + relu(x2), so ablating changes
+    # nothing (ties go to class 0)
+    assert [r.holds for r in check_all(from_file, model, dist)] == [
+        True, False, False, True, True, False, True, True, False, True,
+    ]  # fmt: skip

@@ -1,240 +1,205 @@
-"""What a check knows about one (model, distribution) pair (private)."""
+"""What a check knows about one (model, distribution) pair (private).
+
+A :class:`Context` holds the model as a float64 :class:`toylab.network.Network` and
+evaluates it with the network's own forward pass (:meth:`~toylab.network.Network.forward`,
+NumPy float64; JAX float64 for the gradient-guided search) and directional derivatives
+(:meth:`~toylab.network.Network.jvp`). On a plane ``origin + s d1 + t d2`` the network
+is composed with the plane (:meth:`~toylab.network.Network.on_plane`), so every
+coordinate a claim sees is ``(s, t)``. Everything exact comes from :mod:`toylab.exact`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
 import numpy as np
 
-from toylab._errors import ToylabError
-from toylab.activations import PIECEWISE_LINEAR
-from toylab.network import Network
-from toylab.neurons import NeuronId, resolve
+from toylab._errors import NotApplicable, ToylabError, fail
+from toylab._validate import check_array
+from toylab.claims.regions import Polygon
+from toylab.distributions.base import Box, FiniteDomain
+from toylab.exact import Analysis, analyze, box, partition, region_moments, slice_partition
+from toylab.network import Network, as_network
+from toylab.neurons import NeuronId
+from toylab.tiers import Tier
 
 
-def _act(name: str, z: Any, xp: Any) -> Any:
-    if name == "relu":
-        return xp.maximum(z, 0.0)
-    if name == "leaky_relu":
-        return xp.where(z > 0, z, 0.01 * z)
-    if name == "abs":
-        return xp.abs(z)
-    if name == "hardtanh":
-        return xp.clip(z, -1.0, 1.0)
-    if name == "identity":
-        return z
-    if name == "tanh":
-        return xp.tanh(z)
-    if name == "sigmoid":
-        return 0.5 * (1.0 + xp.tanh(0.5 * z))
-    if name == "quadratic":
-        return z * z
-    if name == "gelu":
-        return z * _ndtr(z, xp)
-    raise ToylabError(f"claims: unsupported activation {name!r}.")
+@dataclasses.dataclass(frozen=True)
+class Mass:
+    """The probability of a set of polygons: ``value`` with an absolute ``error`` of ``tier``
+    (``exact``: a rounding bound; ``estimated``: a quadrature's error estimate)."""
 
-
-def _ndtr(z: Any, xp: Any) -> Any:
-    if xp is np:
-        from scipy.special import ndtr
-
-        return ndtr(z)
-    import jax.scipy.special as jss
-
-    return jss.ndtr(z)
-
-
-def _dact(name: str, z: Any, xp: Any) -> Any:
-    one = z * 0.0 + 1.0
-    if name == "relu":
-        return xp.where(z > 0, one, 0.0 * one)
-    if name == "leaky_relu":
-        return xp.where(z > 0, one, 0.01 * one)
-    if name == "abs":
-        return xp.sign(z)
-    if name == "hardtanh":
-        return xp.where(xp.abs(z) < 1.0, one, 0.0 * one)
-    if name == "identity":
-        return one
-    if name == "tanh":
-        return 1.0 - xp.tanh(z) ** 2
-    if name == "sigmoid":
-        s = 0.5 * (1.0 + xp.tanh(0.5 * z))
-        return s * (1.0 - s)
-    if name == "quadratic":
-        return 2.0 * z
-    if name == "gelu":
-        return _ndtr(z, xp) + z * xp.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
-    raise ToylabError(f"claims: unsupported activation {name!r}.")
+    value: float
+    error: float
+    tier: Tier
 
 
 class Context:
     """A model and a distribution, seen through the coordinates claims use.
 
     Coordinates are the input itself, or ``(s, t)`` on a plane
-    ``origin + s d1 + t d2`` (``plane``), restricted to ``window``.
+    ``origin + s d1 + t d2`` (``plane``), restricted to the convex polygon ``window``.
     """
 
-    def __init__(self, model: Any, dist: Any, *, plane: Any = None, window: Any = None) -> None:
-        if not hasattr(model, "affine_layers"):
-            raise ToylabError(
-                f"check: model must be a toylab MLP (with affine_layers()), got "
-                f"{type(model).__name__}."
-            )
+    def __init__(
+        self, model: Any, dist: Any, *, plane: Any = None, window: Any = None, where: str = "check"
+    ) -> None:
         self.model = model
         self.dist = dist
-        layers, acts = model.affine_layers()
-        self.layers = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in layers]
-        self.acts = list(acts)
-        self.input_dim = self.layers[0][0].shape[0]
-        self.piecewise_linear = all(a in PIECEWISE_LINEAR for a in self.acts)
-        self.finite = getattr(dist, "kind", None) == "finite"
-        self.gaussian = type(dist).__name__ == "GaussianMixture"
+        self.network: Network = as_network(model, where).untied().numpy(np.float64)
+        domain = getattr(dist, "domain", None)
+        self.finite = isinstance(domain, FiniteDomain)
+        if not self.finite and not isinstance(domain, Box):
+            raise fail(
+                where,
+                "dist",
+                type(dist).__name__,
+                "a toylab distribution with a box or a finite domain",
+            )
+        data_dim = domain.dim  # type: ignore[union-attr]
+        if self.network.input_dim != data_dim:
+            raise fail(
+                where,
+                "model",
+                repr(self.network),
+                f"a network with {data_dim} inputs (the distribution's dimension)",
+            )
         self.plane: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.window: np.ndarray | None = None
-        self.low: np.ndarray
-        self.high: np.ndarray
+        n = self.network.input_dim
         if plane is not None:
-            o, d1, d2 = (np.asarray(p, np.float64) for p in plane)
-            for name, p in (("origin", o), ("d1", d1), ("d2", d2)):
-                if p.shape != (self.input_dim,):
-                    raise ToylabError(
-                        f"check: plane {name} must have shape ({self.input_dim},), got {p.shape}."
-                    )
+            if self.finite:
+                raise fail(
+                    where,
+                    "plane",
+                    "a plane",
+                    "None for a finite domain",
+                    "Finite domains are checked on their own inputs.",
+                )
+            if not isinstance(plane, tuple | list) or len(plane) != 3:
+                raise fail(where, "plane", plane, "a triple (origin, d1, d2)")
+            o, d1, d2 = (
+                check_array(where, f"plane[{i}]", p, shape=(n,)) for i, p in enumerate(plane)
+            )
+            if np.linalg.matrix_rank(np.stack([d1, d2])) < 2:
+                raise fail(where, "plane", plane, "two linearly independent directions d1, d2")
             self.plane = (o, d1, d2)
-            from toylab.exact import box
-
-            self.window = np.asarray(window if window is not None else box(), np.float64)
+            self.net = self.network.on_plane(o, d1, d2)
+            if window is None:
+                window = box()
+            try:
+                self.window = np.asarray(Polygon(window).vertices)  # CCW
+            except ToylabError:
+                raise fail(
+                    where,
+                    "window",
+                    window,
+                    "the vertices of a convex polygon in (s, t)",
+                    "For example toylab.exact.box((-2, -2), (2, 2)).",
+                ) from None
             self.low, self.high = self.window.min(0), self.window.max(0)
         else:
-            domain = getattr(dist, "domain", None)
+            if window is not None:
+                raise fail(
+                    where,
+                    "window",
+                    window,
+                    "None without a plane",
+                    "A window is a region of a plane: pass plane=(origin, d1, d2).",
+                )
+            self.net = self.network
             if self.finite:
-                self.window = None
                 inputs = np.asarray(domain.inputs, np.float64)  # type: ignore[union-attr]
                 self.low, self.high = inputs.min(0), inputs.max(0)
             else:
-                if not hasattr(domain, "low"):
-                    raise ToylabError(
-                        f"check: dist must have a box or finite domain, got {type(dist).__name__}."
-                    )
                 self.low = np.asarray(domain.low, np.float64)  # type: ignore[union-attr]
                 self.high = np.asarray(domain.high, np.float64)  # type: ignore[union-attr]
                 if len(self.low) == 2:
                     self.window = domain.polygon()  # type: ignore[union-attr]
-            if self.input_dim != len(self.low):
-                raise ToylabError(
-                    f"check: the model takes {self.input_dim} inputs but the distribution has "
-                    f"dimension {len(self.low)}."
-                )
         self.dim = len(self.low)
 
     # ------------------------------------------------------------------ neurons
     def resolve(self, neuron: str | NeuronId) -> NeuronId:
-        nid = resolve(neuron, self.model.widths)
-        if nid.layer == "input":
-            raise ToylabError(
-                f"check: claims are about hidden or output neurons, got {str(nid)!r}."
-            )
-        return nid
+        return self.net.resolve(neuron)
 
-    def to_input(self, x: Any, xp: Any = np) -> Any:
-        if self.plane is None:
-            return x
-        o, d1, d2 = self.plane
-        return o + x[..., :1] * d1 + x[..., 1:2] * d2
+    def _net(self, xp: Any) -> Network:
+        if xp is np:
+            return self.net
+        import jax.numpy as jnp
+
+        return self.net.jax(jnp.float64)  # traced inside jax.enable_x64 (the search)
 
     def values(self, x: Any, nid: NeuronId, xp: Any = np) -> Any:
-        """The neuron's value at coordinates ``x (N, dim)``."""
-        h = self.to_input(x, xp)
-        for k, ((W, b), act) in enumerate(zip(self.layers[:-1], self.acts, strict=True)):
-            z = h @ W + b
-            if nid.layer == f"hidden_{k}":
-                return z[..., nid.unit] if nid.pre else _act(act, z[..., nid.unit], xp)
-            h = _act(act, z, xp)
-        W, b = self.layers[-1]
-        return (h @ W + b)[..., nid.unit]
+        """The neuron's value at coordinates ``x (N, dim)`` (one forward pass)."""
+        return self._net(xp).forward(x)[nid.key][..., nid.unit]
 
     def directional(self, x: Any, nid: NeuronId, d: Any, xp: Any = np) -> Any:
         """Derivative of the neuron along ``d`` (coordinates) at ``x``, by forward mode."""
-        h = self.to_input(x, xp)
-        dh = self.to_input(xp.asarray(d) + 0.0 * x, xp) - self.to_input(0.0 * x, xp)
-        for k, ((W, b), act) in enumerate(zip(self.layers[:-1], self.acts, strict=True)):
-            z, dz = h @ W + b, dh @ W
-            if nid.layer == f"hidden_{k}":
-                if nid.pre:
-                    return dz[..., nid.unit]
-                return _dact(act, z[..., nid.unit], xp) * dz[..., nid.unit]
-            h, dh = _act(act, z, xp), _dact(act, z, xp) * dz
-        return (dh @ self.layers[-1][0])[..., nid.unit]
+        return self._net(xp).jvp(x, d)[nid.key][..., nid.unit]
+
+    def gradient(self, x: np.ndarray, nid: NeuronId) -> np.ndarray:
+        """The neuron's gradient with respect to the coordinates at ``x (N, dim)``."""
+        return np.asarray(self.net.gradient(x, nid))
 
     # ------------------------------------------------------------------ exact machinery
     @property
     def exact_geometry(self) -> bool:
         """Piecewise-linear network on 2-D inputs (or a plane): exact geometry applies."""
         return (
-            self.piecewise_linear and not self.finite and self.dim == 2 and self.window is not None
+            self.net.piecewise_linear
+            and not self.finite
+            and self.dim == 2
+            and self.window is not None
         )
-
-    @property
-    def exact_masses(self) -> bool:
-        return self.exact_geometry and self.plane is None and self.gaussian
 
     @functools.cached_property
     def geometry(self) -> Any:
-        """The exact partition of the domain box (or the plane's window)."""
-        from toylab.exact import partition, slice_partition
-
+        """The exact partition of the domain box (or of the plane's window)."""
         if self.plane is not None:
-            return slice_partition(
-                Network.from_layers(self.layers, self.acts), *self.plane, self.window
-            )
-        return partition(Network.from_layers(self.layers, self.acts), self.window)
+            return slice_partition(self.network, *self.plane, self.window)
+        return partition(self.network, self.window)
 
     @functools.cached_property
-    def whole_plane(self) -> Any:
-        """The exact partition of the integration box (all but ~1e-32 of the mass)."""
-        from toylab.exact import integration_domain, partition
-
-        return partition(
-            Network.from_layers(self.layers, self.acts), integration_domain(self.dist).polygon
-        )
-
-    @functools.cached_property
-    def mixture(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        return tuple(self.dist.arrays())  # type: ignore[return-value]
-
-    def masses(self, polygons: list[np.ndarray]) -> np.ndarray:
-        """Per-component masses ``(K, P)`` of polygons (exact; Gaussian mixtures only)."""
-        from toylab.exact import mixture_polygon_moments
-
-        means, covs, weights, _ = self.mixture
-        if not polygons:
-            return np.zeros((len(weights), 0))
-        return mixture_polygon_moments(polygons, means, covs, weights)[0]
-
-    def mass(self, polygons: list[np.ndarray]) -> float | None:
-        """Total probability of polygons, or ``None`` where no exact mass is available."""
-        if not self.exact_masses:
+    def analysis(self) -> Analysis | None:
+        """:func:`toylab.exact.analyze` of the pair (finite domains keep their table), or
+        ``None`` where it does not apply (a plane, smooth activations, more dimensions)."""
+        if self.plane is not None:
             return None
-        return float(self.masses(polygons).sum())
-
-    def pieces(self, nid: NeuronId, part: Any = None) -> tuple[list[np.ndarray], np.ndarray]:
-        """Regions of a partition and the neuron's affine map ``(R, 3)`` on each."""
-        part = self.geometry if part is None else part
-        return part.polygons, part.maps[nid.key][:, nid.unit, :]
+        try:
+            return analyze(self.network, self.dist, keep_table=True)
+        except NotApplicable:
+            return None
 
     @functools.cached_property
-    def table(self) -> Any:
-        from toylab.exact import finite_table
+    def measurable(self) -> Tier | None:
+        """The tier of masses of polygons under the distribution (``exact`` for Gaussian
+        mixtures, ``estimated`` for other densities), ``None`` where there are none (a
+        plane, a finite domain, inputs that are not 2-D)."""
+        if self.plane is not None or self.finite or self.dim != 2:
+            return None
+        try:
+            return region_moments(self.dist, []).tier
+        except NotApplicable:
+            return None
 
-        return finite_table(self.model, self.dist, keep_table=True)
+    def mass(self, polygons: list[np.ndarray]) -> Mass | None:
+        """The probability of disjoint polygons (or ``None``: see :attr:`measurable`)."""
+        if self.measurable is None:
+            return None
+        if not polygons:
+            return Mass(0.0, 0.0, self.measurable)
+        origin = self.geometry.origin
+        rm = region_moments(self.dist, [q - origin for q in polygons], rtol=1e-7, origin=origin)
+        return Mass(float(rm.m0.sum()), float(rm.error[:, :, 0].sum()), rm.tier)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, key: Any, num_samples: int) -> tuple[np.ndarray, np.ndarray, Any]:
         if self.plane is not None:
-            raise ToylabError(
-                "check: sampled verdicts need the distribution's own inputs, not a plane."
+            raise NotApplicable(
+                "check: sampled verdicts need the distribution's own inputs, not a plane; "
+                "check without plane=... to sample."
             )
         batch = self.dist.sample(key, num_samples)
         return np.asarray(batch.x, np.float64), np.asarray(batch.y), batch.latent

@@ -11,18 +11,20 @@ from typing import Any
 
 import numpy as np
 
-from toylab._errors import ToylabError, did_you_mean
+from toylab._errors import ToylabError, did_you_mean, fail
+from toylab._validate import check_choice, check_float, check_int
 from toylab.claims._context import Context
-from toylab.claims._kinds import KINDS, _argmax_pointwise_factory
-from toylab.claims._search import search, wilson
-from toylab.claims.regions import Ellipse, HalfPlane, Polygon
+from toylab.claims._kinds import KINDS, Kind, inside_best
+from toylab.claims._search import search, search_finite, wilson
+from toylab.claims.regions import HalfPlane
 from toylab.neurons import NeuronId
 
 __all__ = [
-    "TIERS",
+    "VERDICTS",
     "Claim",
     "ClaimResult",
     "ablation_lowers_accuracy",
+    "activation_share",
     "all_of",
     "any_of",
     "argmax_near",
@@ -36,11 +38,15 @@ __all__ = [
     "matches_circuit",
     "monotone",
     "not_",
-    "selectivity",
 ]
 
-TIERS = ("exact", "searched", "sampled")
-_RANK = {t: i for i, t in enumerate(TIERS)}
+#: How a verdict was reached, strongest first. These are *verdicts*, not tiers of a number
+#: (:mod:`toylab.tiers`): ``"exact"`` (proved: exact geometry, exact numbers or certified
+#: enclosures that do not straddle the threshold, finite enumeration), ``"searched"`` (a
+#: counterexample search: a "fails" is proved by its witness, a "holds" only means none was
+#: found) and ``"sampled"`` (a Monte Carlo estimate with a confidence interval).
+VERDICTS = ("exact", "searched", "sampled")
+_RANK = {t: i for i, t in enumerate(VERDICTS)}
 COMPOSITES = ("all", "any", "not")
 
 
@@ -48,15 +54,25 @@ COMPOSITES = ("all", "any", "not")
 class ClaimResult:
     """The verdict on one claim.
 
-    ``tier``: ``"exact"`` (decided exactly: piecewise-linear geometry, Gaussian
-    integrals or finite enumeration), ``"searched"`` (hypothesis searched
-    ``num_tried`` inputs for a counterexample: ``holds`` means none was found) or
-    ``"sampled"`` (a Monte Carlo estimate with ``interval`` at the requested
-    confidence, by ``interval_method``). ``margin`` is ``>= 0`` when the claim holds
-    and says by how much (each kind's docstring defines it). On failure ``witness``
-    is an input where it fails (coordinates of the checked plane, if any),
-    ``witness_region`` convex polygons covering the failing set (exact tier) and
-    ``failing_mass`` its probability (or ``failing_mass_bounds``).
+    ``tier`` says how the verdict was reached (one of :data:`VERDICTS`: ``"exact"``,
+    ``"searched"`` with ``num_tried`` inputs, ``"sampled"``). The numbers inside a
+    result carry their own tiers of :mod:`toylab.tiers`:
+
+    * ``estimate`` (the quantity the claim thresholds: a mass, a share, an accuracy
+      drop, a distance) with ``estimate_tier``, and ``interval``: a confidence
+      interval (sampled, by ``interval_method``) or a certified enclosure;
+    * ``failing_mass``, the probability of the failing set, with ``failing_mass_tier``
+      and, where it is not exact, ``failing_mass_bounds`` whose meaning is the tier's
+      (:mod:`toylab.tiers`): a guaranteed enclosure (``certified``), the value plus or
+      minus a quadrature's error estimate (``estimated``, non-Gaussian densities), a
+      Wilson confidence interval (``sampled``). Where only bounds are known (a set cut
+      by an :class:`~toylab.claims.Ellipse`, bracketed by polygons) ``failing_mass`` is
+      ``None``.
+
+    ``margin`` is ``>= 0`` when the claim holds and says by how much (each kind's
+    docstring defines it). On failure ``witness`` is an input where it fails
+    (coordinates of the checked plane, if any) and ``witness_region`` convex polygons
+    inside the failing set (exact verdicts).
     """
 
     statement: str
@@ -69,8 +85,10 @@ class ClaimResult:
     witness_region: tuple[np.ndarray, ...] = ()
     failing_mass: float | None = None
     failing_mass_bounds: tuple[float, float] | None = None
+    failing_mass_tier: str | None = None
     num_tried: int = 0
     estimate: float | None = None
+    estimate_tier: str | None = None
     interval: tuple[float, float] | None = None
     interval_method: str | None = None
     detail: str = ""
@@ -86,6 +104,9 @@ class ClaimResult:
             v = float(v)
             return v if math.isfinite(v) else str(v)
 
+        def pair(v: Any) -> Any:
+            return None if v is None else [num(x) for x in v]
+
         return {
             "statement": self.statement,
             "neuron": self.neuron,
@@ -96,16 +117,17 @@ class ClaimResult:
             "witness": None if self.witness is None else [float(v) for v in self.witness],
             "num_failing_pieces": len(self.witness_region),
             "failing_mass": num(self.failing_mass),
-            "failing_mass_bounds": None if self.failing_mass_bounds is None
-            else [num(v) for v in self.failing_mass_bounds],
+            "failing_mass_bounds": pair(self.failing_mass_bounds),
+            "failing_mass_tier": self.failing_mass_tier,
             "num_tried": self.num_tried,
             "estimate": num(self.estimate),
-            "interval": None if self.interval is None else [num(v) for v in self.interval],
+            "estimate_tier": self.estimate_tier,
+            "interval": pair(self.interval),
             "interval_method": self.interval_method,
             "detail": self.detail,
             "children": [c.to_dict() for c in self.children],
             "plot_path": self.plot_path,
-        }  # fmt: skip
+        }
 
     def explain(self) -> str:
         """The verdict in words, one line per fact."""
@@ -115,16 +137,22 @@ class ClaimResult:
         if self.estimate is not None:
             ci = ""
             if self.interval is not None:
-                ci = (f" ({self.interval[0]:.4g}, {self.interval[1]:.4g}) "
-                      f"{self.interval_method} interval")  # fmt: skip
-            lines.append(f"  estimate: {self.estimate:.6g}{ci}")
+                ci = f" ({self.interval[0]:.4g}, {self.interval[1]:.4g}) {self.interval_method}"
+                ci += "" if self.interval_method == "certified enclosure" else " interval"
+            tier = f" [{self.estimate_tier}]" if self.estimate_tier else ""
+            lines.append(f"  estimate: {self.estimate:.6g}{tier}{ci}")
         if self.witness is not None:
             lines.append(f"  counterexample: x = {[float(f'{v:.6g}') for v in self.witness]}")
+        tier = f" [{self.failing_mass_tier}]" if self.failing_mass_tier else ""
+        bounds = self.failing_mass_bounds
         if self.failing_mass is not None:
-            lines.append(f"  probability of the failing set: {self.failing_mass:.6g}")
-        if self.failing_mass_bounds is not None:
-            lo, hi = self.failing_mass_bounds
-            lines.append(f"  (between {lo:.6g} and {hi:.6g})")
+            within = "" if bounds is None else f" in [{bounds[0]:.6g}, {bounds[1]:.6g}]"
+            lines.append(f"  probability of the failing set: {self.failing_mass:.6g}{within}{tier}")
+        elif bounds is not None:
+            lines.append(
+                f"  probability of the failing set: between {bounds[0]:.6g} and {bounds[1]:.6g}"
+                f"{tier}"
+            )
         if self.tier != "exact":
             lines.append(f"  inputs tried: {self.num_tried}")
         if self.detail:
@@ -136,11 +164,20 @@ class ClaimResult:
         return "\n".join(lines)
 
 
-def _as_neurons(neuron: Any) -> tuple[str, ...]:
-    items = [neuron] if isinstance(neuron, str | NeuronId) else list(neuron)
-    if not items:
-        raise ToylabError("Claim: neuron must name at least one neuron, got [].")
-    return tuple(str(NeuronId.parse(n)) for n in items)
+def _as_neurons(where: str, neuron: Any) -> tuple[str, ...]:
+    """One address or a non-empty list of them, as canonical strings."""
+    items = [neuron] if isinstance(neuron, str | NeuronId) else neuron
+    if not isinstance(items, list | tuple) or not items:
+        raise fail(where, "neuron", neuron, "an address like 'hidden_0:3' or a list of them")
+    out = []
+    for n in items:
+        if not isinstance(n, str | NeuronId):
+            raise fail(where, "neuron", n, "an address like 'hidden_0:3' (a string)")
+        try:
+            out.append(str(NeuronId.parse(n)))
+        except ToylabError as e:
+            raise ToylabError(f"{where}: bad neuron {n!r}: {e}") from None
+    return tuple(out)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -151,21 +188,42 @@ class Claim:
     :func:`dead`, ...), :meth:`from_function` / :meth:`from_analysis`, or a claim file.
     Combine them with ``&`` (all hold), ``|`` (at least one holds) and ``~`` (does
     not hold); a claim about several neurons holds when it holds for each.
+
+    ``params`` are validated against the kind's schema (the same names and checks as
+    the constructors' arguments and the claim files' keys); an empty ``statement`` (or
+    ``None``) gives the kind's own wording.
     """
 
     kind: str
     neuron: tuple[str, ...]
-    statement: str
+    statement: str = ""
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     children: tuple[Claim, ...] = ()
     name: str | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS and self.kind not in COMPOSITES:
-            raise ToylabError(
-                f"Claim: kind must be one of {sorted(KINDS)}, got {self.kind!r}."
-                + did_you_mean(str(self.kind), list(KINDS))
-            )
+        kinds = [*KINDS, *COMPOSITES]
+        if not isinstance(self.kind, str) or self.kind not in kinds:
+            hint = did_you_mean(self.kind, kinds) if isinstance(self.kind, str) else ""
+            raise fail("Claim", "kind", self.kind, f"one of {sorted(KINDS)}", hint.strip())
+        where = self.kind
+        object.__setattr__(self, "neuron", _as_neurons(where, self.neuron))
+        if self.statement is None:
+            object.__setattr__(self, "statement", "")
+        if not isinstance(self.statement, str):
+            raise fail(where, "statement", self.statement, "a string (what you believe)")
+        if self.name is not None and not isinstance(self.name, str):
+            raise fail(where, "name", self.name, "a string")
+        if self.kind in COMPOSITES:
+            if self.params:
+                raise fail(where, "params", dict(self.params), "empty for a composition")
+            return
+        if self.children:
+            raise fail(where, "children", self.children, "empty (only all/any/not have them)")
+        params = KINDS[self.kind].validate(where, self.params)
+        object.__setattr__(self, "params", params)
+        if not self.statement:
+            object.__setattr__(self, "statement", KINDS[self.kind].describe(params))
 
     def __and__(self, other: Claim) -> Claim:
         return all_of(self, other)
@@ -188,18 +246,14 @@ class Claim:
         """A pointwise claim: ``fn(values) -> bool array`` (``fn(x, values)`` with
         ``inputs=True``) says where it holds. Decided exactly on finite domains, by a
         counterexample search elsewhere (or sampled with ``tier="sampled"``)."""
-        if not callable(fn):
-            raise ToylabError(f"Claim.from_function: fn must be callable, got {fn!r}.")
-        return cls("function", _as_neurons(neuron), statement, {"fn": fn, "inputs": inputs})
+        return cls("function", neuron, statement, {"fn": fn, "inputs": inputs})
 
     @classmethod
     def from_analysis(cls, neuron: Any, statement: str, fn: Callable[[Any, str], Any]) -> Claim:
         """A claim decided on the exact analysis: ``fn(analysis, neuron) -> bool`` (or a
         margin, holding when ``>= 0``), where ``analysis`` is
-        :func:`toylab.exact.analyze`'s result (a finite table on finite domains)."""
-        if not callable(fn):
-            raise ToylabError(f"Claim.from_analysis: fn must be callable, got {fn!r}.")
-        return cls("analysis", _as_neurons(neuron), statement, {"fn": fn})
+        :func:`toylab.exact.analyze`'s result (finite domains keep their table)."""
+        return cls("analysis", neuron, statement, {"fn": fn})
 
 
 def _neurons_of(claims: Sequence[Claim]) -> tuple[str, ...]:
@@ -211,124 +265,85 @@ def _neurons_of(claims: Sequence[Claim]) -> tuple[str, ...]:
 
 def all_of(*claims: Claim, statement: str | None = None) -> Claim:
     """Holds when every claim holds."""
-    cs = _flatten("all", claims)
+    cs = _flatten("all_of", "all", claims)
     text = statement or " and ".join(f"({c.statement})" for c in cs)
     return Claim("all", _neurons_of(cs), text, {}, cs)
 
 
 def any_of(*claims: Claim, statement: str | None = None) -> Claim:
     """Holds when at least one claim holds."""
-    cs = _flatten("any", claims)
+    cs = _flatten("any_of", "any", claims)
     text = statement or " or ".join(f"({c.statement})" for c in cs)
     return Claim("any", _neurons_of(cs), text, {}, cs)
 
 
 def not_(claim: Claim, statement: str | None = None) -> Claim:
     """Holds when ``claim`` does not."""
-    _flatten("not", [claim])
+    _flatten("not_", "not", [claim])
     return Claim("not", claim.neuron, statement or f"not ({claim.statement})", {}, (claim,))
 
 
-def _flatten(kind: str, claims: Iterable[Any]) -> tuple[Claim, ...]:
+def _flatten(where: str, kind: str, claims: Iterable[Any]) -> tuple[Claim, ...]:
     out: list[Claim] = []
     for c in claims:
         if not isinstance(c, Claim):
-            raise ToylabError(f"{kind}_of: every argument must be a Claim, got {c!r}.")
+            raise fail(where, "claims", c, "Claim objects (from toylab.claims)")
         out += list(c.children) if c.kind == kind and kind != "not" else [c]
     if not out:
-        raise ToylabError(f"{kind}: needs at least one claim.")
+        raise fail(where, "claims", (), "at least one claim")
     return tuple(out)
-
-
-def _region(where: str, region: Any) -> Any:
-    if not isinstance(region, HalfPlane | Polygon | Ellipse):
-        raise ToylabError(
-            f"{where}: region must be a HalfPlane, Polygon or Ellipse from "
-            f"toylab.claims, got {region!r}."
-        )
-    return region
-
-
-def _number(
-    where: str, name: str, v: Any, lo: float | None = None, hi: float | None = None
-) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
-        raise ToylabError(f"{where}: {name} must be a number, got {v!r}.")
-    v = float(v)
-    if not math.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
-        rng = f" in [{lo}, {hi}]" if lo is not None and hi is not None else (
-            f" >= {lo}" if lo is not None else "")  # fmt: skip
-        raise ToylabError(f"{where}: {name} must be a finite number{rng}, got {v!r}.")
-    return v
-
-
-def _index(where: str, name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
-        raise ToylabError(f"{where}: {name} must be an integer >= 0, got {v!r}.")
-    return int(v)
 
 
 def fires_only_in(neuron: Any, region: Any, *, statement: str | None = None) -> Claim:
     """The neuron fires (``a > 0``) only inside ``region`` (closed).
 
-    Margin: minus the largest activation outside the region (``>= 0`` iff it holds).
-    Exact for piecewise-linear networks in 2-D: the active region minus ``region``,
-    clipped exactly region by region, with its exact mass under Gaussian mixtures.
+    Margin: minus the largest activation outside the region (``>= 0`` iff it holds; a
+    lower bound for an :class:`~toylab.claims.Ellipse`). Exact for piecewise-linear
+    networks in 2-D: the active region minus ``region``, clipped exactly region by
+    region (:func:`toylab.exact.clip_convex`), with the mass of that set under the
+    distribution (:func:`toylab.exact.region_moments`).
     """
-    region = _region("fires_only_in", region)
-    return Claim("fires_only_in", _as_neurons(neuron),
-                 statement or f"fires only in {region.describe()}", {"region": region})  # fmt: skip
+    return Claim("fires_only_in", neuron, statement or "", {"region": region})
 
 
 def dead(neuron: Any, *, statement: str | None = None) -> Claim:
     """The neuron never fires on the distribution's domain (margin: ``-max a``)."""
-    return Claim("dead", _as_neurons(neuron), statement or "is dead", {})
-
-
-def _group_params(where: str, cls: Any, component: Any) -> dict[str, Any]:
-    if (cls is None) == (component is None):
-        raise ToylabError(f"{where}: give exactly one of cls=... or component=....")
-    if cls is not None:
-        return {"cls": _index(where, "cls", cls)}
-    return {"component": _index(where, "component", component)}
+    return Claim("dead", neuron, statement or "")
 
 
 def fires_on_mass(
-    neuron: Any, q: float, *, cls: int | None = None, component: int | None = None,
+    neuron: Any,
+    q: float,
+    *,
+    cls: int | None = None,
+    component: int | None = None,
     statement: str | None = None,
-) -> Claim:  # fmt: skip
+) -> Claim:
     """``P(a > 0 | class cls)`` (or ``| component``) is at least ``q``. Margin: ``P - q``."""
-    p = {"q": _number("fires_on_mass", "q", q, 0.0, 1.0)}
-    p.update(_group_params("fires_on_mass", cls, component))
-    group = f"class {cls}" if cls is not None else f"component {component}"
-    return Claim("fires_on_mass", _as_neurons(neuron),
-                 statement or f"fires on at least {q:g} of {group}", p)  # fmt: skip
+    return Claim(
+        "fires_on_mass", neuron, statement or "", {"q": q, "cls": cls, "component": component}
+    )
 
 
 def monotone(
-    neuron: Any, direction: Sequence[float], *, region: Any = None, decreasing: bool = False,
+    neuron: Any,
+    direction: Sequence[float],
+    *,
+    region: Any = None,
+    decreasing: bool = False,
     statement: str | None = None,
-) -> Claim:  # fmt: skip
+) -> Claim:
     """Non-decreasing (or non-increasing) along ``direction`` within ``region``.
 
     Margin: the smallest directional derivative (negated when ``decreasing``)."""
-    p: dict[str, Any] = {"direction": tuple(float(v) for v in direction),
-                         "decreasing": bool(decreasing)}  # fmt: skip
-    where = ""
-    if region is not None:
-        p["region"] = _region("monotone", region)
-        where = f" in {region.describe()}"
-    word = "decreasing" if decreasing else "increasing"
-    return Claim("monotone", _as_neurons(neuron),
-                 statement or f"is {word} along {list(p['direction'])}{where}", p)  # fmt: skip
+    params = {"direction": direction, "region": region, "decreasing": decreasing}
+    return Claim("monotone", neuron, statement or "", params)
 
 
 def linear_on(neuron: Any, region: Any, *, statement: str | None = None) -> Claim:
     """The neuron is affine on ``region``. Margin: minus the largest deviation from
     the affine map of the largest piece (0 when it holds)."""
-    region = _region("linear_on", region)
-    return Claim("linear_on", _as_neurons(neuron),
-                 statement or f"is linear on {region.describe()}", {"region": region})  # fmt: skip
+    return Claim("linear_on", neuron, statement or "", {"region": region})
 
 
 def argmax_near(
@@ -338,24 +353,31 @@ def argmax_near(
 
     Margin: ``eps`` minus the distance of the farthest maximiser. The searched tier
     compares against the best value found inside the ball (a lower bound of its max)."""
-    pt = tuple(float(v) for v in point)
-    p = {"point": pt, "eps": _number("argmax_near", "eps", eps, 0.0)}
-    return Claim("argmax_near", _as_neurons(neuron),
-                 statement or f"has its maximum within {eps:g} of {list(pt)}", p)  # fmt: skip
+    return Claim("argmax_near", neuron, statement or "", {"point": point, "eps": eps})
 
 
-def selectivity(
-    neuron: Any, s: float, *, component: int | None = None, cls: int | None = None,
+def activation_share(
+    neuron: Any,
+    share: float,
+    *,
+    cls: int | None = None,
+    component: int | None = None,
     statement: str | None = None,
-) -> Claim:  # fmt: skip
-    """The group's share of the mean activation, ``E[a 1(group)] / E[a]``, is at least ``s``.
+) -> Claim:
+    r"""The group's share of the mean activation is at least ``share``:
 
-    Exact from per-component Gaussian moments (mixtures) or the finite table."""
-    p = {"s": _number("selectivity", "s", s)}
-    p.update(_group_params("selectivity", cls, component))
-    group = f"class {cls}" if cls is not None else f"component {component}"
-    return Claim("selectivity", _as_neurons(neuron),
-                 statement or f"has selectivity >= {s:g} for {group}", p)  # fmt: skip
+    .. math:: \frac{E[a\,1(\text{group})]}{E[a]} \ge \text{share}
+
+    (the group is class ``cls`` or mixture component ``component``). Margin: the share
+    minus ``share``. Exact from :meth:`toylab.exact.Analysis.group_means` (Gaussian
+    mixtures, finite domains). This is not the selectivity *index* of
+    :mod:`toylab.methods` (top share minus second share)."""
+    return Claim(
+        "activation_share",
+        neuron,
+        statement or "",
+        {"share": share, "cls": cls, "component": component},
+    )
 
 
 def ablation_lowers_accuracy(
@@ -364,29 +386,25 @@ def ablation_lowers_accuracy(
     """Zero-ablating the neuron lowers the accuracy on class ``cls`` by at least ``delta``.
 
     Margin: ``drop - delta``; exact via :func:`toylab.exact.analyze` on the ablated
-    network (:func:`toylab.models.ablate`)."""
-    p = {"cls": _index("ablation_lowers_accuracy", "cls", cls),
-         "delta": _number("ablation_lowers_accuracy", "delta", delta)}  # fmt: skip
-    return Claim("ablation_lowers_accuracy", _as_neurons(neuron),
-                 statement or f"ablating it lowers class {cls} accuracy by >= {delta:g}", p)  # fmt: skip
+    network (:meth:`toylab.network.Network.ablate`), on the plane and on finite domains."""
+    return Claim("ablation_lowers_accuracy", neuron, statement or "", {"cls": cls, "delta": delta})
 
 
 def matches_circuit(
-    neuron: Any, circuit: Any, circuit_neuron: str, tol: float, *, norm: str = "sup",
+    neuron: Any,
+    circuit: Any,
+    circuit_neuron: str,
+    tol: float,
+    *,
+    norm: str = "sup",
     statement: str | None = None,
-) -> Claim:  # fmt: skip
+) -> Claim:
     """The neuron equals ``circuit``'s neuron ``circuit_neuron`` within ``tol``.
 
     ``norm="sup"`` (over the domain) or ``"l2"`` (under the distribution); exact via
     :func:`toylab.circuits.functional_distance` where it is exact."""
-    if norm not in ("sup", "l2"):
-        raise ToylabError(f"matches_circuit: norm must be 'sup' or 'l2', got {norm!r}.")
-    if not hasattr(circuit, "affine_layers"):
-        raise ToylabError(f"matches_circuit: circuit must be a toylab MLP, got {circuit!r}.")
-    p = {"circuit": circuit, "circuit_neuron": str(NeuronId.parse(circuit_neuron)),
-         "tol": _number("matches_circuit", "tol", tol, 0.0), "norm": norm}  # fmt: skip
-    return Claim("matches_circuit", _as_neurons(neuron), statement
-                 or f"matches the circuit's {circuit_neuron} within {tol:g} ({norm})", p)  # fmt: skip
+    params = {"circuit": circuit, "circuit_neuron": circuit_neuron, "tol": tol, "norm": norm}
+    return Claim("matches_circuit", neuron, statement or "", params)
 
 
 # --------------------------------------------------------------------------- checking
@@ -414,33 +432,32 @@ def check(
     plane: tuple[Any, Any, Any] | None = None,
     window: Any = None,
 ) -> ClaimResult:
-    """Decide ``claim`` about ``model`` under ``dist``.
+    """Decide ``claim`` about ``model`` (a toylab model or a
+    :class:`~toylab.network.Network`) under ``dist``.
 
     ``tier="auto"`` decides exactly where that is possible (piecewise-linear networks
-    on 2-D inputs or on ``plane = (origin, d1, d2)`` restricted to ``window``, and
-    finite domains), otherwise searches ``budget`` inputs for a counterexample
-    (pointwise claims) or estimates from ``num_samples`` samples with a
+    on 2-D inputs or on ``plane = (origin, d1, d2)`` restricted to the convex polygon
+    ``window``, and finite domains), otherwise searches ``budget`` inputs for a
+    counterexample (pointwise claims) or estimates from ``num_samples`` samples with a
     ``confidence`` interval (claims about the distribution). ``tier`` may force
-    ``"searched"`` or ``"sampled"``. ``seed`` makes searches and samples reproducible.
+    ``"searched"`` or ``"sampled"`` (see :data:`VERDICTS`). ``seed`` makes searches and
+    samples reproducible.
     """
-    opts = _options(tier, budget, num_samples, confidence, seed)
+    opts = _options("check", tier, budget, num_samples, confidence, seed)
     if not isinstance(claim, Claim):
-        raise ToylabError(f"check: claim must be a toylab.claims.Claim, got {claim!r}.")
+        raise fail("check", "claim", claim, "a toylab.claims.Claim")
     return _decide(claim, Context(model, dist, plane=plane, window=window), opts)
 
 
-def _options(tier: str, budget: Any, num_samples: Any, confidence: Any, seed: Any) -> _Options:
-    if tier != "auto" and tier not in TIERS:
-        raise ToylabError(
-            f"check: tier must be 'auto' or one of {list(TIERS)}, got {tier!r}."
-            + did_you_mean(str(tier), TIERS)
-        )
+def _options(
+    where: str, tier: Any, budget: Any, num_samples: Any, confidence: Any, seed: Any
+) -> _Options:
     return _Options(
-        tier,
-        int(_number("check", "budget", budget, 1)),
-        int(_number("check", "num_samples", num_samples, 2)),
-        _number("check", "confidence", confidence, 0.5, 0.999999),
-        int(seed),
+        check_choice(where, "tier", tier, ("auto", *VERDICTS)),
+        check_int(where, "budget", budget, minimum=1),
+        check_int(where, "num_samples", num_samples, minimum=2),
+        check_float(where, "confidence", confidence, minimum=0.5, maximum=0.999999),
+        check_int(where, "seed", seed, minimum=0),
     )
 
 
@@ -457,34 +474,55 @@ def check_all(
     plane: tuple[Any, Any, Any] | None = None,
     window: Any = None,
 ) -> list[ClaimResult]:
-    """:func:`check` every claim, sharing the exact machinery (partitions) between them."""
+    """:func:`check` every claim, sharing the exact machinery (partitions, the analysis)."""
     claims = list(claims)
     for c in claims:
         if not isinstance(c, Claim):
-            raise ToylabError(f"check_all: every claim must be a Claim, got {c!r}.")
-    opts = _options(tier, budget, num_samples, confidence, seed)
-    ctx = Context(model, dist, plane=plane, window=window)
+            raise fail("check_all", "claims", c, "a list of toylab.claims.Claim")
+    opts = _options("check_all", tier, budget, num_samples, confidence, seed)
+    ctx = Context(model, dist, plane=plane, window=window, where="check_all")
     return [_decide(c, ctx, opts) for c in claims]
 
 
 def _combine(claim: Claim, results: list[ClaimResult], mode: str) -> ClaimResult:
     tier = max((r.tier for r in results), key=_RANK.__getitem__)
+    statement = str(claim.statement)
     if mode == "not":
         (r,) = results
-        return ClaimResult(claim.statement, ", ".join(claim.neuron), claim.kind, r.tier,
-                           not r.holds, -r.margin, num_tried=r.num_tried,
-                           detail="the inner claim " + ("holds" if r.holds else "fails"),
-                           children=(r,))  # fmt: skip
+        return ClaimResult(
+            statement,
+            ", ".join(claim.neuron),
+            claim.kind,
+            r.tier,
+            not r.holds,
+            -r.margin,
+            num_tried=r.num_tried,
+            detail="the inner claim " + ("holds" if r.holds else "fails"),
+            children=(r,),
+        )
     holds = all(r.holds for r in results) if mode == "all" else any(r.holds for r in results)
     margin = min(r.margin for r in results) if mode == "all" else max(r.margin for r in results)
     bad = next((r for r in results if not r.holds), None)
     fields: dict[str, Any] = {}
     if not holds and bad is not None:
-        fields = {"witness": bad.witness, "witness_region": bad.witness_region,
-                  "failing_mass": bad.failing_mass}  # fmt: skip
-    return ClaimResult(claim.statement, ", ".join(claim.neuron), claim.kind, tier, holds, margin,
-                       num_tried=sum(r.num_tried for r in results), children=tuple(results),
-                       **fields)  # fmt: skip
+        fields = {
+            "witness": bad.witness,
+            "witness_region": bad.witness_region,
+            "failing_mass": bad.failing_mass,
+            "failing_mass_bounds": bad.failing_mass_bounds,
+            "failing_mass_tier": bad.failing_mass_tier,
+        }
+    return ClaimResult(
+        statement,
+        ", ".join(claim.neuron),
+        claim.kind,
+        tier,
+        holds,
+        margin,
+        num_tried=sum(r.num_tried for r in results),
+        children=tuple(results),
+        **fields,
+    )
 
 
 def _decide(claim: Claim, ctx: Context, opts: _Options) -> ClaimResult:
@@ -496,8 +534,8 @@ def _decide(claim: Claim, ctx: Context, opts: _Options) -> ClaimResult:
         return _combine(claim, [_decide(c, ctx, opts) for c in parts], "all")
     nid = ctx.resolve(claim.neuron[0])
     kind = KINDS[claim.kind]
-    params = dict(claim.params)
-    tiers = TIERS if opts.tier == "auto" else (opts.tier,)
+    params = _resolved(dict(claim.params), ctx)
+    tiers = VERDICTS if opts.tier == "auto" else (opts.tier,)
     pointwise = kind.pointwise
     if claim.kind == "matches_circuit" and params.get("norm") == "l2":
         pointwise = None
@@ -505,27 +543,34 @@ def _decide(claim: Claim, ctx: Context, opts: _Options) -> ClaimResult:
         fields = None
         if t == "exact":
             if kind.exact is not None:
-                fields = kind.exact(ctx, nid, _resolved(params, ctx))
+                fields = kind.exact(ctx, nid, params)
             if fields is None and ctx.finite and pointwise is not None:
-                if not kind.finite_pointwise:
-                    raise ToylabError(
-                        f"check: a {claim.kind!r} claim needs a continuous domain; "
-                        f"{type(ctx.dist).__name__} is finite."
-                    )
+                _finite_pointwise_ok(claim, kind, ctx)
                 fields = _enumerate(ctx, nid, params, kind, pointwise)
-        elif t == "searched" and pointwise is not None and not ctx.finite:
+        elif t == "searched" and pointwise is not None:
+            if ctx.finite:
+                _finite_pointwise_ok(claim, kind, ctx)
             fields = _searched(ctx, nid, params, kind, pointwise, opts)
         elif t == "sampled" and (kind.sampled is not None or pointwise is not None):
             if kind.sampled is not None:
-                fields = kind.sampled(ctx, nid, _resolved(params, ctx), opts)
+                fields = kind.sampled(ctx, nid, params, opts)
             else:
                 fields = _sampled_pointwise(ctx, nid, params, kind, pointwise, opts)
         if fields is not None:
-            return ClaimResult(claim.statement, str(nid), claim.kind, t, **fields)
+            fields["holds"] = bool(fields["holds"])
+            return ClaimResult(str(claim.statement), str(nid), claim.kind, t, **fields)
     raise ToylabError(
         f"check: cannot decide the {claim.kind!r} claim {claim.statement!r} at tier "
         f"{opts.tier!r} for this model and distribution; try tier='auto'."
     )
+
+
+def _finite_pointwise_ok(claim: Claim, kind: Kind, ctx: Context) -> None:
+    if not kind.finite_pointwise:
+        raise ToylabError(
+            f"check: a {claim.kind!r} claim needs a continuous domain; "
+            f"{type(ctx.dist).__name__} is finite."
+        )
 
 
 def _resolved(params: dict[str, Any], ctx: Context) -> dict[str, Any]:
@@ -538,17 +583,18 @@ def _resolved(params: dict[str, Any], ctx: Context) -> dict[str, Any]:
                 "dimensions (check on a plane, or use a HalfPlane)."
             )
         if isinstance(p["region"], HalfPlane) and len(p["region"].normal) != ctx.dim:
-            raise ToylabError(
-                f"check: the half-plane's normal has {len(p['region'].normal)} entries but the "
-                f"inputs have {ctx.dim} dimensions."
+            raise fail(
+                "check",
+                "region",
+                f"HalfPlane(normal={list(p['region'].normal)})",
+                f"a half-plane with a normal of length {ctx.dim} (the checked coordinates)",
             )
     return p
 
 
-def _margin_fns(ctx: Context, nid: NeuronId, params: dict, kind: Any, pointwise: Any) -> tuple:
-    p = _resolved(params, ctx)
+def _margin_fns(ctx: Context, nid: NeuronId, p: dict, kind: Kind, pointwise: Any) -> tuple:
     if kind.name == "argmax_near":
-        p["_inside_best"] = _argmax_pointwise_factory(ctx, nid, p)
+        p = {**p, "_inside_best": inside_best(ctx, nid, p)}
 
     def margin_np(x: np.ndarray) -> np.ndarray:
         return np.asarray(pointwise(ctx, nid, p, x, np), np.float64)
@@ -563,14 +609,23 @@ def _margin_fns(ctx: Context, nid: NeuronId, params: dict, kind: Any, pointwise:
     return margin_np, margin_jnp
 
 
-def _searched(ctx: Context, nid: NeuronId, params: dict, kind: Any, pointwise: Any,
-              opts: _Options) -> dict[str, Any]:  # fmt: skip
+def _searched(
+    ctx: Context, nid: NeuronId, params: dict, kind: Kind, pointwise: Any, opts: _Options
+) -> dict[str, Any]:
     margin_np, margin_jnp = _margin_fns(ctx, nid, params, kind, pointwise)
-    low = np.tile(ctx.low, kind.arity)
-    high = np.tile(ctx.high, kind.arity)
-    out = search(margin_np, margin_jnp, low, high, budget=opts.budget, seed=opts.seed)
-    fields: dict[str, Any] = {"holds": not out.found, "margin": out.margin,
-                              "num_tried": out.num_tried}  # fmt: skip
+    if ctx.finite:
+        dom = ctx.dist.domain
+        inputs = np.asarray(dom.inputs, np.float64)[np.asarray(dom.probs) > 0]
+        out = search_finite(margin_np, inputs, budget=opts.budget, seed=opts.seed)
+    else:
+        low = np.tile(ctx.low, kind.arity)
+        high = np.tile(ctx.high, kind.arity)
+        out = search(margin_np, margin_jnp, low, high, budget=opts.budget, seed=opts.seed)
+    fields: dict[str, Any] = {
+        "holds": not out.found,
+        "margin": out.margin,
+        "num_tried": out.num_tried,
+    }
     if out.found:
         fields["witness"] = out.x
         fields["detail"] = f"counterexample found by {out.engine} search"
@@ -579,8 +634,9 @@ def _searched(ctx: Context, nid: NeuronId, params: dict, kind: Any, pointwise: A
     return fields
 
 
-def _enumerate(ctx: Context, nid: NeuronId, params: dict, kind: Any, pointwise: Any
-               ) -> dict[str, Any]:  # fmt: skip
+def _enumerate(
+    ctx: Context, nid: NeuronId, params: dict, kind: Kind, pointwise: Any
+) -> dict[str, Any]:
     dom = ctx.dist.domain
     inputs = np.asarray(dom.inputs, np.float64)
     probs = np.asarray(dom.probs, np.float64)
@@ -588,16 +644,24 @@ def _enumerate(ctx: Context, nid: NeuronId, params: dict, kind: Any, pointwise: 
     m = np.where(probs > 0, margin_np(inputs), np.inf)
     worst = int(np.argmin(m))
     fails = m < 0
-    fields: dict[str, Any] = {"holds": not fails.any(), "margin": float(m[worst]),
-                              "num_tried": len(inputs)}  # fmt: skip
+    fields: dict[str, Any] = {
+        "holds": not fails.any(),
+        "margin": float(m[worst]),
+        "num_tried": len(inputs),
+    }
     if fails.any():
-        fields.update(witness=inputs[worst], failing_mass=float(probs[fails].sum()),
-                      detail=f"fails on {int(fails.sum())} of {len(inputs)} inputs")  # fmt: skip
+        fields.update(
+            witness=inputs[worst],
+            failing_mass=float(probs[fails].sum()),
+            failing_mass_tier="exact",
+            detail=f"fails on {int(fails.sum())} of {len(inputs)} inputs",
+        )
     return fields
 
 
-def _sampled_pointwise(ctx: Context, nid: NeuronId, params: dict, kind: Any, pointwise: Any,
-                       opts: _Options) -> dict[str, Any]:  # fmt: skip
+def _sampled_pointwise(
+    ctx: Context, nid: NeuronId, params: dict, kind: Kind, pointwise: Any, opts: _Options
+) -> dict[str, Any]:
     import jax
 
     margin_np, _ = _margin_fns(ctx, nid, params, kind, pointwise)
@@ -606,76 +670,71 @@ def _sampled_pointwise(ctx: Context, nid: NeuronId, params: dict, kind: Any, poi
     m = margin_np(x)
     ok = m >= 0
     k, n = int(ok.sum()), len(m)
-    fields: dict[str, Any] = {"holds": k == n, "margin": float(m.min()), "num_tried": n,
-                              "estimate": k / n, "interval": wilson(k, n, opts.confidence),
-                              "interval_method": "Wilson",
-                              "detail": f"holds at {k} of {n} sampled inputs"}  # fmt: skip
+    lo, hi = wilson(k, n, opts.confidence)
+    fields: dict[str, Any] = {
+        "holds": k == n,
+        "margin": float(m.min()),
+        "num_tried": n,
+        "estimate": k / n,
+        "estimate_tier": "sampled",
+        "interval": (lo, hi),
+        "interval_method": "Wilson",
+        "detail": f"holds at {k} of {n} sampled inputs",
+    }
     if k < n:
-        fields["witness"] = x[int(np.argmin(m))]
-        fields["failing_mass"] = 1 - k / n
+        fields.update(
+            witness=x[int(np.argmin(m))],
+            failing_mass=1 - k / n,
+            failing_mass_bounds=(1 - hi, 1 - lo),
+            failing_mass_tier="sampled",
+        )
     return fields
 
 
 # --------------------------------------------------------------------------- asserting
 
 
-def plot_counterexample(result: ClaimResult, model: Any, dist: Any, path: str | Path, *,
-                        plane: Any = None, window: Any = None) -> Path:  # fmt: skip
-    """Write a PNG of the failing neuron's map with the counterexample marked."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from toylab.viz import NeuronMapDisplay
-
-    leaf = result
-    while leaf.children:
-        leaf = next((c for c in leaf.children if not c.holds), leaf.children[0])
-    ctx = Context(model, dist, plane=plane, window=window)
-    if ctx.dim != 2 or ctx.finite:
-        raise ToylabError("plot_counterexample: needs 2-D continuous inputs (or a plane).")
-    nid = ctx.resolve(leaf.neuron.split(",")[0])
-    xs = np.linspace(ctx.low[0], ctx.high[0], 160)
-    ys = np.linspace(ctx.low[1], ctx.high[1], 160)
-    xx, yy = np.meshgrid(xs, ys)
-    vals = ctx.values(np.stack([xx.ravel(), yy.ravel()], -1), nid).reshape(xx.shape)
-    points = {}
-    if leaf.witness is not None:
-        points["counterexample"] = np.asarray(leaf.witness, float).reshape(-1, 2)
-    segs = [np.stack([q, np.roll(q, -1, axis=0)], 1) for q in leaf.witness_region]
-    disp = NeuronMapDisplay(str(nid), xx, yy, vals, points=points,
-                            segments=np.concatenate(segs) if segs else None,
-                            title=f"{nid}: {leaf.statement}"[:70])  # fmt: skip
-    disp.plot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    disp.ax_.figure.savefig(path, dpi=80)
-    plt.close(disp.ax_.figure)
-    return path
-
-
 def assert_claim(
-    claim: Claim, model: Any, dist: Any, *, plot_dir: str | Path | None = None, **kwargs: Any
+    claim: Claim,
+    model: Any,
+    dist: Any,
+    *,
+    plot: bool = True,
+    plot_dir: str | Path | None = None,
+    **kwargs: Any,
 ) -> ClaimResult:
     """:func:`check` the claim; raise ``AssertionError`` with the verdict if it fails.
 
-    On failure with a 2-D counterexample, a PNG of the neuron's map with the
-    counterexample marked is written to ``plot_dir`` (default: a new temporary
-    directory) and its path is named in the message. Plotting never decides anything:
-    if it fails, the message says so and the assertion is raised all the same.
+    With ``plot`` (the default), a failure with a 2-D counterexample also writes a PNG
+    of the neuron's map with the counterexample marked
+    (:func:`toylab.viz.verdicts.plot_counterexample`) to ``plot_dir`` (default: a new
+    temporary directory) and names it in the message. Plotting is optional (matplotlib
+    is imported only then) and never decides anything: if it fails, the message says so
+    and the assertion is raised all the same.
     """
     result = check(claim, model, dist, **kwargs)
     if result.holds:
         return result
     note = ""
-    try:
-        out_dir = Path(plot_dir) if plot_dir is not None else Path(
-            tempfile.mkdtemp(prefix="toylab-claim-"))  # fmt: skip
-        slug = "".join(ch if ch.isalnum() else "_" for ch in result.neuron)[:40]
-        path = plot_counterexample(result, model, dist, out_dir / f"counterexample_{slug}.png",
-                                   plane=kwargs.get("plane"), window=kwargs.get("window"))  # fmt: skip
-        result = dataclasses.replace(result, plot_path=str(path))
-    except Exception as e:  # noqa: BLE001 - plotting is a convenience, never a verdict
-        note = f"\n  (no plot: {e})"
+    if plot:
+        try:
+            from toylab.viz.verdicts import plot_counterexample  # optional: needs matplotlib
+
+            out_dir = (
+                Path(plot_dir)
+                if plot_dir is not None
+                else Path(tempfile.mkdtemp(prefix="toylab-claim-"))
+            )
+            slug = "".join(ch if ch.isalnum() else "_" for ch in result.neuron)[:40]
+            path = plot_counterexample(
+                result,
+                model,
+                dist,
+                out_dir / f"counterexample_{slug}.png",
+                plane=kwargs.get("plane"),
+                window=kwargs.get("window"),
+            )
+            result = dataclasses.replace(result, plot_path=str(path))
+        except Exception as e:  # noqa: BLE001 - plotting is a convenience, never a verdict
+            note = f"\n  (no plot: {e})"
     raise AssertionError("claim failed:\n" + result.explain() + note)

@@ -9,6 +9,10 @@ and shrinking then simplifies the start point and drops unnecessary steps. The
 reported counterexample is finally rounded to the fewest significant digits that
 still violate the claim.
 
+On a finite domain (:func:`search_finite`) the search draws the domain's own inputs
+(by index), targeting the same negated margin; every counterexample is an input of
+the domain.
+
 Inside a running hypothesis test (a user's ``@given`` test calling
 :func:`toylab.claims.assert_claim`) hypothesis cannot be nested, so the same search
 runs with NumPy's generator instead of hypothesis (random starts, the same
@@ -26,11 +30,24 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-__all__ = ["SearchOutcome", "clopper_pearson", "search", "wilson"]
+from toylab._validate import check_float, check_int
+
+__all__ = ["SearchOutcome", "clopper_pearson", "search", "search_finite", "wilson"]
+
+
+def _counts(where: str, successes: Any, trials: Any, confidence: Any) -> tuple[int, int, float]:
+    n = check_int(where, "trials", trials, minimum=0)
+    k = check_int(where, "successes", successes, minimum=0, maximum=n)
+    return k, n, check_float(where, "confidence", confidence, minimum=0.5, maximum=1 - 1e-12)
 
 
 def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion."""
+    r"""Wilson score interval for a binomial proportion: with ``p = k/n`` and ``z`` the
+    normal quantile of ``(1 + confidence) / 2``,
+
+    .. math:: \frac{p + z^2/2n \pm z \sqrt{p(1-p)/n + z^2/4n^2}}{1 + z^2/n}.
+    """
+    successes, trials, confidence = _counts("wilson", successes, trials, confidence)
     if trials == 0:
         return (0.0, 1.0)
     z = float(stats.norm.ppf(0.5 + confidence / 2))
@@ -42,11 +59,15 @@ def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float
 
 
 def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper–Pearson) binomial interval."""
+    """Exact (Clopper–Pearson) binomial interval (beta quantiles)."""
+    successes, trials, confidence = _counts("clopper_pearson", successes, trials, confidence)
     a = 1 - confidence
     lo = 0.0 if successes == 0 else float(stats.beta.ppf(a / 2, successes, trials - successes + 1))
-    hi = 1.0 if successes == trials else float(stats.beta.ppf(1 - a / 2, successes + 1,
-                                                             trials - successes))  # fmt: skip
+    hi = (
+        1.0
+        if successes == trials
+        else float(stats.beta.ppf(1 - a / 2, successes + 1, trials - successes))
+    )
     return lo, hi
 
 
@@ -91,8 +112,9 @@ def _descender(
     return descend
 
 
-def _simplest(x: np.ndarray, margin_np: Callable[[np.ndarray], np.ndarray],
-              low: np.ndarray, high: np.ndarray) -> np.ndarray:  # fmt: skip
+def _simplest(
+    x: np.ndarray, margin_np: Callable[[np.ndarray], np.ndarray], low: np.ndarray, high: np.ndarray
+) -> np.ndarray:
     """Round to the fewest significant digits that still violate (and stay in the box)."""
     for digits in range(1, 16):
         r = np.clip(np.array([float(f"{v:.{digits}g}") for v in x]), low, high)
@@ -141,8 +163,12 @@ def search(
                 break
         engine = "numpy (inside a hypothesis test)"
     else:
-        coords = st.tuples(*[st.floats(float(a), float(b), allow_nan=False)
-                             for a, b in zip(low, high, strict=True)])  # fmt: skip
+        coords = st.tuples(
+            *[
+                st.floats(float(a), float(b), allow_nan=False)
+                for a, b in zip(low, high, strict=True)
+            ]
+        )
         strategy = st.tuples(coords, st.integers(0, max_steps))
 
         def violated(example: tuple[tuple[float, ...], int]) -> bool:
@@ -155,10 +181,14 @@ def search(
             ex = find(
                 strategy,
                 violated,
-                settings=settings(max_examples=budget, database=None, deadline=None,
-                                  suppress_health_check=list(HealthCheck)),
+                settings=settings(
+                    max_examples=budget,
+                    database=None,
+                    deadline=None,
+                    suppress_health_check=list(HealthCheck),
+                ),
                 random=random.Random(seed),
-            )  # fmt: skip
+            )
             found = descend(np.asarray(ex[0], np.float64), ex[1])
         except hypothesis.errors.NoSuchExample:
             found = None
@@ -166,4 +196,67 @@ def search(
     if found is None:
         return SearchOutcome(False, None, float(best[0]), best[1], count[0], engine)
     x = _simplest(found, margin_np, low, high)
+    return SearchOutcome(True, x, float(margin_np(x[None])[0]), x, count[0], engine)
+
+
+def search_finite(
+    margin_np: Callable[[np.ndarray], np.ndarray],
+    inputs: Any,
+    *,
+    budget: int = 200,
+    seed: int = 0,
+) -> SearchOutcome:
+    """Search the rows of ``inputs`` (a finite domain's inputs of positive probability) for
+    one with ``margin_np(x[None])[0] < 0``: hypothesis draws row indices (targeting the
+    negated margin, shrinking toward the first rows), or NumPy draws them inside a
+    running hypothesis test. Every counterexample is one of the domain's own inputs."""
+    import hypothesis
+    from hypothesis import HealthCheck, find, settings, target
+    from hypothesis import strategies as st
+
+    inputs = np.asarray(inputs, np.float64)
+    count = [0]
+    best: list[Any] = [math.inf, None]
+
+    def evaluate(i: int) -> float:
+        m = float(margin_np(inputs[i][None])[0])
+        count[0] += 1
+        if not math.isnan(m) and m < best[0]:
+            best[0], best[1] = m, inputs[i]
+        return m
+
+    found: int | None = None
+    if hypothesis.currently_in_test_context():
+        rng = np.random.default_rng(seed)
+        for i in rng.integers(0, len(inputs), budget):
+            if evaluate(int(i)) < 0:
+                found = int(i)
+                break
+        engine = "numpy (inside a hypothesis test)"
+    else:
+
+        def violated(i: int) -> bool:
+            m = evaluate(i)
+            if math.isfinite(m):
+                target(-m, label="violation")
+            return m < 0
+
+        try:
+            found = find(
+                st.integers(0, len(inputs) - 1),
+                violated,
+                settings=settings(
+                    max_examples=budget,
+                    database=None,
+                    deadline=None,
+                    suppress_health_check=list(HealthCheck),
+                ),
+                random=random.Random(seed),
+            )
+        except hypothesis.errors.NoSuchExample:
+            found = None
+        engine = "hypothesis"
+    if found is None:
+        return SearchOutcome(False, None, float(best[0]), best[1], count[0], engine)
+    x = inputs[found]
     return SearchOutcome(True, x, float(margin_np(x[None])[0]), x, count[0], engine)

@@ -26,66 +26,80 @@ neuron. An optional ``name`` labels the claim in reports::
     statement = "is not dead"
     not = { kind = "dead" }
 
-Kinds and their keys (``?`` optional):
+**One schema.** A kind's keys are the keyword arguments of its Python constructor
+(:func:`toylab.claims.fires_on_mass` takes ``q`` and ``cls`` or ``component``, and so does
+a ``fires_on_mass`` table), validated by the same code with the same messages. Kinds and
+their keys (``?`` optional):
 
-=========================  =====================================================
-``fires_only_in``          ``region``
-``dead``                   --
-``fires_on_mass``          ``q``, ``class`` or ``component``
-``monotone``               ``direction``, ``region?``, ``decreasing?``
-``linear_on``              ``region``
-``argmax_near``            ``point``, ``eps``
-``selectivity``            ``s``, ``component`` or ``class``
-``ablation_lowers_accuracy``  ``class``, ``delta``
-=========================  =====================================================
+============================  =====================================================
+``fires_only_in``             ``region``
+``dead``                      --
+``fires_on_mass``             ``q``, ``cls`` or ``component``
+``monotone``                  ``direction``, ``region?``, ``decreasing?``
+``linear_on``                 ``region``
+``argmax_near``               ``point``, ``eps``
+``activation_share``          ``share``, ``cls`` or ``component``
+``ablation_lowers_accuracy``  ``cls``, ``delta``
+============================  =====================================================
 
 Regions are tables: ``{kind = "halfplane", normal = [a, b], offset = c}`` (``a x1 + b
 x2 >= c``), ``{kind = "polygon", vertices = [[x, y], ...]}`` (convex), ``{kind = "box",
 low = [..], high = [..]}`` and ``{kind = "ellipse", component = j, k = 2.0}`` (or
 ``mean`` and ``cov``). Circuits and Python functions are not expressible in a file:
 write those claims in Python.
+
+Renamed: the kind ``selectivity`` is ``activation_share`` (it measures a share of the
+mean activation, not :mod:`toylab.methods`' selectivity index), with the key ``share``
+(was ``s``); the key ``class`` is ``cls``. Files with the old names get an error
+saying so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from toylab._errors import ToylabError, did_you_mean
+from toylab._errors import ToylabError, did_you_mean, fail
 from toylab.claims import _core
 from toylab.claims._core import Claim
-from toylab.claims.regions import region_from_config
+from toylab.claims._kinds import KINDS
+from toylab.claims._schema import RENAMED_KEYS, RENAMED_KINDS
 
 __all__ = ["FILE_KINDS", "claims_from_config", "load_claims"]
 
-FILE_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "fires_only_in": (("region",), ()),
-    "dead": ((), ()),
-    "fires_on_mass": (("q",), ("class", "component")),
-    "monotone": (("direction",), ("region", "decreasing")),
-    "linear_on": (("region",), ()),
-    "argmax_near": (("point", "eps"), ()),
-    "selectivity": (("s",), ("class", "component")),
-    "ablation_lowers_accuracy": (("class", "delta"), ()),
-}
+#: The kinds a claim file can express (no Python objects among their parameters).
+FILE_KINDS = tuple(name for name, kind in KINDS.items() if kind.in_files)
 _COMMON = {"neuron", "statement", "name", "kind"}
 
 
 def load_claims(path: str | Path) -> list[Claim]:
-    """Read a claim file (see the module docstring)."""
+    """Read a claim file (see the module docstring): UTF-8 TOML with ``[[claim]]`` tables."""
     path = Path(path)
+    where = f"claim file {str(path)!r}"
     if not path.is_file():
-        raise ToylabError(f"claim file {str(path)!r} does not exist.")
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise ToylabError(f"{where} {what}; pass the path of a TOML file of [[claim]] tables.")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ToylabError(
+            f"{where} is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8."
+        ) from None
+    except OSError as e:
+        raise ToylabError(f"{where} cannot be read: {e.strerror}.") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ToylabError(f"claim file {str(path)!r} is not valid TOML: {e}.") from None
+        raise ToylabError(f"{where} is not valid TOML: {e}.") from None
     return claims_from_config(data, source=str(path))
 
 
 def claims_from_config(data: dict[str, Any], *, source: str = "claims") -> list[Claim]:
     """Claims from a parsed claim file (a dict with a ``claim`` list of tables)."""
+    if not isinstance(data, dict):
+        raise fail(source, "claims", type(data).__name__, "a table with a [[claim]] list")
     extra = sorted(set(data) - {"claim"})
     if extra:
         raise ToylabError(
@@ -103,26 +117,26 @@ def claims_from_config(data: dict[str, Any], *, source: str = "claims") -> list[
 
 def _parse(where: str, t: Any, neuron: Any, *, top: bool = False) -> Claim:
     if not isinstance(t, dict):
-        raise ToylabError(f"{where}: must be a table, got {t!r}.")
+        raise fail(where, "claim", t, "a table")
     name = t.get("name")
     if name is not None:
+        if not isinstance(name, str):
+            raise fail(where, "name", name, "a string")
         where = f"{where} ({name!r})"
     neuron = t.get("neuron", neuron)
     if neuron is None:
         raise ToylabError(f"{where}: missing 'neuron' (an address like 'hidden_0:3').")
-    try:
-        neurons = _core._as_neurons(neuron)
-    except ToylabError as e:
-        raise ToylabError(f"{where}: bad neuron {neuron!r}: {e}") from None
+    neurons = _core._as_neurons(where, neuron)
     statement = t.get("statement")
-    if top and not isinstance(statement, str):
+    if statement is not None and not isinstance(statement, str):
+        raise fail(where, "statement", statement, "a string (what you believe, in words)")
+    if top and statement is None:
         raise ToylabError(f"{where}: missing 'statement' (what you believe, in words).")
     comps = [k for k in ("all", "any", "not") if k in t]
     if comps:
         if len(comps) > 1 or "kind" in t:
-            raise ToylabError(
-                f"{where}: give one of kind, all, any or not, got {sorted([*comps, *(['kind'] if 'kind' in t else [])])}."
-            )
+            given = sorted([*comps, *(["kind"] if "kind" in t else [])])
+            raise ToylabError(f"{where}: give one of kind, all, any or not, got {given}.")
         key = comps[0]
         unknown = sorted(set(t) - _COMMON - {key})
         if unknown:
@@ -138,55 +152,37 @@ def _parse(where: str, t: Any, neuron: Any, *, top: bool = False) -> Claim:
         return _named(fn(*children, statement=statement), name)
     kind = t.get("kind")
     if kind is None:
-        raise ToylabError(f"{where}: missing 'kind' (one of {sorted(FILE_KINDS)}) or all/any/not.")
-    if kind not in FILE_KINDS:
-        raise ToylabError(
-            f"{where}: unknown kind {kind!r}; kinds are {sorted(FILE_KINDS)}."
-            + did_you_mean(str(kind), FILE_KINDS)
-        )
-    required, optional = FILE_KINDS[kind]
-    for key in required:
-        if key not in t:
-            raise ToylabError(f"{where}: a {kind!r} claim needs {key!r}.")
-    for key in t:
-        if key not in _COMMON and key not in required and key not in optional:
-            allowed = [*required, *optional]
+        raise ToylabError(f"{where}: missing 'kind' (one of {list(FILE_KINDS)}) or all/any/not.")
+    if not isinstance(kind, str) or kind not in FILE_KINDS:
+        if kind in RENAMED_KINDS:
+            new = RENAMED_KINDS[kind]
             raise ToylabError(
-                f"{where}: unknown key {key!r} for kind {kind!r}; it takes {allowed}."
-                + did_you_mean(key, allowed)
+                f"{where}: kind {kind!r} was renamed {new!r} (the share of the mean activation "
+                f"that comes from a class or component). Did you mean {new!r}?"
             )
-    kw: dict[str, Any] = {"statement": statement}
+        hint = did_you_mean(kind, FILE_KINDS) if isinstance(kind, str) else ""
+        raise fail(where, "kind", kind, f"one of {list(FILE_KINDS)}", hint.strip())
+    spec = KINDS[kind]
+    params = {k: v for k, v in t.items() if k not in _COMMON}
+    for key in params:
+        if key in spec.names:
+            continue
+        renamed = RENAMED_KEYS.get(key)
+        if renamed in spec.names:
+            raise ToylabError(
+                f"{where}: key {key!r} is now {renamed!r} (the name of the Python argument). "
+                f"Did you mean {renamed!r}?"
+            )
+        raise ToylabError(
+            f"{where}: unknown key {key!r} for kind {kind!r}; it takes {list(spec.names)}."
+            + did_you_mean(key, spec.names)
+        )
     try:
-        if "region" in t:
-            t = {**t, "region": region_from_config(where, t["region"])}
-        if kind == "fires_only_in":
-            claim = _core.fires_only_in(neurons, t["region"], **kw)
-        elif kind == "dead":
-            claim = _core.dead(neurons, **kw)
-        elif kind == "fires_on_mass":
-            claim = _core.fires_on_mass(neurons, t["q"], cls=t.get("class"),
-                                        component=t.get("component"), **kw)  # fmt: skip
-        elif kind == "monotone":
-            claim = _core.monotone(neurons, t["direction"], region=t.get("region"),
-                                   decreasing=bool(t.get("decreasing", False)), **kw)  # fmt: skip
-        elif kind == "linear_on":
-            claim = _core.linear_on(neurons, t["region"], **kw)
-        elif kind == "argmax_near":
-            claim = _core.argmax_near(neurons, t["point"], t["eps"], **kw)
-        elif kind == "selectivity":
-            claim = _core.selectivity(neurons, t["s"], cls=t.get("class"),
-                                      component=t.get("component"), **kw)  # fmt: skip
-        else:
-            claim = _core.ablation_lowers_accuracy(neurons, t["class"], t["delta"], **kw)
+        claim = Claim(kind, neurons, "" if statement is None else statement, params)
     except ToylabError as e:
-        msg = str(e)
-        raise ToylabError(msg if msg.startswith(where) else f"{where}: {msg}") from None
-    except (TypeError, ValueError) as e:
-        raise ToylabError(f"{where}: bad parameters for kind {kind!r} ({e}).") from None
+        raise ToylabError(f"{where}: {e}") from None
     return _named(claim, name)
 
 
 def _named(claim: Claim, name: Any) -> Claim:
-    import dataclasses
-
-    return dataclasses.replace(claim, name=str(name)) if name is not None else claim
+    return dataclasses.replace(claim, name=name) if name is not None else claim

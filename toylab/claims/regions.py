@@ -1,67 +1,59 @@
-"""Regions of the input plane that claims talk about: half-planes, convex polygons, ellipses.
+r"""Regions of the input plane that claims talk about: half-planes, convex polygons, ellipses.
 
 Every region is closed (its boundary counts as inside) and convex, and offers
 
 * ``signed(x, xp)``: a continuous function that is ``>= 0`` exactly on the region
   (``xp`` is ``numpy`` or ``jax.numpy``, so searches can differentiate it);
-* ``contains(x)``: the same test on points ``(N, d)``, with a small tolerance;
-* ``intersects(poly)``: whether a convex polygon overlaps the region with positive area;
+* ``contains(x)``: the same test on points ``(N, d)``, with a relative tolerance of 1e-9;
+* ``intersects(poly)``: whether a convex polygon overlaps the region with positive area,
+  and ``point_inside(poly)`` a point of that overlap (``None`` if there is none);
 * ``clip_inside(poly)`` / ``clip_outside(poly)``: convex pieces of ``poly ∩ region`` and
-  ``poly \\ region``.
+  ``poly \ region``, clipped with :func:`toylab.exact.clip_convex` (the exact module's
+  clipper; vertices within 1e-9 of the scale of a line count as on it, so no zero-area
+  sliver is produced).
+
+**Polygonal regions** (:class:`HalfPlane`, :class:`Polygon`, :func:`box_region`) are
+clipped exactly, so ``clip_inside_upper`` and ``clip_outside_upper`` are the same as
+``clip_inside`` and ``clip_outside`` (``polygonal = True``).
 
 **Ellipses.** :class:`Ellipse` is the ``k``-sigma ellipse
 ``{x : (x - mu)^T Sigma^{-1} (x - mu) <= k^2}`` of a Gaussian (give ``mean`` and ``cov``,
 or a mixture ``component`` resolved against the distribution at check time). Verdicts
 that only need *containment* and *overlap* are exact: a convex polygon lies in the
 ellipse iff all its vertices do, and it overlaps the ellipse iff the whitened
-distance from the centre to the polygon is below ``k``. Clipping is not polygonal,
-so ``clip_outside`` returns the pieces outside the circumscribed polygon with
-``num_vertices`` sides (a subset of the true difference) and ``clip_outside_upper``
-those outside the inscribed polygon (a superset): failing masses of ellipse claims
-are reported as that pair of bounds.
+distance from the centre to the polygon is below ``k``. Clipping is not polygonal
+(``polygonal = False``): with the inscribed polygon ``I`` and the circumscribed polygon
+``O`` of ``num_vertices`` sides (``I ⊂ ellipse ⊂ O``),
+
+* ``clip_inside(poly) = poly ∩ I`` (a subset of ``poly ∩ ellipse``) and
+  ``clip_inside_upper(poly) = poly ∩ O`` (a superset);
+* ``clip_outside(poly) = poly \ O`` (a subset of ``poly \ ellipse``) and
+  ``clip_outside_upper(poly) = poly \ I`` (a superset).
+
+Masses of sets cut by an ellipse are therefore reported as a certified pair of bounds
+(the masses of the subset and of the superset), never as one number.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import numpy as np
 
-from toylab._errors import ToylabError, fail
+from toylab._errors import ToylabError, did_you_mean, fail
+from toylab._validate import check_array, check_float, check_int, float_tuple
+from toylab.distributions import GaussianMixture
+from toylab.exact import clip_convex, polygon_area
 
-__all__ = ["Ellipse", "HalfPlane", "Polygon", "box_region", "region_from_config"]
+__all__ = ["REGION_KINDS", "Ellipse", "HalfPlane", "Polygon", "box_region", "region_from_config"]
 
-_TOL = 1e-9
-
-
-def clip_convex(poly: np.ndarray, g: np.ndarray, c: float, *, strict: bool = False) -> np.ndarray:
-    """The part of a convex polygon where ``g . x + c >= 0`` (Sutherland–Hodgman)."""
-    v = poly @ g + c
-    scale = _TOL * (float(np.abs(poly).max()) * float(np.abs(g).sum()) + abs(c) + 1e-300)
-    keep = v > scale if strict else v >= -scale
-    if keep.all():
-        return poly
-    if not keep.any():
-        return np.zeros((0, 2))
-    out = []
-    n = len(poly)
-    for i in range(n):
-        j = (i + 1) % n
-        if keep[i]:
-            out.append(poly[i])
-        if keep[i] != keep[j] and v[i] != v[j]:
-            t = v[i] / (v[i] - v[j])
-            out.append(poly[i] + t * (poly[j] - poly[i]))
-    return np.asarray(out, dtype=np.float64).reshape(-1, 2)
+_TOL = 1e-9  # relative: the scale of a line's rounding error (as in toylab.exact.regions)
 
 
-def polygon_area(poly: np.ndarray) -> float:
-    if len(poly) < 3:
-        return 0.0
-    x, y = poly[:, 0], poly[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+def _band(poly: np.ndarray, g: np.ndarray, c: float) -> float:
+    """Vertices within this distance of ``g . x + c = 0`` count as on the line."""
+    return _TOL * (float(np.abs(poly).max()) * float(np.abs(g).sum()) + abs(c)) + 1e-300
 
 
 def _nonempty(poly: np.ndarray, ref: float) -> bool:
@@ -70,6 +62,8 @@ def _nonempty(poly: np.ndarray, ref: float) -> bool:
 
 class _Polygonal:
     """Shared code of the regions given by half-planes ``g . x + c >= 0``."""
+
+    polygonal = True
 
     def halfplanes(self) -> list[tuple[np.ndarray, float]]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -92,10 +86,23 @@ class _Polygonal:
         scale = _TOL * (1.0 + np.abs(x).max(axis=-1))
         return np.asarray(self.signed(x)) >= -scale
 
+    def contains_poly(self, poly: np.ndarray) -> bool:
+        return bool(self.contains(poly).all())
+
+    def _crossing(self, poly: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """The half-planes that ``poly`` is not inside (beyond the band): the only ones that
+        can cut it (clipping by the others changes nothing)."""
+        hp = self.halfplanes()
+        g = np.array([h[0] for h in hp])
+        c = np.array([h[1] for h in hp])
+        band = _TOL * (float(np.abs(poly).max()) * np.abs(g).sum(1) + np.abs(c)) + 1e-300
+        out = ((poly @ g.T + c) < -band).any(axis=0)
+        return [hp[i] for i in np.nonzero(out)[0]]
+
     def clip_inside(self, poly: np.ndarray) -> list[np.ndarray]:
         ref = abs(polygon_area(poly))
-        for g, c in self.halfplanes():
-            poly = clip_convex(poly, g, c)
+        for g, c in self._crossing(poly):
+            poly = clip_convex(poly, g, c, band=_band(poly, g, c))
             if len(poly) < 3:
                 return []
         return [poly] if _nonempty(poly, ref) else []
@@ -103,8 +110,10 @@ class _Polygonal:
     def intersects(self, poly: np.ndarray) -> bool:
         return bool(self.clip_inside(poly))
 
-    def contains_poly(self, poly: np.ndarray) -> bool:
-        return bool(self.contains(poly).all())
+    def point_inside(self, poly: np.ndarray) -> np.ndarray | None:
+        """A point of ``poly ∩ region`` (the centroid of the overlap), or ``None``."""
+        pieces = self.clip_inside(poly)
+        return pieces[0].mean(axis=0) if pieces else None
 
     def clip_outside(self, poly: np.ndarray) -> list[np.ndarray]:
         """Disjoint convex pieces of ``poly`` outside the region (edge ``i`` violated,
@@ -112,16 +121,20 @@ class _Polygonal:
         ref = abs(polygon_area(poly))
         pieces = []
         rest = poly
-        for g, c in self.halfplanes():
-            out = clip_convex(rest, -g, -c, strict=True)
+        for g, c in self._crossing(poly):
+            out = clip_convex(rest, -g, -c, band=_band(rest, g, c))
             if _nonempty(out, ref):
                 pieces.append(out)
-            rest = clip_convex(rest, g, c)
+            rest = clip_convex(rest, g, c, band=_band(rest, g, c))
             if len(rest) < 3:
                 break
         return pieces
 
-    clip_outside_upper = clip_outside
+    def clip_inside_upper(self, poly: np.ndarray) -> list[np.ndarray]:
+        return self.clip_inside(poly)
+
+    def clip_outside_upper(self, poly: np.ndarray) -> list[np.ndarray]:
+        return self.clip_outside(poly)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,13 +149,11 @@ class HalfPlane(_Polygonal):
     offset: float = 0.0
 
     def __post_init__(self) -> None:
-        n = tuple(float(v) for v in np.asarray(self.normal, np.float64).ravel())
-        if len(n) < 1 or not all(math.isfinite(v) for v in n) or not any(n):
-            raise fail("HalfPlane", "normal", self.normal, "a finite non-zero vector")
-        if not math.isfinite(float(self.offset)):
-            raise fail("HalfPlane", "offset", self.offset, "a finite number")
+        n = float_tuple("HalfPlane", "normal", self.normal)
+        if not any(n):
+            raise fail("HalfPlane", "normal", self.normal, "a non-zero vector")
         object.__setattr__(self, "normal", n)
-        object.__setattr__(self, "offset", float(self.offset))
+        object.__setattr__(self, "offset", check_float("HalfPlane", "offset", self.offset))
 
     def halfplanes(self) -> list[tuple[np.ndarray, float]]:
         return [(np.asarray(self.normal), -self.offset)]
@@ -166,9 +177,9 @@ class Polygon(_Polygonal):
     vertices: tuple[tuple[float, float], ...]
 
     def __post_init__(self) -> None:
-        v = np.asarray(self.vertices, np.float64)
-        if v.ndim != 2 or v.shape[1] != 2 or v.shape[0] < 3 or not np.isfinite(v).all():
-            raise fail("Polygon", "vertices", self.vertices, "at least 3 finite (x, y) pairs")
+        v = check_array("Polygon", "vertices", self.vertices, shape=(None, 2))
+        if len(v) < 3:
+            raise fail("Polygon", "vertices", self.vertices, "at least 3 (x, y) pairs")
         a = polygon_area(v)
         if a == 0:
             raise fail("Polygon", "vertices", self.vertices, "a polygon with positive area")
@@ -204,9 +215,10 @@ class Polygon(_Polygonal):
 
 def box_region(low: Any, high: Any) -> Polygon:
     """The closed box ``[low[0], high[0]] x [low[1], high[1]]`` as a :class:`Polygon`."""
-    (x0, y0), (x1, y1) = (tuple(map(float, low)), tuple(map(float, high)))
+    x0, y0 = float_tuple("box_region", "low", low, length=2)
+    x1, y1 = float_tuple("box_region", "high", high, length=2)
     if not (x1 > x0 and y1 > y0):
-        raise fail("box_region", "high", (x1, y1), f"> low = {(x0, y0)} in both coordinates")
+        raise fail("box_region", "high", [x1, y1], f"> low = {[x0, y0]} in both coordinates")
     return Polygon(((x0, y0), (x1, y0), (x1, y1), (x0, y1)))
 
 
@@ -215,7 +227,8 @@ class Ellipse:
     """The closed ``k``-sigma ellipse of ``N(mean, cov)`` or of a mixture ``component``.
 
     With ``component`` set, ``mean`` and ``cov`` come from the distribution at check
-    time (:meth:`resolve`). See the module docstring for what is exact.
+    time (:meth:`resolve`). ``num_vertices`` is the number of sides of the inscribed and
+    circumscribed polygons that bracket it (see the module docstring for what is exact).
     """
 
     k: float = 2.0
@@ -224,36 +237,60 @@ class Ellipse:
     cov: tuple[tuple[float, float], tuple[float, float]] | None = None
     num_vertices: int = 256
 
+    polygonal = False
+
     def __post_init__(self) -> None:
-        if not (isinstance(self.k, int | float) and math.isfinite(self.k) and self.k > 0):
-            raise fail("Ellipse", "k", self.k, "a positive number of standard deviations")
+        object.__setattr__(self, "k", check_float("Ellipse", "k", self.k, positive=True))
+        n = check_int("Ellipse", "num_vertices", self.num_vertices, minimum=8)
+        object.__setattr__(self, "num_vertices", n)
         if (self.component is None) == (self.mean is None):
-            raise ToylabError(
-                "Ellipse: give either component=j (a mixture component) or mean and cov, "
-                f"got component={self.component!r}, mean={self.mean!r}."
+            raise fail(
+                "Ellipse",
+                "component/mean",
+                (self.component, self.mean),
+                "given one at a time",
+                "Give component=j (a mixture component) or mean and cov.",
             )
-        if self.mean is not None:
-            cov = np.asarray(self.cov, np.float64)
-            if cov.shape != (2, 2) or not np.all(np.linalg.eigvalsh(0.5 * (cov + cov.T)) > 0):
-                raise fail("Ellipse", "cov", self.cov, "a 2x2 positive definite matrix")
-            object.__setattr__(self, "mean", tuple(map(float, self.mean)))
-            object.__setattr__(self, "cov", tuple(tuple(map(float, r)) for r in cov))
+        if self.component is not None:
+            j = check_int("Ellipse", "component", self.component, minimum=0)
+            object.__setattr__(self, "component", j)
+            if self.cov is not None:
+                raise fail(
+                    "Ellipse",
+                    "cov",
+                    self.cov,
+                    "omitted with component=...",
+                    "The component's own covariance is used.",
+                )
+            return
+        mean = float_tuple("Ellipse", "mean", self.mean, length=2)
+        cov = check_array("Ellipse", "cov", self.cov, shape=(2, 2))
+        if not (
+            np.allclose(cov, cov.T, rtol=1e-12, atol=0) and np.all(np.linalg.eigvalsh(cov) > 0)
+        ):
+            raise fail("Ellipse", "cov", self.cov, "a symmetric positive definite 2x2 matrix")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "cov", tuple(tuple(map(float, r)) for r in cov))
 
     def resolve(self, dist: Any) -> Ellipse:
+        """The ellipse with ``mean`` and ``cov`` filled in from a Gaussian mixture."""
         if self.mean is not None:
             return self
-        means = getattr(dist, "means", None)
-        if means is None:
-            raise ToylabError(
-                f"Ellipse(component={self.component}): the distribution "
-                f"{type(dist).__name__} has no mixture components; give mean and cov."
+        if not isinstance(dist, GaussianMixture):
+            raise fail(
+                f"Ellipse(component={self.component})",
+                "dist",
+                type(dist).__name__,
+                "a Gaussian mixture (the ellipse of a mixture component)",
+                "Give mean and cov instead of component.",
             )
-        if not 0 <= int(self.component) < len(means):  # type: ignore[arg-type]
-            raise fail("Ellipse", "component", self.component, f"in 0..{len(means) - 1}")
-        if len(means[0]) != 2:
-            raise ToylabError("Ellipse: components must be 2-D.")
-        j = int(self.component)  # type: ignore[arg-type]
-        return dataclasses.replace(self, component=None, mean=means[j], cov=dist.covs[j])
+        a = dist.arrays()
+        j = check_int("Ellipse", "component", self.component, maximum=len(a.weights) - 1)
+        if a.means.shape[1] != 2:
+            raise fail("Ellipse", "component", j, "a component of a 2-D mixture")
+        mean = (float(a.means[j, 0]), float(a.means[j, 1]))
+        (c00, c01), (c10, c11) = a.covs[j].tolist()
+        return dataclasses.replace(self, component=None, mean=mean, cov=((c00, c01), (c10, c11)))
 
     def _whiten(self) -> tuple[np.ndarray, np.ndarray]:
         mu = np.asarray(self.mean, np.float64)
@@ -271,20 +308,34 @@ class Ellipse:
     def contains_poly(self, poly: np.ndarray) -> bool:
         return bool(self.contains(poly).all())
 
-    def intersects(self, poly: np.ndarray) -> bool:
-        """Exact: the whitened distance from the centre to the polygon is below ``k``."""
+    def _nearest(self, poly: np.ndarray) -> tuple[float, np.ndarray]:
+        """The whitened distance from the centre to a convex polygon, and the nearest point."""
         mu, inv = self._whiten()
         z = (poly - mu) @ inv.T
-        # distance from the origin to a convex polygon in whitened coordinates
         if polygon_area(z) < 0:
-            z = z[::-1]
+            z, poly = z[::-1], poly[::-1]
         e = np.roll(z, -1, axis=0) - z
-        inside = np.all(e[:, 0] * (-z[:, 1]) - e[:, 1] * (-z[:, 0]) >= 0)
-        if inside:
-            return True
+        if np.all(e[:, 0] * (-z[:, 1]) - e[:, 1] * (-z[:, 0]) >= 0):
+            return 0.0, mu  # the centre is inside the polygon
         t = np.clip(-(z * e).sum(1) / np.maximum((e * e).sum(1), 1e-300), 0.0, 1.0)
-        d = np.hypot(*(z + t[:, None] * e).T).min()
-        return bool(d < self.k * (1 - 1e-12))
+        d = np.hypot(*(z + t[:, None] * e).T)
+        i = int(d.argmin())
+        return float(d[i]), poly[i] + t[i] * (np.roll(poly, -1, axis=0)[i] - poly[i])
+
+    def intersects(self, poly: np.ndarray) -> bool:
+        """Exact: the whitened distance from the centre to the polygon is below ``k``."""
+        return self._nearest(poly)[0] < self.k * (1 - 1e-12)
+
+    def point_inside(self, poly: np.ndarray) -> np.ndarray | None:
+        """A point inside both ``poly`` and the ellipse (off their boundaries), or ``None``."""
+        d, p = self._nearest(poly)
+        if not d < self.k * (1 - 1e-12):
+            return None
+        c = poly.mean(axis=0)
+        _, inv = self._whiten()
+        step = float(np.linalg.norm(inv @ (c - p)))
+        t = 0.5 if step == 0 else min(0.5, 0.5 * (self.k - d) / step)
+        return p + t * (c - p)  # moves into poly, stays inside the ellipse
 
     def polygon(self, *, outer: bool) -> Polygon:
         """Inscribed (``outer=False``) or circumscribed polygon with ``num_vertices`` sides."""
@@ -299,6 +350,9 @@ class Ellipse:
     def clip_inside(self, poly: np.ndarray) -> list[np.ndarray]:
         return self.polygon(outer=False).clip_inside(poly)
 
+    def clip_inside_upper(self, poly: np.ndarray) -> list[np.ndarray]:
+        return self.polygon(outer=True).clip_inside(poly)
+
     def clip_outside(self, poly: np.ndarray) -> list[np.ndarray]:
         return self.polygon(outer=True).clip_outside(poly)
 
@@ -312,55 +366,65 @@ class Ellipse:
     def to_config(self) -> dict[str, Any]:
         if self.component is not None:
             return {"kind": "ellipse", "component": self.component, "k": self.k}
-        return {"kind": "ellipse", "mean": list(self.mean or ()), "k": self.k,
-                "cov": [list(r) for r in self.cov or ()]}  # fmt: skip
+        return {
+            "kind": "ellipse",
+            "mean": list(self.mean or ()),
+            "k": self.k,
+            "cov": [list(r) for r in self.cov or ()],
+        }
 
 
 Region = HalfPlane | Polygon | Ellipse
-REGION_KINDS = ("halfplane", "polygon", "box", "ellipse")
+#: Region tables in claim files: kind -> (required keys, optional keys).
+REGION_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "halfplane": (("normal",), ("offset",)),
+    "polygon": (("vertices",), ()),
+    "box": (("low", "high"), ()),
+    "ellipse": ((), ("k", "component", "mean", "cov", "num_vertices")),
+}
 
 
-def region_from_config(where: str, data: Any) -> Region:
-    """A region from a claim file's table, e.g. ``{kind = "halfplane", normal = [1, 0]}``."""
-    from toylab._errors import did_you_mean
-
+def region_from_config(where: str, name: str, data: Any) -> Region:
+    """A region from a table, e.g. ``{kind = "halfplane", normal = [1, 0]}`` (or a region)."""
     if isinstance(data, HalfPlane | Polygon | Ellipse):
         return data
+    example = 'region = { kind = "halfplane", normal = [1, 0], offset = 0 }'
     if not isinstance(data, dict) or "kind" not in data:
-        raise ToylabError(
-            f"{where}: region must be a table with a kind ({', '.join(REGION_KINDS)}), got "
-            f'{data!r}. Example: region = {{ kind = "halfplane", normal = [1, 0], offset = 0 }}.'
+        raise fail(
+            where,
+            name,
+            data,
+            f"a region (HalfPlane, Polygon, Ellipse) or a table with a kind in {list(REGION_KINDS)}",
+            f"Example: {example}.",
         )
     kind = data["kind"]
+    if not isinstance(kind, str) or kind not in REGION_KINDS:
+        hint = did_you_mean(kind, REGION_KINDS) if isinstance(kind, str) else ""
+        raise fail(where, f"{name}.kind", kind, f"one of {list(REGION_KINDS)}", hint.strip())
+    required, optional = REGION_KINDS[kind]
     fields = {k: v for k, v in data.items() if k != "kind"}
-    allowed = {
-        "halfplane": {"normal", "offset"},
-        "polygon": {"vertices"},
-        "box": {"low", "high"},
-        "ellipse": {"k", "component", "mean", "cov", "num_vertices"},
-    }
-    if kind not in allowed:
-        raise ToylabError(
-            f"{where}: region kind must be one of {list(REGION_KINDS)}, got {kind!r}."
-            + did_you_mean(str(kind), REGION_KINDS)
-        )
     for key in fields:
-        if key not in allowed[kind]:
+        if key not in required and key not in optional:
+            allowed = [*required, *optional]
             raise ToylabError(
-                f"{where}: unknown key {key!r} in a {kind} region; allowed: "
-                f"{sorted(allowed[kind])}." + did_you_mean(key, allowed[kind])
+                f"{where}: unknown key {key!r} in a {kind} {name}; allowed: {allowed}."
+                + did_you_mean(key, allowed)
             )
+    for key in required:
+        if key not in fields:
+            raise ToylabError(f"{where}: a {kind} {name} needs {key!r}. Example: {example}.")
     try:
         if kind == "halfplane":
-            return HalfPlane(tuple(fields["normal"]), float(fields.get("offset", 0.0)))
+            return HalfPlane(fields["normal"], fields.get("offset", 0.0))
         if kind == "polygon":
-            return Polygon(tuple(map(tuple, fields["vertices"])))
+            vertices = fields["vertices"]
+            if not isinstance(vertices, list | tuple) or not all(
+                isinstance(p, list | tuple) for p in vertices
+            ):
+                raise fail("Polygon", "vertices", vertices, "a list of [x, y] pairs")
+            return Polygon(tuple(map(tuple, vertices)))
         if kind == "box":
             return box_region(fields["low"], fields["high"])
         return Ellipse(**fields)
-    except KeyError as e:
-        raise ToylabError(f"{where}: a {kind} region needs {e.args[0]!r}.") from None
-    except (TypeError, ValueError) as e:
-        if isinstance(e, ToylabError):
-            raise ToylabError(f"{where}: {e}") from None
-        raise ToylabError(f"{where}: bad {kind} region {data!r} ({e}).") from None
+    except ToylabError as e:
+        raise ToylabError(f"{where}: {name}: {e}") from None
