@@ -13,8 +13,14 @@ from flax import nnx
 from toylab._errors import ToylabError
 from toylab.distributions import ModularArithmetic, two_blobs
 from toylab.exact import finite_table
-from toylab.methods import Subfamily, compare, feature_visualization, joint_tuning, sweep
-from toylab.methods import CompareConfig
+from toylab.methods import (
+    CompareConfig,
+    Subfamily,
+    compare,
+    feature_visualization,
+    joint_tuning,
+    sweep,
+)
 from toylab.models import MLP, OneHotMLP
 
 DIST = two_blobs()

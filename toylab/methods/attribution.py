@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from toylab._errors import fail
+from toylab._errors import NotApplicable, fail
 from toylab.methods._core import (
     MISLEAD_FRACTION,
     Members,
@@ -105,7 +105,10 @@ def score_attribution(
     net = members.networks[m]
     g = grads[0]
     ig = (xv - x0) * grads[1:].mean(0)
-    eig, pieces = integrated_gradients(net, str(nid), xv, x0)
+    try:
+        eig, pieces = integrated_gradients(net, str(nid), xv, x0)
+    except NotApplicable as exc:
+        raise NotApplicable(f"attribution: no exact integrated gradients. {exc}") from None
     fx, f0 = net.values(np.stack([xv, x0]), nid)
     eg = net.gradient(xv[None], nid)[0]
     err = float(np.abs(ig - eig).max())
@@ -154,6 +157,11 @@ def attribution(
         raise fail(where, "x, baseline", (xv.shape, x0.shape), f"two inputs of shape ({d},)")
     if not (np.all(np.isfinite(xv)) and np.all(np.isfinite(x0))):
         raise fail(where, "x, baseline", (xv.tolist(), x0.tolist()), "finite inputs")
+    if not members.piecewise_linear:
+        raise NotApplicable(
+            f"{where}: exact integrated gradients need a piecewise-linear network, got "
+            f"activations {list(members.reference.activations)}."
+        )
     pts = riemann_points(xv, x0, num_steps)
     grads = to_f64(flat_gradients(members.stacked, np.int32(flat), f32(pts)))
     return members.result([

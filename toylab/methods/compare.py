@@ -265,7 +265,7 @@ def _compare(
         pts = f32(path_points(line, t))
         sw_vals = to_f64(flat_values(members.stacked, pts))
     with clock("sweep (exact)"):
-        sw_parts = [path_partition_of(n, line) for n in members.networks]
+        sw_parts = [path_partition_of(n, line, where="compare") for n in members.networks]
 
     # joint tuning: every (member, neuron)'s top examples rotated about the centre
     low, high = domain_box(dist)

@@ -91,13 +91,16 @@ class Circle:
     start: tuple[float, float]
 
 
-def path_partition_of(net: Any, path: Line | Circle) -> Any:
+def path_partition_of(net: Any, path: Line | Circle, where: str = "sweep") -> Any:
     """The exact :class:`~toylab.exact.PathPartition` of every unit along ``path``."""
     from toylab.exact import circle_partition, segment_partition
 
-    if isinstance(path, Line):
-        return segment_partition(net, path.start, path.end)
-    return circle_partition(net, path.center, path.start)
+    try:
+        if isinstance(path, Line):
+            return segment_partition(net, path.start, path.end)
+        return circle_partition(net, path.center, path.start)
+    except NotApplicable as err:
+        raise NotApplicable(f"{where}: no exact curve to score against. {err}") from None
 
 
 def sample_parameters(path: Line | Circle, num_points: int) -> np.ndarray:
@@ -399,7 +402,7 @@ def score_joint(
         path = Circle(
             (float(center[0]), float(center[1])), (float(examples[i, 0]), float(examples[i, 1]))
         )
-        part = path_partition_of(net, path)
+        part = path_partition_of(net, path, where)
         s = score_sweep(members, name, path, angles, values[i], part)
         pk, pv = part.argmax(name)
         ts = float(angles[int(np.argmax(values[i]))])
