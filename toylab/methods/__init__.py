@@ -1,23 +1,30 @@
 """Sampled interpretability methods, each scored against the exact answer.
 
-Every method takes a toylab MLP, or a list of MLPs of one architecture (an
-ensemble: the sampled side runs as one ``jax.vmap`` over stacked member
-parameters, the exact side as a loop over members, and a tuple of results comes
-back), takes an explicit ``key`` where it samples, and returns a frozen
-``*Result`` with ``tier="sampled"`` holding the sampled answer, the exact answer,
-their error and the cost (``num_forward``, ``num_backward`` passes).
+Every method takes a toylab model or :class:`~toylab.network.Network`, or a list of them
+with one architecture (an ensemble: the sampled side runs as one ``jax.vmap`` over the
+stacked members and a tuple of results comes back), takes an explicit ``key`` where it
+samples, and returns a frozen ``*Result`` with the same fields (:class:`MethodResult`):
+``sampled``, ``exact``, ``error``, ``error_tier``, ``exact_error``, ``misleads``,
+``num_forward``, ``num_backward``, ``units`` and ``tier``. The exact answers come from
+:mod:`toylab.exact` (this package holds only the sampled methods and their scores); a
+:class:`Context` holds each member's exact analysis so that several methods reuse it.
 
 * :func:`feature_visualization` -- gradient ascent on the input from many starts;
 * :func:`dataset_examples` -- top-k activating data samples vs the exact CDF;
-* :func:`sweep`, :func:`joint_tuning` -- sweeps along segments and circles, and
-  tuning curves over finite sub-families (:class:`Subfamily`);
+* :func:`sweep`, :func:`joint_tuning` -- sweeps along segments and circles, tuning curves
+  over finite sub-families (:class:`Subfamily`) and rotated examples;
 * :func:`ablation`, :func:`edit_weights`, :func:`activation_patching`;
 * :func:`attribution` -- gradient, gradient x input, integrated gradients;
-* :func:`selectivity` -- activation mass per mixture component and class;
+* :func:`selectivity` -- activation mass per mixture component (or class);
+* :func:`grid_evaluate` -- a neuron on a grid (a sample, never exact);
 * :func:`compare`, :func:`compare_run` -- all of them on every hidden neuron.
+
+Where a method has no exact answer to score against (a smooth network on the plane, a
+distribution without an exact analysis, a finite domain for a method that searches the
+plane) it raises :class:`toylab.NotApplicable` saying what applies instead.
 """
 
-from toylab.methods._core import LocalMaxima, local_maxima
+from toylab.methods._core import Context, EditedAccuracy, MethodResult
 from toylab.methods.ablation import (
     EditResult,
     PatchResult,
@@ -25,16 +32,19 @@ from toylab.methods.ablation import (
     activation_patching,
     edit_weights,
 )
-from toylab.methods.attribution import AttributionResult, attribution, exact_integrated_gradients
-from toylab.methods.compare import CompareConfig, CompareResult, compare, compare_run, report_lines
-from toylab.methods.examples import (
-    DatasetExamplesResult,
-    dataset_examples,
-    exact_cdf,
-    exact_quantile,
+from toylab.methods.attribution import AttributionResult, attribution
+from toylab.methods.compare import (
+    CompareConfig,
+    CompareResult,
+    CompareRow,
+    compare,
+    compare_run,
+    report_lines,
 )
+from toylab.methods.examples import DatasetExamplesResult, dataset_examples
 from toylab.methods.featureviz import FeatureVisResult, feature_visualization
-from toylab.methods.selectivity import SelectivityResult, exact_component_means, selectivity
+from toylab.methods.grid import GridResult, grid_evaluate
+from toylab.methods.selectivity import SelectivityResult, selectivity
 from toylab.methods.sweeps import (
     Circle,
     JointTuningResult,
@@ -42,7 +52,6 @@ from toylab.methods.sweeps import (
     Subfamily,
     SubfamilySweepResult,
     SweepResult,
-    exact_curve,
     joint_tuning,
     sweep,
 )
@@ -52,12 +61,16 @@ __all__ = [
     "Circle",
     "CompareConfig",
     "CompareResult",
+    "CompareRow",
+    "Context",
     "DatasetExamplesResult",
     "EditResult",
+    "EditedAccuracy",
     "FeatureVisResult",
+    "GridResult",
     "JointTuningResult",
     "Line",
-    "LocalMaxima",
+    "MethodResult",
     "PatchResult",
     "SelectivityResult",
     "Subfamily",
@@ -70,14 +83,9 @@ __all__ = [
     "compare_run",
     "dataset_examples",
     "edit_weights",
-    "exact_cdf",
-    "exact_component_means",
-    "exact_curve",
-    "exact_integrated_gradients",
-    "exact_quantile",
     "feature_visualization",
+    "grid_evaluate",
     "joint_tuning",
-    "local_maxima",
     "report_lines",
     "selectivity",
     "sweep",

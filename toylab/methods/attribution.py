@@ -1,55 +1,76 @@
 r"""Attribution: gradient, gradient x input and integrated gradients, scored exactly.
 
 For a piecewise-linear network, integrated gradients along the straight path
-``x(s) = baseline + s (x - baseline)`` is exact: the path crosses finitely many
-linear regions (breakpoints found in closed form,
-:func:`toylab.methods._core.propagate`), the gradient is constant on each piece
-(the float64 gradient of the affine piece at its midpoint), so
+``x(s) = baseline + s (x - baseline)`` is exact (:func:`toylab.exact.integrated_gradients`):
+the path crosses finitely many linear regions, the gradient is constant on each piece,
+so
 
 .. math::
 
     IG_i = (x_i - x'_i) \sum_k (s_{k+1} - s_k)\, \partial_i f(\text{piece } k),
 
-and completeness ``sum_i IG_i = f(x) - f(x')`` holds to float64 rounding
-(tier ``"exact"``). The sampled method is the ``num_steps``-point midpoint
-Riemann sum of float32 autodiff gradients (what attribution libraries run);
-its error is ``O(1 / num_steps)`` because the integrand jumps at region boundaries.
-Gradient and gradient x input at ``x`` are compared with the exact float64
-gradient of the piece containing ``x``.
+and completeness ``sum_i IG_i = f(x) - f(x')`` holds to float64 rounding (tier
+``"exact"``). The sampled method is the ``num_steps``-point midpoint Riemann sum of
+float32 autodiff gradients (what attribution libraries run); its error is
+``O(1 / num_steps)`` because the integrand jumps at region boundaries. Gradient and
+gradient x input at ``x`` are compared with the float64 gradient of the piece containing
+``x`` (:meth:`toylab.network.Network.gradient`). No distribution is involved, so
+attribution applies to any input dimension.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-from typing import Any
+from typing import Any, ClassVar
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from toylab._errors import fail
-from toylab.methods._core import as_nets, flat_index, jax_flat, np_flat, np_grad, propagate
+from toylab._errors import NotApplicable, fail
+from toylab.methods._core import (
+    MISLEAD_FRACTION,
+    Members,
+    as_members,
+    f32,
+    flat_gradients,
+    positive_int,
+    to_f64,
+)
+from toylab.tiers import Tier
 
-__all__ = ["AttributionResult", "attribution", "exact_integrated_gradients"]
+__all__ = ["AttributionResult", "attribution"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class AttributionResult:
-    """Attributions of ``neuron`` at ``x`` (baseline ``baseline``).
+    """Attributions of ``neuron`` at ``x`` from ``baseline``.
 
-    Attributes:
-      gradient, gradient_x_input: float32 autodiff at ``x`` (sampled side);
-      exact_gradient: the float64 gradient of the linear piece containing ``x``;
-      integrated_gradients: the ``num_steps`` midpoint Riemann sum (float32);
-      exact_integrated_gradients: the exact piecewise integral (float64);
-      num_pieces: linear pieces the path crosses;
-      completeness_gap: ``sum(IG) - (f(x) - f(baseline))`` for the Riemann sum
-        (sampled) and exact_completeness_gap for the exact integral (~1e-15);
-      ig_error: ``max_i |IG_i - exact IG_i|``; gradient_error likewise.
+    Uniform fields (:class:`toylab.methods.MethodResult`): ``sampled`` is the sum of the
+    Riemann-sum IG, ``exact`` the sum of the exact IG (``f(x) - f(baseline)`` up to
+    rounding), ``error = max_i |IG_i - exact IG_i|``, in the neuron's units;
+    ``error_tier`` ``"exact"``, ``exact_error`` the exact IG's completeness gap (its
+    float64 rounding). **Misleads** when ``error`` exceeds 5% of the largest exact
+    attribution ``max_i |exact IG_i|`` (plus a float32 rounding floor): the Riemann sum
+    then misattributes a visible share.
+
+    Other fields: ``gradient``, ``gradient_x_input``: float32 autodiff at ``x``;
+    ``exact_gradient``: the float64 gradient of the piece containing ``x``;
+    ``integrated_gradients`` (Riemann, float32) and ``exact_integrated_gradients``;
+    ``num_pieces``: linear pieces the path crosses; ``completeness_gap``: ``sum(IG) -
+    (f(x) - f(baseline))`` for the Riemann sum; ``gradient_error``; ``num_steps``.
     """
 
+    method: ClassVar[str] = "attribution"
+    score: ClassVar[str] = "sum of integrated gradients"
+    error_measure: ClassVar[str] = "max_i |Riemann IG_i - exact IG_i|"
     neuron: str
+    sampled: float
+    exact: float
+    error: float
+    error_tier: Tier
+    exact_error: float
+    misleads: bool
+    num_forward: int
+    num_backward: int
     x: np.ndarray
     baseline: np.ndarray
     gradient: np.ndarray
@@ -59,33 +80,55 @@ class AttributionResult:
     exact_integrated_gradients: np.ndarray
     num_pieces: int
     completeness_gap: float
-    exact_completeness_gap: float
-    ig_error: float
     gradient_error: float
     num_steps: int
-    num_forward: int
-    num_backward: int
-    tier: str = "sampled"
-    exact_tier: str = "exact"
+    units: str = "activation"
+    tier: Tier = "sampled"
+
+    @property
+    def detail(self) -> str:
+        return (
+            f"pieces={self.num_pieces} completeness_gap={self.completeness_gap:.3g} "
+            f"exact_gap={self.exact_error:.1e}"
+        )
 
 
-def exact_integrated_gradients(layers: Any, acts: Any, x: np.ndarray, baseline: np.ndarray,
-                               flat: int) -> tuple[np.ndarray, int]:  # fmt: skip
-    """Exact IG of flat unit ``flat`` (float64) and the number of pieces on the path."""
-    x, x0 = np.asarray(x, np.float64), np.asarray(baseline, np.float64)
-    bounds, _ = propagate(layers, acts, "line", np.stack([x - x0, x0]), 0.0, 1.0)
-    mids = 0.5 * (bounds[:-1] + bounds[1:])
-    g = np_grad(layers, acts, x0 + mids[:, None] * (x - x0), flat)  # (I, d)
-    return (x - x0) * (np.diff(bounds)[:, None] * g).sum(0), len(mids)
+def score_attribution(
+    members: Members, m: int, neuron: str, xv: np.ndarray, x0: np.ndarray, grads: np.ndarray,
+    num_steps: int,
+) -> AttributionResult:  # fmt: skip
+    """Score member ``m``'s float32 gradients ``grads (1 + num_steps, d)`` (at ``x``, then at
+    the Riemann midpoints)."""
+    from toylab.exact import integrated_gradients
+
+    nid = members.resolve("attribution", neuron)
+    net = members.networks[m]
+    g = grads[0]
+    ig = (xv - x0) * grads[1:].mean(0)
+    try:
+        eig, pieces = integrated_gradients(net, str(nid), xv, x0)
+    except NotApplicable as exc:
+        raise NotApplicable(f"attribution: no exact integrated gradients. {exc}") from None
+    fx, f0 = net.values(np.stack([xv, x0]), nid)
+    eg = net.gradient(xv[None], nid)[0]
+    err = float(np.abs(ig - eig).max())
+    floor = 1e-5 * (1.0 + abs(float(fx)) + abs(float(f0)))  # float32 rounding
+    return AttributionResult(
+        neuron=str(nid), sampled=float(ig.sum()), exact=float(eig.sum()), error=err,
+        error_tier="exact", exact_error=abs(float(eig.sum() - (fx - f0))),
+        misleads=bool(err > MISLEAD_FRACTION * float(np.abs(eig).max()) + floor),
+        num_forward=num_steps + 1, num_backward=num_steps + 1, x=xv, baseline=x0, gradient=g,
+        gradient_x_input=g * xv, exact_gradient=eg, integrated_gradients=ig,
+        exact_integrated_gradients=eig, num_pieces=pieces,
+        completeness_gap=float(ig.sum() - (fx - f0)),
+        gradient_error=float(np.abs(g - eg).max()), num_steps=num_steps,
+    )  # fmt: skip
 
 
-@functools.lru_cache(maxsize=16)
-def _grad_program(acts: tuple[str, ...]) -> Any:
-    def one(params, flat, x):
-        return jax.grad(lambda z: jax_flat(params, acts, z)[flat])(x)
-
-    pts = jax.vmap(one, in_axes=(None, None, 0))
-    return jax.jit(jax.vmap(pts, in_axes=(0, None, None)))
+def riemann_points(xv: np.ndarray, x0: np.ndarray, num_steps: int) -> np.ndarray:
+    """``x`` followed by the ``num_steps`` midpoints of the path: ``(1 + num_steps, d)``."""
+    s = (np.arange(num_steps) + 0.5) / num_steps
+    return np.concatenate([xv[None], x0 + s[:, None] * (xv - x0)])
 
 
 def attribution(
@@ -98,36 +141,30 @@ def attribution(
 ) -> AttributionResult | tuple[AttributionResult, ...]:
     """Gradient, gradient x input and integrated gradients of ``neuron`` at ``x``.
 
-    ``baseline`` defaults to the origin. Deterministic (no key); members' gradients
-    run in one vmapped program, the exact integrals in a loop over members.
+    ``baseline`` defaults to the origin. Deterministic (no key); members' gradients run
+    in one vmapped program (one compilation for every neuron), the exact integrals per
+    member. Raises :class:`~toylab.NotApplicable` for networks that are not piecewise
+    linear (no exact IG).
     """
     where = "attribution"
-    net = as_nets(where, model)
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise fail(where, "num_steps", num_steps, "a positive integer")
-    nid, flat = flat_index(where, net.widths, neuron)
+    members = as_members(where, model)
+    num_steps = positive_int(where, "num_steps", num_steps)
+    nid, flat = members.flat(where, neuron)
+    d = members.input_dim
     xv = np.asarray(x, np.float64)
     x0 = np.zeros_like(xv) if baseline is None else np.asarray(baseline, np.float64)
-    if xv.ndim != 1 or x0.shape != xv.shape:
-        raise fail(where, "x", xv.shape, "one input (d,) with a baseline of the same shape")
-    s = (np.arange(num_steps) + 0.5) / num_steps
-    pts = np.concatenate([xv[None], x0 + s[:, None] * (xv - x0)])
-    grads = np.asarray(_grad_program(net.acts)(net.params, flat, jnp.asarray(pts, jnp.float32)),
-                       np.float64)  # fmt: skip
-    out = []
-    for m in range(net.num_members):
-        layers = net.layers[m]
-        g = grads[m, 0]
-        ig = (xv - x0) * grads[m, 1:].mean(0)
-        eig, pieces = exact_integrated_gradients(layers, net.acts, xv, x0, flat)
-        fx, f0 = np_flat(layers, net.acts, np.stack([xv, x0]))[:, flat]
-        eg = np_grad(layers, net.acts, xv[None], flat)[0]
-        out.append(AttributionResult(
-            neuron=str(nid), x=xv, baseline=x0, gradient=g, gradient_x_input=g * xv,
-            exact_gradient=eg, integrated_gradients=ig, exact_integrated_gradients=eig,
-            num_pieces=pieces, completeness_gap=float(ig.sum() - (fx - f0)),
-            exact_completeness_gap=float(eig.sum() - (fx - f0)),
-            ig_error=float(np.abs(ig - eig).max()), gradient_error=float(np.abs(g - eg).max()),
-            num_steps=num_steps, num_forward=num_steps + 1, num_backward=num_steps + 1,
-        ))  # fmt: skip
-    return tuple(out) if net.ensemble else out[0]
+    if xv.shape != (d,) or x0.shape != (d,):
+        raise fail(where, "x, baseline", (xv.shape, x0.shape), f"two inputs of shape ({d},)")
+    if not (np.all(np.isfinite(xv)) and np.all(np.isfinite(x0))):
+        raise fail(where, "x, baseline", (xv.tolist(), x0.tolist()), "finite inputs")
+    if not members.piecewise_linear:
+        raise NotApplicable(
+            f"{where}: exact integrated gradients need a piecewise-linear network, got "
+            f"activations {list(members.reference.activations)}."
+        )
+    pts = riemann_points(xv, x0, num_steps)
+    grads = to_f64(flat_gradients(members.stacked, np.int32(flat), f32(pts)))
+    return members.result([
+        score_attribution(members, m, str(nid), xv, x0, grads[m], num_steps)
+        for m in range(members.num_members)
+    ])  # fmt: skip

@@ -1,93 +1,104 @@
 r"""Dataset examples: the top-k activating inputs among N samples, scored exactly.
 
-The sampled method: draw ``num_samples`` inputs from the distribution, keep the
-``k`` with the largest activation. The exact answer is the neuron's whole
-activation distribution under the data:
+The sampled method: draw ``num_samples`` inputs from the distribution and keep the
+``num_examples`` with the largest activation (one float32 forward pass, vmapped over an
+ensemble's members). The exact answer is the neuron's whole activation distribution
+under the data, from the member's :class:`~toylab.exact.Analysis` (one per member,
+reused by every neuron: :class:`~toylab.methods.Context`):
 
-* the exact CDF ``F(t) = P(a(x) < t)`` (and ``P(a <= t)``): every region of the
-  integration-plane partition is clipped by the level line ``a = t``
-  (vectorized Sutherland–Hodgman clipping) and the pieces' Gaussian-mixture
-  masses are closed forms (:func:`toylab.exact.mixture_polygon_moments`); tier
-  ``"exact"`` (the plane partition leaves < 1e-30 mass outside);
-* exact quantiles (bisection on the exact CDF, 64 points per round, to 1e-7 of
-  the range), hence the exact quantile each example sits at;
-* the probability that ``N`` samples hold a point within ``eps`` of the exact
-  argmax, ``1 - (1 - P(B_eps(argmax) ∩ domain))^N``, with the disk's mass
-  bracketed by inscribed and circumscribed 256-gons (tier ``"bounded"``);
-* how well the examples cover the exact superlevel set ``S = {a >= t_q}`` (``t_q``
-  the exact ``q``-quantile, ``q = 0.99``): the fraction of ``S``'s mass within
-  ``radius`` of some example, estimated from fresh samples whose membership in
-  ``S`` is decided exactly (float64 forward pass); tier ``"sampled"`` with a 95%
-  Wilson interval.
+* the CDF ``F(t) = P(a(x) <= t)`` (:func:`toylab.exact.activation_cdf`): the level line
+  ``a = t`` clips the analysis' support regions and the pieces are measured under the
+  distribution; it has the analysis' tier (``exact`` for Gaussian mixtures and finite
+  domains, ``estimated`` for rings and noisy curves, whose densities are integrated by
+  adaptive quadrature);
+* the ``q``-quantile (``q = 0.99``) as a **bracket** ``[lower, upper]`` with
+  ``F(lower) < q <= F(upper)``, not a point: bisection on the CDF (tier ``certified``
+  when the CDF is exact, else the CDF's tier);
+* the probability that ``N`` samples hold a point within ``hit_radius`` of the exact
+  argmax, ``1 - (1 - P(B))^N``, with ``P(B)`` bracketed (:func:`toylab.exact.disk_mass`;
+  on a finite domain the exact mass of the inputs that close);
+* how well the examples cover the superlevel set ``S = {a >= t_q}`` (``t_q`` the upper
+  end of the quantile bracket): the fraction of ``S``'s mass within ``coverage_radius``
+  of some example, estimated from fresh samples whose membership in ``S`` is decided by
+  a float64 forward pass (tier ``sampled``, 95% Wilson interval).
+
+It applies to every 2-D distribution with an exact analysis and to finite domains.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from toylab._errors import fail
-from toylab.exact import activation_cdf, activation_quantile
+from toylab._validate import check_float
 from toylab.methods._core import (
-    Net,
-    as_nets,
-    ball_mass,
-    flat_index,
-    jax_flat,
-    np_flat,
+    Context,
+    check_key,
+    context_for,
+    f32,
+    flat_values,
+    is_finite,
+    is_plane,
+    positive_int,
+    to_f64,
+    wilson,
 )
+from toylab.neurons import NeuronId
+from toylab.tiers import Tier, weakest
 
-__all__ = ["DatasetExamplesResult", "dataset_examples", "exact_cdf", "exact_quantile"]
-
-
-def exact_cdf(ex: Any, dist: Any, key: str, unit: int, ts: Any, *, strict: bool = True
-              ) -> np.ndarray:  # fmt: skip
-    """Transition wrapper of :func:`toylab.exact.activation_cdf`."""
-    return activation_cdf(ex, f"{key}:{unit}", ts, strict=strict)
-
-
-def exact_quantile(ex: Any, dist: Any, key: str, unit: int, q: float) -> float:
-    """Transition wrapper: the upper end of :func:`toylab.exact.activation_quantile`."""
-    return activation_quantile(ex, f"{key}:{unit}", q).upper
+__all__ = ["DatasetExamplesResult", "dataset_examples"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class DatasetExamplesResult:
     """Top-k examples among N samples vs the exact activation distribution.
 
-    Attributes:
-      neuron; examples ``(k, 2)`` and values ``(k,)`` (float32 forward, largest
-        first); quantiles ``(k,)``: the exact ``P(a <= value)`` of each example.
-      top_value; exact_max, exact_argmax (over the domain box); gap, relative_gap:
-        ``exact_max - top_value`` and the same over the neuron's range.
-      q99: the exact 0.99-quantile of the activation under the data.
-      p_top: exact ``P(a >= exact_max - 0.05 * range)``; expected_top: ``N p_top``,
-        the expected number of samples in the neuron's top 5% (``< 1`` means the
-        exact distribution says the top is out of reach of N samples: ``unreachable``).
-      hit_radius; p_hit: bracket ``(lo, hi)`` of the probability that N samples
-        hold a point within ``hit_radius`` of ``exact_argmax`` (tier ``"bounded"``).
-      coverage_level: ``t_q``; coverage, coverage_ci: fraction of the superlevel
-        set's mass within ``coverage_radius`` of an example (sampled, 95% Wilson).
-      misleads: the top example lies below the exact 0.99-quantile.
-      num_forward: N (plus the coverage samples' exact float64 passes, not counted).
+    Uniform fields (:class:`toylab.methods.MethodResult`): ``sampled`` is the top
+    example's value (float32), ``exact`` the exact ``q``-quantile of the activation under
+    the data (``q99.upper``, the upper end of a bracket), ``error = max(exact - sampled,
+    0)``: how far the top example falls short of the quantile, in the neuron's units;
+    ``error_tier`` the bracket's tier and ``exact_error`` its width. **Misleads** when
+    the top example lies certainly below the exact ``q``-quantile (below
+    ``q99.lower``): the examples then do not even show the data's top 1%.
+
+    Other fields: ``examples`` ``(k, d)`` and ``values`` ``(k,)`` (largest first);
+    ``quantiles`` ``(k,)``: the exact ``P(a <= value)`` of each example; ``q99``: the
+    :class:`~toylab.exact.QuantileResult` bracket (``lower``, ``upper``, ``tier``);
+    ``exact_max``, ``exact_argmax``: over the domain (box, or inputs of positive
+    probability); ``relative_gap``: ``(exact_max - sampled)`` over the neuron's range;
+    ``p_top``: exact ``P(a > exact_max - 0.05 range)`` and ``expected_top = N p_top``
+    (``< 1``: ``unreachable``, the top of the neuron is out of reach of N samples);
+    ``hit_radius``, ``p_hit``: bracket of the probability that N samples hold a point
+    within ``hit_radius`` of ``exact_argmax``; ``coverage_level`` (``t_q``),
+    ``coverage_radius``, ``coverage``, ``coverage_ci``: see the module docstring.
+    Cost: ``num_forward = N``.
     """
 
+    method: ClassVar[str] = "dataset_examples"
+    score: ClassVar[str] = "top value vs the exact 0.99-quantile"
+    error_measure: ClassVar[str] = "max(0, exact quantile - top value)"
     neuron: str
+    sampled: float
+    exact: float
+    error: float
+    error_tier: Tier
+    exact_error: float
+    misleads: bool
+    num_forward: int
+    num_backward: int
     examples: np.ndarray
     values: np.ndarray
     quantiles: np.ndarray
-    top_value: float
+    q99: Any
     exact_max: float
     exact_argmax: np.ndarray
-    gap: float
     relative_gap: float
-    q99: float
     p_top: float
     expected_top: float
     unreachable: bool
@@ -97,74 +108,131 @@ class DatasetExamplesResult:
     coverage_radius: float
     coverage: float
     coverage_ci: tuple[float, float]
-    misleads: bool
     num_samples: int
-    num_forward: int
-    num_backward: int = 0
-    tier: str = "sampled"
-    exact_tier: str = "exact"
+    units: str = "activation"
+    tier: Tier = "sampled"
+
+    @property
+    def detail(self) -> str:
+        return (
+            f"top_quantile={self.quantiles[0]:.4f} q99=[{self.q99.lower:.4g}, "
+            f"{self.q99.upper:.4g}] expected_top={self.expected_top:.3g} "
+            f"coverage={self.coverage:.2f} unreachable={self.unreachable}"
+        )
 
 
-def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, mid - half), min(1.0, mid + half))
+def _quantile_bracket(
+    analysis: Any, nid: NeuronId, q: float, hint: tuple[float, float], *, rtol: float = 1e-3,
+    num_points: int = 8,
+) -> Any:  # fmt: skip
+    """STAND-IN for an exact-side ``activation_quantile(analysis, neuron, q, start=hint)``:
+    the same certified bracket ``F(lower) < q <= F(upper)`` on the exact CDF, started from
+    a (sampled) guess ``hint`` instead of the neuron's whole range, so that a few CDF
+    evaluations suffice (``toylab.exact.activation_quantile`` evaluates 63 levels per
+    round, which costs seconds per neuron under quadrature densities).
+    """
+    from toylab.exact import QuantileResult, activation_cdf, region_ranges
+
+    ext = analysis.extrema(nid.key)
+    vmin, vmax = float(ext.min[nid.unit]), float(ext.max[nid.unit])
+    if analysis.kind == "plane":  # the support extends beyond the domain box
+        rmin, rmax = region_ranges(analysis.support, nid.key, nid.unit)
+        vmin, vmax = min(vmin, float(rmin.min())), max(vmax, float(rmax.max()))
+    tier = weakest("certified", analysis.tier)
+    span = vmax - vmin
+    if span <= 0:
+        return QuantileResult(q, vmin, vmax, tier)
+    lo = float(np.clip(hint[0], vmin, vmax))
+    hi = float(np.clip(hint[1], vmin, vmax))
+    if hi - lo < rtol * span:
+        lo, hi = max(vmin, lo - rtol * span), min(vmax, hi + rtol * span)
+    f_min, f_lo, f_hi = activation_cdf(analysis, nid, [vmin, lo, hi], strict=False)
+    if f_min >= q:  # an atom at the minimum holds the quantile
+        return QuantileResult(q, vmin, vmin, tier)
+    if f_lo >= q:
+        lo, hi = vmin, lo
+    elif f_hi < q:
+        lo, hi = hi, vmax
+    while hi - lo > rtol * span:
+        grid = np.linspace(lo, hi, num_points + 2)[1:-1]
+        f = activation_cdf(analysis, nid, grid, strict=False)
+        j = int(np.searchsorted(f, q))  # first grid point with F >= q
+        lo, hi = (float(grid[j - 1]) if j > 0 else lo), (float(grid[j]) if j < len(f) else hi)
+    return QuantileResult(q, lo, hi, tier)
 
 
-@functools.lru_cache(maxsize=16)
-def _values_program(acts: tuple[str, ...]) -> Any:
-    return jax.jit(jax.vmap(lambda p, xx: jax_flat(p, acts, xx), in_axes=(0, None)))
+def _hit_mass(context: Context, m: int, center: np.ndarray, radius: float) -> tuple[float, float]:
+    """Bracket of the probability of the ball ``B(center, radius)`` under the data."""
+    dist = context.dist
+    if is_finite(dist):
+        dom = dist.domain
+        inside = np.linalg.norm(np.asarray(dom.inputs, np.float64) - center, axis=1) <= radius
+        p = float(np.asarray(dom.probs, np.float64)[inside].sum())
+        return p, p
+    from toylab.exact import disk_mass
+
+    lo, hi, _ = disk_mass(dist, center, radius)
+    return lo, hi
 
 
-def sample_values(net: Net, x: np.ndarray) -> np.ndarray:
-    """Every member's flat values at ``x``: ``(M, N, F)`` (one vmapped float32 pass)."""
-    return np.asarray(
-        _values_program(net.acts)(net.params, jnp.asarray(x, jnp.float32)), np.float64
-    )
+def score_examples(
+    context: Context,
+    m: int,
+    neuron: str,
+    x: np.ndarray,
+    vals: np.ndarray,
+    cover_x: np.ndarray,
+    *,
+    num_examples: int,
+    q: float = 0.99,
+    hit_radius: float | None = None,
+    coverage_radius: float | None = None,
+) -> DatasetExamplesResult:
+    """Score member ``m``'s sampled values ``vals (N,)`` at ``x (N, d)``."""
+    from toylab.exact import activation_cdf, activation_quantile
 
-
-def score_examples(net: Net, m: int, dist: Any, neuron: str, x: np.ndarray, vals: np.ndarray,
-                   cover_x: np.ndarray, *, num_examples: int, q: float = 0.99,
-                   hit_radius: float | None = None, coverage_radius: float | None = None,
-                   ) -> DatasetExamplesResult:  # fmt: skip
-    nid, flat = flat_index("dataset_examples", net.widths, neuron)
-    ex = net.exact(m, dist)
-    key, unit = nid.key, nid.unit
+    where = "dataset_examples"
+    nid, flat = context.members.flat(where, neuron)
+    ana = context.analysis(m, where)
     order = np.argsort(-vals, kind="stable")[:num_examples]
     top_x, top_v = x[order], vals[order]
-    ext = ex.extrema(key)
-    emax, emin = float(ext.max[unit]), float(ext.min[unit])
-    argmax = np.asarray(ext.argmax[unit])
+    ext = ana.extrema(nid.key)
+    emax, emin = float(ext.max[nid.unit]), float(ext.min[nid.unit])
+    argmax = np.asarray(ext.argmax[nid.unit], np.float64)
     rng = max(emax - emin, 1e-12)
-    quant = exact_cdf(ex, dist, key, unit, top_v, strict=False)
-    qv = exact_quantile(ex, dist, key, unit, q)
-    p_top = 1.0 - float(exact_cdf(ex, dist, key, unit, [emax - 0.05 * rng])[0])
     n = len(vals)
-    diag = float(np.linalg.norm(np.subtract(dist.domain.high, dist.domain.low)))
-    hr = 0.02 * diag if hit_radius is None else float(hit_radius)
-    blo, bhi = ball_mass(dist, argmax, hr)
+    cdf = activation_cdf(ana, nid, [*top_v, emax - 0.05 * rng], strict=False)
+    quant, p_top = cdf[:-1], 1.0 - float(cdf[-1])
+    if ana.kind == "plane":
+        slack = 3.0 * math.sqrt(q * (1 - q) / n) + 1.0 / n
+        hint = np.quantile(vals, [max(q - slack, 0.0), min(q + slack, 1.0)])
+        q99 = _quantile_bracket(ana, nid, q, (float(hint[0]), float(hint[1])))
+        diag = float(np.linalg.norm(np.subtract(context.dist.domain.high, context.dist.domain.low)))
+        hr = 0.02 * diag if hit_radius is None else float(hit_radius)
+        cr = 0.05 * diag if coverage_radius is None else float(coverage_radius)
+    else:
+        q99 = activation_quantile(ana, str(nid), q)
+        hr = 0.5 if hit_radius is None else float(hit_radius)  # one-hot inputs are >= 1 apart
+        cr = 0.5 if coverage_radius is None else float(coverage_radius)
+    blo, bhi = _hit_mass(context, m, argmax, hr)
     p_hit = (1.0 - (1.0 - blo) ** n, 1.0 - (1.0 - bhi) ** n)
-    cr = 0.05 * diag if coverage_radius is None else float(coverage_radius)
-    cv = np_flat(net.layers[m], net.acts, cover_x)[:, flat]
-    inside = cover_x[cv >= qv]
+    cv = context.members.networks[m].forward_flat(cover_x)[:, flat]
+    inside = cover_x[cv >= q99.upper]
+    k = 0
     if len(inside):
         d = np.sqrt(((inside[:, None] - top_x[None]) ** 2).sum(-1)).min(1)
         k = int((d <= cr).sum())
-    else:
-        k = 0
-    gap = emax - float(top_v[0])
+    top = float(top_v[0])
     return DatasetExamplesResult(
-        neuron=str(nid), examples=top_x, values=top_v, quantiles=quant,
-        top_value=float(top_v[0]), exact_max=emax, exact_argmax=argmax, gap=gap,
-        relative_gap=gap / rng, q99=qv, p_top=p_top, expected_top=n * p_top,
-        unreachable=bool(n * p_top < 1.0), hit_radius=hr, p_hit=p_hit, coverage_level=qv,
-        coverage_radius=cr, coverage=k / len(inside) if len(inside) else math.nan,
-        coverage_ci=_wilson(k, len(inside)),
-        misleads=bool(top_v[0] < qv - 1e-6 * rng), num_samples=n, num_forward=n,
+        neuron=str(nid), sampled=top, exact=float(q99.upper), error=max(float(q99.upper) - top, 0.0),
+        error_tier=q99.tier, exact_error=float(q99.error),
+        misleads=bool(top < q99.lower - 1e-6 * rng),  # 1e-6: float32 rounding of the value
+        num_forward=n, num_backward=0, examples=top_x, values=top_v, quantiles=quant, q99=q99,
+        exact_max=emax, exact_argmax=argmax, relative_gap=(emax - top) / rng, p_top=p_top,
+        expected_top=n * p_top, unreachable=bool(n * p_top < 1.0), hit_radius=hr, p_hit=p_hit,
+        coverage_level=float(q99.upper), coverage_radius=cr,
+        coverage=k / len(inside) if len(inside) else math.nan,
+        coverage_ci=wilson(k, len(inside)), num_samples=n,
     )  # fmt: skip
 
 
@@ -177,43 +245,39 @@ def dataset_examples(
     num_samples: int = 1024,
     num_examples: int = 8,
     num_coverage: int = 20000,
+    q: float = 0.99,
     hit_radius: float | None = None,
     coverage_radius: float | None = None,
+    context: Context | None = None,
 ) -> DatasetExamplesResult | tuple[DatasetExamplesResult, ...]:
     """The ``num_examples`` top-activating inputs among ``num_samples`` data samples.
 
-    One sample is drawn and shared by every member of an ensemble (one forward
-    pass vmapped over the stacked parameters); the exact scores loop over
-    members. ``num_coverage`` fresh samples estimate the coverage score.
-    ``hit_radius`` (default 2% of the domain's diagonal) and ``coverage_radius``
-    (default 5%) are input-space distances. See :class:`DatasetExamplesResult`.
+    One sample is drawn and shared by every member of an ensemble (one forward pass
+    vmapped over the stacked parameters); the exact scores use each member's analysis.
+    ``num_coverage`` fresh samples estimate the coverage score. ``hit_radius`` (default
+    2% of the domain's diagonal; 0.5 on finite domains, i.e. the input itself) and
+    ``coverage_radius`` (default 5%; 0.5) are input-space distances; ``q`` the quantile
+    the top example is held to. See :class:`DatasetExamplesResult`.
     """
     where = "dataset_examples"
-    net = as_nets(where, model)
-    for name, v in (("num_samples", num_samples), ("num_examples", num_examples),
-                    ("num_coverage", num_coverage)):  # fmt: skip
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise fail(where, name, v, "a positive integer")
+    check_key(where, key)
+    ctx = context_for(where, model, dist, context)
+    num_samples = positive_int(where, "num_samples", num_samples)
+    num_examples = positive_int(where, "num_examples", num_examples)
+    num_coverage = positive_int(where, "num_coverage", num_coverage)
+    q = check_float(where, "q", q, minimum=0.5, maximum=1.0)
     if num_examples > num_samples:
         raise fail(where, "num_examples", num_examples, f"<= num_samples = {num_samples}")
-    _, flat = flat_index(where, net.widths, neuron)
+    if not (is_plane(dist) or is_finite(dist)):
+        ctx.analysis(0, where)  # raises NotApplicable saying why
+    nid, flat = ctx.members.flat(where, neuron)
+    ctx.analysis(0, where)  # fail before sampling if there is no exact answer
     k1, k2 = jax.random.split(key)
-    x = np.asarray(dist.sample(k1, num_samples).x, np.float64)
-    cover = np.asarray(dist.sample(k2, num_coverage, dtype=jnp.float32).x, np.float64)
-    vals = sample_values(net, x)[:, :, flat]
-    out = tuple(
-        score_examples(
-            net,
-            m,
-            dist,
-            neuron,
-            x,
-            vals[m],
-            cover,
-            num_examples=num_examples,
-            hit_radius=hit_radius,
-            coverage_radius=coverage_radius,
-        )  # fmt: skip
-        for m in range(net.num_members)
-    )
-    return out if net.ensemble else out[0]
+    x = to_f64(dist.sample(k1, num_samples).x)
+    cover = to_f64(dist.sample(k2, num_coverage, dtype=jnp.float32).x)
+    vals = to_f64(flat_values(ctx.members.stacked, f32(x)))[..., flat]
+    return ctx.members.result([
+        score_examples(ctx, m, str(nid), x, vals[m], cover, num_examples=num_examples, q=q,
+                       hit_radius=hit_radius, coverage_radius=coverage_radius)
+        for m in range(ctx.members.num_members)
+    ])  # fmt: skip
