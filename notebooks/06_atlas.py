@@ -224,7 +224,7 @@ while True:
     assert page.address == target  # the link leads to the right page
 
 # self-check: the parsed weights are the model's (to the 4 decimals the page shows)
-layers, _ = model.affine_layers()
+layers = model.to_network().dense_layers()
 for k, (src, weight, dst) in enumerate(path):
     i, j = int(src.split(":")[1]), int(dst.split(":")[1])
     assert abs(layers[k + 1][0][i, j] - weight) < 1e-4, (src, dst)  # layer k+1 leaves hidden_k

@@ -114,7 +114,7 @@ def test_neuron_page_content(run, atlas):
     assert "0.1250" in text and "0.7500" in text  # feature-visualization scores
     assert "3.2500" in text  # dataset example
     # weights: every incoming weight listed; outgoing ones link to the next layer's pages
-    (w0, _), (w1, _), _ = run.model(0).affine_layers()[0]
+    (w0, _), (w1, _), _ = run.model(0).to_network().dense_layers()
     for i in range(2):
         assert f"{w0[i, 0]:+.4f}" in text
     for j in range(2):

@@ -109,7 +109,7 @@ def run_dir(tmp_path_factory):
 def test_toylab_check_exit_codes_and_report(run_dir, tmp_path, capsys):
     from toylab.runs import load_run
 
-    (W, b), _ = load_run(run_dir).model(0).affine_layers()[0][0], None
+    W, b = load_run(run_dir).model(0).to_network().dense_layers()[0]
     # true by construction: each unit fires only on its own half-plane; false: its opposite
     own = (f'region = {{ kind = "halfplane", normal = [{float(W[0, 0])!r}, {float(W[1, 0])!r}], '
            f"offset = {float(-b[0])!r} }}")  # fmt: skip

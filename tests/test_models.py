@@ -45,8 +45,9 @@ def test_mlp_matches_numpy_forward_and_exposes_every_layer(act):
     acts = activations(model, jnp.asarray(x))
     assert set(acts) == {"input", "hidden_0.pre", "hidden_0", "hidden_1.pre", "hidden_1", "output"}
     assert {k: v.shape[-1] for k, v in acts.items()} == model.widths
-    layers, act_names = model.affine_layers()
-    assert act_names == [act, act]
+    net = model.to_network()
+    layers, act_names = net.dense_layers(), net.activations
+    assert act_names == (act, act, "identity")
     if act in NP_ACTS:
         ref = numpy_forward(layers, NP_ACTS[act], x.astype(np.float64))
         np.testing.assert_allclose(np.asarray(acts["output"]), ref, rtol=1e-4, atol=1e-5)

@@ -41,7 +41,8 @@ def test_networks_are_mlps_equal_to_from_weights(model, data):
     assert widths[0] == 2 and widths[-1] == 2 and 1 <= len(widths) - 2 <= 2
     assert all(1 <= w <= 3 for w in widths[1:-1])
     assert model.activation in ("relu", "leaky_relu", "abs", "hardtanh", "tanh")
-    layers, acts = model.affine_layers()
+    net = model.to_network()
+    layers, acts = net.dense_layers(), net.hidden_activations
     ref = MLP.from_weights([w for w, _ in layers], [b for _, b in layers], acts[0])
     x = data.draw(
         st.lists(points(__import__("toylab").distributions.two_blobs()), min_size=4, max_size=4)
@@ -59,7 +60,7 @@ def test_networks_include_degenerate_weights():
     @settings(max_examples=60, deadline=None, database=None)
     @given(networks(activations=("relu",), max_width=3, max_depth=1))
     def collect(model):
-        (W, b), _ = model.affine_layers()[0][0], None
+        W, b = model.to_network().dense_layers()[0]
         if (np.abs(W).max(0) == 0).any():
             seen.add("zero column")
         if W.shape[1] > 1 and any(np.array_equal(W[:, i], W[:, j]) and b[i] == b[j]

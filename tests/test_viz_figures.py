@@ -137,7 +137,7 @@ def test_tuning_curve_from_model_is_the_forward_pass(net):
     t = np.linspace(-2, 2, 9)
     pts = np.stack([t, np.zeros_like(t)], 1)
     disp = TuningCurveDisplay.from_model(model, "hidden_0:0", pts, t)
-    w0, b0 = model.affine_layers()[0][0]
+    w0, b0 = model.to_network().dense_layers()[0]
     np.testing.assert_allclose(disp.exact, np.maximum(pts @ w0[:, 0] + b0[0], 0), atol=1e-6)
 
 

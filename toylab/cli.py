@@ -88,7 +88,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     import jax
 
-    from toylab.report import write_report
+    from toylab.report import write_comparison, write_report
     from toylab.runs import start_run
 
     n = len(config.seeds)
@@ -100,6 +100,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     with progress.task("scoring sampled methods against the exact answer"):
         scores = compare_run(run, key=jax.random.key(0))
+    write_comparison(run, scores)
     report = write_report(run, compare=scores, progress=progress)
     print(f"report: {report}")
     from toylab.viz.atlas import compare_inputs, write_atlas

@@ -37,7 +37,7 @@ from toylab._errors import ToylabError
 from toylab._progress import QUIET, Progress
 from toylab.runs.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-__all__ = ["finite_accuracy", "fmt_number", "write_report"]
+__all__ = ["finite_accuracy", "fmt_number", "write_comparison", "write_report"]
 
 #: members drawn in the data figure; the caption names which when there are more
 MAX_DATA_PANELS = 16
@@ -95,11 +95,10 @@ def _stored_compare(run: Any) -> tuple[Any, str | None]:
     if not path.exists():
         return None, None
     try:
-        from toylab.methods.compare import CompareConfig, CompareResult
+        from toylab.methods.compare import CompareResult
 
         data = json.loads(path.read_text(encoding="utf-8"))
-        result = CompareResult(tuple(data["rows"]), data["summary"],
-                               CompareConfig(**data["config"]), float(data["seconds"]))  # fmt: skip
+        result = CompareResult.from_json(data)
         from toylab.methods import report_lines
 
         report_lines(result)  # every field it needs is there
@@ -109,6 +108,19 @@ def _stored_compare(run: Any) -> tuple[Any, str | None]:
             "rerun `toylab compare` to refresh it."
         )
     return result, None
+
+
+def write_comparison(run: Any, result: Any) -> Path:
+    """Store a :class:`toylab.methods.CompareResult` in the run: ``compare/compare.csv`` and
+    ``compare/compare.json`` (atomically; strict JSON, non-finite numbers as null). The
+    report and the atlas show the stored comparison. Returns the JSON file's path."""
+    from toylab.runs.io import atomic_write_json, atomic_write_text
+
+    out = Path(run.path) / "compare"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "compare.csv", result.to_csv())
+    atomic_write_json(out / "compare.json", result.to_json())
+    return out / "compare.json"
 
 
 def _bayes(dist: Any, progress: Progress) -> Any:

@@ -36,7 +36,7 @@ from toylab.claims._schema import Kind, Param
 from toylab.claims._search import wilson
 from toylab.exact import Analysis, active_region, analyze, clip_convex, polygon_area
 from toylab.exact import region_moments as _region_moments
-from toylab.network import Network, as_network
+from toylab.network import Network
 from toylab.neurons import NeuronId
 from toylab.tiers import weakest
 
@@ -684,23 +684,14 @@ def _matches_pointwise(ctx: Context, nid: NeuronId, p: dict, x: Any, xp: Any) ->
     return float(p["tol"]) - xp.abs(ctx.values(x, nid, xp) - other.values(x, onid, xp))
 
 
-def _as_model(model: Any) -> Any:
-    """Transition shim: toylab.circuits still takes models (``affine_layers``)."""
-    if hasattr(model, "affine_layers"):
-        return model
-    from toylab.models import from_network
-
-    return from_network(as_network(model, "matches_circuit").numpy())
-
-
 def _matches_exact(ctx: Context, nid: NeuronId, p: dict) -> dict | None:
     if ctx.plane is not None:
         return None
     from toylab.circuits import functional_distance
 
     res = functional_distance(
-        _as_model(ctx.model),
-        _as_model(p["circuit"]),
+        ctx.model,
+        p["circuit"],
         ctx.dist,
         neurons={str(nid): str(p["circuit_neuron"])},
     )

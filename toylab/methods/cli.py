@@ -20,6 +20,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import jax
 
     from toylab.methods.compare import CompareConfig, compare_run, report_lines
+    from toylab.report import write_comparison
     from toylab.runs import load_run
 
     run = load_run(args.run_dir)
@@ -40,7 +41,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ):
         res = compare_run(run, key=jax.random.key(args.seed), budgets=cfg)
     print("\n".join(report_lines(res)))
-    print(f"written: {run.path / 'compare' / 'compare.csv'} and compare.json "
+    written = write_comparison(run, res)
+    print(f"written: {written.with_suffix('.csv')} and {written.name} "
           "(the run's report and atlas show them when next written)")  # fmt: skip
     return 0
 

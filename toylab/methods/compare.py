@@ -195,6 +195,24 @@ class CompareResult:
             w.writerow(dataclasses.asdict(r))
         return buf.getvalue()
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CompareResult:
+        """The inverse of :meth:`to_json` (``None`` in a float field reads back as NaN)."""
+        floats = {f.name for f in dataclasses.fields(CompareRow) if f.type in ("float", float)}
+
+        def row(r: dict[str, Any]) -> CompareRow:
+            fields: dict[str, Any] = {
+                k: (math.nan if v is None and k in floats else v) for k, v in r.items()
+            }
+            return CompareRow(**fields)
+
+        rows = tuple(row(r) for r in data["rows"])
+        return cls(
+            rows=rows, summary=data["summary"], config=CompareConfig(**data["config"]),
+            seconds=float(data["seconds"]), timings=dict(data["timings"]),
+            num_analyses=int(data["num_analyses"]),
+        )  # fmt: skip
+
     def to_json(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:
             if isinstance(v, float) and not math.isfinite(v):

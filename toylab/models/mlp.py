@@ -118,11 +118,6 @@ class MLP(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.to_network()(x)
 
-    def affine_layers(self) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str]]:
-        """Transition shim: float64 ``(W, b)`` pairs and hidden activations."""
-        net = self.to_network()
-        return net.dense_layers(np.float64), list(net.hidden_activations)
-
     def with_network(self, net: Network) -> MLP:
         """A model of this class holding ``net``'s parameters (the dtype of ``net``'s arrays)."""
         where = f"{type(self).__name__}.with_network"

@@ -385,7 +385,7 @@ def _check_memory(config: ExperimentConfig, dist: Any, num_members: int) -> None
 
 def _validate(config: ExperimentConfig) -> ExperimentConfig:
     """Everything that can be checked before a file is written; returns the resolved config."""
-    from toylab.train.core import _loss_fn
+    from toylab.train.core import loss_function
 
     config = config.resolved()
     dist = config.make_distribution()
@@ -394,7 +394,7 @@ def _validate(config: ExperimentConfig) -> ExperimentConfig:
     ensemble, _ = init_ensemble(
         dist, config.model, config.train, config.seeds, config.sweep, abstract=True
     )
-    _loss_fn(config.train, dist)
+    loss_function(config.train.loss, dist)
     _check_memory(config, dist, ensemble.num_members)
     return config
 

@@ -202,7 +202,7 @@ def write_atlas(
     env = jinja2.Environment(
         loader=jinja2.DictLoader(_template_dict()), autoescape=True, keep_trailing_newline=True
     )
-    if not hasattr(run.model(0), "affine_layers"):
+    if run.config.model.kind not in ("mlp", "onehot_mlp"):
         raise ToylabError(
             f"write_atlas: the atlas needs MLP members (kind 'mlp' or 'onehot_mlp'), got "
             f"{type(run.model(0)).__name__}. 'toylab report DIR' reports this run."
@@ -290,7 +290,7 @@ def write_atlas(
             mdir = out / f"member{m}"
             (mdir / "img").mkdir(parents=True, exist_ok=True)
             k = int(nid.layer.split("_")[1])
-            layers_w, _ = model.affine_layers()
+            layers_w = model.to_network().dense_layers()
             page = _neuron_page(
                 env=env, out=out, mdir=mdir, run_name=run_name, member=m,
                 label=labels[m], nid=nid, ids=ids, j=j, k=k, model=model,

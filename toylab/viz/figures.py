@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from toylab._errors import ToylabError
+from toylab.network import as_network
 from toylab.viz.maps import CLASS_COLORS, CMAP, NeuronMapDisplay, symmetric_norm
 
 __all__ = [
@@ -412,7 +413,7 @@ class CircuitDisplay:
         threshold: float = 0.05,
         title: str = "circuit",
     ) -> CircuitDisplay:
-        layers, _ = model.affine_layers()
+        layers = as_network(model, "CircuitDisplay.from_model").untied().dense_layers()
         return cls.from_weights([w for w, _ in layers], labels, threshold=threshold, title=title)
 
     @classmethod

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from toylab._errors import ToylabError
-from toylab.models import MLP, activations
-from toylab.network import Network
+from toylab.models import activations
+from toylab.network import Network, as_network
 from toylab.neurons import NeuronId, neuron_ids, resolve
 
 CMAP = "RdBu_r"
@@ -42,13 +42,13 @@ def _box2d(dist_or_box: Any):
 def grid_values(model: Any, box: Any, num: int = 200) -> tuple[np.ndarray, np.ndarray, dict]:
     """Forward pass on a ``num x num`` grid over a 2-D box: ``(xx, yy, {layer: (num, num, width)})``.
 
-    Plain MLPs are evaluated in float64 NumPy (no JAX compilation per model), others
-    through :func:`toylab.models.activations`."""
+    Networks and toylab models are evaluated in float64 NumPy (no JAX compilation per
+    model), other modules through :func:`toylab.models.activations`."""
     xx, yy = box.grid(num)
     flat = np.stack([xx.ravel(), yy.ravel()], -1)
-    if type(model) is MLP:  # exact float64 NumPy pass: no compilation per model
-        layers, acts_names = model.affine_layers()
-        raw: dict[str, Any] = Network.from_layers(layers, acts_names).forward(flat)
+    if isinstance(model, Network) or hasattr(model, "to_network"):
+        # the float64 NumPy pass of the network value: no compilation per model
+        raw: dict[str, Any] = as_network(model).numpy(np.float64).forward(flat)
     else:
         raw = activations(model, jnp.asarray(flat, jnp.float32))
     acts = {k: np.asarray(v).reshape(num, num, -1) for k, v in raw.items()}
