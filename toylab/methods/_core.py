@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -62,8 +62,8 @@ MISLEAD_FRACTION = 0.05
 # --------------------------------------------------------------------------- results
 
 
-@runtime_checkable
-class MethodResult(Protocol):
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class MethodResult:
     """The fields every sampled-method result exposes (one meaning each).
 
     * ``sampled``: the method's headline answer; ``exact``: its exact counterpart (the
@@ -85,41 +85,22 @@ class MethodResult(Protocol):
     score: ClassVar[str]
     error_measure: ClassVar[str]
 
-    @property
-    def neuron(self) -> str: ...
+    neuron: str
+    sampled: float
+    exact: float
+    error: float
+    error_tier: Tier
+    exact_error: float
+    misleads: bool
+    num_forward: int
+    num_backward: int
+    units: str = "activation"
+    tier: Tier = "sampled"
 
     @property
-    def sampled(self) -> float: ...
-
-    @property
-    def exact(self) -> float: ...
-
-    @property
-    def error(self) -> float: ...
-
-    @property
-    def error_tier(self) -> Tier: ...
-
-    @property
-    def exact_error(self) -> float: ...
-
-    @property
-    def misleads(self) -> bool: ...
-
-    @property
-    def num_forward(self) -> int: ...
-
-    @property
-    def num_backward(self) -> int: ...
-
-    @property
-    def units(self) -> str: ...
-
-    @property
-    def tier(self) -> Tier: ...
-
-    @property
-    def detail(self) -> str: ...
+    def detail(self) -> str:
+        """Method-specific facts, one line (each result class says more)."""
+        return ""
 
 
 # --------------------------------------------------------------------------- members

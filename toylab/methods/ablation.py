@@ -39,6 +39,7 @@ from toylab._validate import check_array, check_choice, check_int
 from toylab.methods._core import (
     Context,
     EditedAccuracy,
+    MethodResult,
     check_key,
     context_for,
     f32,
@@ -57,8 +58,8 @@ __all__ = ["EditResult", "PatchResult", "ablation", "activation_patching", "edit
 _MODES = ("zero", "mean", "resample")
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class EditResult:
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class EditResult(MethodResult):
     """The effect of an edit on accuracy and loss: exact where possible, sampled beside it.
 
     Uniform fields (:class:`toylab.methods.MethodResult`): ``sampled`` is the sampled
@@ -82,15 +83,6 @@ class EditResult:
     method: ClassVar[str] = "ablation"
     score: ClassVar[str] = "change in accuracy"
     error_measure: ClassVar[str] = "|sampled change - exact change|"
-    neuron: str
-    sampled: float
-    exact: float
-    error: float
-    error_tier: Tier
-    exact_error: float
-    misleads: bool
-    num_forward: int
-    num_backward: int
     edit: str
     exact_accuracy: float
     exact_accuracy_edited: float | None
@@ -311,8 +303,8 @@ def edit_weights(
     return members.result(out)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class PatchResult:
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class PatchResult(MethodResult):
     """Activation patching: ``neuron``'s value at ``x`` replaced by its value at ``x_source``.
 
     Deterministic (``tier = "exact"``: the float32 pass differs from the float64 one by
@@ -331,15 +323,6 @@ class PatchResult:
     method: ClassVar[str] = "activation_patching"
     score: ClassVar[str] = "largest change of an output"
     error_measure: ClassVar[str] = "max |float32 - float64| over the outputs"
-    neuron: str
-    sampled: float
-    exact: float
-    error: float
-    error_tier: Tier
-    exact_error: float
-    misleads: bool
-    num_forward: int
-    num_backward: int
     x: np.ndarray
     x_source: np.ndarray
     logits: np.ndarray

@@ -29,6 +29,7 @@ from toylab._errors import NotApplicable, fail
 from toylab.methods._core import (
     MISLEAD_FRACTION,
     Members,
+    MethodResult,
     as_members,
     f32,
     flat_gradients,
@@ -40,8 +41,8 @@ from toylab.tiers import Tier
 __all__ = ["AttributionResult", "attribution"]
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class AttributionResult:
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class AttributionResult(MethodResult):
     """Attributions of ``neuron`` at ``x`` from ``baseline``.
 
     Uniform fields (:class:`toylab.methods.MethodResult`): ``sampled`` is the sum of the
@@ -62,15 +63,6 @@ class AttributionResult:
     method: ClassVar[str] = "attribution"
     score: ClassVar[str] = "sum of integrated gradients"
     error_measure: ClassVar[str] = "max_i |Riemann IG_i - exact IG_i|"
-    neuron: str
-    sampled: float
-    exact: float
-    error: float
-    error_tier: Tier
-    exact_error: float
-    misleads: bool
-    num_forward: int
-    num_backward: int
     x: np.ndarray
     baseline: np.ndarray
     gradient: np.ndarray

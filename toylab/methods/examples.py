@@ -39,6 +39,7 @@ from toylab._errors import fail
 from toylab._validate import check_float
 from toylab.methods._core import (
     Context,
+    MethodResult,
     check_key,
     context_for,
     f32,
@@ -55,8 +56,8 @@ from toylab.tiers import Tier, weakest
 __all__ = ["DatasetExamplesResult", "dataset_examples"]
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class DatasetExamplesResult:
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class DatasetExamplesResult(MethodResult):
     """Top-k examples among N samples vs the exact activation distribution.
 
     Uniform fields (:class:`toylab.methods.MethodResult`): ``sampled`` is the top
@@ -83,15 +84,6 @@ class DatasetExamplesResult:
     method: ClassVar[str] = "dataset_examples"
     score: ClassVar[str] = "top value vs the exact 0.99-quantile"
     error_measure: ClassVar[str] = "max(0, exact quantile - top value)"
-    neuron: str
-    sampled: float
-    exact: float
-    error: float
-    error_tier: Tier
-    exact_error: float
-    misleads: bool
-    num_forward: int
-    num_backward: int
     examples: np.ndarray
     values: np.ndarray
     quantiles: np.ndarray

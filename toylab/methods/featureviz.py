@@ -34,6 +34,7 @@ from toylab.methods._core import (
     MISLEAD_FRACTION,
     Context,
     Members,
+    MethodResult,
     check_key,
     context_for,
     domain_box,
@@ -50,8 +51,8 @@ __all__ = ["FeatureVisResult", "feature_visualization"]
 _OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class FeatureVisResult:
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class FeatureVisResult(MethodResult):
     """Gradient ascent from many starts vs the exact maxima over the domain box.
 
     Uniform fields (:class:`toylab.methods.MethodResult`): ``sampled`` is the best
@@ -76,15 +77,6 @@ class FeatureVisResult:
     method: ClassVar[str] = "feature_visualization"
     score: ClassVar[str] = "max over the domain box"
     error_measure: ClassVar[str] = "exact max - best value"
-    neuron: str
-    sampled: float
-    exact: float
-    error: float
-    error_tier: Tier
-    exact_error: float
-    misleads: bool
-    num_forward: int
-    num_backward: int
     starts: np.ndarray
     endpoints: np.ndarray
     values: np.ndarray

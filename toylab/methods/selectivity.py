@@ -29,6 +29,7 @@ import numpy as np
 from toylab._validate import check_float
 from toylab.methods._core import (
     Context,
+    MethodResult,
     check_key,
     context_for,
     f32,
@@ -42,8 +43,8 @@ from toylab.tiers import Tier
 __all__ = ["SelectivityResult", "selectivity"]
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class SelectivityResult:
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class SelectivityResult(MethodResult):
     """Per-group (and per-class) activation mass of one neuron, exact vs sampled.
 
     Uniform fields (:class:`toylab.methods.MethodResult`): ``sampled`` and ``exact`` are
@@ -62,15 +63,6 @@ class SelectivityResult:
     method: ClassVar[str] = "selectivity"
     score: ClassVar[str] = "selectivity index (top share - second share)"
     error_measure: ClassVar[str] = "|sampled index - exact index|"
-    neuron: str
-    sampled: float
-    exact: float
-    error: float
-    error_tier: Tier
-    exact_error: float
-    misleads: bool
-    num_forward: int
-    num_backward: int
     groups: str
     exact_mass: np.ndarray
     mass: np.ndarray

@@ -47,6 +47,7 @@ from toylab.methods._core import (
     MISLEAD_FRACTION,
     Context,
     Members,
+    MethodResult,
     check_key,
     context_for,
     domain_box,
@@ -121,8 +122,8 @@ def path_points(path: Line | Circle, t: np.ndarray) -> np.ndarray:
     return c + np.cos(t)[..., None] * v + np.sin(t)[..., None] * perp
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class SweepResult:
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class SweepResult(MethodResult):
     """A sampled sweep along a path vs the exact curve.
 
     Uniform fields (:class:`toylab.methods.MethodResult`): ``sampled`` is the largest
@@ -147,15 +148,6 @@ class SweepResult:
     method: ClassVar[str] = "sweep"
     score: ClassVar[str] = "max along the path"
     error_measure: ClassVar[str] = "max |sampled polyline - exact curve| along the path"
-    neuron: str
-    sampled: float
-    exact: float
-    error: float
-    error_tier: Tier
-    exact_error: float
-    misleads: bool
-    num_forward: int
-    num_backward: int
     path: Line | Circle
     t: np.ndarray
     values: np.ndarray
@@ -318,8 +310,8 @@ def sweep(
     )
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class JointTuningResult:
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class JointTuningResult(MethodResult):
     """Top dataset examples rotated about a point: sampled vs exact tuning curves.
 
     Uniform fields (:class:`toylab.methods.MethodResult`): ``sampled`` and ``exact`` are
@@ -343,15 +335,6 @@ class JointTuningResult:
     method: ClassVar[str] = "joint_tuning"
     score: ClassVar[str] = "peak angle of the top example"
     error_measure: ClassVar[str] = "max wrapped peak-angle error over the rotated examples"
-    neuron: str
-    sampled: float
-    exact: float
-    error: float
-    error_tier: Tier
-    exact_error: float
-    misleads: bool
-    num_forward: int
-    num_backward: int
     center: np.ndarray
     examples: np.ndarray
     angles: np.ndarray
@@ -553,8 +536,8 @@ class Subfamily:
         return rows, np.arange(len(rows), dtype=np.float64)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class SubfamilySweepResult:
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class SubfamilySweepResult(MethodResult):
     """A sampled tuning curve over a finite sub-family vs the exact (finite-table) curve.
 
     Uniform fields (:class:`toylab.methods.MethodResult`): ``sampled`` is the best
@@ -579,15 +562,6 @@ class SubfamilySweepResult:
     method: ClassVar[str] = "sweep"
     score: ClassVar[str] = "max over the sub-family"
     error_measure: ClassVar[str] = "max |sampled curve - exact curve| over the sub-family"
-    neuron: str
-    sampled: float
-    exact: float
-    error: float
-    error_tier: Tier
-    exact_error: float
-    misleads: bool
-    num_forward: int
-    num_backward: int
     path: Subfamily
     rows: np.ndarray
     t: np.ndarray

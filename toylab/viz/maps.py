@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from toylab._errors import ToylabError
+from toylab.distributions.base import Box
 from toylab.models import activations
 from toylab.network import Network, as_network
 from toylab.neurons import NeuronId, neuron_ids, resolve
@@ -110,7 +111,7 @@ class NeuronMapDisplay:
         if grid is None:
             if domain is None:
                 geo = analysis.geometry.domain
-                domain = _PolygonBox(geo.min(0), geo.max(0))
+                domain = Box(tuple(map(float, geo.min(0))), tuple(map(float, geo.max(0))))
             grid = grid_values(model, _box2d(domain), num)
         xx, yy, acts = grid
         pts = {k: np.asarray(v, np.float64).reshape(-1, 2) for k, v in (points or {}).items()}
@@ -191,17 +192,6 @@ _POINT_STYLES: dict[str, dict[str, Any]] = {
                        "linewidths": 1.4},
     "other": {"marker": "D", "s": 40, "color": "w", "edgecolors": "k", "linewidths": 1},
 }  # fmt: skip
-
-
-@dataclasses.dataclass(frozen=True)
-class _PolygonBox:
-    low: tuple[float, ...]
-    high: tuple[float, ...]
-
-    def grid(self, num: int) -> tuple[np.ndarray, np.ndarray]:
-        xs = np.linspace(self.low[0], self.high[0], num)
-        ys = np.linspace(self.low[1], self.high[1], num)
-        return np.meshgrid(xs, ys)
 
 
 def exact_overlays(analysis: Any, neuron: str | NeuronId) -> dict[str, Any]:
