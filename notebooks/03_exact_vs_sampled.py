@@ -61,16 +61,8 @@ import numpy as np
 from scipy.special import ndtr
 
 from toylab.distributions import two_blobs
-from toylab.exact import analyze
-from toylab.methods import (
-    Line,
-    attribution,
-    dataset_examples,
-    exact_cdf,
-    feature_visualization,
-    local_maxima,
-    sweep,
-)
+from toylab.exact import activation_cdf, analyze, local_maxima
+from toylab.methods import Line, attribution, dataset_examples, feature_visualization, sweep
 from toylab.models import MLP
 from toylab.viz import NeuronMapDisplay, TuningCurveDisplay
 
@@ -147,7 +139,7 @@ plt.show()
 # %%
 fv = feature_visualization(bumps, dist, NEURON, key=key, num_starts=num_starts,
                            num_steps=num_steps)  # fmt: skip
-print(f"best value found: {fv.best_value:.4f}   exact max: {fv.exact_max:.4f}")
+print(f"best value found: {fv.sampled:.4f}   exact max: {fv.exact:.4f}")
 print(f"fraction of starts that reach the exact max: {fv.fraction_at_max:.3f}")
 for v, n in zip(fv.local_max_values, fv.basin_counts, strict=True):
     print(f"  local max {v:.2f}: {n:4d} of {num_starts} endpoints")
@@ -180,7 +172,7 @@ plt.show()
 # %%
 rng = np.random.default_rng(seed)
 q = fv.fraction_at_max
-hit = fv.values >= fv.exact_max - 0.01 * (fv.exact_max - fv.exact_min)
+hit = fv.values >= fv.exact - 0.01 * (fv.exact - fv.exact_min)
 S = np.array([1, 2, 4, 8, 16, 32, 64])
 miss = np.array([np.mean(~hit[rng.integers(0, len(hit), (2000, s))].any(1)) for s in S])
 fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -200,17 +192,17 @@ plt.show()
 # probability `Φ(−5) ≈ 2.9e-7`, yet its maximum over the domain (the box holding all
 # but 1e-9 of the mass) sits on the top edge. `dataset_examples` takes the top
 # activations among `num_samples` samples and scores them with the neuron's **exact**
-# activation distribution (`exact_cdf`: the mixture mass of every region clipped at a
-# level, in closed form).
+# activation distribution (`toylab.exact.activation_cdf`: the mixture mass of every region
+# clipped at a level, in closed form).
 
 # %%
 far = MLP.from_weights([[[0.0], [1.0]], [[1.0, -1.0]]], [[-5.0], [0.0, 0.0]])
 far_exact = analyze(far, dist)
 de = dataset_examples(far, dist, "hidden_0:0", key=jax.random.fold_in(key, 1),
                       num_samples=num_samples, num_examples=8)  # fmt: skip
-p_fire = 1 - exact_cdf(far_exact, dist, "hidden_0", 0, [0.0], strict=False)[0]
+p_fire = 1 - activation_cdf(far_exact, "hidden_0:0", [0.0], strict=False)[0]
 print(f"exact P(fires) = {p_fire:.4e}   closed form Φ(−5) = {ndtr(-5.0):.4e}")
-print(f"top example value {de.top_value:.3f} vs exact max {de.exact_max:.3f} at "
+print(f"top example value {de.sampled:.3f} vs exact max {de.exact_max:.3f} at "
       f"{np.round(de.exact_argmax, 2)}  (relative gap {de.relative_gap:.2f})")  # fmt: skip
 print(f"expected number of samples in the top 5% of the range: {de.expected_top:.2e}"
       f"  -> unreachable: {de.unreachable}")  # fmt: skip
@@ -237,7 +229,7 @@ NeuronMapDisplay.from_analysis(
 NeuronMapDisplay.from_analysis(
     far, "hidden_0:0", far_exact, num=map_size,
     points={"start": fv_far.starts[shown], "end": fv_far.endpoints[shown]},
-    title=f"feature visualization: best {fv_far.best_value:.2f} of exact {fv_far.exact_max:.2f}",
+    title=f"feature visualization: best {fv_far.sampled:.2f} of exact {fv_far.exact:.2f}",
 ).plot(axes[1])  # fmt: skip
 plt.show()
 
@@ -253,7 +245,8 @@ plt.show()
 # %%
 coarse = sweep(bumps, dist, NEURON, key=key, path=axis, num_points=8)
 x1_coarse = low[0] + coarse.t * (high[0] - low[0])
-print(f"8-point sweep: max error {coarse.max_error:.3f}, missed breakpoints "
+print(f"8-point sweep: max error {coarse.error:.3f} (at most {coarse.max_error_bound:.3f}), "
+      f"missed breakpoints "
       f"{coarse.missed_breakpoints} of {len(coarse.breakpoints)}")  # fmt: skip
 disp = TuningCurveDisplay.from_model(bumps, NEURON, pts_exact, x1_exact, xlabel="x1 (x2 = 0)")
 disp.plot()
@@ -278,8 +271,8 @@ for m in (8, 64):
     print(f"m = {m:3d}: sampled IG {np.round(ig.integrated_gradients, 4)}, "
           f"exact IG {np.round(ig.exact_integrated_gradients, 4)} ({ig.num_pieces} pieces)")  # fmt: skip
     print(f"         completeness gap: sampled {ig.completeness_gap:+.2e}, "
-          f"exact {ig.exact_completeness_gap:+.1e}")  # fmt: skip
-assert abs(ig.exact_completeness_gap) < 1e-9  # self-check: exact IG is complete
+          f"exact {ig.exact_error:.1e}")  # fmt: skip
+assert ig.exact_error < 1e-9  # self-check: exact IG is complete
 
 # %% [markdown]
 # ## 6. Convergence: error vs budget
@@ -299,9 +292,9 @@ sweep_err = np.zeros(len(budgets))
 for i, m in enumerate(budgets):
     for x_end, x_base in paths:
         r = attribution(bumps, NEURON, x_end, baseline=x_base, num_steps=m)
-        ig_err[i] += r.ig_error / num_paths
+        ig_err[i] += r.error / num_paths
         path = Line(tuple(x_base), tuple(x_end))
-        sweep_err[i] += sweep(bumps, dist, NEURON, key=key, path=path, num_points=m).max_error
+        sweep_err[i] += sweep(bumps, dist, NEURON, key=key, path=path, num_points=m).error
 sweep_err /= num_paths
 slope_ig = np.polyfit(np.log(budgets), np.log(ig_err), 1)[0]
 slope_sw = np.polyfit(np.log(budgets), np.log(sweep_err), 1)[0]
@@ -332,8 +325,9 @@ print(f"notebook ran in {time.perf_counter() - start:.1f} s")
 #    pulling the input towards the centre) or `budget=3.0` (a ball constraint). Which
 #    maximum does it report now? Is that still "what the neuron detects"?
 # 3. **Reachable after all?** Move the far neuron's threshold: `relu(x2 − t)` for
-#    t = 1, 2, 3, 4. For each, compare `de.top_value` with `de.exact_max` and
-#    `de.q99`, and find the smallest `num_samples` for which `de.unreachable` is False.
+#    t = 1, 2, 3, 4. For each, compare `de.sampled` with `de.exact_max` and `de.exact` (the
+#    exact 0.99-quantile), and find the smallest `num_samples` for which `de.unreachable`
+#    is False.
 # 4. **A trained network.** Take the best member from notebook 02 and run
 #    `toylab.methods.compare(model, dist, key=key)` on it. Which method misleads most
 #    often (`summary[...]`), and on which neurons?

@@ -105,7 +105,7 @@ def test_superposition_report_is_not_a_table_of_nan(tmp_path, capsys):
 
 def test_report_keeps_the_stored_comparison(tmp_path):
     """`toylab report DIR` after `toylab compare DIR` keeps the methods section (it was
-    dropped before). The stored file is the one compare_run writes."""
+    dropped before). The stored file is the one the CLI writes (report.write_comparison)."""
     from toylab.methods.compare import CompareConfig, CompareResult
 
     cfg = {"name": "cmp", "seeds": [0], "distribution": {"name": "two_blobs"},
@@ -114,13 +114,15 @@ def test_report_keeps_the_stored_comparison(tmp_path):
     run = start_run(parse_config(cfg), tmp_path / "run")
     assert "Sampled methods vs the exact answer" not in write_report(run).read_text()
     from toylab.methods.compare import METHODS
-    from toylab.runs.io import atomic_write_json
+    from toylab.report import write_comparison
 
     summary = {m: {"rows": 2, "misleads": 1, "rate": 0.5, "neurons": ["m0/hidden_0:1"]}
                for m in METHODS}  # fmt: skip
     summary["unreachable"] = 0
-    res = CompareResult((), summary, CompareConfig.quick(), 1.5)
-    atomic_write_json(run.path / "compare" / "compare.json", res.to_json())
+    res = CompareResult((), summary, CompareConfig.quick(), 1.5, {"exact analysis": 1.0}, 1)
+    write_comparison(run, res)
+    assert CompareResult.from_json(json.loads((run.path / "compare" / "compare.json")
+                                              .read_text())).summary == summary  # fmt: skip
     text = write_report(run).read_text()
     assert "## Sampled methods vs the exact answer" in text
     assert "| feature_visualization | 2 | 1 | 50% | m0/hidden_0:1 |" in text

@@ -173,7 +173,7 @@ def write_atlas(
     mapping keyed by ``(member, "hidden_0:3")`` or by ``"hidden_0:3"`` (every member):
 
     * ``feature_viz``: has ``start`` and ``end`` (``(n, 2)`` points; drawn on the map) and
-      optionally ``score`` / ``value`` (per point);
+      optionally ``values`` / ``value`` / ``scores`` (per point);
     * ``dataset_examples``: has ``x`` (``(k, 2)`` top inputs, drawn as triangles) and
       ``values`` / ``scores``;
     * ``tuning_curves``: a :class:`~toylab.viz.TuningCurveDisplay`, or anything with ``t``
@@ -481,7 +481,7 @@ def _neuron_page(
     if fv is not None:
         start = _points(_field(fv, "start", "starts", "x0", "init"))
         end = _points(_field(fv, "end", "ends", "endpoints", "x", "points"))
-        score = _field(fv, "score", "scores", "value", "values")
+        score = _field(fv, "values", "value", "scores")
         if start is not None:
             points["start"] = start
         if end is not None:
@@ -496,7 +496,7 @@ def _neuron_page(
             })  # fmt: skip
     if ex is not None:
         xs = _points(_field(ex, "x", "inputs", "examples", "points"))
-        sc = _field(ex, "values", "scores", "activations", "value", "score")
+        sc = _field(ex, "values", "scores", "activations", "value")
         sc = None if sc is None else np.atleast_1d(np.asarray(sc, np.float64))
         if xs is not None:
             points["top"] = xs
