@@ -24,7 +24,7 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["CorruptRun", "NotApplicable", "ToylabError", "did_you_mean", "fail"]
+__all__ = ["CorruptRun", "NotApplicable", "ToylabError", "did_you_mean", "fail", "is_out_of_memory"]
 
 
 class ToylabError(ValueError):
@@ -57,3 +57,15 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest option, or ``""``."""
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` says the machine ran out of memory (host ``MemoryError`` or an XLA
+    allocation failure). JAX is not imported here: if it is not loaded, no JAX error."""
+    import sys
+
+    jax = sys.modules.get("jax")
+    runtime = getattr(getattr(jax, "errors", None), "JaxRuntimeError", None)
+    return isinstance(e, MemoryError) or (
+        runtime is not None and isinstance(e, runtime) and "RESOURCE_EXHAUSTED" in str(e)
+    )

@@ -23,7 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from toylab._errors import ToylabError
+from toylab._errors import ToylabError, is_out_of_memory
 from toylab._progress import Progress
 
 __all__ = ["DEMO_CONFIG", "EXIT_CLAIM_FAILED", "EXIT_INTERNAL", "EXIT_USER", "build_parser", "main"]
@@ -255,13 +255,6 @@ def _command_of(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-def _out_of_memory(e: BaseException) -> bool:
-    return isinstance(e, MemoryError) or (
-        type(e).__name__ in ("XlaRuntimeError", "JaxRuntimeError")
-        and "RESOURCE_EXHAUSTED" in str(e)
-    )
-
-
 def _internal_error(command: str, argv: list[str], e: BaseException) -> int:
     """Write the full traceback to a file and print a short message naming it."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -308,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 130
     except Exception as e:
-        if _out_of_memory(e):
+        if is_out_of_memory(e):
             print(f"toylab {name}: error: out of memory ({str(e).splitlines()[0][:200]}). "
                   "Lower [train] batch_size, num_eval_samples or num_train, use fewer seeds "
                   "or sweep values, or a smaller [model] hidden.", file=sys.stderr)  # fmt: skip

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import tomli_w
 
-from toylab._errors import CorruptRun, ToylabError
+from toylab._errors import CorruptRun, ToylabError, is_out_of_memory
 from toylab._progress import QUIET, Progress
 from toylab.config import ExperimentConfig, load_config
 from toylab.runs.io import (
@@ -494,7 +494,7 @@ def start_run(
                 f"it with 'toylab train --resume {final_dir}' or replace it with "
                 "'toylab train CONFIG --out DIR --overwrite'."
             )
-        if _out_of_memory(e):
+        if is_out_of_memory(e):
             raise ToylabError(
                 f"training ran out of memory ({str(e).splitlines()[0][:160]}). Lower [train] "
                 "batch_size, num_eval_samples or num_train, use fewer seeds or sweep values, or "
@@ -506,13 +506,6 @@ def start_run(
     if replace:
         _swap_in(final_dir, work_dir)
     return load_run(final_dir)
-
-
-def _out_of_memory(e: BaseException) -> bool:
-    return isinstance(e, MemoryError) or (
-        type(e).__name__ in ("XlaRuntimeError", "JaxRuntimeError")
-        and "RESOURCE_EXHAUSTED" in str(e)
-    )
 
 
 def _as_progress(progress: bool | Progress) -> Progress:
