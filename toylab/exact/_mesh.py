@@ -9,12 +9,13 @@ interpolating the two endpoint rows of the edge it crosses, so neighbours share 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
 from toylab.activations import get_activation
 
-__all__ = ["MeshResult", "cut"]
+__all__ = ["LayerMaps", "MeshResult", "cut"]
 
 _SMALL_CUT = 24  # at most this many crossed pieces: split them in plain Python
 
@@ -300,16 +301,22 @@ def _segment_range(z: np.ndarray, mesh: _Mesh) -> tuple[np.ndarray, ...]:
     return lo, hi
 
 
-@dataclasses.dataclass(frozen=True)
-class MeshResult:
-    """The raw partition: flat regions, every layer's maps and patterns (in cut coordinates)."""
+def _ring_means(z: np.ndarray, ring: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Mean ``(R, width)`` of vertex values ``z (V, width)`` over each ring, in chunks.
 
-    vertices: np.ndarray  # (V, 2)
-    ring: np.ndarray
-    offsets: np.ndarray
-    maps: dict[str, np.ndarray]  # key -> (R, width, 3)
-    patterns: dict[str, np.ndarray]  # post key -> (R, width) int8
-    region_counts: dict[str, int]
+    ``z`` is affine on each region, so this is its value at the region's vertex mean
+    (an interior point).
+    """
+    num = len(offsets) - 1
+    out = np.empty((num, z.shape[1]))
+    lens = np.diff(offsets)
+    step = max(1, (1 << 21) // max(1, z.shape[1] * int(lens.max(initial=1))))
+    for a in range(0, num, step):
+        b = min(num, a + step)
+        ent = ring[offsets[a] : offsets[b]]
+        np.add.reduceat(z[ent], offsets[a:b] - offsets[a], axis=0, out=out[a:b])
+    out /= lens[:, None]
+    return out
 
 
 def _keys(k: int, num_layers: int, act: str) -> tuple[str, str | None]:
@@ -319,13 +326,108 @@ def _keys(k: int, num_layers: int, act: str) -> tuple[str, str | None]:
     return "output", ("output.pre" if act != "identity" else None)
 
 
+@dataclasses.dataclass(frozen=True)
+class MeshResult:
+    """The raw partition (in cut coordinates): flat regions and what composes the maps.
+
+    ``origins[k]`` maps the regions right after layer ``k``'s cuts to the regions
+    before them, ``layer_patterns[k]`` holds the pieces of layer ``k`` on the former and
+    ``final_index[k]`` maps the final regions to them; ``patterns`` are the final
+    regions' (post key -> ``(R, width)`` int8).
+    """
+
+    vertices: np.ndarray  # (V, 2)
+    ring: np.ndarray
+    offsets: np.ndarray
+    patterns: dict[str, np.ndarray]
+    region_counts: dict[str, int]
+    origins: tuple[np.ndarray, ...]
+    layer_patterns: tuple[np.ndarray, ...]
+    final_index: tuple[np.ndarray, ...]
+
+
+class LayerMaps(Mapping[str, np.ndarray]):
+    """Layer key -> ``(R, width, 3)`` local maps of the final regions, composed when read.
+
+    Composing every layer eagerly is most of a large partition's time and memory
+    (every layer's maps on the final regions), so each key is composed on first access
+    and kept. The composition follows the cuts: layer ``k``'s maps are composed on the
+    regions before its cuts (``pre = post_{k-1} W_k + b_k``), copied onto its pieces,
+    bent by each piece's pattern (``post = slope * pre + offset``) and finally copied
+    onto the final regions. The last composed layer is kept so that reading the keys
+    in network order composes each layer once.
+    """
+
+    def __init__(
+        self,
+        pairs: list[tuple[np.ndarray, np.ndarray]],
+        acts: tuple[str, ...],
+        mesh: MeshResult,
+    ) -> None:
+        self._pairs = pairs
+        self._acts = acts
+        self._mesh = mesh
+        self._layer: dict[str, tuple[int, bool]] = {}
+        for k, act in enumerate(acts):
+            post, pre = _keys(k, len(acts), act)
+            if pre is not None:
+                self._layer[pre] = (k, True)
+            self._layer[post] = (k, False)
+        self._cache: dict[str, np.ndarray] = {}
+        self._front: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._layer)
+
+    def __len__(self) -> int:
+        return len(self._layer)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._layer
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._cache:
+            k, is_pre = self._layer[key]
+            pre, post = self._own(k)
+            m = pre if is_pre else post
+            if k < len(self._acts) - 1:  # the last layer's pieces are the final regions
+                m = np.take(m, self._mesh.final_index[k], axis=0)
+            m.flags.writeable = False
+            self._cache[key] = m.transpose(0, 2, 1)
+        return self._cache[key]
+
+    def _own(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Layer ``k``'s ``(pre, post)`` maps ``(R_k, 3, width)`` on its own pieces."""
+        if self._front is None or self._front[0] > k:
+            post = np.zeros((1, 3, 2))
+            post[0, 0, 0] = post[0, 1, 1] = 1.0
+            self._front = (-1, post, post)
+        j, pre, post = self._front
+        while j < k:
+            j += 1
+            w, b = self._pairs[j]
+            pre = np.take(_compose(post, w, b), self._mesh.origins[j], axis=0)
+            act = get_activation(self._acts[j])
+            if act.breakpoints:
+                pat = self._mesh.layer_patterns[j]
+                slopes, offs = act.piece_arrays()
+                post = pre * slopes[pat][:, None, :]
+                if np.any(offs):
+                    post[:, 2] += offs[pat]
+            else:  # identity
+                post = pre
+            self._front = (j, pre, post)
+        return pre, post
+
+
 def cut(
     pairs: list[tuple[np.ndarray, np.ndarray]], acts: tuple[str, ...], poly: np.ndarray, tol: float
 ) -> MeshResult:
     """Cut the convex polygon ``poly`` into the regions where the network is affine.
 
     ``pairs`` are float64 ``(W, b)`` for every layer and ``acts`` one activation name per
-    layer (piecewise linear), the last for the output.
+    layer (piecewise linear), the last for the output. Only vertex values are used: the
+    maps are composed afterwards by :class:`LayerMaps`, when read.
     """
     num_layers = len(pairs)
     w0, b0 = pairs[0]
@@ -335,18 +437,12 @@ def cut(
     mesh = _Mesh(
         np.concatenate([poly, poly @ w0 + b0], axis=1), len(poly), *_Mesh.padded(ring, offsets)
     )
-    post_map = np.zeros((1, 3, 2))
-    post_map[0, 0, 0] = post_map[0, 1, 1] = 1.0
-    # per layer: its maps on the regions right after its cuts, and the origin of each
-    # of those regions among the regions before the cuts
-    layer_maps: list[tuple[np.ndarray, np.ndarray]] = []
     origins: list[np.ndarray] = []
     patterns: list[np.ndarray] = []
     counts: dict[str, int] = {}
     for k in range(num_layers):
         w, b = pairs[k]
         act = get_activation(acts[k])
-        pre_map = _compose(post_map, w, b)  # on the regions before this layer's cuts
         breaks = act.breakpoints or ()
         if breaks:
             scale = (np.abs(a_prev) @ np.abs(w)).max(axis=0) + np.abs(b)
@@ -363,25 +459,15 @@ def cut(
                 mesh.cut(2 + j, breaks[i], float(thrs[i][j]), strads[i][j])
         origin = mesh.porig[: mesh.np].copy()
         ring, offsets = mesh.flat()
-        pre_map = np.take(pre_map, origin, axis=0)
-        # the piece of each neuron, read off at the vertex mean (an interior point)
-        lens = np.diff(offsets)
-        mean = np.add.reduceat(mesh.V[ring, :2], offsets[:-1], axis=0) / lens[:, None]
-        zc = mean[:, :1] * pre_map[:, 0] + mean[:, 1:] * pre_map[:, 1] + pre_map[:, 2]
         if breaks:
-            pat = act.piece(zc)
-            slopes, offs = act.piece_arrays()
-            post_map = pre_map * slopes[pat][:, None, :]
-            if np.any(offs):
-                post_map[:, 2] += offs[pat]
+            # the piece of each neuron at the region's vertex mean (an interior point)
+            pat = act.piece(_ring_means(mesh.V[: mesh.nv, 2:], ring, offsets))
         else:  # identity
-            pat = np.zeros(zc.shape, dtype=np.int8)
-            post_map = pre_map
-        layer_maps.append((pre_map, post_map))
+            pat = np.zeros((len(origin), w.shape[1]), dtype=np.int8)
         origins.append(origin)
         patterns.append(pat)
         if k < num_layers - 1 or acts[k] != "identity":
-            counts[_keys(k, num_layers, acts[k])[0]] = len(lens)
+            counts[_keys(k, num_layers, acts[k])[0]] = len(origin)
         if k == num_layers - 1:
             break
         # next layer's pre-activations at every vertex (a forward pass from the vertex values)
@@ -393,25 +479,17 @@ def cut(
         rows[: mesh.nv, 2:] += bn
         mesh = _Mesh(rows, mesh.nv, mesh.P, mesh.plen, mesh.np)
         a_prev = a_next
-    maps: dict[str, np.ndarray] = {}
+    # final region -> region right after layer k's cuts
+    index: list[np.ndarray] = [np.arange(len(origins[-1]))]
+    for k in range(num_layers - 1, 0, -1):
+        index.append(origins[k][index[-1]])
+    index.reverse()
     pats: dict[str, np.ndarray] = {}
-    idx: np.ndarray | None = None  # final region -> region right after layer k's cuts
-    for k in range(num_layers - 1, -1, -1):
-        pre_map, post_map = layer_maps[k]
-        pat = patterns[k]
-        if idx is not None:
-            same = post_map is pre_map
-            pre_map = np.take(pre_map, idx, axis=0)
-            post_map = pre_map if same else np.take(post_map, idx, axis=0)
-            pat = np.take(pat, idx, axis=0)
-        post, pre = _keys(k, num_layers, acts[k])
-        layer = {}
-        if pre is not None:
-            layer[pre] = pre_map.transpose(0, 2, 1)
-        layer[post] = post_map.transpose(0, 2, 1)
-        maps = {**layer, **maps}
+    for k in range(num_layers):
+        post = _keys(k, num_layers, acts[k])[0]
         if acts[k] != "identity" or post != "output":
-            pats = {post: pat, **pats}
-        idx = origins[k] if idx is None else origins[k][idx]
+            pats[post] = np.take(patterns[k], index[k], axis=0)
     vertices = np.ascontiguousarray(mesh.V[: mesh.nv, :2])
-    return MeshResult(vertices, ring, offsets, maps, pats, counts)
+    return MeshResult(
+        vertices, ring, offsets, pats, counts, tuple(origins), tuple(patterns), tuple(index)
+    )
