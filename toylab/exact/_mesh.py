@@ -12,8 +12,10 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 
 import numpy as np
+from scipy.sparse import csr_array
 
 from toylab.activations import get_activation
+from toylab.exact._polygon import expand_ranges
 
 __all__ = ["LayerMaps", "MeshResult", "cut"]
 
@@ -289,34 +291,11 @@ def _compose(post: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _segment_range(z: np.ndarray, mesh: _Mesh) -> tuple[np.ndarray, ...]:
-    """Per-piece min and max ``(R, width)`` of vertex values ``z`` over each ring."""
-    P = mesh.P[: mesh.np]
-    lo = z[P[:, 0]]
-    hi = lo.copy()
-    for slot in range(1, int(mesh.plen[: mesh.np].max())):
-        vals = z[P[:, slot]]  # padding repeats the first vertex
-        np.minimum(lo, vals, out=lo)
-        np.maximum(hi, vals, out=hi)
-    return lo, hi
-
-
-def _ring_means(z: np.ndarray, ring: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Mean ``(R, width)`` of vertex values ``z (V, width)`` over each ring, in chunks.
-
-    ``z`` is affine on each region, so this is its value at the region's vertex mean
-    (an interior point).
-    """
+def _ring_sums(z: np.ndarray, ring: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Sum ``(R, k)`` of vertex values ``z (V, k)`` over each ring (a sparse product)."""
     num = len(offsets) - 1
-    out = np.empty((num, z.shape[1]))
-    lens = np.diff(offsets)
-    step = max(1, (1 << 21) // max(1, z.shape[1] * int(lens.max(initial=1))))
-    for a in range(0, num, step):
-        b = min(num, a + step)
-        ent = ring[offsets[a] : offsets[b]]
-        np.add.reduceat(z[ent], offsets[a:b] - offsets[a], axis=0, out=out[a:b])
-    out /= lens[:, None]
-    return out
+    ones = np.ones(len(ring))
+    return csr_array((ones, ring, offsets), shape=(num, len(z))) @ z
 
 
 def _keys(k: int, num_layers: int, act: str) -> tuple[str, str | None]:
@@ -324,6 +303,228 @@ def _keys(k: int, num_layers: int, act: str) -> tuple[str, str | None]:
     if k < num_layers - 1:
         return f"hidden_{k}", f"hidden_{k}.pre"
     return "output", ("output.pre" if act != "identity" else None)
+
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def _arrange(
+    rows: np.ndarray,
+    nv: int,
+    ring: np.ndarray,
+    offsets: np.ndarray,
+    pr: np.ndarray,
+    pl: np.ndarray,
+    lines: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Cut every region by all the lines of one layer at once, or ``None``.
+
+    Region ``pr[p]`` is crossed by line ``pl[p]`` (the pairs sorted by region, then
+    line); line ``l`` is ``rows[:, 2 + col[l]] == beta[l]`` with band ``thr[l]``, where
+    ``lines = (col, beta, thr, margin)``. Inside a region every line is affine, so the
+    pieces are the faces of an arrangement of chords: each chord joins the points where
+    its line crosses two edges of the region (each shared with the neighbour across the
+    edge), and two chords meet where the second line's sign differs at the first
+    chord's ends. Each vertex of a region gets the sign of every line crossing it: the
+    faces are the sign vectors, and a vertex on ``k`` of the lines (an edge point: 1, a
+    chord crossing: 2) belongs to the ``2^k`` faces of the choices of their signs. Each
+    face's vertices are then ordered by angle around their mean.
+
+    New vertices are interpolated from the rows of the two ends of the edge or chord
+    they lie on, as the line-by-line cut does (:meth:`_Mesh.cut`). The two give the same
+    pieces up to rounding when every new vertex lies beyond ``margin`` (more than the
+    band) from every other line of its region and no old vertex lies in the band of a
+    line crossing its region. Where that fails (lines through a common point or an
+    existing vertex, duplicate lines), or where a region's boundary is not crossed
+    exactly twice by each of its lines or it does not get ``1 + lines + crossings``
+    faces (rounding), the answer is ``None`` and the caller cuts line by line.
+
+    Returns ``(rows, nv, ring, offsets, origin)``: the vertex rows (grown), their
+    number, the new regions stored flat and the region each came from.
+    """
+    col, beta, thr, margin = lines
+    num = len(offsets) - 1
+    lens = offsets[1:] - offsets[:-1]
+    npairs = len(pr)
+    m = np.bincount(pr, minlength=num)  # lines crossing each region
+    pstart = m.cumsum() - m  # first pair of each region
+    rank = np.arange(npairs) - pstart[pr]  # of the line among its region's
+    pcol, pbeta, pthr, pmar = 2 + col[pl], beta[pl], thr[pl], margin[pl]
+    # every pair x the ring entries of its region: signs and crossed edges
+    plen = lens[pr]
+    pend = plen.cumsum()
+    ent = expand_ranges(offsets[pr], plen)
+    epair = np.repeat(np.arange(npairs), plen)
+    z, eb, et = rows[ring[ent], pcol[epair]], pbeta[epair], pthr[epair]
+    up = z > eb + et
+    if not np.all(up | (z < eb - et)):
+        return None  # an old vertex in the band of a line crossing its region
+    enext = np.arange(1, len(ent) + 1)
+    enext[pend - 1] = pend - plen
+    ci = (up != up[enext]).nonzero()[0]
+    if len(ci) != 2 * npairs:  # each at least twice, so then exactly twice
+        return None
+    # one new vertex per crossed edge and line, shared by the regions on either side
+    a, b = ring[ent[ci]], ring[ent[enext[ci]]]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    nl = len(col)
+    key = (lo * nv + hi) * nl + pl[epair[ci]]
+    order = key.argsort()
+    ks = key[order]
+    first = np.ones(len(ks), dtype=bool)
+    np.not_equal(ks[1:], ks[:-1], out=first[1:])
+    uid = first.cumsum() - 1
+    ends = np.empty(len(ks), dtype=np.int64)
+    ends[order] = nv + uid
+    ends = ends.reshape(npairs, 2)  # the two ends of every chord, in ring order
+    eo = order[first]
+    el = pl[epair[ci[eo]]]
+    new_e = _interpolate(rows, lo[eo], hi[eo], 2 + col[el], beta[el])
+    ne = len(eo)
+    rows = _grow_rows(rows, nv + ne, new_e)
+    # every two lines of a region: each line at the other's chord ends
+    cnt = m[pr] - 1 - rank
+    pp = np.repeat(np.arange(npairs), cnt)
+    qq = expand_ranges(np.arange(1, npairs + 1), cnt)
+    fq = rows[ends[pp], pcol[qq][:, None]] - pbeta[qq][:, None]  # line q at p's ends
+    fp = rows[ends[qq], pcol[pp][:, None]] - pbeta[pp][:, None]  # line p at q's ends
+    if np.any(np.abs(fq) <= pmar[qq][:, None]) or np.any(np.abs(fp) <= pmar[pp][:, None]):
+        return None
+    sq, sp = fq > 0, fp > 0
+    meet = sq[:, 0] != sq[:, 1]
+    if np.any(meet != (sp[:, 0] != sp[:, 1])):
+        return None
+    # the crossing of two chords, interpolated along the first (as the cut line by line)
+    xi = meet.nonzero()[0]
+    cp, cq = pp[xi], qq[xi]
+    nc = len(xi)
+    new_c = _interpolate(rows, ends[cp, 0], ends[cp, 1], pcol[cq], pbeta[cq])
+    rows = _grow_rows(rows, nv + ne + nc, new_c)
+    # each crossing against every line of its region
+    creg = pr[cp]
+    kc = m[creg]
+    tc = np.repeat(np.arange(nc), kc)
+    tl = expand_ranges(pstart[creg], kc)
+    ft = new_c[tc, pcol[tl]] - pbeta[tl]
+    own = (tl == cp[tc]) | (tl == cq[tc])
+    if np.any(~own & (np.abs(ft) <= pmar[tl])):
+        return None
+    # incidences (a vertex of a region): [old vertices of crossed regions | chord ends
+    # (2 per pair) | chord crossings]; the sign vector of each as bits by rank
+    hit = (m > 0).nonzero()[0]
+    hlen = lens[hit]
+    na = int(hlen.sum())
+    astart = np.zeros(num, dtype=np.int64)
+    astart[hit] = hlen.cumsum() - hlen
+    ereg = pr[epair]
+    nb = 2 * npairs
+    ninc = na + nb + nc
+    nw = (int(m.max()) + 63) >> 6
+    pos_t = (ft > 0) & ~own
+    s_inc = np.concatenate(
+        [
+            (astart[ereg] + ent - offsets[ereg])[up],
+            na + 2 * pp[sq[:, 0]],
+            na + 2 * pp[sq[:, 1]] + 1,
+            na + 2 * qq[sp[:, 0]],
+            na + 2 * qq[sp[:, 1]] + 1,
+            na + nb + tc[pos_t],
+        ]
+    )
+    s_rank = np.concatenate(
+        [rank[epair[up]], rank[qq[sq[:, 0]]], rank[qq[sq[:, 1]]], rank[pp[sp[:, 0]]],
+         rank[pp[sp[:, 1]]], rank[tl[pos_t]]]
+    )  # fmt: skip
+    keys = np.zeros(ninc * nw, dtype=np.uint64)
+    np.add.at(keys, s_inc * nw + (s_rank >> 6), _bits(s_rank))
+    keys = keys.reshape(ninc, nw)
+    # each vertex's faces: its sign vector with each choice of signs of its own lines
+    kb, kc_ = keys[na : na + nb], keys[na + nb :]
+    own_b = _bit_rows(np.repeat(rank, 2), nw)
+    own_p, own_q = _bit_rows(rank[cp], nw), _bit_rows(rank[cq], nw)
+    ckeys = np.concatenate(
+        [keys[:na], kb, kb + own_b, kc_, kc_ + own_p, kc_ + own_q, kc_ + own_p + own_q]
+    )
+    creg_all = np.concatenate(
+        [np.repeat(hit, hlen), np.repeat(pr, 2), np.repeat(pr, 2), np.tile(creg, 4)]
+    )
+    cvert = np.concatenate(
+        [
+            ring[expand_ranges(offsets[hit], hlen)],
+            ends.ravel(),
+            ends.ravel(),
+            np.tile(np.arange(nv + ne, nv + ne + nc), 4),
+        ]
+    )
+    order = np.lexsort((*(ckeys[:, w] for w in range(nw - 1, -1, -1)), creg_all))
+    sreg, skeys = creg_all[order], ckeys[order]
+    fresh = np.ones(len(order), dtype=bool)
+    np.not_equal(sreg[1:], sreg[:-1], out=fresh[1:])
+    for w in range(nw):
+        fresh[1:] |= skeys[1:, w] != skeys[:-1, w]
+    start = fresh.nonzero()[0]
+    flen = np.diff(start, append=len(order))
+    face_reg = sreg[start]
+    want = (1 + m + np.bincount(creg, minlength=num))[hit]  # faces of each crossed region
+    if flen.min() < 3 or np.any(np.bincount(face_reg, minlength=num)[hit] != want):
+        return None
+    fv = cvert[order]
+    # order each face's vertices by angle around their mean
+    xy = rows[fv, :2]
+    centre = np.add.reduceat(xy, start, axis=0) / flen[:, None]
+    d = xy - np.repeat(centre, flen, axis=0)
+    fid = np.repeat(np.arange(len(start)), flen)
+    fv = fv[np.lexsort((np.arctan2(d[:, 1], d[:, 0]), fid))]
+    # the new regions: untouched ones and faces, in the order of the regions they came from
+    keep = (m == 0).nonzero()[0]
+    origin = np.concatenate([keep, face_reg])
+    order = np.argsort(origin, kind="stable")
+    klen = lens[keep]
+    new_len = np.concatenate([klen, flen])
+    src = np.concatenate([ring[expand_ranges(offsets[keep], klen)], fv])
+    src_start = np.concatenate([[0], new_len.cumsum()[:-1]])
+    new_len = new_len[order]
+    new_ring = src[expand_ranges(src_start[order], new_len)]
+    new_off = np.zeros(len(order) + 1, dtype=np.int64)
+    new_len.cumsum(out=new_off[1:])
+    return rows, nv + ne + nc, new_ring, new_off, origin[order]
+
+
+def _bits(rank: np.ndarray) -> np.ndarray:
+    """``2 ** (rank % 64)`` as uint64 (the bit of a line within its word)."""
+    return np.left_shift(np.uint64(1), (rank & 63).astype(np.uint64))
+
+
+def _bit_rows(rank: np.ndarray, nw: int) -> np.ndarray:
+    """Rows ``(n, nw)`` of uint64 words with the one bit of each rank set."""
+    out = np.zeros((len(rank), nw), dtype=np.uint64)
+    out[np.arange(len(rank)), rank >> 6] = _bits(rank)
+    return out
+
+
+def _interpolate(
+    rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, col: np.ndarray, beta: np.ndarray
+) -> np.ndarray:
+    """Rows where column ``col`` reaches ``beta`` between rows ``lo`` and ``hi``."""
+    row_lo, row_hi = rows[lo], rows[hi]
+    idx = np.arange(len(lo))
+    za = row_lo[idx, col] - beta
+    t = za / (za - (row_hi[idx, col] - beta))
+    row_hi -= row_lo
+    row_hi *= t[:, None]
+    row_hi += row_lo
+    row_hi[idx, col] = beta
+    return row_hi
+
+
+def _grow_rows(rows: np.ndarray, upto: int, new: np.ndarray) -> np.ndarray:
+    """Write ``new`` into ``rows[upto - len(new):upto]``, growing the table if needed."""
+    if upto > len(rows):
+        big = np.empty((max(upto, 2 * len(rows)), rows.shape[1]))
+        big[: upto - len(new)] = rows[: upto - len(new)]
+        rows = big
+    rows[upto - len(new) : upto] = new
+    return rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -421,49 +622,76 @@ class LayerMaps(Mapping[str, np.ndarray]):
 
 
 def cut(
-    pairs: list[tuple[np.ndarray, np.ndarray]], acts: tuple[str, ...], poly: np.ndarray, tol: float
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+    acts: tuple[str, ...],
+    poly: np.ndarray,
+    tol: float,
+    *,
+    batch: bool = True,
 ) -> MeshResult:
     """Cut the convex polygon ``poly`` into the regions where the network is affine.
 
     ``pairs`` are float64 ``(W, b)`` for every layer and ``acts`` one activation name per
-    layer (piecewise linear), the last for the output. Only vertex values are used: the
-    maps are composed afterwards by :class:`LayerMaps`, when read.
+    layer (piecewise linear), the last for the output. Each layer's lines cut all the
+    regions at once (:func:`_arrange`); where that cannot vouch for giving the pieces of
+    cutting line by line (lines through a common point or too close to one), or with
+    ``batch=False``, the layer is cut line by line (:meth:`_Mesh.cut`). Only vertex
+    values are used: the maps are composed afterwards by :class:`LayerMaps`, when read.
     """
     num_layers = len(pairs)
     w0, b0 = pairs[0]
     a_prev = poly  # activations feeding the current layer, at every vertex
-    ring = np.arange(len(poly), dtype=np.int64)
-    offsets = np.array([0, len(poly)], dtype=np.int64)
-    mesh = _Mesh(
-        np.concatenate([poly, poly @ w0 + b0], axis=1), len(poly), *_Mesh.padded(ring, offsets)
-    )
+    nv = len(poly)
+    rows = np.empty((2 * nv + 16, 2 + w0.shape[1]))
+    rows[:nv, :2] = poly
+    rows[:nv, 2:] = poly @ w0 + b0
+    ring = np.arange(nv, dtype=np.int64)
+    offsets = np.array([0, nv], dtype=np.int64)
     origins: list[np.ndarray] = []
     patterns: list[np.ndarray] = []
     counts: dict[str, int] = {}
     for k in range(num_layers):
         w, b = pairs[k]
+        width = w.shape[1]
         act = get_activation(acts[k])
-        breaks = act.breakpoints or ()
-        if breaks:
+        breaks = np.asarray(act.breakpoints or (), dtype=np.float64)
+        origin = np.arange(len(offsets) - 1)
+        if len(breaks):
+            # per neuron and breakpoint (a line): its band and the regions it crosses
             scale = (np.abs(a_prev) @ np.abs(w)).max(axis=0) + np.abs(b)
-            lo, hi = _segment_range(mesh.V[: mesh.nv, 2:], mesh)
-            lo, hi = lo.T, hi.T  # (width, R)
-            # per breakpoint: the band of every neuron and which regions it crosses
-            thrs = [tol * np.maximum(scale, abs(beta)) for beta in breaks]
-            strads = [
-                (lo < (beta - thr)[:, None]) & (hi > (beta + thr)[:, None])
-                for beta, thr in zip(breaks, thrs, strict=True)
-            ]
-            todo = np.stack([s.any(axis=1) for s in strads], axis=1).nonzero()
-            for j, i in zip(*(t.tolist() for t in todo), strict=True):
-                mesh.cut(2 + j, breaks[i], float(thrs[i][j]), strads[i][j])
-        origin = mesh.porig[: mesh.np].copy()
-        ring, offsets = mesh.flat()
-        if breaks:
+            size = np.maximum(scale[:, None], np.abs(breaks)[None, :])
+            thr = tol * size  # (width, breakpoints)
+            # vertices above and below the band, counted per region: 2 ** 20 + 1 above and
+            # below each other (exact in float64 for rings of up to 2 ** 20 vertices)
+            zv = rows[:nv, 2:, None]
+            sides = (zv > breaks + thr).astype(np.float64)
+            sides += (zv < breaks - thr) * float(1 << 20)
+            both = _ring_sums(sides.reshape(nv, -1), ring, offsets)
+            strad = ((both >= 1 << 20) & (both % (1 << 20) > 0)).reshape(-1, width, len(breaks))
+            pr, pl = strad.reshape(len(origin), -1).nonzero()
+            res = None
+            if batch and len(pr):
+                lines = (
+                    np.repeat(np.arange(width), len(breaks)),
+                    np.tile(breaks, width),
+                    thr.ravel(),
+                    (2 * thr + 64 * _EPS * size).ravel(),
+                )
+                res = _arrange(rows, nv, ring, offsets, pr, pl, lines)
+            if res is not None:
+                rows, nv, ring, offsets, origin = res
+            elif len(pr):
+                mesh = _Mesh(rows, nv, *_Mesh.padded(ring, offsets))
+                for j, i in zip(*strad.any(axis=0).nonzero(), strict=True):
+                    mesh.cut(2 + int(j), float(breaks[i]), float(thr[j, i]), strad[:, j, i])
+                rows, nv = mesh.V, mesh.nv
+                ring, offsets = mesh.flat()
+                origin = mesh.porig[: mesh.np].copy()
             # the piece of each neuron at the region's vertex mean (an interior point)
-            pat = act.piece(_ring_means(mesh.V[: mesh.nv, 2:], ring, offsets))
+            lens = np.diff(offsets)[:, None]
+            pat = act.piece(_ring_sums(rows[:nv, 2:], ring, offsets) / lens)
         else:  # identity
-            pat = np.zeros((len(origin), w.shape[1]), dtype=np.int8)
+            pat = np.zeros((len(origin), width), dtype=np.int8)
         origins.append(origin)
         patterns.append(pat)
         if k < num_layers - 1 or acts[k] != "identity":
@@ -471,13 +699,13 @@ def cut(
         if k == num_layers - 1:
             break
         # next layer's pre-activations at every vertex (a forward pass from the vertex values)
-        a_next = act(mesh.V[: mesh.nv, 2:])
+        a_next = act(rows[:nv, 2:])
         wn, bn = pairs[k + 1]
-        rows = np.empty((2 * mesh.nv + 16, 2 + wn.shape[1]))
-        rows[: mesh.nv, :2] = mesh.V[: mesh.nv, :2]
-        np.matmul(a_next, wn, out=rows[: mesh.nv, 2:])
-        rows[: mesh.nv, 2:] += bn
-        mesh = _Mesh(rows, mesh.nv, mesh.P, mesh.plen, mesh.np)
+        nxt = np.empty((2 * nv + 16, 2 + wn.shape[1]))
+        nxt[:nv, :2] = rows[:nv, :2]
+        np.matmul(a_next, wn, out=nxt[:nv, 2:])
+        nxt[:nv, 2:] += bn
+        rows = nxt
         a_prev = a_next
     # final region -> region right after layer k's cuts
     index: list[np.ndarray] = [np.arange(len(origins[-1]))]
@@ -489,7 +717,7 @@ def cut(
         post = _keys(k, num_layers, acts[k])[0]
         if acts[k] != "identity" or post != "output":
             pats[post] = np.take(patterns[k], index[k], axis=0)
-    vertices = np.ascontiguousarray(mesh.V[: mesh.nv, :2])
+    vertices = np.ascontiguousarray(rows[:nv, :2])
     return MeshResult(
         vertices, ring, offsets, pats, counts, tuple(origins), tuple(patterns), tuple(index)
     )
