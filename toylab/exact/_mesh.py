@@ -374,9 +374,9 @@ def _arrange(
     first = np.ones(len(ks), dtype=bool)
     np.not_equal(ks[1:], ks[:-1], out=first[1:])
     uid = first.cumsum() - 1
-    ends = np.empty(len(ks), dtype=np.int64)
-    ends[order] = nv + uid
-    ends = ends.reshape(npairs, 2)  # the two ends of every chord, in ring order
+    flat_ends = np.empty(len(ks), dtype=np.int64)
+    flat_ends[order] = nv + uid
+    ends = flat_ends.reshape(npairs, 2)  # the two ends of every chord, in ring order
     eo = order[first]
     el = pl[epair[ci[eo]]]
     new_e = _interpolate(rows, lo[eo], hi[eo], 2 + col[el], beta[el])
@@ -435,9 +435,9 @@ def _arrange(
         [rank[epair[up]], rank[qq[sq[:, 0]]], rank[qq[sq[:, 1]]], rank[pp[sp[:, 0]]],
          rank[pp[sp[:, 1]]], rank[tl[pos_t]]]
     )  # fmt: skip
-    keys = np.zeros(ninc * nw, dtype=np.uint64)
-    np.add.at(keys, s_inc * nw + (s_rank >> 6), _bits(s_rank))
-    keys = keys.reshape(ninc, nw)
+    flat_keys = np.zeros(ninc * nw, dtype=np.uint64)
+    np.add.at(flat_keys, s_inc * nw + (s_rank >> 6), _bits(s_rank))
+    keys = flat_keys.reshape(ninc, nw)
     # each vertex's faces: its sign vector with each choice of signs of its own lines
     kb, kc_ = keys[na : na + nb], keys[na + nb :]
     own_b = _bit_rows(np.repeat(rank, 2), nw)
@@ -682,7 +682,7 @@ def cut(
                 rows, nv, ring, offsets, origin = res
             elif len(pr):
                 mesh = _Mesh(rows, nv, *_Mesh.padded(ring, offsets))
-                for j, i in zip(*strad.any(axis=0).nonzero(), strict=True):
+                for j, i in zip(*np.nonzero(np.any(strad, axis=0)), strict=True):
                     mesh.cut(2 + int(j), float(breaks[i]), float(thr[j, i]), strad[:, j, i])
                 rows, nv = mesh.V, mesh.nv
                 ring, offsets = mesh.flat()
