@@ -381,9 +381,9 @@ def _arrange(
     el = pl[epair[ci[eo]]]
     new_e = _interpolate(rows, lo[eo], hi[eo], 2 + col[el], beta[el])
     ne = len(eo)
-    rows = _grow_rows(rows, nv + ne, new_e)
+    cnt = m[pr] - 1 - rank  # pairs of lines, an upper bound of the chord crossings
+    rows = _grow_rows(rows, nv + ne, new_e, room=int(cnt.sum()))
     # every two lines of a region: each line at the other's chord ends
-    cnt = m[pr] - 1 - rank
     pp = np.repeat(np.arange(npairs), cnt)
     qq = expand_ranges(np.arange(1, npairs + 1), cnt)
     fq = rows[ends[pp], pcol[qq][:, None]] - pbeta[qq][:, None]  # line q at p's ends
@@ -419,7 +419,6 @@ def _arrange(
     ereg = pr[epair]
     nb = 2 * npairs
     ninc = na + nb + nc
-    nw = (int(m.max()) + 63) >> 6
     pos_t = (ft > 0) & ~own
     s_inc = np.concatenate(
         [
@@ -435,46 +434,62 @@ def _arrange(
         [rank[epair[up]], rank[qq[sq[:, 0]]], rank[qq[sq[:, 1]]], rank[pp[sp[:, 0]]],
          rank[pp[sp[:, 1]]], rank[tl[pos_t]]]
     )  # fmt: skip
-    flat_keys = np.zeros(ninc * nw, dtype=np.uint64)
-    np.add.at(flat_keys, s_inc * nw + (s_rank >> 6), _bits(s_rank))
-    keys = flat_keys.reshape(ninc, nw)
-    # each vertex's faces: its sign vector with each choice of signs of its own lines
-    kb, kc_ = keys[na : na + nb], keys[na + nb :]
-    own_b = _bit_rows(np.repeat(rank, 2), nw)
-    own_p, own_q = _bit_rows(rank[cp], nw), _bit_rows(rank[cq], nw)
-    ckeys = np.concatenate(
-        [keys[:na], kb, kb + own_b, kc_, kc_ + own_p, kc_ + own_q, kc_ + own_p + own_q]
-    )
-    creg_all = np.concatenate(
-        [np.repeat(hit, hlen), np.repeat(pr, 2), np.repeat(pr, 2), np.tile(creg, 4)]
+    inc_reg = np.concatenate([np.repeat(hit, hlen), np.repeat(pr, 2), creg])
+    # the incidence of each sign choice below: [old | ends | ends | crossings x 4]
+    dup = np.concatenate(
+        [np.arange(na), np.tile(np.arange(na, na + nb), 2), np.tile(np.arange(na + nb, ninc), 4)]
     )
     cvert = np.concatenate(
-        [
-            ring[expand_ranges(offsets[hit], hlen)],
-            ends.ravel(),
-            ends.ravel(),
-            np.tile(np.arange(nv + ne, nv + ne + nc), 4),
-        ]
+        [ring[expand_ranges(offsets[hit], hlen)], ends.ravel(), nv + ne + np.arange(nc)]
     )
-    order = np.lexsort((*(ckeys[:, w] for w in range(nw - 1, -1, -1)), creg_all))
-    sreg, skeys = creg_all[order], ckeys[order]
-    fresh = np.ones(len(order), dtype=bool)
-    np.not_equal(sreg[1:], sreg[:-1], out=fresh[1:])
-    for w in range(nw):
-        fresh[1:] |= skeys[1:, w] != skeys[:-1, w]
+    # each vertex's faces: its sign vector with each choice of signs of its own lines
+    # (one for an old vertex, two for a chord end, four for a crossing); the faces are
+    # the groups of equal (region, signs)
+    mbits = int(m.max())
+    own_b, own_p, own_q = np.repeat(rank, 2), rank[cp], rank[cq]
+    fresh = np.ones(na + 2 * nb + 4 * nc, dtype=bool)
+    if mbits + num.bit_length() <= 62:  # region and sign bits in one int64
+        key = np.zeros(ninc, dtype=np.int64)
+        np.add.at(key, s_inc, np.left_shift(1, s_rank))
+        key |= inc_reg << mbits
+        kb, kc = key[na : na + nb], key[na + nb :]
+        ob, op, oq = np.left_shift(1, own_b), np.left_shift(1, own_p), np.left_shift(1, own_q)
+        k1 = np.concatenate([key[:na], kb, kb | ob, kc, kc | op, kc | oq, kc | op | oq])
+        order = k1.argsort()
+        k1 = k1[order]
+        np.not_equal(k1[1:], k1[:-1], out=fresh[1:])
+        sreg = k1 >> mbits
+    else:  # several 64-bit words of signs per vertex
+        nw = (mbits + 63) >> 6
+        flat_keys = np.zeros(ninc * nw, dtype=np.uint64)
+        np.add.at(flat_keys, s_inc * nw + (s_rank >> 6), _bits(s_rank))
+        keys = flat_keys.reshape(ninc, nw)
+        kb, kc_ = keys[na : na + nb], keys[na + nb :]
+        bb, bp, bq = _bit_rows(own_b, nw), _bit_rows(own_p, nw), _bit_rows(own_q, nw)
+        ckeys = np.concatenate([keys[:na], kb, kb + bb, kc_, kc_ + bp, kc_ + bq, kc_ + bp + bq])
+        creg_all = inc_reg[dup]
+        order = np.lexsort((*(ckeys[:, w] for w in range(nw - 1, -1, -1)), creg_all))
+        sreg, skeys = creg_all[order], ckeys[order]
+        np.not_equal(sreg[1:], sreg[:-1], out=fresh[1:])
+        for w in range(nw):
+            fresh[1:] |= skeys[1:, w] != skeys[:-1, w]
     start = fresh.nonzero()[0]
-    flen = np.diff(start, append=len(order))
+    flen = np.empty(len(start), dtype=np.int64)
+    flen[:-1] = start[1:] - start[:-1]
+    flen[-1] = len(fresh) - start[-1]
     face_reg = sreg[start]
     want = (1 + m + np.bincount(creg, minlength=num))[hit]  # faces of each crossed region
     if flen.min() < 3 or np.any(np.bincount(face_reg, minlength=num)[hit] != want):
         return None
-    fv = cvert[order]
-    # order each face's vertices by angle around their mean
-    xy = rows[fv, :2]
-    centre = np.add.reduceat(xy, start, axis=0) / flen[:, None]
-    d = xy - np.repeat(centre, flen, axis=0)
-    fid = np.repeat(np.arange(len(start)), flen)
-    fv = fv[np.lexsort((np.arctan2(d[:, 1], d[:, 0]), fid))]
+    fv = cvert[dup[order]]
+    # order each face's vertices by angle around their mean (a pseudo-angle, increasing
+    # with the angle: complex numbers sort by real part, then imaginary part)
+    x, y = rows[fv, 0], rows[fv, 1]
+    x -= np.repeat(np.add.reduceat(x, start) / flen, flen)
+    y -= np.repeat(np.add.reduceat(y, start) / flen, flen)
+    turn = y / (np.abs(x) + np.abs(y))  # in [-1, 1], increasing with the angle in a half
+    turn = np.where(x < 0, 2.0 - turn, turn + 4.0 * (y < 0))  # in [0, 4): a whole turn
+    fv = fv[np.argsort(np.repeat(np.arange(len(start), dtype=np.float64), flen) + 1j * turn)]
     # the new regions: untouched ones and faces, in the order of the regions they came from
     keep = (m == 0).nonzero()[0]
     origin = np.concatenate([keep, face_reg])
@@ -517,10 +532,11 @@ def _interpolate(
     return row_hi
 
 
-def _grow_rows(rows: np.ndarray, upto: int, new: np.ndarray) -> np.ndarray:
-    """Write ``new`` into ``rows[upto - len(new):upto]``, growing the table if needed."""
+def _grow_rows(rows: np.ndarray, upto: int, new: np.ndarray, room: int = 0) -> np.ndarray:
+    """Write ``new`` into ``rows[upto - len(new):upto]``, growing the table if needed (then
+    with ``room`` rows to spare)."""
     if upto > len(rows):
-        big = np.empty((max(upto, 2 * len(rows)), rows.shape[1]))
+        big = np.empty((max(upto + room, 2 * len(rows)), rows.shape[1]))
         big[: upto - len(new)] = rows[: upto - len(new)]
         rows = big
     rows[upto - len(new) : upto] = new
@@ -666,8 +682,10 @@ def cut(
             zv = rows[:nv, 2:, None]
             sides = (zv > breaks + thr).astype(np.float64)
             sides += (zv < breaks - thr) * float(1 << 20)
-            both = _ring_sums(sides.reshape(nv, -1), ring, offsets)
-            strad = ((both >= 1 << 20) & (both % (1 << 20) > 0)).reshape(-1, width, len(breaks))
+            both = _ring_sums(sides.reshape(nv, -1), ring, offsets).astype(np.int64)
+            strad = ((both >> 20 > 0) & (both & ((1 << 20) - 1) > 0)).reshape(
+                -1, width, len(breaks)
+            )
             pr, pl = strad.reshape(len(origin), -1).nonzero()
             res = None
             if batch and len(pr):
