@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Mapping
+from typing import NamedTuple
 
 import numpy as np
 from scipy.sparse import csr_array
@@ -308,6 +309,17 @@ def _keys(k: int, num_layers: int, act: str) -> tuple[str, str | None]:
 _EPS = float(np.finfo(np.float64).eps)
 
 
+class _Arranged(NamedTuple):
+    """What :func:`_arrange` returns: new vertex rows (appended in order), the new regions
+    stored flat, the region each came from and the side of every line on each."""
+
+    new_rows: list[np.ndarray]
+    ring: np.ndarray
+    offsets: np.ndarray
+    origin: np.ndarray
+    side: np.ndarray
+
+
 def _arrange(
     rows: np.ndarray,
     nv: int,
@@ -316,7 +328,8 @@ def _arrange(
     pr: np.ndarray,
     pl: np.ndarray,
     lines: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray] | None:
+    side: np.ndarray,
+) -> _Arranged | None:
     """Cut every region by all the lines of one layer at once, or ``None``.
 
     Region ``pr[p]`` is crossed by line ``pl[p]`` (the pairs sorted by region, then
@@ -339,8 +352,9 @@ def _arrange(
     exactly twice by each of its lines or it does not get ``1 + lines + crossings``
     faces (rounding), the answer is ``None`` and the caller cuts line by line.
 
-    Returns ``(rows, nv, ring, offsets, origin)``: the vertex rows (grown), their
-    number, the new regions stored flat and the region each came from.
+    ``side[r, l]`` is the side of line ``l`` that region ``r`` lies on (see
+    :func:`_sides`); the new regions inherit it, and a face's sign vector gives it for
+    the lines crossing its region (a face lies strictly on one side of each).
     """
     col, beta, thr, margin = lines
     num = len(offsets) - 1
@@ -381,13 +395,13 @@ def _arrange(
     el = pl[epair[ci[eo]]]
     new_e = _interpolate(rows, lo[eo], hi[eo], 2 + col[el], beta[el])
     ne = len(eo)
-    cnt = m[pr] - 1 - rank  # pairs of lines, an upper bound of the chord crossings
-    rows = _grow_rows(rows, nv + ne, new_e, room=int(cnt.sum()))
     # every two lines of a region: each line at the other's chord ends
+    cnt = m[pr] - 1 - rank
     pp = np.repeat(np.arange(npairs), cnt)
     qq = expand_ranges(np.arange(1, npairs + 1), cnt)
-    fq = rows[ends[pp], pcol[qq][:, None]] - pbeta[qq][:, None]  # line q at p's ends
-    fp = rows[ends[qq], pcol[pp][:, None]] - pbeta[pp][:, None]  # line p at q's ends
+    epp, eqq = ends[pp] - nv, ends[qq] - nv  # rows of new_e
+    fq = new_e[epp, pcol[qq][:, None]] - pbeta[qq][:, None]  # line q at p's ends
+    fp = new_e[eqq, pcol[pp][:, None]] - pbeta[pp][:, None]  # line p at q's ends
     if np.any(np.abs(fq) <= pmar[qq][:, None]) or np.any(np.abs(fp) <= pmar[pp][:, None]):
         return None
     sq, sp = fq > 0, fp > 0
@@ -398,8 +412,7 @@ def _arrange(
     xi = meet.nonzero()[0]
     cp, cq = pp[xi], qq[xi]
     nc = len(xi)
-    new_c = _interpolate(rows, ends[cp, 0], ends[cp, 1], pcol[cq], pbeta[cq])
-    rows = _grow_rows(rows, nv + ne + nc, new_c)
+    new_c = _interpolate(new_e, ends[cp, 0] - nv, ends[cp, 1] - nv, pcol[cq], pbeta[cq])
     # each crossing against every line of its region
     creg = pr[cp]
     kc = m[creg]
@@ -474,17 +487,28 @@ def _arrange(
         for w in range(nw):
             fresh[1:] |= skeys[1:, w] != skeys[:-1, w]
     start = fresh.nonzero()[0]
+    # the side of each crossing line on each face: the face's sign bits
+    face_reg = sreg[start]
+    fm = m[face_reg]
+    fr = np.repeat(np.arange(len(start)), fm)
+    rk = np.arange(len(fr)) - np.repeat(fm.cumsum() - fm, fm)
+    if mbits + num.bit_length() <= 62:
+        fbit = (k1[start][fr] >> rk) & 1
+    else:
+        fbit = (skeys[start[fr], rk >> 6] >> (rk & 63).astype(np.uint64)) & np.uint64(1)
+    side_f = side[face_reg]
+    side_f[fr, pl[pstart[face_reg][fr] + rk]] = fbit
     flen = np.empty(len(start), dtype=np.int64)
     flen[:-1] = start[1:] - start[:-1]
     flen[-1] = len(fresh) - start[-1]
-    face_reg = sreg[start]
     want = (1 + m + np.bincount(creg, minlength=num))[hit]  # faces of each crossed region
     if flen.min() < 3 or np.any(np.bincount(face_reg, minlength=num)[hit] != want):
         return None
     fv = cvert[dup[order]]
     # order each face's vertices by angle around their mean (a pseudo-angle, increasing
     # with the angle: complex numbers sort by real part, then imaginary part)
-    x, y = rows[fv, 0], rows[fv, 1]
+    x = np.concatenate([rows[:nv, 0], new_e[:, 0], new_c[:, 0]])[fv]
+    y = np.concatenate([rows[:nv, 1], new_e[:, 1], new_c[:, 1]])[fv]
     x -= np.repeat(np.add.reduceat(x, start) / flen, flen)
     y -= np.repeat(np.add.reduceat(y, start) / flen, flen)
     turn = y / (np.abs(x) + np.abs(y))  # in [-1, 1], increasing with the angle in a half
@@ -502,7 +526,8 @@ def _arrange(
     new_ring = src[expand_ranges(src_start[order], new_len)]
     new_off = np.zeros(len(order) + 1, dtype=np.int64)
     new_len.cumsum(out=new_off[1:])
-    return rows, nv + ne + nc, new_ring, new_off, origin[order]
+    new_side = np.concatenate([side[keep], side_f])[order]
+    return _Arranged([new_e, new_c], new_ring, new_off, origin[order], new_side)
 
 
 def _bits(rank: np.ndarray) -> np.ndarray:
@@ -530,17 +555,6 @@ def _interpolate(
     row_hi += row_lo
     row_hi[idx, col] = beta
     return row_hi
-
-
-def _grow_rows(rows: np.ndarray, upto: int, new: np.ndarray, room: int = 0) -> np.ndarray:
-    """Write ``new`` into ``rows[upto - len(new):upto]``, growing the table if needed (then
-    with ``room`` rows to spare)."""
-    if upto > len(rows):
-        big = np.empty((max(upto + room, 2 * len(rows)), rows.shape[1]))
-        big[: upto - len(new)] = rows[: upto - len(new)]
-        rows = big
-    rows[upto - len(new) : upto] = new
-    return rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -637,6 +651,57 @@ class LayerMaps(Mapping[str, np.ndarray]):
         return pre, post
 
 
+def _sides(
+    z: np.ndarray, ring: np.ndarray, offsets: np.ndarray, beta: np.ndarray, thr: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(straddle, side)`` ``(R, lines)`` of the lines ``z[:, j] == beta[i]`` (band ``thr``).
+
+    ``straddle``: the region has vertices beyond the band on both sides (it is cut);
+    ``side``: 1 if every vertex is above the band, 0 if every vertex is below it, 2 if
+    some are in it (the side is then read at the vertex mean, see :func:`_resolve`).
+    Lines are ordered by neuron ``j``, then breakpoint ``i``.
+    """
+    zv = z[:, :, None]
+    # vertices above and below the band, counted per region in one float64 sum:
+    # 1 per vertex above, 2 ** 20 per vertex below (exact for rings of < 2 ** 20)
+    flags = (zv > beta + thr).astype(np.float64)
+    flags += (zv < beta - thr) * float(1 << 20)
+    both = _ring_sums(flags.reshape(len(z), -1), ring, offsets).astype(np.int64)
+    above, below = both & ((1 << 20) - 1), both >> 20
+    beyond = (above + below) == (offsets[1:] - offsets[:-1])[:, None]
+    side = np.full(both.shape, 2, dtype=np.int8)
+    side[beyond & (below == 0)] = 1
+    side[beyond & (above == 0)] = 0
+    return (above > 0) & (below > 0), side
+
+
+def _resolve(
+    side: np.ndarray,
+    blocks: list[np.ndarray],
+    ring: np.ndarray,
+    offsets: np.ndarray,
+    col: np.ndarray,
+    beta: np.ndarray,
+) -> np.ndarray:
+    """Fill the sides left at 2 (a vertex in the band) from the value at the vertex mean
+    (``z > beta``, as :meth:`toylab.activations.Activation.piece`)."""
+    g, li = np.nonzero(side == 2)
+    if len(g):
+        glen = offsets[g + 1] - offsets[g]
+        vid = ring[expand_ranges(offsets[g], glen)]
+        cols = np.repeat(2 + col[li], glen)
+        vals = np.empty(len(vid))
+        lo = 0
+        for blk in blocks:
+            sel = (vid >= lo) & (vid < lo + len(blk))
+            vals[sel] = blk[vid[sel] - lo, cols[sel]]
+            lo += len(blk)
+        at = np.zeros(len(g), dtype=np.int64)
+        at[1:] = glen.cumsum()[:-1]
+        side[g, li] = np.add.reduceat(vals, at) / glen > beta[li]
+    return side
+
+
 def cut(
     pairs: list[tuple[np.ndarray, np.ndarray]],
     acts: tuple[str, ...],
@@ -651,63 +716,58 @@ def cut(
     layer (piecewise linear), the last for the output. Each layer's lines cut all the
     regions at once (:func:`_arrange`); where that cannot vouch for giving the pieces of
     cutting line by line (lines through a common point or too close to one), or with
-    ``batch=False``, the layer is cut line by line (:meth:`_Mesh.cut`). Only vertex
-    values are used: the maps are composed afterwards by :class:`LayerMaps`, when read.
+    ``batch=False``, the layer is cut line by line (:meth:`_Mesh.cut`). Each piece's
+    pattern is the piece of each neuron at its vertex mean (an interior point). Only
+    vertex values are used: the maps are composed by :class:`LayerMaps`, when read.
     """
     num_layers = len(pairs)
     w0, b0 = pairs[0]
-    a_prev = poly  # activations feeding the current layer, at every vertex
     nv = len(poly)
-    rows = np.empty((2 * nv + 16, 2 + w0.shape[1]))
-    rows[:nv, :2] = poly
-    rows[:nv, 2:] = poly @ w0 + b0
+    rows = np.empty((nv, 2 + w0.shape[1]))
+    rows[:, :2] = poly
+    rows[:, 2:] = poly @ w0 + b0
+    scale = (np.abs(poly) @ np.abs(w0)).max(axis=0) + np.abs(b0)
     ring = np.arange(nv, dtype=np.int64)
     offsets = np.array([0, nv], dtype=np.int64)
     origins: list[np.ndarray] = []
     patterns: list[np.ndarray] = []
     counts: dict[str, int] = {}
     for k in range(num_layers):
-        w, b = pairs[k]
-        width = w.shape[1]
+        width = pairs[k][0].shape[1]
         act = get_activation(acts[k])
         breaks = np.asarray(act.breakpoints or (), dtype=np.float64)
+        blocks = [rows]
         origin = np.arange(len(offsets) - 1)
         if len(breaks):
             # per neuron and breakpoint (a line): its band and the regions it crosses
-            scale = (np.abs(a_prev) @ np.abs(w)).max(axis=0) + np.abs(b)
             size = np.maximum(scale[:, None], np.abs(breaks)[None, :])
             thr = tol * size  # (width, breakpoints)
-            # vertices above and below the band, counted per region: 2 ** 20 + 1 above and
-            # below each other (exact in float64 for rings of up to 2 ** 20 vertices)
-            zv = rows[:nv, 2:, None]
-            sides = (zv > breaks + thr).astype(np.float64)
-            sides += (zv < breaks - thr) * float(1 << 20)
-            both = _ring_sums(sides.reshape(nv, -1), ring, offsets).astype(np.int64)
-            strad = ((both >> 20 > 0) & (both & ((1 << 20) - 1) > 0)).reshape(
-                -1, width, len(breaks)
-            )
-            pr, pl = strad.reshape(len(origin), -1).nonzero()
+            strad, side = _sides(rows[:, 2:], ring, offsets, breaks, thr)
+            pr, pl = strad.nonzero()
+            col = np.repeat(np.arange(width), len(breaks))
+            beta = np.tile(breaks, width)
+            bands = thr.ravel()
             res = None
             if batch and len(pr):
-                lines = (
-                    np.repeat(np.arange(width), len(breaks)),
-                    np.tile(breaks, width),
-                    thr.ravel(),
-                    (2 * thr + 64 * _EPS * size).ravel(),
-                )
-                res = _arrange(rows, nv, ring, offsets, pr, pl, lines)
+                lines = (col, beta, bands, (2 * thr + 64 * _EPS * size).ravel())
+                res = _arrange(rows, nv, ring, offsets, pr, pl, lines, side)
             if res is not None:
-                rows, nv, ring, offsets, origin = res
+                blocks += res.new_rows
+                ring, offsets, origin = res.ring, res.offsets, res.origin
+                side = _resolve(res.side, blocks, ring, offsets, col, beta)
             elif len(pr):
                 mesh = _Mesh(rows, nv, *_Mesh.padded(ring, offsets))
-                for j, i in zip(*np.nonzero(np.any(strad, axis=0)), strict=True):
-                    mesh.cut(2 + int(j), float(breaks[i]), float(thr[j, i]), strad[:, j, i])
+                for line in np.any(strad, axis=0).nonzero()[0].tolist():
+                    mesh.cut(2 + int(col[line]), beta[line], bands[line], strad[:, line])
                 rows, nv = mesh.V, mesh.nv
+                blocks = [rows[:nv]]
                 ring, offsets = mesh.flat()
                 origin = mesh.porig[: mesh.np].copy()
-            # the piece of each neuron at the region's vertex mean (an interior point)
-            lens = np.diff(offsets)[:, None]
-            pat = act.piece(_ring_sums(rows[:nv, 2:], ring, offsets) / lens)
+                mean = _ring_sums(rows[:nv, 2:], ring, offsets) / np.diff(offsets)[:, None]
+                side = (mean[:, col] > beta).view(np.int8)
+            else:
+                side = _resolve(side, blocks, ring, offsets, col, beta)
+            pat = side.reshape(len(origin), width, len(breaks)).sum(axis=2, dtype=np.int8)
         else:  # identity
             pat = np.zeros((len(origin), width), dtype=np.int8)
         origins.append(origin)
@@ -717,14 +777,23 @@ def cut(
         if k == num_layers - 1:
             break
         # next layer's pre-activations at every vertex (a forward pass from the vertex values)
-        a_next = act(rows[:nv, 2:])
+        # and the scale of its terms (for its bands)
         wn, bn = pairs[k + 1]
-        nxt = np.empty((2 * nv + 16, 2 + wn.shape[1]))
-        nxt[:nv, :2] = rows[:nv, :2]
-        np.matmul(a_next, wn, out=nxt[:nv, 2:])
-        nxt[:nv, 2:] += bn
-        rows = nxt
-        a_prev = a_next
+        nv = sum(len(blk) for blk in blocks)
+        rows = np.empty((nv, 2 + wn.shape[1]))
+        scale = np.zeros(wn.shape[1])
+        lo = 0
+        for blk in blocks:
+            hi = lo + len(blk)
+            a_next = act(blk[:, 2:])
+            rows[lo:hi, :2] = blk[:, :2]
+            np.matmul(a_next, wn, out=rows[lo:hi, 2:])
+            rows[lo:hi, 2:] += bn
+            np.abs(a_next, out=a_next)
+            np.maximum(scale, (a_next @ np.abs(wn)).max(axis=0, initial=0.0), out=scale)
+            lo = hi
+        scale += np.abs(bn)
+        del a_next
     # final region -> region right after layer k's cuts
     index: list[np.ndarray] = [np.arange(len(origins[-1]))]
     for k in range(num_layers - 1, 0, -1):
@@ -735,7 +804,7 @@ def cut(
         post = _keys(k, num_layers, acts[k])[0]
         if acts[k] != "identity" or post != "output":
             pats[post] = np.take(patterns[k], index[k], axis=0)
-    vertices = np.ascontiguousarray(rows[:nv, :2])
+    vertices = np.concatenate([blk[:, :2] for blk in blocks])
     return MeshResult(
         vertices, ring, offsets, pats, counts, tuple(origins), tuple(patterns), tuple(index)
     )
