@@ -534,3 +534,120 @@ def test_invariants_hold_for_random_small_networks(net, lim):
     verts = reference(layers, acts, part.vertices)["output"]
     scale = 1 + np.abs(verts).max()
     assert np.all(verts.max(axis=0) <= ex.max + 1e-10 * scale)
+
+
+# --------------------------------------------------------------------------- the cutter
+
+
+def _local_cut(layers, acts, lim, **kw):
+    """The raw cut of a network on ``[-lim, lim]^2`` (its own local coordinates)."""
+    from toylab.exact import _mesh
+
+    net = Network.from_layers(layers, acts)
+    return _mesh.cut(net.dense_layers(), net.activations, box((-lim, -lim), (lim, lim)), 1e-9, **kw)
+
+
+def _canonical(raw):
+    """Regions as (centroid-sorted) vertex arrays, each starting at its lowest vertex."""
+    xy = raw.vertices[raw.ring]
+    polys = [xy[a:b] for a, b in zip(raw.offsets[:-1], raw.offsets[1:], strict=True)]
+    rolled = [np.roll(p, -int(np.lexsort((p[:, 1], p[:, 0]))[0]), axis=0) for p in polys]
+    cent = np.array([p.mean(axis=0) for p in polys])
+    order = np.lexsort((np.round(cent[:, 1], 9), np.round(cent[:, 0], 9)))
+    return [rolled[i] for i in order], order
+
+
+@pytest.mark.parametrize(
+    "widths,acts",
+    [
+        ((2, 12, 12, 3), ["relu", "relu"]),
+        ((2, 10, 10, 4), ["leaky_relu", "abs"]),
+        ((2, 8, 6, 3), ["hardtanh", "relu"]),
+        ((2, 70, 5), ["relu"]),  # 70 lines in one region: sign vectors of two words
+    ],
+)
+def test_cutting_a_layer_at_once_matches_cutting_line_by_line(widths, acts, monkeypatch):
+    """The arrangement of a whole layer (``_arrange``) gives the regions, patterns and maps
+    of cutting neuron by neuron (``_Mesh.cut``), up to rounding; a spy checks that the
+    arrangement, not the line-by-line fallback, made every layer."""
+    from toylab.exact import _mesh
+
+    layers = he_net(widths, seed=len(widths) + widths[1])
+    made = []
+
+    def spy(*args):
+        out = arrange(*args)
+        made.append(out is not None)
+        return out
+
+    arrange = _mesh._arrange
+    monkeypatch.setattr(_mesh, "_arrange", spy)
+    fast = _local_cut(layers, acts, 2.0)
+    assert made and all(made)
+    slow = _local_cut(layers, acts, 2.0, batch=False)
+    assert len(made) == len(acts)  # the line-by-line cut never calls it
+    pf, of = _canonical(fast)
+    ps, os_ = _canonical(slow)
+    assert len(pf) == len(ps)
+    for a, b in zip(pf, ps, strict=True):
+        # interpolated along different edges and chords: rounding of the coordinates
+        assert a.shape == b.shape and np.allclose(a, b, rtol=0, atol=1e-12)
+    assert fast.region_counts == slow.region_counts
+    for key in fast.patterns:
+        assert np.array_equal(fast.patterns[key][of], slow.patterns[key][os_])
+    net = Network.from_layers(layers, acts)
+    mf = _mesh.LayerMaps(net.dense_layers(), net.activations, fast)
+    ms = _mesh.LayerMaps(net.dense_layers(), net.activations, slow)
+    for key in ms:
+        scale = 1 + np.abs(ms[key]).max()  # the same compositions, in another row order
+        np.testing.assert_allclose(mf[key][of], ms[key][os_], rtol=0, atol=1e-13 * scale)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_split_small_matches_split(seed, monkeypatch):
+    """The two splits of the line-by-line cut (plain Python for a few pieces, vectorised
+    for many) give identical meshes: forcing either for every cut changes nothing."""
+    from toylab.exact import _mesh
+
+    rng = np.random.default_rng(seed)
+    layers = he_net((2, 9, 9, 2), seed=seed)
+    if seed % 2:  # exactly representable weights: lines through vertices, duplicates
+        layers = [(np.round(w * 2) / 2, np.round(b * 2) / 2) for w, b in layers]
+    acts = [str(a) for a in rng.choice(["relu", "abs", "hardtanh"], size=2)]
+    monkeypatch.setattr(_mesh, "_SMALL_CUT", 10**9)
+    small = _local_cut(layers, acts, 1.5, batch=False)
+    monkeypatch.setattr(_mesh, "_SMALL_CUT", 0)
+    vec = _local_cut(layers, acts, 1.5, batch=False)
+    for name in ("vertices", "ring", "offsets"):
+        assert np.array_equal(getattr(small, name), getattr(vec, name)), name
+    for key in small.patterns:
+        assert np.array_equal(small.patterns[key], vec.patterns[key])
+
+
+def test_lines_through_one_point_are_cut_line_by_line(monkeypatch):
+    """Zero biases put every first-layer line through the origin: the arrangement declines
+    (three lines through a point) and the layer is cut line by line, correctly."""
+    from toylab.exact import _mesh
+
+    made = []
+    arrange = _mesh._arrange
+    monkeypatch.setattr(_mesh, "_arrange", lambda *a: made.append(arrange(*a)) or made[-1])
+    layers = [(w, np.zeros_like(b)) for w, b in he_net((2, 7, 5, 2), seed=9)]
+    part = _check(layers, ["relu", "relu"], box((-1, -1), (1.5, 1)))
+    assert made[0] is None
+    assert len(part.polygons) >= 14  # 7 lines through one interior point
+
+
+def test_maps_are_composed_when_read_in_any_order():
+    """Keys read in reverse give the arrays read in order (each composed on first access,
+    read-only and kept)."""
+    layers = he_net((2, 8, 8, 8, 3), seed=4)
+    net = Network.from_layers(layers, ["relu", "abs", "relu"])
+    dom = box((-2, -2), (2, 2))
+    a, b = partition(net, dom), partition(net, dom)
+    forward = {key: a.local_maps[key] for key in a.local_maps}
+    for key in reversed(list(b.local_maps)):
+        np.testing.assert_array_equal(b.local_maps[key], forward[key])
+        assert b.local_maps[key] is b.local_maps[key]
+        assert not b.local_maps[key].flags.writeable and not b.maps[key].flags.writeable
+    assert len(a.maps) == len(a.local_maps) == 7 and "hidden_1.pre" in a.maps

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,7 @@ import numpy as np
 from toylab._errors import NotApplicable, fail
 from toylab.activations import get_activation
 from toylab.distributions.base import Box
-from toylab.exact._mesh import cut
+from toylab.exact._mesh import LayerMaps, cut
 from toylab.exact._polygon import areas as _areas
 from toylab.exact._polygon import owner
 from toylab.network import Network, as_network
@@ -148,12 +148,16 @@ class Partition:
       domain: the domain polygon; network: the (float64) network partitioned;
         origin: the centre of the local coordinates the cuts were made in; tol: the
         relative tolerance (see the module docstring).
+
+    ``maps`` and ``local_maps`` are read-only mappings whose arrays are composed from
+    the layers and the patterns when a key is first read, and then kept (every layer's
+    maps on every region is most of a large partition's memory).
     """
 
     local_vertices: np.ndarray
     ring: np.ndarray
     offsets: np.ndarray
-    local_maps: dict[str, np.ndarray]
+    local_maps: Mapping[str, np.ndarray]
     patterns: dict[str, np.ndarray]
     region_counts: dict[str, int]
     areas: np.ndarray
@@ -182,16 +186,9 @@ class Partition:
         return _frozen(self.local_vertices + self.origin)
 
     @functools.cached_property
-    def maps(self) -> dict[str, np.ndarray]:
+    def maps(self) -> Mapping[str, np.ndarray]:
         """Layer key -> ``(R, width, 3)`` affine maps in the original coordinates."""
-        out = {}
-        o = self.origin
-        for key, m in self.local_maps.items():
-            m = m.copy()
-            # c = c_local - g . origin
-            m[:, :, 2] -= m[:, :, 0] * o[0] + m[:, :, 1] * o[1]
-            out[key] = _frozen(m)
-        return out
+        return _Absolute(self.local_maps, self.origin)
 
     @functools.cached_property
     def polygons(self) -> list[np.ndarray]:
@@ -208,6 +205,33 @@ class Partition:
         return self.domain - self.origin
 
 
+class _Absolute(Mapping[str, np.ndarray]):
+    """Local maps moved to the original coordinates (``c = c_local - g . origin``), per key
+    on first access."""
+
+    def __init__(self, local: Mapping[str, np.ndarray], origin: np.ndarray) -> None:
+        self._local = local
+        self._origin = origin
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._local)
+
+    def __len__(self) -> int:
+        return len(self._local)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._local
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._cache:
+            m = self._local[key].copy()
+            o = self._origin
+            m[:, :, 2] -= m[:, :, 0] * o[0] + m[:, :, 1] * o[1]
+            self._cache[key] = _frozen(m)
+        return self._cache[key]
+
+
 def _frozen(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False
     return a
@@ -220,22 +244,16 @@ def _split_flat(xy: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
 def _partition(net: Network, poly: np.ndarray, tol: float) -> Partition:
     origin = poly.mean(axis=0)
     local = net.compose_input(np.eye(2), origin)
-    raw = cut(local.dense_layers(), net.activations, poly - origin, tol)
+    pairs = local.dense_layers()
+    raw = cut(pairs, net.activations, poly - origin, tol)
     area = _areas(raw.vertices[raw.ring], raw.offsets)
-    for arr in (
-        *raw.maps.values(),
-        *raw.patterns.values(),
-        raw.vertices,
-        raw.ring,
-        raw.offsets,
-        area,
-    ):
+    for arr in (*raw.patterns.values(), raw.vertices, raw.ring, raw.offsets, area):
         arr.flags.writeable = False  # shared between keys and polygons: results are immutable
     return Partition(
         local_vertices=raw.vertices,
         ring=raw.ring,
         offsets=raw.offsets,
-        local_maps=dict(raw.maps),
+        local_maps=LayerMaps(pairs, net.activations, raw),
         patterns=dict(raw.patterns),
         region_counts=dict(raw.region_counts),
         areas=area,
