@@ -13,7 +13,7 @@ Every number says how it was obtained:
   through each member's network, split by the member's own training mask;
 * piecewise-linear networks on 2-D densities: the accuracy of the network's exact
   decision regions under the distribution, labelled with the analysis' tier
-  (``exact`` for Gaussian mixtures, ``bounded`` for quadrature), and the exact firing
+  (``exact`` for Gaussian mixtures, ``estimated`` for quadrature), and the exact firing
   probability, mean and argmax of every neuron (see :mod:`toylab.exact`);
 * continuous distributions: the **sampled** held-out accuracy (and its standard error)
   from the run's metrics;

@@ -103,7 +103,7 @@ member {{ member }} ({{ label }}) › <a href="../run.html">run page</a>
 {% block main %}
 <div class="cols">
 <div>
-{% if map_img %}<figure><img class="fig" src="{{ map_img }}" alt="exact map of {{ address }}">
+{% if map_img %}<figure><img class="fig" src="{{ map_img }}" alt="map of {{ address }} (values on a grid; exact region boundaries, zero set and argmax drawn over it)">
 <figcaption>{{ map_caption }}</figcaption></figure>
 {% else %}<p class="note">No map: the input domain is not a 2-D box.</p>{% endif %}
 </div>

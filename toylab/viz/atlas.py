@@ -10,9 +10,9 @@ Layout (every link relative; no server, no network, no external CSS or JS)::
 
 The index shows every member's grid; a tiny inline script turns the seed links into a
 switch (without JavaScript they are anchors and every member stays visible). Neuron
-pages show the canonical address (``hidden_0:3``) verbatim, the neuron's exact map and
-exact statistics from :func:`toylab.exact.analyze` (one analysis per member), its
-incoming and outgoing weights with links to the neighbouring neurons, and, when given,
+pages show the canonical address (``hidden_0:3``) verbatim, the neuron's map (values on
+a grid, with the exact region boundaries, zero set and argmax over it), exact statistics
+from :func:`toylab.exact.analyze` (one analysis per member), its incoming and outgoing weights with links to the neighbouring neurons, and, when given,
 results of other methods (see :func:`write_atlas`). Every string is HTML-escaped
 (jinja2 autoescape). Every file is written atomically (:mod:`toylab.runs.io`).
 """
@@ -729,7 +729,7 @@ def _write_run_page(
             ])  # fmt: skip
         n = len(np.asarray(run.ensemble.eval_y))
         note = ("The accuracy of the decision regions integrates each network's exact regions "
-                "under the distribution (its tier says how: exact, or bounded by quadrature); "
+                "under the distribution (its tier says how: exact, or estimated by quadrature); "
                 f"the held-out accuracy is sampled ({n} samples).")  # fmt: skip
     table = None
     if methods:

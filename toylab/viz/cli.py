@@ -14,8 +14,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "atlas",
         help="write a run's neuron atlas (static HTML, one page per neuron)",
         description="Write RUN_DIR/atlas/: an index of every hidden neuron of every member, "
-        "one page per neuron (exact map, exact statistics, weights with links to "
-        "neighbouring neurons) and a run page. Open atlas/index.html in a browser; it "
+        "one page per neuron (its map on a grid with the exact regions drawn over it, exact "
+        "statistics, weights with links to neighbouring neurons) and a run page. Open atlas/index.html in a browser; it "
         "needs no server and no network.",
     )
     a.add_argument("run_dir", help="run directory (from 'toylab train' or 'toylab demo')")
