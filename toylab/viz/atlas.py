@@ -14,7 +14,8 @@ pages show the canonical address (``hidden_0:3``) verbatim, the neuron's map (va
 a grid, with the exact region boundaries, zero set and argmax over it), exact statistics
 from :func:`toylab.exact.analyze` (one analysis per member), its incoming and outgoing
 weights with links to the neighbouring neurons, and, when given, results of other methods
-(see :func:`write_atlas`). Every string is HTML-escaped (jinja2 autoescape). Every file is written atomically (:mod:`toylab.runs.io`).
+(see :func:`write_atlas`). Every string is HTML-escaped (jinja2 autoescape). Every file
+is written atomically (:mod:`toylab.runs.io`).
 """
 
 from __future__ import annotations
