@@ -35,58 +35,10 @@ import numpy as np
 
 from toylab._errors import ToylabError
 from toylab._progress import QUIET, Progress
-from toylab.runs.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from toylab.runs.io import atomic_write_json, atomic_write_text
+from toylab.viz._output import MAX_DATA_PANELS, fmt_number, save_png
 
-__all__ = ["finite_accuracy", "fmt_number", "write_comparison", "write_report"]
-
-#: members drawn in the data figure; the caption names which when there are more
-MAX_DATA_PANELS = 16
-
-
-def _save(fig: Any, path: Path) -> None:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def fmt_number(v: Any, digits: int = 4) -> str:
-    """``v`` with ``digits`` decimals; never ``-0.0000`` (a value that rounds to zero is
-    ``0.0000``), ``nan`` for a missing or non-finite value."""
-    if v is None:
-        return "nan"
-    f = float(v)
-    if not np.isfinite(f):
-        return "nan" if np.isnan(f) else ("inf" if f > 0 else "-inf")
-    s = f"{f:.{digits}f}"
-    return s[1:] if s.startswith("-") and float(s) == 0 else s
-
-
-def finite_accuracy(model: Any, dist: Any, train_mask: Any = None) -> dict[str, Any]:
-    """Exact accuracy of ``model`` on a finite task, by enumeration.
-
-    Every input of ``dist.domain`` goes through ``model.to_network()`` in float64; the
-    prediction is the argmax of the outputs (the first on a tie, as ``np.argmax``). With
-    ``train_mask`` (a bool per domain input: the member's training set, ``data = 'full'``)
-    the accuracy is also split into train and test. Returns ``{"domain", "train",
-    "test", "num_train", "num_test", "tier": "exact"}`` (train/test ``None`` without a mask
-    or when a side is empty).
-    """
-    x = np.asarray(dist.domain.inputs, np.float64)
-    y = np.asarray(dist.domain.labels)
-    out = np.asarray(model.to_network().numpy(np.float64)(x))
-    correct = np.argmax(out, axis=-1) == y
-    res: dict[str, Any] = {"domain": float(np.mean(correct)), "train": None, "test": None,
-                           "num_train": None, "num_test": None, "tier": "exact"}  # fmt: skip
-    if train_mask is not None:
-        mask = np.asarray(train_mask, bool)
-        res["num_train"], res["num_test"] = int(mask.sum()), int((~mask).sum())
-        if mask.any():
-            res["train"] = float(np.mean(correct[mask]))
-        if (~mask).any():
-            res["test"] = float(np.mean(correct[~mask]))
-    return res
+__all__ = ["fmt_number", "write_comparison", "write_report"]
 
 
 def _stored_compare(run: Any) -> tuple[Any, str | None]:
@@ -224,7 +176,7 @@ def write_report(run: Any, *, compare: Any = None, progress: Progress = QUIET) -
                 overlays = exact["members"][m]["overlays"] if exact else None
                 fig = layer_grid_figure(run.model(m), dist, overlays=overlays, fig=Figure(),
                                         title=f"member {m} ({labels[m]})")  # fmt: skip
-                _save(fig, out / f"neurons_member{m}.png")
+                save_png(fig, out / f"neurons_member{m}.png")
                 lines += [f"### member {m} ({labels[m]})", "",
                           f"![neurons of member {m}](neurons_member{m}.png)", ""]  # fmt: skip
                 if exact:
@@ -279,6 +231,8 @@ def _name(m: int, label: str, diverged: dict[int, str]) -> str:
 def _finite_accuracy_lines(run: Any, labels: list[str], diverged: dict[int, str],
                            summary: dict[str, Any], bayes: Any) -> list[str]:  # fmt: skip
     """Exact train / test / domain accuracy per member, by enumeration."""
+    from toylab.exact import finite_accuracy
+
     train_data = run.ensemble.train_data
     full = run.config.train.data == "full" and train_data is not None
     lines = ["## Accuracy (exact: every input of the finite domain)", ""]
@@ -301,7 +255,7 @@ def _finite_accuracy_lines(run: Any, labels: list[str], diverged: dict[int, str]
     size = run.dist.domain.size
     lines.append("")
     note = (f"Exact: the float64 forward pass of all {size} inputs of the domain through each "
-            "member's network (ties go to the first class).")  # fmt: skip
+            "member's network (a tie for the largest output counts as wrong).")  # fmt: skip
     if full and sizes is not None:
         note += (f" Train: the member's own training set ({sizes[0]} inputs, "
                  f"train_fraction = {run.config.train.train_fraction:g}); test: the other "
@@ -390,7 +344,7 @@ def _data_figure(run: Any, exact: Any, labels: list[str], out: Path, progress: P
     for j in range(len(shown), nrow * ncol):
         axes[j // ncol, j % ncol].axis("off")
     fig.tight_layout()
-    _save(fig, out / "data.png")
+    save_png(fig, out / "data.png")
     caption = ("The run's only member." if run.num_members == 1 else
                f"All {run.num_members} members." if len(shown) == run.num_members else
                f"Members 0-{shown[-1]} of {run.num_members} (the first {len(shown)}).")  # fmt: skip

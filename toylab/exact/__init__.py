@@ -40,7 +40,7 @@ from toylab.exact.distribution import (
     activation_quantile,
     disk_mass,
 )
-from toylab.exact.finite import finite_table
+from toylab.exact.finite import correct_predictions, finite_accuracy, finite_table
 from toylab.exact.integrals import (
     CrossMomentsResult,
     NeuronMomentsResult,
@@ -118,6 +118,8 @@ __all__ = [
     "disk_mass",
     "extrema",
     "finite_table",
+    "finite_accuracy",
+    "correct_predictions",
     "gaussian_polygon_moments",
     "integrated_gradients",
     "integration_domain",

@@ -25,7 +25,7 @@ from toylab.exact.integrals import NeuronMomentsResult
 from toylab.exact.queries import ExtremaResult
 from toylab.network import as_network
 
-__all__ = ["finite_table"]
+__all__ = ["correct_predictions", "finite_accuracy", "finite_table"]
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -93,10 +93,7 @@ def finite_table(
             if keep_table:
                 table[key].append(v)
         if num_classes:
-            out = values["output"]
-            top = np.argmax(out, -1)
-            unique = (out == out.max(-1, keepdims=True)).sum(-1) == 1
-            ok = (top == labels[sl]) & unique
+            ok = correct_predictions(values["output"], labels[sl])
             correct += np.bincount(labels[sl][ok], weights=p[ok], minlength=num_classes)
     moments = {}
     extrema = {}
@@ -139,3 +136,52 @@ def finite_table(
         _extrema=extrema,
         _table={k: np.concatenate(v) for k, v in table.items()} if keep_table else None,
     )
+
+
+def correct_predictions(outputs: Any, labels: Any) -> np.ndarray:
+    """Whether each row's arg-max output is its label, one bool per row. A tie for the
+    largest output counts as wrong (no class is predicted): the rule of every exact
+    accuracy in toylab."""
+    out = np.asarray(outputs)
+    top = np.argmax(out, -1)
+    unique = (out == out.max(-1, keepdims=True)).sum(-1) == 1
+    return (top == np.asarray(labels)) & unique
+
+
+def finite_accuracy(model: Any, dist: Any, train_mask: Any = None) -> dict[str, Any]:
+    """Exact accuracy of ``model`` on a finite task, by enumeration, split into train and
+    test by the member's training set.
+
+    Every input of ``dist.domain`` goes through the float64 network
+    (:func:`correct_predictions`: a tie counts as wrong). ``domain`` is the fraction of
+    the domain's inputs classified correctly (each input counted once, as a training
+    set is); with ``train_mask`` (a bool per domain input: the member's training set,
+    ``data = 'full'``) also ``train`` and ``test`` (``None`` without a mask or for an
+    empty side). Returns ``{"domain", "train", "test", "num_train", "num_test", "tier":
+    "exact"}``.
+    """
+    where = "finite_accuracy"
+    domain: Any = getattr(dist, "domain", None)
+    if not isinstance(domain, FiniteDomain) or not getattr(dist, "num_classes", 0):
+        raise NotApplicable(
+            f"{where}: dist must be a classification task on a finite domain, got "
+            f"{type(dist).__name__}. Use toylab.exact.analyze(model, dist).accuracy."
+        )
+    x = np.asarray(domain.inputs, np.float64)
+    net = as_network(model, where).untied().numpy(np.float64)
+    correct = correct_predictions(net(x), domain.labels)
+    res: dict[str, Any] = {"domain": float(np.mean(correct)), "train": None, "test": None,
+                           "num_train": None, "num_test": None, "tier": "exact"}  # fmt: skip
+    if train_mask is not None:
+        mask = np.asarray(train_mask, bool)
+        if mask.shape != correct.shape:
+            raise fail(
+                where, "train_mask", f"shape {mask.shape}",
+                f"one bool per input of the domain, shape {correct.shape}",
+            )  # fmt: skip
+        res["num_train"], res["num_test"] = int(mask.sum()), int((~mask).sum())
+        if mask.any():
+            res["train"] = float(np.mean(correct[mask]))
+        if (~mask).any():
+            res["test"] = float(np.mean(correct[~mask]))
+    return res

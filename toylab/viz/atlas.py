@@ -29,9 +29,10 @@ import numpy as np
 
 from toylab._errors import ToylabError
 from toylab._progress import QUIET, Progress
+from toylab.exact import finite_accuracy
 from toylab.neurons import NeuronId, neuron_ids
-from toylab.report import MAX_DATA_PANELS, finite_accuracy, fmt_number
 from toylab.runs.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from toylab.viz._output import MAX_DATA_PANELS, fmt_number, png_bytes
 from toylab.viz.maps import CMAP, symmetric_norm
 
 __all__ = ["neuron_filename", "write_atlas"]
@@ -95,12 +96,6 @@ def _signed(v: float, digits: int = 4) -> str:
     """``+0.1234`` / ``-0.1234``; a value that rounds to zero is ``0.0000``, unsigned."""
     s = fmt_number(v, digits)
     return s if s.startswith("-") or float(s) == 0 else "+" + s
-
-
-def _png(fig: Any, dpi: int) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
 
 
 def _image_png(rgba: np.ndarray) -> bytes:
@@ -174,7 +169,7 @@ def write_atlas(
     mapping keyed by ``(member, "hidden_0:3")`` or by ``"hidden_0:3"`` (every member):
 
     * ``feature_viz``: has ``start`` and ``end`` (``(n, 2)`` points; drawn on the map) and
-      optionally ``values`` / ``value`` / ``scores`` (per point);
+      optionally ``values`` / ``value`` / ``scores`` / ``score`` (numbers, per point);
     * ``dataset_examples``: has ``x`` (``(k, 2)`` top inputs, drawn as triangles) and
       ``values`` / ``scores``;
     * ``tuning_curves``: a :class:`~toylab.viz.TuningCurveDisplay`, or anything with ``t``
@@ -245,7 +240,7 @@ def write_atlas(
             samples = np.asarray(batch.x, np.float64)
 
         def render(path: Path, fig: Any) -> str:
-            atomic_write_bytes(path, _png(fig, dpi))
+            atomic_write_bytes(path, png_bytes(fig, dpi))
             return path.relative_to(out).as_posix()
 
         steps = list(run.checkpoint_steps) if dynamics and planar else []
@@ -482,7 +477,8 @@ def _neuron_page(
     if fv is not None:
         start = _points(_field(fv, "start", "starts", "x0", "init"))
         end = _points(_field(fv, "end", "ends", "endpoints", "x", "points"))
-        score = _field(fv, "values", "value", "scores")
+        score = _field(fv, "values", "value", "scores", "score")
+        score = None if isinstance(score, str) else score  # a result's score names its measure
         if start is not None:
             points["start"] = start
         if end is not None:
@@ -497,7 +493,8 @@ def _neuron_page(
             })  # fmt: skip
     if ex is not None:
         xs = _points(_field(ex, "x", "inputs", "examples", "points"))
-        sc = _field(ex, "values", "scores", "activations", "value")
+        sc = _field(ex, "values", "scores", "activations", "value", "score")
+        sc = None if isinstance(sc, str) else sc
         sc = None if sc is None else np.atleast_1d(np.asarray(sc, np.float64))
         if xs is not None:
             points["top"] = xs
