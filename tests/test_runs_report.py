@@ -60,6 +60,33 @@ def test_finite_tasks_report_exact_train_and_test_accuracy(modular):
         assert float(run.metrics[-1]["accuracy"][m]) == pytest.approx(want["domain"], abs=1e-7)
 
 
+def test_finite_tasks_get_exact_neuron_statistics_in_the_report_and_the_atlas(modular, tmp_path):
+    """Every hidden neuron's P(active), mean, max and min on the finite domain, against an
+    independent enumeration of the raw arrays (uniform probabilities over 25 inputs)."""
+    from toylab.viz.atlas import write_atlas
+
+    run = modular
+    text = write_report(run).read_text()
+    assert "## Every hidden neuron (exact: every input of the finite domain)" in text
+    x = np.asarray(run.dist.domain.inputs, np.float64)
+    probs = np.asarray(run.dist.domain.probs, np.float64)
+    for m in range(run.num_members):
+        W = np.asarray(run.params["layers"][0]["kernel"][...], np.float64)[m]
+        b = np.asarray(run.params["layers"][0]["bias"][...], np.float64)[m]
+        h = np.maximum(x @ W + b, 0.0)
+        for u in (0, 7, 15):
+            row = (f"| `hidden_0:{u}` | {fmt_number(probs @ (h[:, u] > 0), 6)} | "
+                   f"{fmt_number(probs @ h[:, u], 6)} | {fmt_number(h[:, u].max())} | "
+                   f"{fmt_number(h[:, u].min())} |")  # fmt: skip
+            assert row in text, row
+    out = write_atlas(run, tmp_path / "atlas", members=[0], dynamics=False, circuits=False)
+    page = (out.parent / "member0" / "hidden_0-7.html").read_text()
+    W = np.asarray(run.params["layers"][0]["kernel"][...], np.float64)[0]
+    b = np.asarray(run.params["layers"][0]["bias"][...], np.float64)[0]
+    h = np.maximum(x @ W + b, 0.0)
+    assert f"{probs @ (h[:, 7] > 0):.6f}" in page and f"{probs @ h[:, 7]:.6f}" in page
+
+
 def test_finite_accuracy_without_a_training_mask():
     from flax import nnx
 

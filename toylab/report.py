@@ -181,6 +181,8 @@ def write_report(run: Any, *, compare: Any = None, progress: Progress = QUIET) -
                           f"![neurons of member {m}](neurons_member{m}.png)", ""]  # fmt: skip
                 if exact:
                     lines += _neuron_table(exact["members"][m]["neurons"], exact["tier"])
+    elif dist.kind == "finite" and hidden:
+        lines += _finite_neuron_lines(run, labels, progress)
     elif dist.kind != "finite" and getattr(dist, "num_classes", 0) == 0:
         pass  # regression: said in its section
     else:
@@ -349,6 +351,33 @@ def _data_figure(run: Any, exact: Any, labels: list[str], out: Path, progress: P
                f"All {run.num_members} members." if len(shown) == run.num_members else
                f"Members 0-{shown[-1]} of {run.num_members} (the first {len(shown)}).")  # fmt: skip
     return ["## Data and decision boundaries", "", "![data](data.png)", "", caption, ""]
+
+
+def _finite_neuron_lines(run: Any, labels: list[str], progress: Progress) -> list[str]:
+    """Every hidden neuron's exact statistics on a finite domain, by enumeration."""
+    from toylab.exact import analyze
+
+    lines = ["## Every hidden neuron (exact: every input of the finite domain)", "",
+             f"Under the domain's probabilities over its {run.dist.domain.size} inputs "
+             "(float64 forward passes; each member's error bound on the float64 rounding of "
+             "the sums is given).", ""]  # fmt: skip
+    for m in progress.iterate(range(run.num_members), "exact statistics", unit="member"):
+        res = analyze(run.model(m), run.dist)
+        lines += [f"### member {m} ({labels[m]})", "", f"Error bound: {res.error:.1e}.", "",
+                  "| neuron | P(active) | E[a] | max over the domain | min over the domain |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for key in res.network.layer_keys():
+            if not key.startswith("hidden_") or "." in key:
+                continue
+            for u in range(res.network.widths[key]):
+                st = res.summary(f"{key}:{u}")
+                lines.append(
+                    f"| `{key}:{u}` | {fmt_number(st['firing_probability'], 6)} | "
+                    f"{fmt_number(st['mean'], 6)} | {fmt_number(st['max'])} | "
+                    f"{fmt_number(st['min'])} |"
+                )
+        lines.append("")
+    return lines
 
 
 def _neuron_table(neurons: dict[str, dict[str, Any]], tier: str) -> list[str]:

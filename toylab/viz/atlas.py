@@ -124,10 +124,9 @@ def _analyze(model: Any, dist: Any) -> Any:
     from toylab.exact import analyze
 
     try:
-        res = analyze(model, dist)
+        return analyze(model, dist)  # the plane's geometry, or a finite domain's enumeration
     except ToylabError:
         return None
-    return res if res.kind == "plane" else None
 
 
 def _points(value: Any) -> np.ndarray | None:
@@ -567,7 +566,8 @@ def _neuron_page(
             ("argmin", _fmt(ext.argmin[u])),
         ]
         if analysis.tier != "exact":
-            stats.append(("error bound", _fmt(analysis.error)))
+            what = "error bound" if analysis.tier == "certified" else "error estimate"
+            stats.append((what, _fmt(analysis.error)))
 
     page_ids = {str(i) for i in ids}
     W_in, b_in = layers_w[k]
