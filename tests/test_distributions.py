@@ -34,7 +34,7 @@ from toylab.distributions import (
     two_blobs,
     xor_blobs,
 )
-from toylab.distributions.gaussian import bayes_quadrature
+from toylab.distributions._numerics import bayes_quadrature
 
 Z_FAIL = stats.norm.isf(1e-6 / 2)  # two-sided normal quantile at failure rate 1e-6
 

@@ -13,18 +13,17 @@ import numpy as np
 from scipy import special
 
 from toylab._errors import fail
-from toylab.distributions.base import AbstractDistribution, Batch, BayesResult, Box
-from toylab.distributions.gaussian import (
-    _BAYES_OUTSIDE_MASS,
+from toylab._validate import check_choice, check_float
+from toylab.distributions._numerics import (
+    BAYES_OUTSIDE_MASS,
     DOMAIN_OUTSIDE_MASS,
     bayes_quadrature,
     box_z,
-    check_choice,
-    check_float,
     gauss_legendre,
     jit_sample,
     posterior_from_log_joint,
 )
+from toylab.distributions.base import AbstractDistribution, Batch, BayesResult, Box
 
 __all__ = ["CURVES", "NoisyCurve"]
 
@@ -250,10 +249,10 @@ class NoisyCurve(AbstractDistribution):
 def _curve_bayes(dist: NoisyCurve, tol: float) -> BayesResult:
     res = bayes_quadrature(
         dist.class_log_joint,
-        dist._box(_BAYES_OUTSIDE_MASS),
+        dist._box(BAYES_OUTSIDE_MASS),
         # cells one noise scale wide: arms can be closer than the default 3 length scales
         length_scale=dist.noise / 3,
-        outside_mass=_BAYES_OUTSIDE_MASS,
+        outside_mass=BAYES_OUTSIDE_MASS,
         tol=tol,
     )
     # The density itself is accurate to density_rtol: add that (relative to a mass of 1).

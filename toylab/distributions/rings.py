@@ -12,17 +12,15 @@ import numpy as np
 from scipy import special
 
 from toylab._errors import fail
-from toylab.distributions.base import AbstractDistribution, Batch, BayesResult, Box
-from toylab.distributions.gaussian import (
+from toylab._validate import check_choice, check_weights, float_tuple
+from toylab.distributions._numerics import (
     DOMAIN_OUTSIDE_MASS,
-    check_choice,
-    check_weights,
-    float_tuple,
     gaussian_1d_max_integral,
     jit_sample,
     log_normal_1d,
     posterior_from_log_joint,
 )
+from toylab.distributions.base import AbstractDistribution, Batch, BayesResult, Box
 
 __all__ = ["Rings"]
 
