@@ -45,7 +45,7 @@ def _random_spd(rng: np.random.Generator, d: int) -> np.ndarray:
 
 
 def _quadrature_bayes(dist: GaussianMixture):
-    """The generic bounded quadrature, bypassing any closed form."""
+    """The generic quadrature, bypassing any closed form."""
     sd = float(np.min(np.sqrt(np.linalg.eigvalsh(np.asarray(dist.covs))[:, 0])))
     return bayes_quadrature(
         dist.class_log_joint, dist._box(1e-13), length_scale=sd, outside_mass=1e-13
@@ -146,13 +146,13 @@ def test_bayes_matches_monte_carlo(dist) -> None:
     assert abs(mc - res.accuracy) <= Z_FAIL * se + res.error
 
 
-def test_bounded_bayes_error_is_honest() -> None:
+def test_estimated_bayes_error_is_honest() -> None:
     """The 1-D generic path against scipy.quad with the crossings as break points."""
     dist = GaussianMixture(
         ((0.0,), (1.0,), (3.0,)), (((1.0,),), ((0.3,),), ((2.0,),)), (0.3, 0.3, 0.4), (0, 1, 0)
     )
     res = dist.bayes()
-    assert res.tier == "bounded" and res.error < 1e-8
+    assert res.tier == "estimated" and res.error < 1e-8
 
     ref = _max_joint_quad(dist, -15.0, 25.0)
     assert abs(res.accuracy - ref) <= res.error + 1e-12

@@ -232,7 +232,7 @@ def bayes_quadrature(
         return BayesResult(
             float(val2),
             float(err),
-            "bounded",
+            "estimated",
             f"Gauss-Legendre on {2 * cells} cells split at located class changes; error = "
             "change on halving the cells + mass outside the integration box",
         )
@@ -265,7 +265,7 @@ def bayes_quadrature(
     return BayesResult(
         float(val),
         float(err + inner_err + outside_mass),
-        "bounded",
+        "estimated",
         "nested quadrature: Gauss-Legendre along x2 on cells split at located class changes, "
         "adaptive Gauss-Legendre along x1; error = adaptive estimate + change on halving the "
         "inner cells + mass outside the integration box",

@@ -10,9 +10,10 @@ A distribution is a small frozen dataclass. It offers
 * ``log_prob(x) -> np.ndarray`` -- the exact log density (float64, NumPy, host);
 * ``posterior(x) -> np.ndarray`` -- the exact class posterior p(y | x), shape
   ``(..., num_classes)`` (float64, host);
-* ``bayes() -> BayesResult`` -- the Bayes-optimal accuracy, with its tier
-  (``"exact"`` for a closed form or finite enumeration, ``"bounded"`` for a
-  deterministic quadrature with an error bound, ``"sampled"`` for Monte Carlo
+* ``bayes() -> BayesResult`` -- the Bayes-optimal accuracy, with its tier in the
+  vocabulary of :mod:`toylab.tiers` (``"exact"`` for a closed form or finite
+  enumeration, ``"certified"`` for a guaranteed enclosure, ``"estimated"`` for a
+  quadrature whose error is an a-posteriori estimate, ``"sampled"`` for Monte Carlo
   with a confidence interval) and its error;
 * ``domain`` -- a :class:`Box` or a :class:`FiniteDomain`.
 
@@ -24,10 +25,12 @@ JAX so that training can draw fresh batches inside one compiled program.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import jax
 import numpy as np
+
+from toylab.tiers import Tier
 
 __all__ = [
     "AbstractDistribution",
@@ -35,11 +38,7 @@ __all__ = [
     "Batch",
     "Box",
     "FiniteDomain",
-    "Tier",
 ]
-
-Tier = Literal["exact", "bounded", "sampled"]
-
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
@@ -129,10 +128,13 @@ class FiniteDomain:
 class BayesResult:
     """The Bayes-optimal accuracy of a distribution.
 
-    ``tier`` says how it was computed; ``error`` is an absolute bound on
-    ``|accuracy - true accuracy|`` for ``"exact"`` (rounding only, ~1e-15) and
-    ``"bounded"``; for ``"sampled"`` it is the half-width of a 99.9% confidence
-    interval. ``method`` says how, in words.
+    ``tier`` says how it was computed (:mod:`toylab.tiers`) and fixes the meaning of
+    ``error``: for ``"exact"`` a bound on the rounding error (~1e-15); for
+    ``"certified"`` a guaranteed bound on ``|accuracy - true accuracy|``; for
+    ``"estimated"`` an a-posteriori *estimate* of that difference (a quadrature's
+    change under refinement: not a guarantee); for ``"sampled"`` the half-width of a
+    99.9% confidence interval. ``method`` says how, in words, and how ``error`` was
+    obtained.
     """
 
     accuracy: float

@@ -80,7 +80,7 @@ class NoisyCurve(AbstractDistribution):
     with halved panels). ``domain`` is the curve's bounding box widened by ``z
     sigma``, holding all but ``1e-9`` of the mass. ``bayes()`` is the nested
     quadrature of :func:`toylab.distributions.gaussian.bayes_quadrature` (tier
-    ``"bounded"``, measured error ~1e-11; a few seconds for the moons, ~30 s for the
+    ``"estimated"``, measured error ~1e-11; a few seconds for the moons, ~30 s for the
     spiral, cached per instance).
     """
 

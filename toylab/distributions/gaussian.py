@@ -80,7 +80,7 @@ class GaussianMixture(AbstractDistribution):
     ``bayes()``: exact for two components of distinct classes with a shared
     covariance (``Phi(Delta/2 + ln(w0/w1)/Delta)`` weighted, ``Delta`` the Mahalanobis
     distance; ``Phi(-Delta/2)`` error for equal weights) and for the symmetric
-    isotropic XOR (see :func:`xor_blobs`); otherwise a bounded quadrature in 1-D and
+    isotropic XOR (see :func:`xor_blobs`); otherwise an estimated quadrature in 1-D and
     2-D and Monte Carlo above.
 
     Parameters are tuples (``means[j]``, ``covs[j]`` row by row, ``weights``,

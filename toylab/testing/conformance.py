@@ -44,6 +44,7 @@ import numpy as np
 from scipy import stats
 
 from toylab.distributions.base import AbstractDistribution, Box, FiniteDomain
+from toylab.tiers import TIERS
 
 __all__ = ["ConformanceCheck", "ConformanceResult", "check_distribution"]
 
@@ -446,7 +447,7 @@ def _check_bayes(dist: AbstractDistribution, post: np.ndarray, alpha: float) -> 
     m = post.max(-1)
     mc, se = m.mean(), m.std(ddof=1) / math.sqrt(m.size)
     crit = stats.norm.isf(alpha / 2)
-    valid = res.tier in ("exact", "bounded", "sampled") and res.error >= 0
+    valid = res.tier in TIERS and res.error >= 0
     valid &= 1.0 / max(dist.num_classes, 1) - 1e-12 <= res.accuracy <= 1 + 1e-12
     ok = valid and abs(mc - res.accuracy) <= crit * se + res.error + 1e-12
     return ConformanceCheck(
