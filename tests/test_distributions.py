@@ -34,7 +34,7 @@ from toylab.distributions import (
     two_blobs,
     xor_blobs,
 )
-from toylab.distributions._numerics import bayes_quadrature
+from toylab.distributions._atoms import GaussianAtoms, bayes_accuracy
 
 Z_FAIL = stats.norm.isf(1e-6 / 2)  # two-sided normal quantile at failure rate 1e-6
 
@@ -46,10 +46,10 @@ def _random_spd(rng: np.random.Generator, d: int) -> np.ndarray:
 
 def _quadrature_bayes(dist: GaussianMixture):
     """The generic quadrature, bypassing any closed form."""
-    sd = float(np.min(np.sqrt(np.linalg.eigvalsh(np.asarray(dist.covs))[:, 0])))
-    return bayes_quadrature(
-        dist.class_log_joint, dist._box(1e-13), length_scale=sd, outside_mass=1e-13
-    )
+    a = dist.arrays()
+    with np.errstate(divide="ignore"):
+        atoms = GaussianAtoms(a.means, a.covs, np.log(a.weights), a.classes, dist.num_classes)
+    return bayes_accuracy(atoms)
 
 
 def _max_joint_quad(dist, lo: float, hi: float) -> float:

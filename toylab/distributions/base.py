@@ -40,6 +40,7 @@ __all__ = [
     "FiniteDomain",
 ]
 
+
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Batch:

@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,11 +22,10 @@ from toylab._validate import (
     float_tuple,
     is_int,
 )
+from toylab.distributions._atoms import GaussianAtoms, Progress, bayes_accuracy
 from toylab.distributions._numerics import (
-    BAYES_OUTSIDE_MASS,
     DOMAIN_OUTSIDE_MASS,
     bayes_monte_carlo,
-    bayes_quadrature,
     box_z,
     gaussian_1d_max_integral,
     jit_sample,
@@ -36,6 +35,7 @@ from toylab.distributions.base import AbstractDistribution, Batch, BayesResult, 
 
 __all__ = [
     "GaussianMixture",
+    "MixtureArrays",
     "blobs_on_circle",
     "two_blobs",
     "xor_blobs",
@@ -47,8 +47,23 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # --------------------------------------------------------------------------- the mixture
 
 
+class MixtureArrays(NamedTuple):
+    """A Gaussian mixture as float64 arrays: the interface exact code reads.
+
+    ``means (K, d)``, ``covs (K, d, d)`` (symmetric positive definite), ``weights (K,)``
+    (non-negative, summing to one) and ``classes (K,)`` (int64, the class of each
+    component). Returned by :meth:`GaussianMixture.arrays`; fresh copies, so callers
+    may modify them.
+    """
+
+    means: np.ndarray
+    covs: np.ndarray
+    weights: np.ndarray
+    classes: np.ndarray
+
+
 @dataclasses.dataclass(frozen=True)
-class _MixtureArrays:
+class _Prepared:
     means: np.ndarray  # (K, d)
     covs: np.ndarray  # (K, d, d)
     chols: np.ndarray  # (K, d, d) lower
@@ -179,8 +194,14 @@ class GaussianMixture(AbstractDistribution):
         object.__setattr__(self, "classes", classes)
 
     # -- derived quantities
+    def arrays(self) -> MixtureArrays:
+        """The mixture as float64 arrays (:class:`MixtureArrays`, weights normalised):
+        the interface exact code uses instead of reading the tuple fields."""
+        a = self._prepared
+        return MixtureArrays(a.means.copy(), a.covs.copy(), np.exp(a.log_weights), a.classes.copy())
+
     @functools.cached_property
-    def _arrays(self) -> _MixtureArrays:
+    def _prepared(self) -> _Prepared:
         means = np.asarray(self.means, np.float64)
         covs = np.asarray(self.covs, np.float64)
         covs = 0.5 * (covs + np.swapaxes(covs, -1, -2))
@@ -193,7 +214,7 @@ class GaussianMixture(AbstractDistribution):
         classes = np.asarray(self.classes, np.int64)
         prior = np.bincount(classes, weights=w, minlength=self.num_classes)
         inv_chols = np.linalg.inv(chols)
-        return _MixtureArrays(means, covs, chols, inv_chols, logdets, logw, classes, prior)
+        return _Prepared(means, covs, chols, inv_chols, logdets, logw, classes, prior)
 
     @property
     def num_classes(self) -> int:
@@ -210,10 +231,10 @@ class GaussianMixture(AbstractDistribution):
     @property
     def prior(self) -> np.ndarray:
         """Class prior ``p(y = k)``."""
-        return self._arrays.prior.copy()
+        return self._prepared.prior.copy()
 
     def _box(self, eps: float) -> Box:
-        a = self._arrays
+        a = self._prepared
         z = box_z(eps, self.dim)
         sd = np.sqrt(np.diagonal(a.covs, axis1=-2, axis2=-1))
         return Box(
@@ -233,7 +254,7 @@ class GaussianMixture(AbstractDistribution):
     # -- sampling
     @jit_sample
     def sample(self, key: Any, num_samples: int, *, dtype: Any = jnp.float32) -> Batch:
-        a = self._arrays
+        a = self._prepared
         k_comp, k_noise = jax.random.split(key)
         comp = jax.random.categorical(
             k_comp, jnp.asarray(a.log_weights, jnp.float32), shape=(num_samples,)
@@ -246,7 +267,7 @@ class GaussianMixture(AbstractDistribution):
 
     def sample_numpy(self, rng: np.random.Generator, num_samples: int) -> np.ndarray:
         """Float64 host samples of ``x`` (used by the Monte Carlo Bayes estimate)."""
-        a = self._arrays
+        a = self._prepared
         comp = rng.choice(self.num_components, size=num_samples, p=np.exp(a.log_weights))
         z = rng.standard_normal((num_samples, self.dim))
         return a.means[comp] + np.einsum("nij,nj->ni", a.chols[comp], z)
@@ -254,7 +275,7 @@ class GaussianMixture(AbstractDistribution):
     # -- densities
     def component_log_prob(self, x: Any) -> np.ndarray:
         """``log w_j + log N(x; mu_j, Sigma_j)`` for every component: ``(..., K)``."""
-        a = self._arrays
+        a = self._prepared
         x = np.asarray(x, np.float64)
         if x.shape[-1:] != (self.dim,):
             raise fail(
@@ -271,7 +292,7 @@ class GaussianMixture(AbstractDistribution):
         """``log p(x, y = k)``: shape ``(..., num_classes)``."""
         comp = self.component_log_prob(x)
         out = np.full(comp.shape[:-1] + (self.num_classes,), -np.inf)
-        cls = self._arrays.classes
+        cls = self._prepared.classes
         for k in range(self.num_classes):
             out[..., k] = special.logsumexp(comp[..., cls == k], axis=-1)
         return out
@@ -280,21 +301,22 @@ class GaussianMixture(AbstractDistribution):
         return special.logsumexp(self.component_log_prob(x), axis=-1)
 
     def posterior(self, x: Any) -> np.ndarray:
-        return posterior_from_log_joint(self.class_log_joint(x), self._arrays.prior)
+        return posterior_from_log_joint(self.class_log_joint(x), self._prepared.prior)
 
     # -- Bayes
     def _xor_offset_scale(self) -> tuple[float, float] | None:
         """``(a, sigma)`` when this is the symmetric isotropic XOR, else ``None``."""
         if self.dim != 2 or self.num_components != 4 or self.num_classes != 2:
             return None
-        a = self._arrays
-        if not np.allclose(a.log_weights, a.log_weights[0], rtol=0, atol=1e-12):
+        # exact equalities: a near-symmetric mixture is not the XOR of the closed form
+        a = self._prepared
+        if not np.all(a.log_weights == a.log_weights[0]):
             return None
         s2 = a.covs[0, 0, 0]
-        if not np.allclose(a.covs, s2 * np.eye(2), rtol=1e-12, atol=0):
+        if not np.all(a.covs == s2 * np.eye(2)):
             return None
         off = abs(a.means[0, 0])
-        if off == 0 or not np.allclose(np.abs(a.means), off, rtol=1e-12, atol=0):
+        if off == 0 or not np.all(np.abs(a.means) == off):
             return None
         signs = np.sign(a.means[:, 0] * a.means[:, 1])
         if len(set(map(tuple, np.sign(a.means)))) != 4:
@@ -304,65 +326,98 @@ class GaussianMixture(AbstractDistribution):
                 return None
         return float(off), float(math.sqrt(s2))
 
-    def bayes(self, *, seed: int = 0, num_samples: int = 1_000_000) -> BayesResult:
+    @functools.cached_property
+    def _atoms(self) -> GaussianAtoms:
+        a = self._prepared
+        return GaussianAtoms(a.means, a.covs, a.log_weights, a.classes, self.num_classes)
+
+    @functools.cached_property
+    def _bayes_cache(self) -> dict[tuple[int, int], BayesResult]:
+        return {}
+
+    def bayes(
+        self, *, seed: int = 0, num_samples: int = 1_000_000, progress: Progress | None = None
+    ) -> BayesResult:
         """The Bayes-optimal accuracy (see the class docstring for the method).
 
         ``seed`` and ``num_samples`` only matter for the Monte Carlo tier (``dim > 2``
-        without a closed form).
+        without a closed form). ``progress(fraction)`` is called during a quadrature.
+        Results are kept on the instance.
         """
-        return _mixture_bayes(self, int(seed), int(num_samples))
+        where = "GaussianMixture.bayes"
+        seed = check_int(where, "seed", seed, minimum=0)
+        num_samples = check_int(where, "num_samples", num_samples, minimum=2)
+        closed = self._closed_form()
+        if closed is not None:
+            return closed
+        key = (seed, num_samples) if self.dim > 2 else (0, 0)
+        cache = self._bayes_cache
+        if key not in cache:
+            if self.dim <= 2:
+                cache[key] = bayes_accuracy(self._atoms, progress=progress)
+            else:
+                cache[key] = bayes_monte_carlo(
+                    self.sample_numpy, self.posterior, seed=seed, num_samples=num_samples
+                )
+        elif progress is not None:
+            progress(1.0)
+        return cache[key]
 
-
-@functools.lru_cache(maxsize=128)
-def _mixture_bayes(dist: GaussianMixture, seed: int, num_samples: int) -> BayesResult:
-    a = dist._arrays
-    if dist.num_classes == 1:
-        return BayesResult(1.0, 0.0, "exact", "a single class")
-    if dist.num_components == 2 and dist.num_classes == 2 and np.array_equal(a.covs[0], a.covs[1]):
-        diff = a.means[0] - a.means[1]
-        delta = math.sqrt(float(diff @ np.linalg.solve(a.covs[0], diff)))
-        w0, w1 = np.exp(a.log_weights)
-        if w0 == 0 or w1 == 0:
-            return BayesResult(1.0, 0.0, "exact", "one component has zero weight")
-        lr = math.log(w0 / w1)
-        acc = w0 * special.ndtr(delta / 2 + lr / delta) + w1 * special.ndtr(delta / 2 - lr / delta)
-        return BayesResult(
-            float(acc),
-            1e-15,
-            "exact",
-            "two Gaussians with a shared covariance: linear boundary, "
-            "w0 Phi(D/2 + ln(w0/w1)/D) + w1 Phi(D/2 - ln(w0/w1)/D), D the Mahalanobis distance",
-        )
-    xor = dist._xor_offset_scale()
-    if xor is not None:
-        r = xor[0] / xor[1]
-        acc = special.ndtr(r) ** 2 + special.ndtr(-r) ** 2
-        return BayesResult(
-            float(acc),
-            1e-15,
-            "exact",
-            "symmetric isotropic XOR: the boundary is the axes, Phi(a/s)^2 + Phi(-a/s)^2",
-        )
-    if dist.dim == 1 and len(set(dist.classes)) == dist.num_components:  # type: ignore[arg-type]
-        order = np.argsort(a.classes)
-        acc = gaussian_1d_max_integral(
-            a.means[order, 0], np.sqrt(a.covs[order, 0, 0]), a.log_weights[order], -np.inf, np.inf
-        )
-        return BayesResult(
-            float(acc),
-            1e-14,
-            "exact",
-            "1-D, one component per class: crossings solve quadratics, pieces are normal CDFs",
-        )
-    if dist.dim <= 2:
-        sd_min = float(np.min(np.sqrt(np.linalg.eigvalsh(a.covs)[:, 0])))
-        return bayes_quadrature(
-            dist.class_log_joint,
-            dist._box(BAYES_OUTSIDE_MASS),
-            length_scale=sd_min,
-            outside_mass=BAYES_OUTSIDE_MASS,
-        )
-    return bayes_monte_carlo(dist.sample_numpy, dist.posterior, seed=seed, num_samples=num_samples)
+    def _closed_form(self) -> BayesResult | None:
+        """The Bayes accuracy in closed form where one applies (components of zero weight
+        are ignored), else ``None``."""
+        a = self._prepared
+        w = np.exp(a.log_weights)
+        if np.count_nonzero(a.prior > 0) <= 1:
+            return BayesResult(1.0, 0.0, "exact", "one class holds all the probability")
+        pos = w > 0
+        means, covs, w, cls = a.means[pos], a.covs[pos], w[pos], a.classes[pos]
+        if means.shape[0] == 2 and np.array_equal(covs[0], covs[1]):
+            w0, w1 = float(w[0]), float(w[1])
+            chol = np.linalg.cholesky(covs[0])
+            z = np.linalg.solve(chol, means[0] - means[1])
+            delta = float(np.sqrt(z @ z))
+            if delta == 0.0:
+                return BayesResult(
+                    max(w0, w1),
+                    1e-16,
+                    "exact",
+                    "two identical Gaussians: the larger weight (the posterior is the prior)",
+                )
+            lr = math.log(w0 / w1)
+            acc = w0 * special.ndtr(delta / 2 + lr / delta) + w1 * special.ndtr(
+                delta / 2 - lr / delta
+            )
+            return BayesResult(
+                float(acc),
+                1e-15,
+                "exact",
+                "two Gaussians with a shared covariance: linear boundary, "
+                "w0 Phi(D/2 + ln(w0/w1)/D) + w1 Phi(D/2 - ln(w0/w1)/D), D the Mahalanobis "
+                "distance",
+            )
+        xor = self._xor_offset_scale()
+        if xor is not None:
+            r = xor[0] / xor[1]
+            acc = special.ndtr(r) ** 2 + special.ndtr(-r) ** 2
+            return BayesResult(
+                float(acc),
+                1e-15,
+                "exact",
+                "symmetric isotropic XOR: the boundary is the axes, Phi(a/s)^2 + Phi(-a/s)^2",
+            )
+        if self.dim == 1 and len(set(cls.tolist())) == cls.size:
+            order = np.argsort(cls)
+            acc = gaussian_1d_max_integral(
+                means[order, 0], np.sqrt(covs[order, 0, 0]), np.log(w[order]), -np.inf, np.inf
+            )
+            return BayesResult(
+                float(acc),
+                1e-14,
+                "exact",
+                "1-D, one component per class: crossings solve quadratics, pieces are normal CDFs",
+            )
+        return None
 
 
 # --------------------------------------------------------------------------- presets
