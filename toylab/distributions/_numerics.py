@@ -40,6 +40,7 @@ DOMAIN_OUTSIDE_MASS = 1e-9
 #: Two-sided 99.9% normal quantile, for the Monte Carlo confidence intervals.
 Z_999 = float(_stats.norm.ppf(0.9995))
 _LOG_2PI = math.log(2.0 * math.pi)
+_EPS = float(np.finfo(np.float64).eps)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -135,25 +136,34 @@ def box_z(eps: float, dim: int) -> float:
 
 def gaussian_1d_max_integral(
     means: np.ndarray, sds: np.ndarray, log_coef: np.ndarray, lo: float, hi: float
-) -> float:
-    """``int_lo^hi max_k c_k N(x; m_k, s_k^2) dx`` in closed form (``hi`` may be inf).
+) -> tuple[float, float]:
+    """``int_lo^hi max_k c_k N(x; m_k, s_k^2) dx`` in closed form (``hi`` may be inf), and a
+    bound on its float64 rounding error: ``(value, error)``.
 
-    Pairwise crossings solve a quadratic exactly; between consecutive crossings one
-    class wins and its integral is a difference of normal CDFs.
+    The log-ratio of two terms is a quadratic in ``u = x - m_i``,
+    ``A u^2 + B u + C`` with ``A = (1/s_j^2 - 1/s_i^2)/2``, ``B = -(m_j - m_i)/s_j^2``,
+    ``C = log(c_i s_j / (c_j s_i)) + (m_j - m_i)^2 / (2 s_j^2)`` (centred, so no
+    cancellation of ``m^2 / s^2`` terms), solved stably; between consecutive crossings
+    one term wins and its integral is a difference of normal CDFs. A breakpoint ``p``
+    is only known to ``~4 eps (|p| + |m|)``, which moves the winner's ``z`` by that over
+    ``s`` and its mass by that times ``c phi(z)``: the error adds these up (it matters
+    only for terms far narrower than their distance to the origin).
     """
     k = len(means)
     pts = [lo, hi]
     for i in range(k):
         for j in range(i + 1, k):
-            a = -0.5 / sds[i] ** 2 + 0.5 / sds[j] ** 2
-            b = means[i] / sds[i] ** 2 - means[j] / sds[j] ** 2
+            if not (np.isfinite(log_coef[i]) and np.isfinite(log_coef[j])):
+                continue
+            delta = means[j] - means[i]
+            a = 0.5 / sds[j] ** 2 - 0.5 / sds[i] ** 2
+            b = -delta / sds[j] ** 2
             c = (
-                -0.5 * means[i] ** 2 / sds[i] ** 2
-                + 0.5 * means[j] ** 2 / sds[j] ** 2
-                + log_coef[i]
-                - np.log(sds[i])
+                log_coef[i]
+                - math.log(sds[i])
                 - log_coef[j]
-                + np.log(sds[j])
+                + math.log(sds[j])
+                + 0.5 * delta**2 / sds[j] ** 2
             )
             if a == 0.0:
                 roots = [-c / b] if b != 0.0 else []
@@ -164,15 +174,19 @@ def gaussian_1d_max_integral(
                 else:
                     q = -0.5 * (b + math.copysign(math.sqrt(disc), b))
                     roots = [q / a] + ([c / q] if q != 0.0 else [])
-            pts += [r for r in roots if lo < r < hi]
-    pts = np.unique(np.asarray(pts, np.float64))  # type: ignore[assignment]
-    total = 0.0
-    for a_, b_ in zip(pts[:-1], pts[1:], strict=True):
+            pts += [means[i] + r for r in roots if lo < means[i] + r < hi]
+    grid = np.unique(np.asarray(pts, np.float64))
+    total, err = 0.0, 0.0
+    for a_, b_ in zip(grid[:-1], grid[1:], strict=True):
         mid = 0.5 * (a_ + b_) if np.isfinite(b_) else a_ + 1.0 + abs(a_)
         if not np.isfinite(a_):
             mid = b_ - 1.0 - abs(b_)
         win = int(np.argmax(log_coef + log_normal_1d(mid, means, sds)))  # type: ignore[arg-type]
-        total += math.exp(log_coef[win]) * float(
-            normal_mass((a_ - means[win]) / sds[win], (b_ - means[win]) / sds[win])
-        )
-    return total
+        m, sd, cw = means[win], sds[win], math.exp(log_coef[win])
+        total += cw * float(normal_mass((a_ - m) / sd, (b_ - m) / sd))
+        for p in (a_, b_):
+            if np.isfinite(p):
+                z = (p - m) / sd
+                dens = math.exp(-0.5 * min(z * z, 1e4)) / math.sqrt(2 * math.pi)
+                err += cw * dens * 4 * _EPS * (abs(p) + abs(m)) / sd
+    return total, err + 4 * _EPS * k

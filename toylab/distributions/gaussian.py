@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
+_EPS = float(np.finfo(np.float64).eps)
 
 
 # --------------------------------------------------------------------------- the mixture
@@ -388,13 +389,26 @@ class GaussianMixture(AbstractDistribution):
             acc = w0 * special.ndtr(delta / 2 + lr / delta) + w1 * special.ndtr(
                 delta / 2 - lr / delta
             )
+            # Rounding of D: the difference of the means (eps max|mu| per coordinate,
+            # magnified by ||L^-1|| = lambda_min^-1/2) and the triangular solve (~d eps
+            # cond(L) D). dA/dD = w0 phi(D/2 + ln(w0/w1)/D) (the two terms' densities
+            # are equal on the boundary).
+            lam = np.linalg.eigvalsh(covs[0])
+            big = float(np.max(np.abs(means)))
+            d = self.dim
+            err_d = (
+                4
+                * _EPS
+                * (math.sqrt(d) * big / math.sqrt(lam[0]) + d * math.sqrt(lam[-1] / lam[0]) * delta)
+            )
+            slope = w0 * math.exp(-0.5 * (delta / 2 + lr / delta) ** 2) / math.sqrt(2 * math.pi)
             return BayesResult(
                 float(acc),
-                1e-15,
+                1e-15 + slope * err_d,
                 "exact",
                 "two Gaussians with a shared covariance: linear boundary, "
                 "w0 Phi(D/2 + ln(w0/w1)/D) + w1 Phi(D/2 - ln(w0/w1)/D), D the Mahalanobis "
-                "distance",
+                "distance; error = float64 rounding of D",
             )
         xor = self._xor_offset_scale()
         if xor is not None:
@@ -408,14 +422,15 @@ class GaussianMixture(AbstractDistribution):
             )
         if self.dim == 1 and len(set(cls.tolist())) == cls.size:
             order = np.argsort(cls)
-            acc = gaussian_1d_max_integral(
+            acc, err = gaussian_1d_max_integral(
                 means[order, 0], np.sqrt(covs[order, 0, 0]), np.log(w[order]), -np.inf, np.inf
             )
             return BayesResult(
                 float(acc),
-                1e-14,
+                float(err),
                 "exact",
-                "1-D, one component per class: crossings solve quadratics, pieces are normal CDFs",
+                "1-D, one component per class: crossings solve quadratics, pieces are normal "
+                "CDFs; error = float64 rounding of the crossings",
             )
         return None
 
