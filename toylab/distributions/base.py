@@ -15,7 +15,24 @@ A distribution is a small frozen dataclass. It offers
   enumeration, ``"certified"`` for a guaranteed enclosure, ``"estimated"`` for a
   quadrature whose error is an a-posteriori estimate, ``"sampled"`` for Monte Carlo
   with a confidence interval) and its error;
-* ``domain`` -- a :class:`Box` or a :class:`FiniteDomain`.
+* ``domain`` -- a :class:`Box` or a :class:`FiniteDomain`;
+* ``outside_mass: float`` -- an upper bound on ``P(x not in domain)`` (``0.0`` for a
+  finite domain or a bounded support).
+
+**Continuous classification distributions** (``kind == "continuous"`` and
+``num_classes > 0``: :class:`~toylab.distributions.GaussianMixture`,
+:class:`~toylab.distributions.Rings`, :class:`~toylab.distributions.NoisyCurve`)
+also offer
+
+* ``class_log_joint(x) -> np.ndarray`` -- ``log p(x, y = k)``, shape
+  ``(..., num_classes)`` (float64, host), consistent with the rest:
+  ``logsumexp_k class_log_joint(x) = log_prob(x)`` and
+  ``class_log_joint(x) - log_prob(x) = log posterior(x)`` wherever ``p(x) > 0``.
+
+Exact analysis relies on these two (integrals of ``max_k p(x, y=k)`` over regions,
+truncation to ``domain``), never on a class's name. A Gaussian mixture additionally
+exposes its parameters through :meth:`GaussianMixture.arrays
+<toylab.distributions.GaussianMixture.arrays>`.
 
 Densities are evaluated on the host in float64 because exact analysis needs
 float64 and must not depend on JAX's global ``jax_enable_x64`` flag; sampling is
@@ -182,4 +199,13 @@ class AbstractDistribution:
         raise NotImplementedError
 
     def bayes(self) -> BayesResult:  # pragma: no cover
+        raise NotImplementedError
+
+    @property
+    def outside_mass(self) -> float:  # pragma: no cover - overridden
+        """Upper bound on the probability mass outside ``domain``."""
+        raise NotImplementedError
+
+    def class_log_joint(self, x: Any) -> np.ndarray:  # pragma: no cover - overridden
+        """``log p(x, y = k)``, shape ``(..., num_classes)`` (continuous classification)."""
         raise NotImplementedError

@@ -57,6 +57,11 @@ class _FiniteTask(AbstractDistribution):
         raise NotImplementedError
 
     @property
+    def outside_mass(self) -> float:
+        """Nothing lies outside a finite domain."""
+        return 0.0
+
+    @property
     def prior(self) -> np.ndarray:
         return np.bincount(self.domain.labels, minlength=self.num_classes) / self.domain.size
 
