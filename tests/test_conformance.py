@@ -8,10 +8,11 @@ keys are fixed, so outcomes are reproducible.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toylab.distributions import GaussianMixture, ModularArithmetic, examples
+from toylab.distributions import GaussianMixture, ModularArithmetic, SparseFeatures, examples
 from toylab.testing import check_distribution
 
 EXAMPLES = examples()
@@ -75,3 +76,59 @@ def test_checker_catches_bugs(dist, failing: str) -> None:
     with pytest.raises(AssertionError) as info:
         check_distribution(dist, key=jax.random.key(3), num_samples=10_000, check_bayes=False)
     assert f"[FAIL] {failing}:" in str(info.value), str(info.value)
+
+
+# --------------------------------------------------------------------------- many sparse features
+
+_PROBS = tuple(0.05 + 0.4 * (i % 5) / 4 for i in range(20))  # 20 features: no enumeration
+
+
+class _CorrelatedSparse(SparseFeatures):
+    """Feature 4 is active exactly when feature 3 is (same rate, dependent)."""
+
+    def sample(self, key, num_samples, *, dtype=jnp.float32):
+        b = super().sample(key, num_samples, dtype=dtype)
+        x3 = b.x[:, 3]
+        x4 = jnp.where(x3 != 0, jnp.maximum(1.0 - x3, 1e-6), 0.0).astype(b.x.dtype)
+        x = b.x.at[:, 4].set(x4)
+        return type(b)(x=x, y=x, latent=b.latent)
+
+
+class _WrongRate(SparseFeatures):
+    """Feature 7 is active half again as often as ``probs[7]`` says."""
+
+    def sample(self, key, num_samples, *, dtype=jnp.float32):
+        b = super().sample(key, num_samples, dtype=dtype)
+        extra = jax.random.uniform(jax.random.fold_in(key, 9), (num_samples,)) < 0.5 * _PROBS[7]
+        x7 = jnp.where(extra & (b.x[:, 7] == 0), 0.5, b.x[:, 7]).astype(b.x.dtype)
+        x = b.x.at[:, 7].set(x7)
+        return type(b)(x=x, y=x, latent=b.latent)
+
+
+class _SquaredValues(SparseFeatures):
+    """Active values are ``u^2`` instead of ``u``: not uniform on (0, 1]."""
+
+    def sample(self, key, num_samples, *, dtype=jnp.float32):
+        b = super().sample(key, num_samples, dtype=dtype)
+        return type(b)(x=b.x * b.x, y=b.x * b.x, latent=b.latent)
+
+
+def test_many_sparse_features_are_checked_not_skipped() -> None:
+    """T7: beyond 12 features the sparse checks used to return a *passing* 'skipped'."""
+    result = check_distribution(SparseFeatures(_PROBS), key=jax.random.key(5), num_samples=20_000)
+    checks = {c.name: c for c in result.checks}
+    assert result.passed
+    assert "importance-sampling" in checks["normalisation"].detail
+    assert "190 feature pairs" in checks["goodness_of_fit"].detail
+    assert not any("skipped" in c.detail for c in result.checks)
+
+
+@pytest.mark.parametrize(
+    "dist",
+    [_CorrelatedSparse(_PROBS), _WrongRate(_PROBS), _SquaredValues(_PROBS)],
+    ids=["dependent-pair", "wrong-rate", "wrong-values"],
+)
+def test_many_sparse_features_checker_catches_bugs(dist) -> None:
+    with pytest.raises(AssertionError) as info:
+        check_distribution(dist, key=jax.random.key(3), num_samples=20_000, check_bayes=False)
+    assert "[FAIL] goodness_of_fit:" in str(info.value), str(info.value)

@@ -80,8 +80,7 @@ def _reaches_bayes(dist: Any, reference: str) -> Any:
     def check(circ: Circuit) -> VerifyResult:
         res = analyze(circ.model, dist)
         bayes = dist.bayes()
-        # the distributions' "bounded" (an error estimate) is toylab's "estimated"
-        bayes_tier = bayes.tier if bayes.tier in TIERS else "estimated"
+        bayes_tier = bayes.tier
         gap = abs(res.accuracy - float(bayes.accuracy))
         allowed = res.error + float(bayes.error)
         return VerifyResult(

@@ -13,7 +13,13 @@ from toylab.distributions.base import (
 )
 from toylab.distributions.curves import NoisyCurve
 from toylab.distributions.finite import BooleanFunction, ModularArithmetic
-from toylab.distributions.gaussian import GaussianMixture, blobs_on_circle, two_blobs, xor_blobs
+from toylab.distributions.gaussian import (
+    GaussianMixture,
+    MixtureArrays,
+    blobs_on_circle,
+    two_blobs,
+    xor_blobs,
+)
 from toylab.distributions.registry import REGISTRY, examples, make, names, to_config
 from toylab.distributions.rings import Rings
 from toylab.distributions.sparse import SparseFeatures
@@ -27,6 +33,7 @@ __all__ = [
     "Box",
     "FiniteDomain",
     "GaussianMixture",
+    "MixtureArrays",
     "ModularArithmetic",
     "NoisyCurve",
     "Rings",

@@ -10,11 +10,29 @@ A distribution is a small frozen dataclass. It offers
 * ``log_prob(x) -> np.ndarray`` -- the exact log density (float64, NumPy, host);
 * ``posterior(x) -> np.ndarray`` -- the exact class posterior p(y | x), shape
   ``(..., num_classes)`` (float64, host);
-* ``bayes() -> BayesResult`` -- the Bayes-optimal accuracy, with its tier
-  (``"exact"`` for a closed form or finite enumeration, ``"bounded"`` for a
-  deterministic quadrature with an error bound, ``"sampled"`` for Monte Carlo
+* ``bayes() -> BayesResult`` -- the Bayes-optimal accuracy, with its tier in the
+  vocabulary of :mod:`toylab.tiers` (``"exact"`` for a closed form or finite
+  enumeration, ``"certified"`` for a guaranteed enclosure, ``"estimated"`` for a
+  quadrature whose error is an a-posteriori estimate, ``"sampled"`` for Monte Carlo
   with a confidence interval) and its error;
-* ``domain`` -- a :class:`Box` or a :class:`FiniteDomain`.
+* ``domain`` -- a :class:`Box` or a :class:`FiniteDomain`;
+* ``outside_mass: float`` -- an upper bound on ``P(x not in domain)`` (``0.0`` for a
+  finite domain or a bounded support).
+
+**Continuous classification distributions** (``kind == "continuous"`` and
+``num_classes > 0``: :class:`~toylab.distributions.GaussianMixture`,
+:class:`~toylab.distributions.Rings`, :class:`~toylab.distributions.NoisyCurve`)
+also offer
+
+* ``class_log_joint(x) -> np.ndarray`` -- ``log p(x, y = k)``, shape
+  ``(..., num_classes)`` (float64, host), consistent with the rest:
+  ``logsumexp_k class_log_joint(x) = log_prob(x)`` and
+  ``class_log_joint(x) - log_prob(x) = log posterior(x)`` wherever ``p(x) > 0``.
+
+Exact analysis relies on these two (integrals of ``max_k p(x, y=k)`` over regions,
+truncation to ``domain``), never on a class's name. A Gaussian mixture additionally
+exposes its parameters through :meth:`GaussianMixture.arrays
+<toylab.distributions.GaussianMixture.arrays>`.
 
 Densities are evaluated on the host in float64 because exact analysis needs
 float64 and must not depend on JAX's global ``jax_enable_x64`` flag; sampling is
@@ -24,10 +42,12 @@ JAX so that training can draw fresh batches inside one compiled program.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import jax
 import numpy as np
+
+from toylab.tiers import Tier
 
 __all__ = [
     "AbstractDistribution",
@@ -35,10 +55,7 @@ __all__ = [
     "Batch",
     "Box",
     "FiniteDomain",
-    "Tier",
 ]
-
-Tier = Literal["exact", "bounded", "sampled"]
 
 
 @jax.tree_util.register_dataclass
@@ -129,10 +146,13 @@ class FiniteDomain:
 class BayesResult:
     """The Bayes-optimal accuracy of a distribution.
 
-    ``tier`` says how it was computed; ``error`` is an absolute bound on
-    ``|accuracy - true accuracy|`` for ``"exact"`` (rounding only, ~1e-15) and
-    ``"bounded"``; for ``"sampled"`` it is the half-width of a 99.9% confidence
-    interval. ``method`` says how, in words.
+    ``tier`` says how it was computed (:mod:`toylab.tiers`) and fixes the meaning of
+    ``error``: for ``"exact"`` a bound on the rounding error (~1e-15); for
+    ``"certified"`` a guaranteed bound on ``|accuracy - true accuracy|``; for
+    ``"estimated"`` an a-posteriori *estimate* of that difference (a quadrature's
+    change under refinement: not a guarantee); for ``"sampled"`` the half-width of a
+    99.9% confidence interval. ``method`` says how, in words, and how ``error`` was
+    obtained.
     """
 
     accuracy: float
@@ -179,4 +199,13 @@ class AbstractDistribution:
         raise NotImplementedError
 
     def bayes(self) -> BayesResult:  # pragma: no cover
+        raise NotImplementedError
+
+    @property
+    def outside_mass(self) -> float:  # pragma: no cover - overridden
+        """Upper bound on the probability mass outside ``domain``."""
+        raise NotImplementedError
+
+    def class_log_joint(self, x: Any) -> np.ndarray:  # pragma: no cover - overridden
+        """``log p(x, y = k)``, shape ``(..., num_classes)`` (continuous classification)."""
         raise NotImplementedError

@@ -13,13 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from toylab._errors import fail
+from toylab._validate import check_choice, check_int
+from toylab.distributions._numerics import jit_sample, posterior_from_log_joint
 from toylab.distributions.base import AbstractDistribution, Batch, BayesResult, FiniteDomain
-from toylab.distributions.gaussian import (
-    check_choice,
-    check_int,
-    jit_sample,
-    posterior_from_log_joint,
-)
 
 __all__ = ["BooleanFunction", "ModularArithmetic", "is_prime"]
 
@@ -59,6 +55,11 @@ class _FiniteTask(AbstractDistribution):
     @property
     def size(self) -> int:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    @property
+    def outside_mass(self) -> float:
+        """Nothing lies outside a finite domain."""
+        return 0.0
 
     @property
     def prior(self) -> np.ndarray:

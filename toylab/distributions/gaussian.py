@@ -1,25 +1,19 @@
-"""Gaussian mixtures with full covariances and a component-to-class map.
-
-Also holds the small numerical helpers (parameter validation, Gauss--Legendre
-rules, the Bayes-accuracy quadrature) shared by the other continuous
-distributions of this package.
-"""
+"""Gaussian mixtures with full covariances and a component-to-class map, and presets."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import special
-from scipy import stats as _stats
 
-from toylab._errors import ToylabError, fail
+from toylab._errors import fail
 from toylab._validate import (
     check_choice,
     check_float,
@@ -28,10 +22,18 @@ from toylab._validate import (
     float_tuple,
     is_int,
 )
+from toylab.distributions._atoms import GaussianAtoms, Progress, bayes_accuracy
+from toylab.distributions._numerics import (
+    DOMAIN_OUTSIDE_MASS,
+    bayes_monte_carlo,
+    box_z,
+    gaussian_1d_max_integral,
+    jit_sample,
+    posterior_from_log_joint,
+)
 from toylab.distributions.base import AbstractDistribution, Batch, BayesResult, Box
 
 __all__ = [
-    "DOMAIN_OUTSIDE_MASS",
     "GaussianMixture",
     "MixtureArrays",
     "blobs_on_circle",
@@ -39,332 +41,30 @@ __all__ = [
     "xor_blobs",
 ]
 
-#: Every continuous ``domain`` box holds all but at most this much probability mass.
-DOMAIN_OUTSIDE_MASS = 1e-9
-#: The Bayes quadratures integrate over a larger box holding all but this much mass;
-#: the Bayes accuracy restricted to that box is therefore off by at most this much.
-_BAYES_OUTSIDE_MASS = 1e-13
-# Inner cell width and initial outer panel width of the Bayes quadrature, in units of
-# the distribution's length scale (measured: errors ~1e-13 against closed forms).
-_CELL = 3.0
-_PANEL = 6.0
-# Bisection steps locating a class change inside a cell: the location error is
-# <= cell * 2^-30, and a misplaced kink costs O(error^2), far below 1e-15.
-_BISECTIONS = 30
-#: Two-sided 99.9% normal quantile, for the Monte Carlo confidence intervals.
-Z_999 = float(_stats.norm.ppf(0.9995))
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-# --------------------------------------------------------------------------- sampling
-
-
-def jit_sample(fn: Callable[..., Batch]) -> Callable[..., Batch]:
-    """Compile a ``sample(self, key, num_samples, *, dtype)`` method once per
-    ``(self, num_samples, dtype)``: eager calls then cost one dispatch instead of one
-    per primitive, and calls under an outer ``jit``/``vmap`` simply inline it."""
-    compiled = jax.jit(fn, static_argnums=(0, 2), static_argnames=("dtype",))
-
-    @functools.wraps(fn)
-    def sample(self: Any, key: Any, num_samples: int, *, dtype: Any = jnp.float32) -> Batch:
-        return compiled(self, key, int(num_samples), dtype=jnp.dtype(dtype))
-
-    return sample
-
-
-# --------------------------------------------------------------------------- numerics
-
-
-@functools.lru_cache(maxsize=64)
-def gauss_legendre(order: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss--Legendre nodes and weights on ``[-1, 1]`` (float64)."""
-    nodes, weights = np.polynomial.legendre.leggauss(order)
-    nodes.setflags(write=False)
-    weights.setflags(write=False)
-    return nodes, weights
-
-
-def log_normal_1d(x: np.ndarray, mean: Any, sd: Any) -> np.ndarray:
-    z = (x - mean) / sd
-    return -0.5 * z * z - np.log(sd) - 0.5 * _LOG_2PI
-
-
-def normal_mass(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``Phi(b) - Phi(a)`` for ``a <= b``, accurate in both tails."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    upper = a > 0
-    return np.where(upper, special.ndtr(-a) - special.ndtr(-b), special.ndtr(b) - special.ndtr(a))
-
-
-def posterior_from_log_joint(log_joint: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """Normalise ``log p(x, y=k)`` over ``k``; where ``p(x) = 0`` return ``prior``."""
-    top = np.max(log_joint, axis=-1, keepdims=True)
-    finite = np.isfinite(top)
-    safe_top = np.where(finite, top, 0.0)
-    with np.errstate(invalid="ignore", over="ignore"):
-        e = np.exp(log_joint - safe_top)
-        post = e / np.sum(e, axis=-1, keepdims=True)
-    # +inf densities (a point mass of density) share the posterior among the +inf classes.
-    posinf = np.isposinf(log_joint)
-    any_inf = np.any(posinf, axis=-1, keepdims=True)
-    post = np.where(any_inf, posinf / np.maximum(np.sum(posinf, -1, keepdims=True), 1), post)
-    ok = finite | any_inf
-    return np.where(ok, post, np.broadcast_to(prior, post.shape))
-
-
-def _integrate_max_cells(
-    log_joint_at: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    num_rows: int,
-    lo: float,
-    hi: float,
-    num_cells: int,
-    order: int = 8,
-) -> np.ndarray:
-    """``int_lo^hi exp(max_k L(row, t)) dt`` for every row, shape ``(num_rows,)``.
-
-    ``log_joint_at(rows, t)`` evaluates ``L`` (last axis: classes) at integer row
-    indices ``rows`` and points ``t`` of one shape. The interval is cut into
-    ``num_cells`` cells; a cell whose end points have different argmax classes is
-    split at the change point (located by 30 bisection steps) and each piece integrated by ``order``-point Gauss--Legendre, so the
-    kinks of ``max_k`` sit on piece boundaries and each piece is smooth.
-    """
-    edges = np.linspace(lo, hi, num_cells + 1)
-    rows = np.arange(num_rows)[:, None]
-    at_edges = np.argmax(log_joint_at(rows, np.broadcast_to(edges, (num_rows, num_cells + 1))), -1)
-    cl, cr = at_edges[:, :-1], at_edges[:, 1:]
-    left = np.broadcast_to(edges[:-1], (num_rows, num_cells))
-    right = np.broadcast_to(edges[1:], (num_rows, num_cells))
-    split = 0.5 * (left + right)
-    bi, ci = np.nonzero(cl != cr)
-    if bi.size:
-        a, b, c0 = edges[ci].copy(), edges[ci + 1].copy(), cl[bi, ci]
-        for _ in range(_BISECTIONS):
-            m = 0.5 * (a + b)
-            same = np.argmax(log_joint_at(bi, m), -1) == c0
-            a = np.where(same, m, a)
-            b = np.where(same, b, m)
-        split = split.copy()
-        split[bi, ci] = 0.5 * (a + b)
-    u, w = gauss_legendre(order)
-    total = np.zeros(num_rows)
-    for lo_p, hi_p in ((left, split), (split, right)):
-        half = 0.5 * (hi_p - lo_p)
-        t = lo_p[..., None] + half[..., None] * (u + 1.0)
-        lj = log_joint_at(rows[..., None], t)
-        total += np.sum(np.exp(np.max(lj, -1)) * w * half[..., None], axis=(-1, -2))
-    return total
-
-
-def adaptive_gauss_legendre(
-    fn: Callable[[np.ndarray], np.ndarray],
-    lo: float,
-    hi: float,
-    *,
-    tol: float,
-    num_panels: int = 16,
-    order: int = 10,
-    max_rounds: int = 14,
-) -> tuple[float, float]:
-    """Adaptive composite Gauss--Legendre for a vectorised ``fn``: ``(integral, error)``.
-
-    Each panel is integrated with one ``order``-point rule and with two on its
-    halves; the difference estimates the error of the coarse rule (and is a
-    conservative estimate for the finer one, which is what is summed). Panels whose
-    estimate exceeds their share ``tol * width / (hi - lo)`` are split.
-    """
-    u, w = gauss_legendre(order)
-    panels = np.linspace(lo, hi, num_panels + 1)
-    a, b = panels[:-1], panels[1:]
-    total, error = 0.0, 0.0
-    for round_ in range(max_rounds):
-        m = 0.5 * (a + b)
-        los = np.concatenate([a, a, m])
-        his = np.concatenate([b, m, b])
-        half = 0.5 * (his - los)
-        t = los[:, None] + half[:, None] * (u + 1.0)
-        vals = fn(t.ravel()).reshape(t.shape)
-        ints = np.sum(vals * w, axis=1) * half
-        n = a.size
-        coarse, fine = ints[:n], ints[n : 2 * n] + ints[2 * n :]
-        est = np.abs(coarse - fine)
-        ok = est <= tol * (b - a) / (hi - lo)
-        if round_ == max_rounds - 1:
-            ok[:] = True
-        total += math.fsum(fine[ok])
-        error += math.fsum(est[ok])
-        if ok.all():
-            break
-        a, b = np.concatenate([a[~ok], m[~ok]]), np.concatenate([m[~ok], b[~ok]])
-    return total, error
-
-
-def bayes_quadrature(
-    log_joint: Callable[[np.ndarray], np.ndarray],
-    box: Box,
-    *,
-    length_scale: float,
-    outside_mass: float,
-    tol: float = 1e-9,
-) -> BayesResult:
-    """Bayes accuracy ``int max_k p(x, y=k) dx`` of a 1-D or 2-D distribution.
-
-    ``log_joint(x)`` maps points ``(..., d)`` to ``log p(x, y=k)`` ``(..., K)``;
-    ``box`` holds all but ``outside_mass``; ``length_scale`` is the smallest scale on
-    which the density varies (it sets the inner cell width). 1-D: cells with
-    located class changes (see :func:`_integrate_max_cells`); 2-D: the same along
-    ``x2`` for each ``x1``, and adaptive Gauss--Legendre over ``x1``. The reported
-    error adds the outer adaptive estimate, the change in the inner integral when its
-    cells are halved (measured at 16 values of ``x1``, times the box width) and
-    ``outside_mass``.
-    """
-    lo, hi = box.low, box.high
-    if box.dim == 1:
-
-        def lj1(rows: np.ndarray, t: np.ndarray) -> np.ndarray:
-            return log_joint(np.asarray(t, np.float64)[..., None])
-
-        # 1-D is cheap: cells a quarter of the length scale wide
-        cells = max(256, int(math.ceil(4 * (hi[0] - lo[0]) / length_scale)))
-        val = _integrate_max_cells(lj1, 1, lo[0], hi[0], cells)[0]
-        val2 = _integrate_max_cells(lj1, 1, lo[0], hi[0], 2 * cells)[0]
-        err = abs(val - val2) + outside_mass
-        return BayesResult(
-            float(val2),
-            float(err),
-            "bounded",
-            f"Gauss-Legendre on {2 * cells} cells split at located class changes; error = "
-            "change on halving the cells + mass outside the integration box",
-        )
-    if box.dim != 2:  # pragma: no cover - callers dispatch
-        raise ToylabError(f"bayes_quadrature: needs a 1-D or 2-D box, got dim={box.dim}.")
-    cells = max(16, int(math.ceil((hi[1] - lo[1]) / (_CELL * length_scale))))
-
-    def inner(x1: np.ndarray, num_cells: int = cells) -> np.ndarray:
-        x1 = np.asarray(x1, np.float64)
-
-        def lj(rows: np.ndarray, t: np.ndarray) -> np.ndarray:
-            rows, t = np.broadcast_arrays(rows, t)
-            return log_joint(np.stack([x1[rows], t], axis=-1))
-
-        out = np.empty(x1.shape)
-        step = max(1, 400_000 // (num_cells * 16))
-        for s in range(0, x1.size, step):
-            chunk = x1[s : s + step]
-
-            def ljc(rows: np.ndarray, t: np.ndarray, s: int = s) -> np.ndarray:
-                return lj(rows + s, t)
-
-            out[s : s + step] = _integrate_max_cells(ljc, chunk.size, lo[1], hi[1], num_cells)
-        return out
-
-    outer_panels = max(8, int(math.ceil((hi[0] - lo[0]) / (_PANEL * length_scale))))
-    val, err = adaptive_gauss_legendre(inner, lo[0], hi[0], tol=tol, num_panels=outer_panels)
-    probe = np.linspace(lo[0], hi[0], 18)[1:-1]
-    inner_err = np.max(np.abs(inner(probe) - inner(probe, 2 * cells))) * (hi[0] - lo[0])
-    return BayesResult(
-        float(val),
-        float(err + inner_err + outside_mass),
-        "bounded",
-        "nested quadrature: Gauss-Legendre along x2 on cells split at located class changes, "
-        "adaptive Gauss-Legendre along x1; error = adaptive estimate + change on halving the "
-        "inner cells + mass outside the integration box",
-    )
-
-
-def bayes_monte_carlo(
-    sample_fn: Callable[[np.random.Generator, int], np.ndarray],
-    posterior: Callable[[np.ndarray], np.ndarray],
-    *,
-    seed: int,
-    num_samples: int,
-    chunk: int = 200_000,
-) -> BayesResult:
-    """``E[max_k p(k | x)]`` by Monte Carlo, with a 99.9% normal confidence interval."""
-    rng = np.random.default_rng(seed)
-    total, total_sq, n = 0.0, 0.0, 0
-    while n < num_samples:
-        m = min(chunk, num_samples - n)
-        v = np.max(posterior(sample_fn(rng, m)), axis=-1)
-        total += math.fsum(v)
-        total_sq += math.fsum(v * v)
-        n += m
-    mean = total / n
-    var = max(total_sq / n - mean * mean, 0.0)
-    half = Z_999 * math.sqrt(var / (n - 1)) if n > 1 else 1.0
-    return BayesResult(
-        float(mean),
-        float(half),
-        "sampled",
-        f"Monte Carlo mean of max_k p(k|x) over {n} float64 samples (seed={seed}); error = "
-        "half-width of the 99.9% normal confidence interval",
-    )
-
-
-def box_z(eps: float, dim: int) -> float:
-    """``z`` with ``dim * 2 * Phi(-z) = eps``: per-coordinate ``+-z sd`` boxes miss ``<= eps``."""
-    return float(-special.ndtri(eps / (2.0 * dim)))
-
-
-def gaussian_1d_max_integral(
-    means: np.ndarray, sds: np.ndarray, log_coef: np.ndarray, lo: float, hi: float
-) -> float:
-    """``int_lo^hi max_k c_k N(x; m_k, s_k^2) dx`` in closed form (``hi`` may be inf).
-
-    Pairwise crossings solve a quadratic exactly; between consecutive crossings one
-    class wins and its integral is a difference of normal CDFs.
-    """
-    k = len(means)
-    pts = [lo, hi]
-    for i in range(k):
-        for j in range(i + 1, k):
-            a = -0.5 / sds[i] ** 2 + 0.5 / sds[j] ** 2
-            b = means[i] / sds[i] ** 2 - means[j] / sds[j] ** 2
-            c = (
-                -0.5 * means[i] ** 2 / sds[i] ** 2
-                + 0.5 * means[j] ** 2 / sds[j] ** 2
-                + log_coef[i]
-                - np.log(sds[i])
-                - log_coef[j]
-                + np.log(sds[j])
-            )
-            if a == 0.0:
-                roots = [-c / b] if b != 0.0 else []
-            else:
-                disc = b * b - 4 * a * c
-                if disc < 0:
-                    roots = []
-                else:
-                    q = -0.5 * (b + math.copysign(math.sqrt(disc), b))
-                    roots = [q / a] + ([c / q] if q != 0.0 else [])
-            pts += [r for r in roots if lo < r < hi]
-    pts = np.unique(np.asarray(pts, np.float64))  # type: ignore[assignment]
-    total = 0.0
-    for a_, b_ in zip(pts[:-1], pts[1:], strict=True):
-        mid = 0.5 * (a_ + b_) if np.isfinite(b_) else a_ + 1.0 + abs(a_)
-        if not np.isfinite(a_):
-            mid = b_ - 1.0 - abs(b_)
-        win = int(np.argmax(log_coef + log_normal_1d(mid, means, sds)))  # type: ignore[arg-type]
-        total += math.exp(log_coef[win]) * float(
-            normal_mass((a_ - means[win]) / sds[win], (b_ - means[win]) / sds[win])
-        )
-    return total
+_EPS = float(np.finfo(np.float64).eps)
 
 
 # --------------------------------------------------------------------------- the mixture
 
 
 class MixtureArrays(NamedTuple):
-    """A Gaussian mixture's parameters as float64 arrays (the interface exact code uses)."""
+    """A Gaussian mixture as float64 arrays: the interface exact code reads.
 
-    means: np.ndarray  # (K, d)
-    covs: np.ndarray  # (K, d, d)
-    weights: np.ndarray  # (K,), normalised
-    classes: np.ndarray  # (K,) int
+    ``means (K, d)``, ``covs (K, d, d)`` (symmetric positive definite), ``weights (K,)``
+    (non-negative, summing to one) and ``classes (K,)`` (int64, the class of each
+    component). Returned by :meth:`GaussianMixture.arrays`; fresh copies, so callers
+    may modify them.
+    """
+
+    means: np.ndarray
+    covs: np.ndarray
+    weights: np.ndarray
+    classes: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
-class _MixtureArrays:
+class _Prepared:
     means: np.ndarray  # (K, d)
     covs: np.ndarray  # (K, d, d)
     chols: np.ndarray  # (K, d, d) lower
@@ -396,7 +96,7 @@ class GaussianMixture(AbstractDistribution):
     ``bayes()``: exact for two components of distinct classes with a shared
     covariance (``Phi(Delta/2 + ln(w0/w1)/Delta)`` weighted, ``Delta`` the Mahalanobis
     distance; ``Phi(-Delta/2)`` error for equal weights) and for the symmetric
-    isotropic XOR (see :func:`xor_blobs`); otherwise a bounded quadrature in 1-D and
+    isotropic XOR (see :func:`xor_blobs`); otherwise an estimated quadrature in 1-D and
     2-D and Monte Carlo above.
 
     Parameters are tuples (``means[j]``, ``covs[j]`` row by row, ``weights``,
@@ -495,8 +195,14 @@ class GaussianMixture(AbstractDistribution):
         object.__setattr__(self, "classes", classes)
 
     # -- derived quantities
+    def arrays(self) -> MixtureArrays:
+        """The mixture as float64 arrays (:class:`MixtureArrays`, weights normalised):
+        the interface exact code uses instead of reading the tuple fields."""
+        a = self._prepared
+        return MixtureArrays(a.means.copy(), a.covs.copy(), np.exp(a.log_weights), a.classes.copy())
+
     @functools.cached_property
-    def _arrays(self) -> _MixtureArrays:
+    def _prepared(self) -> _Prepared:
         means = np.asarray(self.means, np.float64)
         covs = np.asarray(self.covs, np.float64)
         covs = 0.5 * (covs + np.swapaxes(covs, -1, -2))
@@ -509,12 +215,7 @@ class GaussianMixture(AbstractDistribution):
         classes = np.asarray(self.classes, np.int64)
         prior = np.bincount(classes, weights=w, minlength=self.num_classes)
         inv_chols = np.linalg.inv(chols)
-        return _MixtureArrays(means, covs, chols, inv_chols, logdets, logw, classes, prior)
-
-    def arrays(self) -> MixtureArrays:
-        """``(means, covs, weights, classes)`` as float64 arrays (weights normalised)."""
-        a = self._arrays
-        return MixtureArrays(a.means, a.covs, np.exp(a.log_weights), a.classes)
+        return _Prepared(means, covs, chols, inv_chols, logdets, logw, classes, prior)
 
     @property
     def num_classes(self) -> int:
@@ -531,10 +232,10 @@ class GaussianMixture(AbstractDistribution):
     @property
     def prior(self) -> np.ndarray:
         """Class prior ``p(y = k)``."""
-        return self._arrays.prior.copy()
+        return self._prepared.prior.copy()
 
     def _box(self, eps: float) -> Box:
-        a = self._arrays
+        a = self._prepared
         z = box_z(eps, self.dim)
         sd = np.sqrt(np.diagonal(a.covs, axis1=-2, axis2=-1))
         return Box(
@@ -554,7 +255,7 @@ class GaussianMixture(AbstractDistribution):
     # -- sampling
     @jit_sample
     def sample(self, key: Any, num_samples: int, *, dtype: Any = jnp.float32) -> Batch:
-        a = self._arrays
+        a = self._prepared
         k_comp, k_noise = jax.random.split(key)
         comp = jax.random.categorical(
             k_comp, jnp.asarray(a.log_weights, jnp.float32), shape=(num_samples,)
@@ -567,7 +268,7 @@ class GaussianMixture(AbstractDistribution):
 
     def sample_numpy(self, rng: np.random.Generator, num_samples: int) -> np.ndarray:
         """Float64 host samples of ``x`` (used by the Monte Carlo Bayes estimate)."""
-        a = self._arrays
+        a = self._prepared
         comp = rng.choice(self.num_components, size=num_samples, p=np.exp(a.log_weights))
         z = rng.standard_normal((num_samples, self.dim))
         return a.means[comp] + np.einsum("nij,nj->ni", a.chols[comp], z)
@@ -575,7 +276,7 @@ class GaussianMixture(AbstractDistribution):
     # -- densities
     def component_log_prob(self, x: Any) -> np.ndarray:
         """``log w_j + log N(x; mu_j, Sigma_j)`` for every component: ``(..., K)``."""
-        a = self._arrays
+        a = self._prepared
         x = np.asarray(x, np.float64)
         if x.shape[-1:] != (self.dim,):
             raise fail(
@@ -592,7 +293,7 @@ class GaussianMixture(AbstractDistribution):
         """``log p(x, y = k)``: shape ``(..., num_classes)``."""
         comp = self.component_log_prob(x)
         out = np.full(comp.shape[:-1] + (self.num_classes,), -np.inf)
-        cls = self._arrays.classes
+        cls = self._prepared.classes
         for k in range(self.num_classes):
             out[..., k] = special.logsumexp(comp[..., cls == k], axis=-1)
         return out
@@ -601,21 +302,22 @@ class GaussianMixture(AbstractDistribution):
         return special.logsumexp(self.component_log_prob(x), axis=-1)
 
     def posterior(self, x: Any) -> np.ndarray:
-        return posterior_from_log_joint(self.class_log_joint(x), self._arrays.prior)
+        return posterior_from_log_joint(self.class_log_joint(x), self._prepared.prior)
 
     # -- Bayes
     def _xor_offset_scale(self) -> tuple[float, float] | None:
         """``(a, sigma)`` when this is the symmetric isotropic XOR, else ``None``."""
         if self.dim != 2 or self.num_components != 4 or self.num_classes != 2:
             return None
-        a = self._arrays
-        if not np.allclose(a.log_weights, a.log_weights[0], rtol=0, atol=1e-12):
+        # exact equalities: a near-symmetric mixture is not the XOR of the closed form
+        a = self._prepared
+        if not np.all(a.log_weights == a.log_weights[0]):
             return None
         s2 = a.covs[0, 0, 0]
-        if not np.allclose(a.covs, s2 * np.eye(2), rtol=1e-12, atol=0):
+        if not np.all(a.covs == s2 * np.eye(2)):
             return None
         off = abs(a.means[0, 0])
-        if off == 0 or not np.allclose(np.abs(a.means), off, rtol=1e-12, atol=0):
+        if off == 0 or not np.all(np.abs(a.means) == off):
             return None
         signs = np.sign(a.means[:, 0] * a.means[:, 1])
         if len(set(map(tuple, np.sign(a.means)))) != 4:
@@ -625,65 +327,112 @@ class GaussianMixture(AbstractDistribution):
                 return None
         return float(off), float(math.sqrt(s2))
 
-    def bayes(self, *, seed: int = 0, num_samples: int = 1_000_000) -> BayesResult:
+    @functools.cached_property
+    def _atoms(self) -> GaussianAtoms:
+        a = self._prepared
+        return GaussianAtoms(a.means, a.covs, a.log_weights, a.classes, self.num_classes)
+
+    @functools.cached_property
+    def _bayes_cache(self) -> dict[tuple[int, int], BayesResult]:
+        return {}
+
+    def bayes(
+        self, *, seed: int = 0, num_samples: int = 1_000_000, progress: Progress | None = None
+    ) -> BayesResult:
         """The Bayes-optimal accuracy (see the class docstring for the method).
 
         ``seed`` and ``num_samples`` only matter for the Monte Carlo tier (``dim > 2``
-        without a closed form).
+        without a closed form). ``progress(fraction)`` is called during a quadrature.
+        Results are kept on the instance.
         """
-        return _mixture_bayes(self, int(seed), int(num_samples))
+        where = "GaussianMixture.bayes"
+        seed = check_int(where, "seed", seed, minimum=0)
+        num_samples = check_int(where, "num_samples", num_samples, minimum=2)
+        closed = self._closed_form()
+        if closed is not None:
+            return closed
+        key = (seed, num_samples) if self.dim > 2 else (0, 0)
+        cache = self._bayes_cache
+        if key not in cache:
+            if self.dim <= 2:
+                cache[key] = bayes_accuracy(self._atoms, progress=progress)
+            else:
+                cache[key] = bayes_monte_carlo(
+                    self.sample_numpy, self.posterior, seed=seed, num_samples=num_samples
+                )
+        elif progress is not None:
+            progress(1.0)
+        return cache[key]
 
-
-@functools.lru_cache(maxsize=128)
-def _mixture_bayes(dist: GaussianMixture, seed: int, num_samples: int) -> BayesResult:
-    a = dist._arrays
-    if dist.num_classes == 1:
-        return BayesResult(1.0, 0.0, "exact", "a single class")
-    if dist.num_components == 2 and dist.num_classes == 2 and np.array_equal(a.covs[0], a.covs[1]):
-        diff = a.means[0] - a.means[1]
-        delta = math.sqrt(float(diff @ np.linalg.solve(a.covs[0], diff)))
-        w0, w1 = np.exp(a.log_weights)
-        if w0 == 0 or w1 == 0:
-            return BayesResult(1.0, 0.0, "exact", "one component has zero weight")
-        lr = math.log(w0 / w1)
-        acc = w0 * special.ndtr(delta / 2 + lr / delta) + w1 * special.ndtr(delta / 2 - lr / delta)
-        return BayesResult(
-            float(acc),
-            1e-15,
-            "exact",
-            "two Gaussians with a shared covariance: linear boundary, "
-            "w0 Phi(D/2 + ln(w0/w1)/D) + w1 Phi(D/2 - ln(w0/w1)/D), D the Mahalanobis distance",
-        )
-    xor = dist._xor_offset_scale()
-    if xor is not None:
-        r = xor[0] / xor[1]
-        acc = special.ndtr(r) ** 2 + special.ndtr(-r) ** 2
-        return BayesResult(
-            float(acc),
-            1e-15,
-            "exact",
-            "symmetric isotropic XOR: the boundary is the axes, Phi(a/s)^2 + Phi(-a/s)^2",
-        )
-    if dist.dim == 1 and len(set(dist.classes)) == dist.num_components:  # type: ignore[arg-type]
-        order = np.argsort(a.classes)
-        acc = gaussian_1d_max_integral(
-            a.means[order, 0], np.sqrt(a.covs[order, 0, 0]), a.log_weights[order], -np.inf, np.inf
-        )
-        return BayesResult(
-            float(acc),
-            1e-14,
-            "exact",
-            "1-D, one component per class: crossings solve quadratics, pieces are normal CDFs",
-        )
-    if dist.dim <= 2:
-        sd_min = float(np.min(np.sqrt(np.linalg.eigvalsh(a.covs)[:, 0])))
-        return bayes_quadrature(
-            dist.class_log_joint,
-            dist._box(_BAYES_OUTSIDE_MASS),
-            length_scale=sd_min,
-            outside_mass=_BAYES_OUTSIDE_MASS,
-        )
-    return bayes_monte_carlo(dist.sample_numpy, dist.posterior, seed=seed, num_samples=num_samples)
+    def _closed_form(self) -> BayesResult | None:
+        """The Bayes accuracy in closed form where one applies (components of zero weight
+        are ignored), else ``None``."""
+        a = self._prepared
+        w = np.exp(a.log_weights)
+        if np.count_nonzero(a.prior > 0) <= 1:
+            return BayesResult(1.0, 0.0, "exact", "one class holds all the probability")
+        pos = w > 0
+        means, covs, w, cls = a.means[pos], a.covs[pos], w[pos], a.classes[pos]
+        if means.shape[0] == 2 and np.array_equal(covs[0], covs[1]):
+            w0, w1 = float(w[0]), float(w[1])
+            chol = np.linalg.cholesky(covs[0])
+            z = np.linalg.solve(chol, means[0] - means[1])
+            delta = float(np.sqrt(z @ z))
+            if delta == 0.0:
+                return BayesResult(
+                    max(w0, w1),
+                    1e-16,
+                    "exact",
+                    "two identical Gaussians: the larger weight (the posterior is the prior)",
+                )
+            lr = math.log(w0 / w1)
+            acc = w0 * special.ndtr(delta / 2 + lr / delta) + w1 * special.ndtr(
+                delta / 2 - lr / delta
+            )
+            # Rounding of D: the difference of the means (eps max|mu| per coordinate,
+            # magnified by ||L^-1|| = lambda_min^-1/2) and the triangular solve (~d eps
+            # cond(L) D). dA/dD = w0 phi(D/2 + ln(w0/w1)/D) (the two terms' densities
+            # are equal on the boundary).
+            lam = np.linalg.eigvalsh(covs[0])
+            big = float(np.max(np.abs(means)))
+            d = self.dim
+            err_d = (
+                4
+                * _EPS
+                * (math.sqrt(d) * big / math.sqrt(lam[0]) + d * math.sqrt(lam[-1] / lam[0]) * delta)
+            )
+            slope = w0 * math.exp(-0.5 * (delta / 2 + lr / delta) ** 2) / math.sqrt(2 * math.pi)
+            return BayesResult(
+                float(acc),
+                1e-15 + slope * err_d,
+                "exact",
+                "two Gaussians with a shared covariance: linear boundary, "
+                "w0 Phi(D/2 + ln(w0/w1)/D) + w1 Phi(D/2 - ln(w0/w1)/D), D the Mahalanobis "
+                "distance; error = float64 rounding of D",
+            )
+        xor = self._xor_offset_scale()
+        if xor is not None:
+            r = xor[0] / xor[1]
+            acc = special.ndtr(r) ** 2 + special.ndtr(-r) ** 2
+            return BayesResult(
+                float(acc),
+                1e-15,
+                "exact",
+                "symmetric isotropic XOR: the boundary is the axes, Phi(a/s)^2 + Phi(-a/s)^2",
+            )
+        if self.dim == 1 and len(set(cls.tolist())) == cls.size:
+            order = np.argsort(cls)
+            acc, err = gaussian_1d_max_integral(
+                means[order, 0], np.sqrt(covs[order, 0, 0]), np.log(w[order]), -np.inf, np.inf
+            )
+            return BayesResult(
+                float(acc),
+                float(err),
+                "exact",
+                "1-D, one component per class: crossings solve quadratics, pieces are normal "
+                "CDFs; error = float64 rounding of the crossings",
+            )
+        return None
 
 
 # --------------------------------------------------------------------------- presets

@@ -12,17 +12,15 @@ import numpy as np
 from scipy import special
 
 from toylab._errors import fail
-from toylab.distributions.base import AbstractDistribution, Batch, BayesResult, Box
-from toylab.distributions.gaussian import (
+from toylab._validate import check_choice, check_weights, float_tuple
+from toylab.distributions._numerics import (
     DOMAIN_OUTSIDE_MASS,
-    check_choice,
-    check_weights,
-    float_tuple,
     gaussian_1d_max_integral,
     jit_sample,
     log_normal_1d,
     posterior_from_log_joint,
 )
+from toylab.distributions.base import AbstractDistribution, Batch, BayesResult, Box
 
 __all__ = ["Rings"]
 
@@ -192,8 +190,11 @@ class Rings(AbstractDistribution):
         with np.errstate(divide="ignore"):
             logc = np.log(pi) - np.log(z)
         if self.radial == "gaussian":
-            acc = gaussian_1d_max_integral(r, w, logc, 0.0, np.inf)
-            method = "1-D radial integral: quadratic crossings, normal CDF pieces"
+            acc, err = gaussian_1d_max_integral(r, w, logc, 0.0, np.inf)
+            method = (
+                "1-D radial integral: quadratic crossings, normal CDF pieces; error = float64 "
+                "rounding of the crossings"
+            )
         else:
             pts = np.unique(np.concatenate([r - w, r + w]))
             acc = 0.0
@@ -202,5 +203,6 @@ class Rings(AbstractDistribution):
                 inside = np.abs(mid - r) <= w
                 dens = np.where(inside, pi / (2 * w), 0.0)
                 acc += float(np.max(dens)) * (b - a)
+            err = 1e-14 * self.num_classes
             method = "1-D radial integral of a piecewise-constant maximum"
-        return BayesResult(float(acc), 1e-14 * self.num_classes, "exact", method)
+        return BayesResult(float(acc), float(err), "exact", method)

@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from toylab._errors import ToylabError, fail
+from toylab._validate import float_tuple
+from toylab.distributions._numerics import jit_sample
 from toylab.distributions.base import AbstractDistribution, Batch, BayesResult, Box
-from toylab.distributions.gaussian import float_tuple, jit_sample
 
 __all__ = ["SparseFeatures"]
 

@@ -14,12 +14,15 @@ quantities:
 * ``normalisation``: ``exp(log_prob)`` integrates to one -- exact sum (finite),
   composite Gauss--Legendre over the domain box (1-D, 2-D; the result must lie in
   ``[1 - outside_mass - 1e-7, 1 + 1e-7]``), importance sampling with a confidence
-  interval (more dimensions), or an enumeration of activity patterns (sparse);
+  interval (more dimensions, and sparse features beyond 12), or an enumeration of
+  activity patterns (sparse, up to 12 features);
 * ``goodness_of_fit``: a chi-square test of the sample counts in (bin, label) cells
   against the density times the posterior integrated over each bin (12 x 12 bins in
   2-D, 24 in 1-D, atoms for finite domains, activity patterns and per-feature value
-  bins for sparse features, bins of the first coordinate with importance-sampled
-  expectations in more dimensions); cells with fewer than 5 expected counts are pooled;
+  bins for sparse features (more than 12 features: per-feature zero and value cells
+  and pairwise joint activity against importance-sampled expectations), bins of the
+  first coordinate with importance-sampled expectations in more dimensions); cells
+  with fewer than 5 expected counts are pooled;
 * ``posterior``: posteriors at the samples are in ``[0, 1]`` and sum to one;
 * ``bayes``: the reported Bayes accuracy agrees with the Monte Carlo mean of
   ``max_y p(y | x)`` over the samples, within that estimate's ``1 - alpha`` interval
@@ -44,6 +47,7 @@ import numpy as np
 from scipy import stats
 
 from toylab.distributions.base import AbstractDistribution, Box, FiniteDomain
+from toylab.tiers import TIERS
 
 __all__ = ["ConformanceCheck", "ConformanceResult", "check_distribution"]
 
@@ -196,7 +200,7 @@ def _check_domain(
     scale = 1e-5 * (1.0 + np.maximum(np.abs(dom.low), np.abs(dom.high)))
     lo, hi = np.asarray(dom.low) - scale, np.asarray(dom.high) + scale
     outside = int(np.sum(~np.all((x >= lo) & (x <= hi), axis=-1)))
-    mass = float(getattr(dist, "outside_mass", 0.0))
+    mass = float(dist.outside_mass)
     limit = _binom_limit(x.shape[0], mass, alpha)
     return ConformanceCheck(
         "domain",
@@ -284,7 +288,7 @@ def _density_finite(
 def _density_box(
     dist: AbstractDistribution, dom: Box, x: np.ndarray, y: np.ndarray, alpha: float
 ) -> list[ConformanceCheck]:
-    mass = float(getattr(dist, "outside_mass", 0.0))
+    mass = float(dist.outside_mass)
     d = dist.dim
     bins = 24 if d == 1 else 12
     per_bin = 8 if d == 1 else 4
@@ -398,8 +402,8 @@ def _density_sparse(
     dist: AbstractDistribution, x: np.ndarray, alpha: float, rng: np.random.Generator
 ) -> list[ConformanceCheck]:
     d = dist.dim
-    if d > 12:
-        return [ConformanceCheck("normalisation", True, f"skipped: {d} > 12 features")]
+    if d > _SPARSE_ENUMERATE:
+        return _density_sparse_large(dist, x, alpha, rng)
     m = 256
     patterns = (np.arange(2**d)[:, None] >> np.arange(d)) & 1
     masses, variances = np.empty(2**d), np.empty(2**d)
@@ -441,12 +445,89 @@ def _density_sparse(
     return [norm, gof]
 
 
+#: Up to this many features the sparse checks enumerate all ``2^d`` activity patterns.
+_SPARSE_ENUMERATE = 12
+
+
+def _density_sparse_large(
+    dist: AbstractDistribution, x: np.ndarray, alpha: float, rng: np.random.Generator
+) -> list[ConformanceCheck]:
+    """Sparse checks for many features, by importance sampling.
+
+    The proposal ``q`` draws every coordinate independently: ``0`` with the sample's
+    zero frequency ``z_i`` (clipped to ``[1/(2n), 1 - 1/(2n)]``), else ``U(0, 1]``, so
+    ``w = p / q`` has mean ``int p`` (with respect to ``prod (delta_0 + Lebesgue)``).
+
+    * ``normalisation``: ``mean(w) = 1`` within ``z_{alpha/4}`` standard errors (and a
+      standard error below 0.05, else the check cannot tell);
+    * ``goodness_of_fit``: for every coordinate ``i``, the frequency of ``x_i = 0`` and of
+      ``x_i`` in each of 5 value bins of ``(0, 1]`` agrees with its importance-sampling
+      estimate ``mean(w 1[z in cell])``; for every pair ``i < j``, the frequency of
+      "both active" agrees with ``mean(w 1[z_i, z_j != 0])``. Each of the
+      ``6 d + d (d - 1) / 2`` comparisons is a two-sided z-test at level
+      ``alpha / (2 (6 d + d (d - 1) / 2))`` (union bound: the check fails a correct
+      distribution with probability ``<= alpha / 2``), with the variance of the sample
+      frequency plus that of the estimate.
+    """
+    n, d = x.shape
+    zero = np.clip(np.mean(x == 0, axis=0), 0.5 / n, 1 - 0.5 / n)
+    atom = rng.uniform(size=(n, d)) < zero
+    z = np.where(atom, 0.0, 1.0 - rng.uniform(size=(n, d)))
+    log_q = np.sum(np.where(atom, np.log(zero), np.log1p(-zero)), axis=1)
+    with np.errstate(over="ignore"):
+        w = np.exp(np.asarray(dist.log_prob(z), np.float64) - log_q)
+    est, se = float(w.mean()), float(w.std(ddof=1) / math.sqrt(n))
+    crit = stats.norm.isf(alpha / 4)
+    norm = ConformanceCheck(
+        "normalisation",
+        abs(est - 1) <= crit * se + 1e-9 and se < 0.05,
+        f"importance-sampling integral over {d} features = {est:.5f} +- {se:.1e} (standard "
+        "error; proposal: independent coordinates with the sample's zero frequencies)",
+    )
+    edges = np.linspace(0.0, 1.0, 6)
+
+    def cells(v: np.ndarray) -> np.ndarray:
+        """Indicators ``(n, 6 d)``: per coordinate, ``= 0`` and the 5 value bins."""
+        b = np.clip(np.searchsorted(edges, v, side="left") - 1, 0, 4)
+        out = np.zeros((v.shape[0], d, 6), bool)
+        out[..., 0] = v == 0
+        for k in range(5):
+            out[..., k + 1] = (v != 0) & (b == k)
+        return out.reshape(v.shape[0], -1)
+
+    iu, ju = np.triu_indices(d, 1)
+
+    def pairs(v: np.ndarray) -> np.ndarray:
+        act = v != 0
+        return act[:, iu] & act[:, ju]
+
+    worst, ok = 0.0, True
+    tests = 6 * d + iu.size
+    crit = stats.norm.isf(alpha / (4 * tests))
+    for fx, fz in ((cells(x), cells(z)), (pairs(x), pairs(z))):
+        freq = fx.mean(0)
+        vals = w[:, None] * fz
+        p_is = vals.mean(0)
+        var = vals.var(0, ddof=1) / n + np.maximum(p_is * (1 - p_is), 1.0 / n) / n
+        score = np.abs(freq - p_is) / np.sqrt(var)
+        worst = max(worst, float(score.max()))
+        ok &= bool(np.all(score <= crit))
+    gof = ConformanceCheck(
+        "goodness_of_fit",
+        ok,
+        f"{6 * d} per-feature cells (zero, 5 value bins) and {iu.size} feature pairs (both "
+        f"active) against importance-sampling estimates: worst {worst:.2f} standard errors "
+        f"(limit {crit:.2f})",
+    )
+    return [norm, gof]
+
+
 def _check_bayes(dist: AbstractDistribution, post: np.ndarray, alpha: float) -> ConformanceCheck:
     res = dist.bayes()
     m = post.max(-1)
     mc, se = m.mean(), m.std(ddof=1) / math.sqrt(m.size)
     crit = stats.norm.isf(alpha / 2)
-    valid = res.tier in ("exact", "bounded", "sampled") and res.error >= 0
+    valid = res.tier in TIERS and res.error >= 0
     valid &= 1.0 / max(dist.num_classes, 1) - 1e-12 <= res.accuracy <= 1 + 1e-12
     ok = valid and abs(mc - res.accuracy) <= crit * se + res.error + 1e-12
     return ConformanceCheck(
