@@ -49,7 +49,7 @@ from toylab.exact import (
 )
 from toylab.exact import box as exact_box
 from toylab.network import Network
-from toylab.tiers import TIERS, weakest
+from toylab.tiers import weakest
 
 __all__ = [
     "blob_detector",
