@@ -453,6 +453,8 @@ def start_run(
         _remove_run(work_dir)
     created = not work_dir.exists()
     work_dir.mkdir(parents=True, exist_ok=True)
+    import jax
+
     manifest = {
         "format": FORMAT,
         "status": "running",
@@ -461,9 +463,9 @@ def start_run(
         "platform": {
             "system": platform.platform(),
             "machine": platform.machine(),
-            "jax_backend": __import__("jax").default_backend(),
+            "jax_backend": jax.default_backend(),
         },
-        "git": _git_hash(),
+        "toylab_git": _git_hash(),  # the commit of toylab itself (not the project's)
         "seeds": list(config.seeds),
         "members": _member_table(config),
         "start_time": _now(),

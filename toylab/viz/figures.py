@@ -452,7 +452,9 @@ class CircuitDisplay:
         ax = _axes(ax, (1.9 * len(widths) + 1.5, 0.55 * max(widths) + 1.6))
         pos = self.positions()
         wmax = max(float(np.abs(w).max()) for w in self.weights) or 1.0
-        cmap = __import__("matplotlib").colormaps[CMAP]
+        import matplotlib
+
+        cmap = matplotlib.colormaps[CMAP]
         segs, colors, lws = [], [], []
         for k, w in enumerate(self.weights):
             for i, j in zip(*np.nonzero(np.abs(w) >= self.threshold * wmax), strict=True):
