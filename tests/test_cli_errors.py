@@ -139,11 +139,12 @@ def test_out_of_memory_during_a_command_is_a_user_error(monkeypatch, capsys):
     """XLA's RESOURCE_EXHAUSTED (e.g. a model that fits the estimate but not the device)."""
     import toylab.cli
 
-    class XlaRuntimeError(RuntimeError):
-        pass
+    import jax
 
     def boom(args):
-        raise XlaRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 352000001056 bytes.")
+        raise jax.errors.JaxRuntimeError(
+            "RESOURCE_EXHAUSTED: Out of memory allocating 352000001056 bytes."
+        )
 
     monkeypatch.setattr(toylab.cli, "cmd_info", boom)
     _user_error(capsys, ["info", "x"], "out of memory")
