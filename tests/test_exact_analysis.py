@@ -418,3 +418,26 @@ def test_quadrature_tier_for_rings_is_estimated_and_agrees_with_a_brute_force():
     )
     # the estimate covers the true error, and both agree far below the rings' scale
     np.testing.assert_allclose(res.moments["hidden_0"].mean, ref, rtol=0, atol=max(res.error, 1e-8))
+
+
+@pytest.mark.parametrize("start", [None, (1.2, 1.4), (-3.0, -2.0), (5.0, 6.0), (1.28, 1.28)])
+def test_activation_quantile_brackets_the_closed_form(start):
+    """relu(x2) under two unit blobs at (+-2, 0): x2 ~ N(0, 1), so P(a <= t) = Phi(t) for
+    t >= 0 and the 0.9-quantile is Phi^-1(0.9); the 0.3-quantile is the atom at 0. The
+    bracket holds the true value and is at most rtol of the range (over the integration
+    support, which extends past the domain box) wide, whatever the
+    starting guess (right, too low, too high, or a point)."""
+    from scipy.stats import norm
+
+    from toylab.exact import activation_quantile, region_ranges
+
+    net = Network.from_weights([[[0.0], [1.0]], [[1.0, -1.0]]], [[0.0], [0.0, 0.0]])
+    ana = analyze(net, two_blobs())
+    rtol = 1e-6
+    for q, want in ((0.9, norm.ppf(0.9)), (0.3, 0.0)):
+        res = activation_quantile(ana, "hidden_0:0", q, rtol=rtol, start=start, num_points=8)
+        _, vmax = region_ranges(ana.support, "hidden_0", 0)  # over the support; min is 0
+        span = float(vmax.max())
+        assert res.lower - 1e-12 <= want <= res.upper + 1e-12, (q, res)
+        assert res.upper - res.lower <= rtol * span * 1.0001 + 1e-15
+        assert res.tier == "certified"

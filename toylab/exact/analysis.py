@@ -99,6 +99,8 @@ class Analysis:
       tier, error, errors, method: see the module docstring.
       groups, group_class: what :meth:`group_means` sums over (``"component"`` or
         ``"class"``) and the class of each group.
+      rtol: the relative tolerance of the adaptive quadrature under non-Gaussian
+        densities (what later integrals of this analysis, e.g. the activation CDF, use).
     """
 
     network: Network
@@ -119,6 +121,7 @@ class Analysis:
     _support: Partition | None = None
     _support_moments: RegionMoments | None = None
     _table: dict[str, np.ndarray] | None = None
+    rtol: float = 0.0
 
     @functools.cached_property
     def bayes_accuracy(self) -> float | None:
@@ -494,4 +497,5 @@ def _analyze_plane(net: Network, dist: Any, *, tol: float, rtol: float) -> Analy
         _geometry=geometry,
         _support=support,
         _support_moments=rm,
+        rtol=rtol,
     )

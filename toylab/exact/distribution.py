@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from toylab._errors import fail
-from toylab._validate import check_float
+from toylab._validate import check_float, check_int
 from toylab.distributions import GaussianMixture
 from toylab.exact._polygon import clip_convex, clip_positive, owner
 from toylab.exact.analysis import Analysis, _masses
@@ -73,7 +73,8 @@ def activation_cdf(
         f = ts[ti][pid] - (g[:, 0] * xy[:, 0] + g[:, 1] * xy[:, 1] + g[:, 2])
         cxy, coff, src = clip_positive(xy, off, f, eps, keep_flat=False)
         if len(src):
-            pm, _ = _masses(analysis.dist, _split_flat(cxy, coff), 1e-9, part.origin)
+            rtol = max(analysis.rtol, 1e-12)  # the analysis' own quadrature tolerance
+            pm, _ = _masses(analysis.dist, _split_flat(cxy, coff), rtol, part.origin)
             np.add.at(out, ti[src], pm)
     return np.clip(out, 0.0, 1.0)
 
@@ -101,26 +102,50 @@ class QuantileResult:
 
 
 def activation_quantile(
-    analysis: Analysis, neuron: str, q: float, *, rtol: float = 1e-7
+    analysis: Analysis,
+    neuron: str | NeuronId,
+    q: float,
+    *,
+    rtol: float = 1e-7,
+    start: tuple[float, float] | None = None,
+    num_points: int = 63,
 ) -> QuantileResult:
-    """The ``q``-quantile of the neuron's activation, bracketed (see :class:`QuantileResult`)."""
+    """The ``q``-quantile of the neuron's activation, bracketed on the exact CDF (see
+    :class:`QuantileResult`) to a width of at most ``rtol`` times the neuron's range.
+
+    Each round evaluates the CDF at ``num_points`` levels of the current bracket.
+    ``start`` is a guess ``(low, high)`` (e.g. sample quantiles): it is checked on the
+    CDF first, and the bracket falls back to the neuron's whole range on the side where
+    the guess is wrong, so a bad guess costs time, never correctness.
+    """
     where = "activation_quantile"
     q = check_float(where, "q", q, minimum=0.0, maximum=1.0)
+    rtol = check_float(where, "rtol", rtol, positive=True)
+    num_points = check_int(where, "num_points", num_points, minimum=1)
     nid = analysis.network.resolve(neuron)
     ext = analysis.extrema(nid.key)
-    lo, hi = float(ext.min[nid.unit]), float(ext.max[nid.unit])
+    vmin, vmax = float(ext.min[nid.unit]), float(ext.max[nid.unit])
     if analysis.kind == "plane":  # the support extends beyond the domain box
-        vmin, vmax = region_ranges(analysis.support, nid.key, nid.unit)
-        lo, hi = min(lo, float(vmin.min())), max(hi, float(vmax.max()))
+        rmin, rmax = region_ranges(analysis.support, nid.key, nid.unit)
+        vmin, vmax = min(vmin, float(rmin.min())), max(vmax, float(rmax.max()))
     tier: Tier = weakest("certified", analysis.tier)
-    if hi - lo <= 0:
-        return QuantileResult(q, lo, hi, tier)
-    tol = rtol * (hi - lo)
-    while hi - lo > tol:
-        grid = np.linspace(lo, hi, 65)
-        f = activation_cdf(analysis, nid, grid[1:-1], strict=False)
-        j = int(np.searchsorted(f, q))  # first interior point with F >= q
-        lo, hi = float(grid[j]), float(grid[j + 1]) if j < len(f) else hi
+    span = vmax - vmin
+    if span <= 0:
+        return QuantileResult(q, vmin, vmax, tier)
+    lo, hi = vmin, vmax
+    if start is not None:
+        s0, s1 = sorted(float(np.clip(v, vmin, vmax)) for v in start)
+        if s1 - s0 < rtol * span:
+            s0, s1 = max(vmin, s0 - rtol * span), min(vmax, s1 + rtol * span)
+        f_min, f0, f1 = activation_cdf(analysis, nid, [vmin, s0, s1], strict=False)
+        if f_min >= q:  # an atom at the minimum holds the quantile
+            return QuantileResult(q, vmin, vmin, tier)
+        lo, hi = (vmin, s0) if f0 >= q else ((s1, vmax) if f1 < q else (s0, s1))
+    while hi - lo > rtol * span:
+        grid = np.linspace(lo, hi, num_points + 2)[1:-1]
+        f = activation_cdf(analysis, nid, grid, strict=False)
+        j = int(np.searchsorted(f, q))  # first interior level with F >= q
+        lo, hi = (float(grid[j - 1]) if j > 0 else lo), (float(grid[j]) if j < len(f) else hi)
     return QuantileResult(q, lo, hi, tier)
 
 

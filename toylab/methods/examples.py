@@ -50,8 +50,7 @@ from toylab.methods._core import (
     to_f64,
     wilson,
 )
-from toylab.neurons import NeuronId
-from toylab.tiers import Tier, weakest
+from toylab.tiers import Tier
 
 __all__ = ["DatasetExamplesResult", "dataset_examples"]
 
@@ -113,46 +112,6 @@ class DatasetExamplesResult(MethodResult):
         )
 
 
-def _quantile_bracket(
-    analysis: Any, nid: NeuronId, q: float, hint: tuple[float, float], *, rtol: float = 1e-3,
-    num_points: int = 8,
-) -> Any:  # fmt: skip
-    """STAND-IN for an exact-side ``activation_quantile(analysis, neuron, q, start=hint)``:
-    the same certified bracket ``F(lower) < q <= F(upper)`` on the exact CDF, started from
-    a (sampled) guess ``hint`` instead of the neuron's whole range, so that a few CDF
-    evaluations suffice (``toylab.exact.activation_quantile`` evaluates 63 levels per
-    round, which costs seconds per neuron under quadrature densities).
-    """
-    from toylab.exact import QuantileResult, activation_cdf, region_ranges
-
-    ext = analysis.extrema(nid.key)
-    vmin, vmax = float(ext.min[nid.unit]), float(ext.max[nid.unit])
-    if analysis.kind == "plane":  # the support extends beyond the domain box
-        rmin, rmax = region_ranges(analysis.support, nid.key, nid.unit)
-        vmin, vmax = min(vmin, float(rmin.min())), max(vmax, float(rmax.max()))
-    tier = weakest("certified", analysis.tier)
-    span = vmax - vmin
-    if span <= 0:
-        return QuantileResult(q, vmin, vmax, tier)
-    lo = float(np.clip(hint[0], vmin, vmax))
-    hi = float(np.clip(hint[1], vmin, vmax))
-    if hi - lo < rtol * span:
-        lo, hi = max(vmin, lo - rtol * span), min(vmax, hi + rtol * span)
-    f_min, f_lo, f_hi = activation_cdf(analysis, nid, [vmin, lo, hi], strict=False)
-    if f_min >= q:  # an atom at the minimum holds the quantile
-        return QuantileResult(q, vmin, vmin, tier)
-    if f_lo >= q:
-        lo, hi = vmin, lo
-    elif f_hi < q:
-        lo, hi = hi, vmax
-    while hi - lo > rtol * span:
-        grid = np.linspace(lo, hi, num_points + 2)[1:-1]
-        f = activation_cdf(analysis, nid, grid, strict=False)
-        j = int(np.searchsorted(f, q))  # first grid point with F >= q
-        lo, hi = (float(grid[j - 1]) if j > 0 else lo), (float(grid[j]) if j < len(f) else hi)
-    return QuantileResult(q, lo, hi, tier)
-
-
 def _hit_mass(context: Context, m: int, center: np.ndarray, radius: float) -> tuple[float, float]:
     """Bracket of the probability of the ball ``B(center, radius)`` under the data."""
     dist = context.dist
@@ -198,12 +157,15 @@ def score_examples(
     if ana.kind == "plane":
         slack = 3.0 * math.sqrt(q * (1 - q) / n) + 1.0 / n
         hint = np.quantile(vals, [max(q - slack, 0.0), min(q + slack, 1.0)])
-        q99 = _quantile_bracket(ana, nid, q, (float(hint[0]), float(hint[1])))
+        # started at the sample quantiles' confidence band: a few CDF evaluations, where
+        # the neuron's whole range would cost seconds per neuron under quadrature densities
+        q99 = activation_quantile(ana, nid, q, rtol=1e-3, start=(float(hint[0]), float(hint[1])),
+                                  num_points=8)  # fmt: skip
         diag = float(np.linalg.norm(np.subtract(context.dist.domain.high, context.dist.domain.low)))
         hr = 0.02 * diag if hit_radius is None else float(hit_radius)
         cr = 0.05 * diag if coverage_radius is None else float(coverage_radius)
     else:
-        q99 = activation_quantile(ana, str(nid), q)
+        q99 = activation_quantile(ana, nid, q)
         hr = 0.5 if hit_radius is None else float(hit_radius)  # one-hot inputs are >= 1 apart
         cr = 0.5 if coverage_radius is None else float(coverage_radius)
     blo, bhi = _hit_mass(context, m, argmax, hr)
