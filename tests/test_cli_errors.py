@@ -137,9 +137,9 @@ def test_a_batch_too_large_for_memory(tmp_path, capsys):
 
 def test_out_of_memory_during_a_command_is_a_user_error(monkeypatch, capsys):
     """XLA's RESOURCE_EXHAUSTED (e.g. a model that fits the estimate but not the device)."""
-    import toylab.cli
-
     import jax
+
+    import toylab.cli
 
     def boom(args):
         raise jax.errors.JaxRuntimeError(
