@@ -75,7 +75,6 @@ from toylab.claims import (
     HalfPlane,
     ablation_lowers_accuracy,
     activation_share,
-    assert_claim,
     box_region,
     check,
     check_all,
@@ -89,6 +88,7 @@ from toylab.distributions import two_blobs
 from toylab.exact import analyze
 from toylab.models import MLP
 from toylab.runs import start_run
+from toylab.testing import assert_claim
 from toylab.testing.strategies import networks
 from toylab.viz.verdicts import CounterexampleDisplay
 

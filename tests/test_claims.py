@@ -17,7 +17,6 @@ from toylab.claims import (
     ablation_lowers_accuracy,
     activation_share,
     argmax_near,
-    assert_claim,
     box_region,
     check,
     dead,
@@ -30,6 +29,7 @@ from toylab.claims import (
 from toylab.distributions import BooleanFunction, two_blobs
 from toylab.exact import polygon_area
 from toylab.models import MLP, ablate, with_weights
+from toylab.testing import assert_claim
 from toylab.testing.strategies import networks
 
 # hidden_0: u0 = relu(x1), u1 = relu(x2 - 1), u2 = relu(-x1 - x2), u3 = relu(-1) (dead),

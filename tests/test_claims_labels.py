@@ -12,7 +12,6 @@ from toylab.claims import (
     VERDICTS,
     Ellipse,
     HalfPlane,
-    assert_claim,
     check,
     check_all,
     dead,
@@ -23,6 +22,7 @@ from toylab.claims import (
 from toylab.distributions import Rings, two_blobs
 from toylab.models import MLP
 from toylab.network import Network
+from toylab.testing import assert_claim
 from toylab.tiers import TIERS
 
 RELU_X1 = Network.from_weights([np.array([[1.0], [0.0]]), np.ones((1, 2))])  # relu(x1)

@@ -32,8 +32,8 @@ interval). These are verdicts about a yes/no question, not the tiers of a number
 the failing set) carry their own tier (``estimate_tier``, ``failing_mass_tier``), e.g. a
 certified bracket for a set cut by an ellipse.
 
-:func:`assert_claim` turns a verdict into a pytest assertion, with a plot of the
-counterexample when matplotlib is available (:mod:`toylab.viz.verdicts`);
+:func:`toylab.testing.assert_claim` turns a verdict into a pytest assertion, with a plot
+of the counterexample when matplotlib is available (:mod:`toylab.viz.verdicts`);
 ``toylab check RUN_DIR claims.toml`` checks a claim file against a run.
 """
 
@@ -46,7 +46,6 @@ from toylab.claims._core import (
     all_of,
     any_of,
     argmax_near,
-    assert_claim,
     check,
     check_all,
     dead,
@@ -73,7 +72,6 @@ __all__ = [
     "all_of",
     "any_of",
     "argmax_near",
-    "assert_claim",
     "box_region",
     "check",
     "check_all",

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +26,6 @@ __all__ = [
     "all_of",
     "any_of",
     "argmax_near",
-    "assert_claim",
     "check",
     "check_all",
     "dead",
@@ -689,52 +686,3 @@ def _sampled_pointwise(
             failing_mass_tier="sampled",
         )
     return fields
-
-
-# --------------------------------------------------------------------------- asserting
-
-
-def assert_claim(
-    claim: Claim,
-    model: Any,
-    dist: Any,
-    *,
-    plot: bool = True,
-    plot_dir: str | Path | None = None,
-    **kwargs: Any,
-) -> ClaimResult:
-    """:func:`check` the claim; raise ``AssertionError`` with the verdict if it fails.
-
-    With ``plot`` (the default), a failure with a 2-D counterexample also writes a PNG
-    of the neuron's map with the counterexample marked
-    (:func:`toylab.viz.verdicts.plot_counterexample`) to ``plot_dir`` (default: a new
-    temporary directory) and names it in the message. Plotting is optional (matplotlib
-    is imported only then) and never decides anything: if it fails, the message says so
-    and the assertion is raised all the same.
-    """
-    result = check(claim, model, dist, **kwargs)
-    if result.holds:
-        return result
-    note = ""
-    if plot:
-        try:
-            from toylab.viz.verdicts import plot_counterexample  # optional: needs matplotlib
-
-            out_dir = (
-                Path(plot_dir)
-                if plot_dir is not None
-                else Path(tempfile.mkdtemp(prefix="toylab-claim-"))
-            )
-            slug = "".join(ch if ch.isalnum() else "_" for ch in result.neuron)[:40]
-            path = plot_counterexample(
-                result,
-                model,
-                dist,
-                out_dir / f"counterexample_{slug}.png",
-                plane=kwargs.get("plane"),
-                window=kwargs.get("window"),
-            )
-            result = dataclasses.replace(result, plot_path=str(path))
-        except Exception as e:  # noqa: BLE001 - plotting is a convenience, never a verdict
-            note = f"\n  (no plot: {e})"
-    raise AssertionError("claim failed:\n" + result.explain() + note)

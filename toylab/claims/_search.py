@@ -14,7 +14,7 @@ On a finite domain (:func:`search_finite`) the search draws the domain's own inp
 the domain.
 
 Inside a running hypothesis test (a user's ``@given`` test calling
-:func:`toylab.claims.assert_claim`) hypothesis cannot be nested, so the same search
+:func:`toylab.testing.assert_claim`) hypothesis cannot be nested, so the same search
 runs with NumPy's generator instead of hypothesis (random starts, the same
 gradient steps, the same rounding).
 """

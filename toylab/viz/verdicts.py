@@ -10,7 +10,7 @@ forward passes, not an exact result; the marks come from the verdict.
 
 :func:`plot_counterexample` writes that figure to a PNG through a
 :class:`matplotlib.figure.Figure` of its own (no pyplot, no backend switch), which is
-what :func:`toylab.claims.assert_claim` calls on a failure.
+what :func:`toylab.testing.assert_claim` calls on a failure.
 """
 
 from __future__ import annotations
