@@ -23,6 +23,7 @@ from toylab.distributions._numerics import (
     posterior_from_log_joint,
 )
 from toylab.distributions.base import AbstractDistribution, Batch, BayesResult, Box
+from toylab.distributions.gaussian import MixtureArrays
 
 __all__ = ["CURVES", "NoisyCurve"]
 
@@ -214,6 +215,14 @@ class NoisyCurve(AbstractDistribution):
     @functools.cached_property
     def _bayes_cache(self) -> dict[float, BayesResult]:
         return {}
+
+    def gaussian_atoms(self) -> MixtureArrays:
+        """The density as a finite Gaussian mixture: its quadrature over the curve
+        parameter (one isotropic atom per node and class, weights summing to one). It is
+        the density to a relative error ``density_rtol`` (an estimate); exact code
+        integrates it in closed form (:func:`toylab.exact.region_moments`)."""
+        a = self._atoms
+        return MixtureArrays(a.means.copy(), a.covs.copy(), np.exp(a.log_weights), a.classes.copy())
 
     def class_log_joint(self, x: Any, *, refine: int = 1) -> np.ndarray:
         """``log p(x, y = k)``: shape ``(..., 2)`` (``refine=2``: every panel halved)."""

@@ -476,8 +476,7 @@ def _analyze_plane(net: Network, dist: Any, *, tol: float, rtol: float) -> Analy
     method = (
         f"exact partition ({geometry.num_regions} regions on the domain, "
         f"{support.num_regions} on the integration box); "
-        + ("closed-form Gaussian polygon moments" if not quadrature else
-           f"adaptive quadrature over the regions (rtol {rtol:g}; error estimated)")
+        + rm.method
     )  # fmt: skip
     return Analysis(
         network=net,
