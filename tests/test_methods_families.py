@@ -155,12 +155,8 @@ def _check_result(r: Any, tier: str) -> None:
     assert r.error_tier == tier, (r.method, r.error_tier, tier)
 
 
-# compare on the noisy curve is left out: rings already take compare through adaptive
-# quadrature (the same code path), and the curve's density makes it minutes of CI time
-CASES = [(m, f) for m in EXPECTED for f in FAMILIES if (m, f) != ("compare", "curve")]
-
-
-@pytest.mark.parametrize("method, family", CASES)
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("method", list(EXPECTED))
 def test_every_method_on_every_family_scores_or_says_why(setups, method, family):
     net, dist, ctx = setups[family]
     tier = EXPECTED[method].get(family)
