@@ -10,10 +10,11 @@ Every number says how it was obtained:
 
 * finite tasks (modular arithmetic, Boolean functions): **exact** train, test and
   whole-domain accuracy, from a float64 forward pass of every input of the domain
-  through each member's network, split by the member's own training mask;
+  through each member's network, split by the member's own training mask, and every
+  hidden neuron's exact statistics by enumeration;
 * piecewise-linear networks on 2-D densities: the accuracy of the network's exact
   decision regions under the distribution, labelled with the analysis' tier
-  (``exact`` for Gaussian mixtures, ``estimated`` for quadrature), and the exact firing
+  (``exact`` for Gaussian mixtures, ``estimated`` for other densities), and the firing
   probability, mean and argmax of every neuron (see :mod:`toylab.exact`);
 * continuous distributions: the **sampled** held-out accuracy (and its standard error)
   from the run's metrics;
@@ -66,8 +67,6 @@ def write_comparison(run: Any, result: Any) -> Path:
     """Store a :class:`toylab.methods.CompareResult` in the run: ``compare/compare.csv`` and
     ``compare/compare.json`` (atomically; strict JSON, non-finite numbers as null). The
     report and the atlas show the stored comparison. Returns the JSON file's path."""
-    from toylab.runs.io import atomic_write_json, atomic_write_text
-
     out = Path(run.path) / "compare"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "compare.csv", result.to_csv())
