@@ -10,9 +10,10 @@ same thing for every method (``score`` says what ``sampled`` and ``exact`` are,
 verdict (the rules are in each result class's docstring).
 
 It applies to piecewise-linear networks on 2-D distributions: Gaussian mixtures (closed
-forms, tier ``exact``), rings and noisy curves (adaptive quadrature, tier ``estimated``;
-feature visualization, sweeps, joint tuning and attribution stay ``exact`` there, since
-their exact answers are geometry only). It raises :class:`~toylab.NotApplicable`
+forms, tier ``exact``), noisy curves (closed forms over the density's Gaussian atoms)
+and rings (adaptive quadrature), both tier ``estimated`` (feature visualization, sweeps,
+joint tuning and attribution stay ``exact`` there, since their exact answers are
+geometry only). It raises :class:`~toylab.NotApplicable`
 otherwise.
 
 **Speed.** One :class:`~toylab.methods.Context` per call: one exact analysis per member,
@@ -22,8 +23,8 @@ neuron is a traced index), so the number of compilations does not grow with the 
 of neurons. The edited networks of zero ablation need their own accuracies (a dead unit
 needs none); they dominate the time under quadrature densities.
 
-Library functions return values: :func:`compare_run` writes nothing; the caller writes
-``result.to_csv()`` and ``result.to_json()`` where it wants them.
+Library functions return values: :func:`compare_run` writes nothing; the command line stores
+the result in the run (:func:`toylab.report.write_comparison`).
 """
 
 from __future__ import annotations

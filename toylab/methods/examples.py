@@ -10,7 +10,7 @@ reused by every neuron: :class:`~toylab.methods.Context`):
   ``a = t`` clips the analysis' support regions and the pieces are measured under the
   distribution; it has the analysis' tier (``exact`` for Gaussian mixtures and finite
   domains, ``estimated`` for rings and noisy curves, whose densities are integrated by
-  adaptive quadrature);
+  adaptive quadrature or as an approximating sum of Gaussian atoms);
 * the ``q``-quantile (``q = 0.99``) as a **bracket** ``[lower, upper]`` with
   ``F(lower) < q <= F(upper)``, not a point: bisection on the CDF (tier ``certified``
   when the CDF is exact, else the CDF's tier);
