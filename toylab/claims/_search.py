@@ -35,6 +35,16 @@ from toylab._validate import check_float, check_int
 __all__ = ["SearchOutcome", "clopper_pearson", "search", "search_finite", "wilson"]
 
 
+def _find_settings(budget: int) -> Any:
+    """hypothesis ``find`` settings of every search: ``budget`` examples, no example
+    database (a search never replays another's inputs), no deadline or health checks."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=budget, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+    )
+
+
 def _counts(where: str, successes: Any, trials: Any, confidence: Any) -> tuple[int, int, float]:
     n = check_int(where, "trials", trials, minimum=0)
     k = check_int(where, "successes", successes, minimum=0, maximum=n)
@@ -135,7 +145,7 @@ def search(
 ) -> SearchOutcome:
     """Search the box ``[low, high]`` for ``x`` with ``margin_np(x[None])[0] < 0``."""
     import hypothesis
-    from hypothesis import HealthCheck, find, settings, target
+    from hypothesis import find, target
     from hypothesis import strategies as st
 
     low = np.asarray(low, np.float64)
@@ -181,12 +191,7 @@ def search(
             ex = find(
                 strategy,
                 violated,
-                settings=settings(
-                    max_examples=budget,
-                    database=None,
-                    deadline=None,
-                    suppress_health_check=list(HealthCheck),
-                ),
+                settings=_find_settings(budget),
                 random=random.Random(seed),
             )
             found = descend(np.asarray(ex[0], np.float64), ex[1])
@@ -211,7 +216,7 @@ def search_finite(
     negated margin, shrinking toward the first rows), or NumPy draws them inside a
     running hypothesis test. Every counterexample is one of the domain's own inputs."""
     import hypothesis
-    from hypothesis import HealthCheck, find, settings, target
+    from hypothesis import find, target
     from hypothesis import strategies as st
 
     inputs = np.asarray(inputs, np.float64)
@@ -245,12 +250,7 @@ def search_finite(
             found = find(
                 st.integers(0, len(inputs) - 1),
                 violated,
-                settings=settings(
-                    max_examples=budget,
-                    database=None,
-                    deadline=None,
-                    suppress_health_check=list(HealthCheck),
-                ),
+                settings=_find_settings(budget),
                 random=random.Random(seed),
             )
         except hypothesis.errors.NoSuchExample:
