@@ -475,3 +475,13 @@ def test_noisy_curve_region_masses_against_the_curve_integral():
             got = float(rm.m0[k, 0])
             assert abs(got - ref) < 1e-9, (k, got, ref)
             assert abs(got - ref) <= rm.error[k, 0, 0] + 1e-12, (k, got - ref, rm.error[k, 0, 0])
+
+
+def test_activation_quantile_bad_start_is_a_clear_error():
+    from toylab.exact import activation_quantile
+
+    ana = analyze(Network.from_weights([[[0.0], [1.0]], [[1.0, -1.0]]], [[0.0], [0.0, 0.0]]),
+                  two_blobs())  # fmt: skip
+    for bad in ((1.0,), ("a", "b"), (0.0, float("nan")), 3.0):
+        with pytest.raises(ToylabError, match="start must be a pair of finite numbers"):
+            activation_quantile(ana, "hidden_0:0", 0.9, start=bad)

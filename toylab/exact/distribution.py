@@ -134,7 +134,10 @@ def activation_quantile(
         return QuantileResult(q, vmin, vmax, tier)
     lo, hi = vmin, vmax
     if start is not None:
-        s0, s1 = sorted(float(np.clip(v, vmin, vmax)) for v in start)
+        guess = np.asarray(start, np.float64) if _is_pair(start) else None
+        if guess is None or not np.all(np.isfinite(guess)):
+            raise fail(where, "start", start, "a pair of finite numbers (low, high)")
+        s0, s1 = sorted(float(np.clip(v, vmin, vmax)) for v in guess)
         if s1 - s0 < rtol * span:
             s0, s1 = max(vmin, s0 - rtol * span), min(vmax, s1 + rtol * span)
         f_min, f0, f1 = activation_cdf(analysis, nid, [vmin, s0, s1], strict=False)
@@ -147,6 +150,13 @@ def activation_quantile(
         j = int(np.searchsorted(f, q))  # first interior level with F >= q
         lo, hi = (float(grid[j - 1]) if j > 0 else lo), (float(grid[j]) if j < len(f) else hi)
     return QuantileResult(q, lo, hi, tier)
+
+
+def _is_pair(value: Any) -> bool:
+    try:
+        return np.asarray(value, np.float64).shape == (2,)
+    except (TypeError, ValueError):
+        return False
 
 
 def disk_mass(
