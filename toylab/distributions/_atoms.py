@@ -523,8 +523,15 @@ def _exact_pieces(row: _Row, acc: _Accepted) -> None:
     ok = r > l
     rows = np.broadcast_to(np.arange(R)[:, None], l.shape)[ok]
     l, r = l[ok], r[ok]
-    L, _ = row.eval(rows, 0.5 * (l + r), False)
-    acc.add(rows, l, r, np.argmax(L, 1), False)
+    # the winner is read inside each piece, at a third and at two thirds of it: at most
+    # one of them can be a double root (two classes touching without crossing, where they
+    # tie), so the point with the clearer lead decides
+    La, _ = row.eval(rows, l + (r - l) / 3.0, False)
+    Lb, _ = row.eval(rows, l + 2.0 * (r - l) / 3.0, False)
+    lead_a = np.diff(np.sort(La, axis=1)[:, -2:], axis=1)[:, 0]
+    lead_b = np.diff(np.sort(Lb, axis=1)[:, -2:], axis=1)[:, 0]
+    win = np.where(lead_a >= lead_b, np.argmax(La, 1), np.argmax(Lb, 1))
+    acc.add(rows, l, r, win, False)
 
 
 def _quadratic_roots(A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
@@ -807,6 +814,52 @@ def _panel_edges(centers: np.ndarray, sds: np.ndarray, width: float) -> np.ndarr
     return np.asarray(panels, np.float64).reshape(-1, 2)
 
 
+def _tangent_rows(atoms: GaussianAtoms) -> np.ndarray:
+    """The rows ``x_1 = s`` where a class boundary of two atoms is vertical (``"exact"``
+    mode, one atom per class): the discriminant in ``t`` of their log-density difference,
+    a quadratic in ``s``, vanishes there (for equal ``t``-precisions: where the linear
+    coefficient does). There the row integral ``F(s)`` has a ``|s - s*|^(3/2)``
+    singularity that Gauss-Legendre panels straddling it converge to slowly and whose
+    halving difference underestimates the error; panels are cut at these rows instead."""
+    prec = np.linalg.inv(atoms.covs)
+    logdet = np.linalg.slogdet(atoms.covs)[1]
+    out: list[float] = []
+    m = atoms.means.shape[0]
+    for i in range(m):
+        for j in range(i + 1, m):
+            if atoms.classes[i] == atoms.classes[j]:
+                continue
+            q = prec[i] - prec[j]
+            bv = prec[i] @ atoms.means[i] - prec[j] @ atoms.means[j]
+            c = (atoms.log_weights[i] - atoms.log_weights[j] - 0.5 * (logdet[i] - logdet[j])
+                 - 0.5 * (atoms.means[i] @ prec[i] @ atoms.means[i]
+                          - atoms.means[j] @ prec[j] @ atoms.means[j]))  # fmt: skip
+            scale = float(np.abs(q).max() + 1e-300)
+            if abs(q[1, 1]) <= 1e-12 * scale:  # linear in t: B(s) = b1 - q01 s changes sign
+                if abs(q[0, 1]) > 1e-12 * scale:
+                    out.append(float(bv[1] / q[0, 1]))
+                continue
+            coef = (q[0, 1] ** 2 - q[1, 1] * q[0, 0], 2.0 * (q[1, 1] * bv[0] - q[0, 1] * bv[1]),
+                    bv[1] ** 2 + 2.0 * q[1, 1] * c)  # fmt: skip
+            roots = np.roots(coef) if np.any(np.abs(coef) > 0) else np.zeros(0)
+            out.extend(float(r.real) for r in roots if abs(r.imag) <= 1e-12 * (1 + abs(r.real)))
+            if coef[0] != 0.0:  # the vertex: a double root (two crossing lines) in rounding
+                out.append(float(-coef[1] / (2.0 * coef[0])))
+    return np.asarray(sorted(set(out)), np.float64)
+
+
+def _cut_panels(panels: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``panels (n, 2)`` with every panel that strictly contains one of ``rows`` cut there."""
+    if rows.size == 0 or panels.size == 0:
+        return panels
+    out: list[tuple[float, float]] = []
+    for lo, hi in panels:
+        inner = rows[(rows > lo) & (rows < hi)]
+        edges = np.concatenate([[lo], inner, [hi]])
+        out.extend(zip(edges[:-1], edges[1:], strict=True))
+    return np.asarray(out, np.float64).reshape(-1, 2)
+
+
 def _outer(
     atoms: GaussianAtoms,
     tol: float,
@@ -817,6 +870,8 @@ def _outer(
     ``(integral, halving estimate, integral of the row errors)``."""
     ws = atoms.windows
     panels = _panel_edges(ws[0][:, 0], ws[1], panel_width)
+    if atoms.mode == "exact":
+        panels = _cut_panels(panels, _tangent_rows(atoms))
     a, b = panels[:, 0], panels[:, 1]
     total_width = float(np.sum(b - a))
     u, w = gauss_legendre(_ORDER)
