@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 import pytest
+from _reference import forward
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import ndtr
@@ -39,25 +40,6 @@ from toylab.exact import (
     truncation_bounds,
 )
 from toylab.network import Network
-
-ACT = {
-    "relu": lambda z: np.maximum(z, 0.0),
-    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
-    "abs": np.abs,
-    "hardtanh": lambda z: np.clip(z, -1.0, 1.0),
-    "identity": lambda z: z,
-}
-
-
-def reference_forward(layers, acts, x):
-    """Layer key -> values, written independently of toylab.network."""
-    out, h = {}, np.asarray(x, np.float64)
-    for k, (w, b) in enumerate(layers[:-1]):
-        z = h @ w + b
-        h = ACT[acts[k]](z)
-        out[f"hidden_{k}.pre"], out[f"hidden_{k}"] = z, h
-    out["output"] = h @ layers[-1][0] + layers[-1][1]
-    return out
 
 
 def random_layers(widths, seed, scale=1.0):
@@ -185,7 +167,7 @@ def test_deep_moments_match_a_brute_force_quadrature_to_1e_9():
     keys = ("hidden_0", "hidden_1", "output")
 
     def first_and_second(x):
-        vals = reference_forward(layers, acts, x)
+        vals = forward(layers, acts, x)
         return np.concatenate(
             [
                 c
@@ -227,8 +209,8 @@ def test_extrema_match_a_dense_grid_and_are_attained():
     res = analyze(Network.from_layers(layers, ["relu", "relu"]), dist)
     ext = res.extrema("hidden_1")
     xx, yy = dist.domain.grid(401)
-    grid = reference_forward(layers, ["relu"] * 2, np.stack([xx.ravel(), yy.ravel()], -1))
-    at = reference_forward(layers, ["relu"] * 2, np.asarray(ext.argmax))["hidden_1"]
+    grid = forward(layers, ["relu"] * 2, np.stack([xx.ravel(), yy.ravel()], -1))
+    at = forward(layers, ["relu"] * 2, np.asarray(ext.argmax))["hidden_1"]
     scale = np.abs(grid["hidden_1"]).max() + 1
     assert np.all(grid["hidden_1"].max(0) <= ext.max + 1e-9 * scale)
     np.testing.assert_allclose(np.diagonal(at), ext.max, atol=1e-9 * scale)
@@ -352,7 +334,7 @@ def test_finite_domains_give_the_same_result_type_exactly():
     res = analyze(net, dist)
     assert res.kind == "finite" and res.tier == "exact" and res.error < 1e-12
     x = dist.domain.inputs
-    ref = reference_forward(layers, ["relu"], x)
+    ref = forward(layers, ["relu"], x)
     np.testing.assert_allclose(res.moments["hidden_0"].mean, ref["hidden_0"].mean(0), atol=1e-12)
     np.testing.assert_allclose(
         res.moments["hidden_0"].firing_probability, (ref["hidden_0"] > 0).mean(0), atol=1e-12
@@ -361,7 +343,7 @@ def test_finite_domains_give_the_same_result_type_exactly():
     assert res.accuracy == pytest.approx(np.mean(top == dist.domain.labels), abs=1e-12)
     ext = res.extrema("hidden_0")
     np.testing.assert_allclose(ext.max, ref["hidden_0"].max(0), atol=1e-12)
-    at = reference_forward(layers, ["relu"], ext.argmax)["hidden_0"]
+    at = forward(layers, ["relu"], ext.argmax)["hidden_0"]
     np.testing.assert_allclose(np.diagonal(at), ext.max, atol=1e-12)
     per_class = np.array([ref["hidden_0"][dist.domain.labels == c].sum(0) for c in range(7)]) / 49
     np.testing.assert_allclose(res.group_means("hidden_0"), per_class, atol=1e-12)
@@ -412,7 +394,7 @@ def test_quadrature_tier_for_rings_is_estimated_and_agrees_with_a_brute_force():
     ref = brute_force(
         res.support.polygons,
         density,
-        lambda x: reference_forward(layers, ["relu"], x)["hidden_0"],
+        lambda x: forward(layers, ["relu"], x)["hidden_0"],
         h=0.12,
         order=14,
     )

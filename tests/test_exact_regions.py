@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _reference import forward
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,27 +31,8 @@ from toylab.exact import (
 )
 from toylab.network import Network
 
-ACT = {
-    "relu": lambda z: np.maximum(z, 0.0),
-    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
-    "abs": np.abs,
-    "hardtanh": lambda z: np.clip(z, -1.0, 1.0),
-    "identity": lambda z: z,
-}
 BREAKS = {"relu": [0.0], "leaky_relu": [0.0], "abs": [0.0], "hardtanh": [-1.0, 1.0], "identity": []}
 RTOL = 1e-10  # maps vs forward pass: rounding only, relative to the layer's value scale
-
-
-def reference(layers, acts, x):
-    """Independent forward pass: layer key -> values."""
-    h = np.asarray(x, dtype=np.float64)
-    out = {}
-    for k, act in enumerate(acts):
-        z = h @ layers[k][0] + layers[k][1]
-        h = ACT[act](z)
-        out[f"hidden_{k}.pre"], out[f"hidden_{k}"] = z, h
-    out["output"] = h @ layers[-1][0] + layers[-1][1]
-    return out
 
 
 def he_net(widths, seed, bias=0.1):
@@ -98,7 +80,7 @@ def check_invariants(layers, acts, polygon, part, rng, *, per=3, overlap_points=
     num = len(part.polygons)
     region = np.repeat(np.arange(num), per)
     pts = interior_points(part.polygons, per, rng)
-    ref = reference(layers, acts, pts)
+    ref = forward(layers, acts, pts)
     assert list(part.maps) == list(ref)
     for key, val in ref.items():
         got = map_values(part.maps[key], region, pts)
@@ -197,7 +179,7 @@ def test_polygon_domain_and_partition_values():
     q = rng.uniform(-2, 2, size=(500, 2))
     inside = inside_counts([hexagon], q, eps=1e-9)[0]
     got = partition_values(part, q)
-    ref = reference(layers, ["relu", "abs"], q)["output"]
+    ref = forward(layers, ["relu", "abs"], q)["output"]
     np.testing.assert_allclose(got[inside], ref[inside], atol=1e-10 * (1 + np.abs(ref).max()))
     outside = inside_counts([hexagon], q, eps=-1e-9)[0]
     assert np.all(np.isnan(got[~outside]))
@@ -213,15 +195,15 @@ def test_extrema_agree_with_dense_grid():
     part = partition(Network.from_layers(layers, acts), box((-2, -2), (2, 2)))
     g = np.linspace(-2, 2, 201)
     grid = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
-    ref = reference(layers, acts, grid)
+    ref = forward(layers, acts, grid)
     for key in part.maps:
         res = extrema(part, key)
         scale = 1 + np.abs(ref[key]).max()
         assert np.all(ref[key].max(axis=0) <= res.max + 1e-10 * scale)
         assert np.all(ref[key].min(axis=0) >= res.min - 1e-10 * scale)
         # attained: the forward pass at the argmax / argmin gives the extreme value
-        at_max = reference(layers, acts, res.argmax)[key]
-        at_min = reference(layers, acts, res.argmin)[key]
+        at_max = forward(layers, acts, res.argmax)[key]
+        at_min = forward(layers, acts, res.argmin)[key]
         cols = np.arange(len(res.max))
         np.testing.assert_allclose(at_max[cols, cols], res.max, atol=1e-10 * scale)
         np.testing.assert_allclose(at_min[cols, cols], res.min, atol=1e-10 * scale)
@@ -251,7 +233,7 @@ def test_level_sets_lie_on_the_level():
             assert line.ndim == 2 and line.shape[1] == 2 and len(line) >= 2
             mids = 0.5 * (line[1:] + line[:-1])
             pts = np.concatenate([line, mids])
-            vals = reference(layers, acts, pts)[key][:, unit]
+            vals = forward(layers, acts, pts)[key][:, unit]
             np.testing.assert_allclose(vals, level, atol=1e-9 * unit_scale)
             total += len(line)
     assert total > 0
@@ -284,7 +266,7 @@ def test_argmax_pieces_and_decision_boundary():
     rng = np.random.default_rng(2)
     pts = interior_points([p for p, _ in pieces], 3, rng)
     cls = np.repeat([c for _, c in pieces], 3)
-    logits = reference(layers, acts, pts)["output"]
+    logits = forward(layers, acts, pts)["output"]
     top2 = np.sort(logits, axis=1)[:, -2:]
     clear = top2[:, 1] - top2[:, 0] > 1e-9
     assert np.array_equal(logits.argmax(axis=1)[clear], cls[clear])
@@ -292,12 +274,12 @@ def test_argmax_pieces_and_decision_boundary():
     segs = decision_boundary(part)
     assert segs.shape[1:] == (2, 2) and len(segs) > 0
     mids = segs.mean(axis=1)
-    lg = np.sort(reference(layers, acts, mids)["output"], axis=1)
+    lg = np.sort(forward(layers, acts, mids)["output"], axis=1)
     np.testing.assert_allclose(lg[:, -1], lg[:, -2], atol=1e-9 * (1 + np.abs(lg).max()))
     # every change of the argmax along a scan line is crossed by a boundary segment
     for y0 in (-1.3, 0.1, 0.77):
         xs = np.linspace(-2, 2, 4001)
-        lab = reference(layers, acts, np.stack([xs, np.full_like(xs, y0)], 1))["output"].argmax(1)
+        lab = forward(layers, acts, np.stack([xs, np.full_like(xs, y0)], 1))["output"].argmax(1)
         change = np.nonzero(lab[1:] != lab[:-1])[0]
         (ya, yb), (xa, xb) = segs[:, :, 1].T, segs[:, :, 0].T
         hit = (np.minimum(ya, yb) <= y0) & (np.maximum(ya, yb) >= y0) & (ya != yb)
@@ -332,11 +314,11 @@ def test_active_region_is_where_the_unit_is_positive():
     for unit in range(10):
         polys = active_region(part, "hidden_1", unit)
         inside = inside_counts(polys, q, eps=-1e-9).any(axis=0) if polys else np.zeros(len(q), bool)
-        v = reference(layers, acts, q)["hidden_1"][:, unit]
+        v = forward(layers, acts, q)["hidden_1"][:, unit]
         assert np.all(inside[v > 1e-9]) and not np.any(inside[v <= -1e-9])
         if polys:
             pts = interior_points(polys, 2, rng)
-            assert np.all(reference(layers, acts, pts)["hidden_1"][:, unit] > 0)
+            assert np.all(forward(layers, acts, pts)["hidden_1"][:, unit] > 0)
         # its area equals the area of regions whose pattern says active, for a relu
         act_area = part.areas[part.patterns["hidden_1"][:, unit] == 1].sum()
         assert sum(shoelace(p) for p in polys) == pytest.approx(act_area, rel=1e-9, abs=1e-12)
@@ -450,7 +432,7 @@ def test_slice_partition_matches_the_forward_pass_on_the_plane():
     st_ = interior_points(part.polygons, 3, rng)
     region = np.repeat(np.arange(len(part.polygons)), 3)
     x = origin + st_[:, :1] * d1 + st_[:, 1:] * d2
-    ref = reference(layers, acts, x)
+    ref = forward(layers, acts, x)
     for key, val in ref.items():
         got = map_values(part.maps[key], region, st_)
         np.testing.assert_allclose(got, val, atol=RTOL * (1 + np.abs(val).max()), err_msg=key)
@@ -497,7 +479,7 @@ def small_networks(draw):
     """
     depth = draw(st.integers(1, 4))
     widths = [2] + [draw(st.integers(1, 8)) for _ in range(depth)] + [draw(st.integers(1, 3))]
-    acts = [draw(st.sampled_from(sorted(ACT))) for _ in range(depth)]
+    acts = [draw(st.sampled_from(sorted(BREAKS))) for _ in range(depth)]
     layers = []
     for k, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         w = np.array(
@@ -531,7 +513,7 @@ def test_invariants_hold_for_random_small_networks(net, lim):
         4 * lim * lim, rel=1e-9
     )
     ex = extrema(part, "output")
-    verts = reference(layers, acts, part.vertices)["output"]
+    verts = forward(layers, acts, part.vertices)["output"]
     scale = 1 + np.abs(verts).max()
     assert np.all(verts.max(axis=0) <= ex.max + 1e-10 * scale)
 
