@@ -22,7 +22,6 @@ from toylab.viz import (
     TrainingCurvesDisplay,
     TrainingDynamicsDisplay,
     TuningCurveDisplay,
-    VerdictDisplay,
     layer_grid_figure,
 )
 
@@ -223,23 +222,6 @@ def test_circuit_display_edges_and_labels(net):
     _assert_drawn(fig)
     with pytest.raises(ToylabError, match="chain"):
         CircuitDisplay.from_weights([np.ones((2, 3)), np.ones((2, 2))])
-
-
-@pytest.mark.parametrize("cx", [np.array([0.5, -0.5]), np.array([[0, 0], [1, 0], [1, 1.0]])])
-def test_verdict_display_marks_counterexample(net, cx):
-    model, dist, analysis = net
-    disp = VerdictDisplay.from_model(model, "hidden_0:0", dist, "hidden_0:0 fires iff x > 0",
-                                     "fails", cx, analysis=analysis, num=50)  # fmt: skip
-    fig = Figure(figsize=(5, 5))
-    disp.plot(fig.subplots())
-    ax = disp.ax_
-    assert not disp.holds and "verdict: fails" in ax.get_title()
-    assert "counterexample" in ax.get_legend_handles_labels()[1]
-    if cx.ndim == 2:
-        assert len(ax.patches) == 1
-    _assert_drawn(fig)
-    with pytest.raises(ToylabError, match="counterexample"):
-        VerdictDisplay.from_model(model, "hidden_0:0", dist, "s", "fails", np.zeros(3))
 
 
 @pytest.mark.parametrize("corner", [(-8.0, -8.0), (8.0, 8.0), (-8.0, 8.0), (8.0, -8.0), (0.0, 0.0)])

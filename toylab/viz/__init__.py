@@ -10,6 +10,9 @@ Exact region boundaries, zero sets, argmaxes and decision boundaries from
 :mod:`toylab.exact` are overlaid as lines and markers
 (:meth:`NeuronMapDisplay.from_analysis`, ``DataDisplay.from_model(..., analysis=)``).
 
+:class:`toylab.viz.verdicts.CounterexampleDisplay` draws a claim's verdict and its
+counterexample from the :class:`toylab.claims.ClaimResult`.
+
 :func:`write_atlas` writes the neuron atlas, a static HTML site (``toylab atlas RUN_DIR``).
 """
 
@@ -19,7 +22,6 @@ from toylab.viz.figures import (
     TrainingCurvesDisplay,
     TrainingDynamicsDisplay,
     TuningCurveDisplay,
-    VerdictDisplay,
 )
 from toylab.viz.maps import (
     CMAP,
@@ -49,7 +51,6 @@ __all__ = [
     "TrainingCurvesDisplay",
     "TrainingDynamicsDisplay",
     "TuningCurveDisplay",
-    "VerdictDisplay",
     "exact_overlays",
     "grid_values",
     "layer_grid_figure",

@@ -9,8 +9,9 @@
 * :class:`TrainingCurvesDisplay` -- logged metrics per member (``run.metrics``);
 * :class:`CircuitDisplay` -- an MLP as a diagram: neurons as nodes (layers as columns),
   weights as edges coloured by sign and widened by magnitude, optional names;
-* :class:`VerdictDisplay` -- a claim's verdict over a neuron map, with its counterexample
-  (a point or a polygon) marked.
+
+A claim's verdict over a neuron map, with its counterexample, is
+:class:`toylab.viz.verdicts.CounterexampleDisplay` (built from the claim's result).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ __all__ = [
     "TrainingCurvesDisplay",
     "TrainingDynamicsDisplay",
     "TuningCurveDisplay",
-    "VerdictDisplay",
 ]
 
 EXACT_COLOR = "#b2182b"  # the red end of CMAP: exact results
@@ -491,66 +491,4 @@ class CircuitDisplay:
         ax.axis("off")
         ax.set_title(self.title, fontsize=13)
         self.ax_, self.edges_, self.texts_ = ax, edges, texts
-        return self
-
-
-@dataclasses.dataclass
-class VerdictDisplay:
-    """A claim's verdict drawn on a neuron map: the statement and verdict as the title
-    (green ``holds``/``true``, red otherwise), the counterexample marked as a point or
-    outlined as a polygon."""
-
-    map: NeuronMapDisplay
-    statement: str
-    verdict: str
-    counterexample: np.ndarray | None = None
-
-    @classmethod
-    def from_model(
-        cls,
-        model: Any,
-        neuron: str,
-        domain: Any,
-        statement: str,
-        verdict: str,
-        counterexample: Any = None,
-        *,
-        analysis: Any = None,
-        num: int = 150,
-    ) -> VerdictDisplay:
-        if analysis is not None and hasattr(analysis, "geometry"):
-            m = NeuronMapDisplay.from_analysis(model, neuron, analysis, domain=domain, num=num)
-        else:
-            m = NeuronMapDisplay.from_model(model, neuron, domain, num=num)
-        cx = None
-        if counterexample is not None:
-            cx = np.asarray(counterexample, np.float64)
-            if cx.shape != (2,) and (cx.ndim != 2 or cx.shape[1] != 2):
-                raise ToylabError(
-                    f"VerdictDisplay.from_model: counterexample must be a point (2,) or a "
-                    f"polygon (n, 2), got shape {cx.shape}."
-                )
-        return cls(m, str(statement), str(verdict), cx)
-
-    @property
-    def holds(self) -> bool:
-        return self.verdict.strip().lower() in ("holds", "true", "proved", "verified", "exact")
-
-    def plot(self, ax: Any = None) -> VerdictDisplay:
-        ax = _axes(ax, (5.5, 5.0))
-        self.map.plot(ax, colorbar=True)
-        cx = self.counterexample
-        if cx is not None and cx.ndim == 1:
-            ax.scatter([cx[0]], [cx[1]], marker="X", s=260, color="lime", edgecolors="k",
-                       lw=1.5, zorder=6, label="counterexample")  # fmt: skip
-        elif cx is not None:
-            from matplotlib.patches import Polygon
-
-            ax.add_patch(Polygon(cx, closed=True, fill=True, fc=(0.2, 1.0, 0.2, 0.25),
-                                 ec="lime", lw=2.5, zorder=6, label="counterexample"))  # fmt: skip
-        color = "#1a9850" if self.holds else "#d73027"
-        ax.set_title(f"{self.statement}\nverdict: {self.verdict}", fontsize=11, color=color)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=9, loc="lower right", framealpha=0.85)
-        self.ax_ = ax
         return self
