@@ -67,3 +67,28 @@ def test_cache_directory_follows_the_platform_conventions(monkeypatch, tmp_path)
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert _compile_cache.cache_dir() == tmp_path / "home" / ".cache" / "toylab" / "jax"
+
+
+@pytest.mark.subprocess
+def test_the_cli_uses_the_persistent_cache(tmp_path):
+    """Every command that runs enables the cache: `toylab train` fills the directory, and
+    a second process training the same config loads its training segment from it."""
+    (tmp_path / "c.toml").write_text(
+        'name = "tiny"\nseeds = [0]\n[distribution]\nname = "two_blobs"\n'
+        "[model]\nhidden = [3]\n[train]\nnum_steps = 4\nlog_every = 2\ncheckpoints = []\n"
+        "num_eval_samples = 64\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    env["TOYLAB_CACHE_DIR"] = str(tmp_path / "cache")
+    env["JAX_PLATFORMS"] = "cpu"
+    cmd = [sys.executable, "-m", "toylab", "train", str(tmp_path / "c.toml"), "--quiet"]
+    out = subprocess.run([*cmd, "--out", str(tmp_path / "r1")], env=env, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    entries = {p.name for p in (tmp_path / "cache").iterdir()}
+    assert any("segment" in e for e in entries), sorted(entries)
+    out = subprocess.run([*cmd, "--out", str(tmp_path / "r2")], env=env, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    # nothing new was compiled for the same config: no new entries appeared
+    assert {p.name for p in (tmp_path / "cache").iterdir()} == entries

@@ -291,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     name = args.command
+    from toylab import _compile_cache  # imports jax: only once a command runs
+
+    _compile_cache.enable()  # a later process loads what this one compiles
     try:
         return int(args.fn(args))
     except ToylabError as e:
