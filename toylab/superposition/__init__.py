@@ -8,3 +8,13 @@ from toylab.superposition.metrics import (
     superposition_metrics,
     superposition_weights,
 )
+from toylab.superposition.phase import (
+    ANTIPODAL_BOUNDS,
+    ANTIPODAL_STARTS,
+    CANDIDATES,
+    PhaseDiagramResult,
+    TrainedPhaseResult,
+    classify_solution,
+    phase_diagram,
+    trained_phase,
+)

@@ -104,16 +104,30 @@ class ExpectedLossResult:
 # --------------------------------------------------------------------------- tables
 
 
-def _cheb(num: int) -> tuple[np.ndarray, np.ndarray]:
-    """Chebyshev points of the first kind on [-1, 1] and their barycentric weights."""
+def _make_cheb(num: int) -> tuple[np.ndarray, np.ndarray]:
     j = np.arange(num)
     theta = (2 * j + 1) * np.pi / (2 * num)
     return np.cos(theta), (-1.0) ** j * np.sin(theta)
 
 
-def _gauss01(num: int) -> tuple[np.ndarray, np.ndarray]:
+def _make_gauss01(num: int) -> tuple[np.ndarray, np.ndarray]:
     x, w = np.polynomial.legendre.leggauss(num)
     return (x + 1) / 2, w / 2
+
+
+_MAX_RULE = 64  # rules up to 64 nodes: tables of up to ~120 interacting features
+_CHEB = tuple(_make_cheb(k) if k else (np.zeros(0), np.zeros(0)) for k in range(_MAX_RULE + 1))
+_GAUSS = tuple(_make_gauss01(k) if k else (np.zeros(0), np.zeros(0)) for k in range(_MAX_RULE + 1))
+
+
+def _cheb(num: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chebyshev points of the first kind on [-1, 1] and their barycentric weights."""
+    return _CHEB[num] if num <= _MAX_RULE else _make_cheb(num)
+
+
+def _gauss01(num: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre nodes and weights on [0, 1] (exact for degree 2 num − 1)."""
+    return _GAUSS[num] if num <= _MAX_RULE else _make_gauss01(num)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,6 +296,23 @@ def _output_terms(
     return total, total + left * bound, count, left
 
 
+def _relu_terms(
+    M: np.ndarray, b: np.ndarray, probs: np.ndarray, imp: np.ndarray, max_patterns: int,
+    tol: float,
+) -> tuple[np.ndarray, np.ndarray, int, float]:  # fmt: skip
+    """Per-output ``(lower, upper)`` of ``I_i E[(ReLU(M_i·x + b_i) − x_i)²]``, the number
+    of patterns and the largest unenumerated mass."""
+    n = len(b)
+    lows, ups, count, left = np.zeros(n), np.zeros(n), 0, 0.0
+    for i in range(n):
+        share = tol / n / max(float(imp[i]), 1e-300)
+        lo, up, k, q = _output_terms(M[i], float(b[i]), i, probs, max_patterns, share)
+        lows[i], ups[i] = imp[i] * lo, imp[i] * up
+        count += k
+        left = max(left, q)
+    return lows, ups, count, left
+
+
 # --------------------------------------------------------------------------- public
 
 
@@ -399,13 +430,7 @@ def expected_loss(
             f"{max(free_counts)} features)",
             "Raise max_patterns, or use method='certified' or 'auto'.",
         )  # fmt: skip
-    lows, ups, count, left = np.zeros(n), np.zeros(n), 0, 0.0
-    for i in range(n):
-        share = tol / n / max(float(imp[i]), 1e-300)
-        lo, up, k, q = _output_terms(M[i], float(b[i]), i, probs, max_patterns, share)
-        lows[i], ups[i] = imp[i] * lo, imp[i] * up
-        count += k
-        left = max(left, q)
+    lows, ups, count, left = _relu_terms(M, b, probs, imp, max_patterns, tol)
     scale = math.fsum(
         imp[i] * (max(float(b[i]) + float(np.sum(np.maximum(M[i], 0.0))), 0.0) ** 2 + 1.0)
         for i in range(n)
