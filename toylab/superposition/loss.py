@@ -232,7 +232,7 @@ def _output_terms(
     M_i: np.ndarray, b_i: float, i: int, probs: np.ndarray, max_patterns: int, tol: float
 ) -> tuple[float, float, int, float]:
     """``(lower, upper, num_patterns, unenumerated_mass)`` of ``E[(ReLU(M_i·x + b_i) − x_i)²]``."""
-    others = [j for j in np.flatnonzero(M_i) if j != i and 0 < probs[j]]
+    others = [int(j) for j in np.flatnonzero(M_i) if j != i and 0 < probs[j]]
     always = [j for j in others if probs[j] >= 1]
     free = [j for j in others if probs[j] < 1]
     p_i = float(probs[i])
@@ -383,7 +383,7 @@ def expected_loss(
     >>> from toylab.network import Dense, Network, Tied
     >>> net = Network((Dense(np.zeros((2, 1)), np.zeros(1)), Tied(0, np.zeros(2))),
     ...               ("identity", "relu"))
-    >>> expected_loss(net, SparseFeatures((0.3, 0.6))).value  # W = 0: Σ p_i / 3
+    >>> round(expected_loss(net, SparseFeatures((0.3, 0.6))).value, 12)  # W = 0: Σ p_i / 3
     0.3
     """
     where = "expected_loss"

@@ -316,9 +316,7 @@ def _structures(
         if frac is not None and frac in STRUCTURES and STRUCTURES[frac][1] == len(feats):
             name = STRUCTURES[frac][0]
         out.append(
-            Structure(
-                name, tuple(f"input:{i}" for i in feats), frac, float(np.sum(D[feats]))
-            )
+            Structure(name, tuple(f"input:{i}" for i in feats), frac, float(np.sum(D[feats])))
         )
     return tuple(out)
 

@@ -180,7 +180,9 @@ def classify_solution(model: Any, *, threshold: float = 0.5) -> str:
     threshold = check_float(where, "threshold", threshold, nonneg=True)
     W, _, _, ensemble = superposition_weights(model, where)
     if ensemble or W.shape != (1, 2):
-        raise fail(where, "model", f"weights of shape {W.shape}", "one model with W of shape (1, 2)")
+        raise fail(
+            where, "model", f"weights of shape {W.shape}", "one model with W of shape (1, 2)"
+        )
     w = W[0]
     on = np.abs(w) > threshold
     if on.all():
@@ -203,7 +205,9 @@ def trained_phase(
     where = "trained_phase"
     items = list(entries)
     if not items:
-        raise fail(where, "entries", items, "a non-empty list of (importance, density, model, loss)")
+        raise fail(
+            where, "entries", items, "a non-empty list of (importance, density, model, loss)"
+        )
     best: dict[tuple[float, float], tuple[float, Any]] = {}
     counts: dict[tuple[float, float], int] = {}
     for k, item in enumerate(items):
