@@ -33,6 +33,13 @@ from toylab.viz.maps import (
     layer_overlays,
     symmetric_norm,
 )
+from toylab.viz.superposition import (
+    DimensionalityDisplay,
+    EmbeddingDisplay,
+    FeatureNormsDisplay,
+    InterferenceDisplay,
+    PhaseDiagramDisplay,
+)
 
 
 def write_atlas(*args, **kwargs):  # noqa: ANN002, ANN003 - thin lazy wrapper
@@ -47,7 +54,12 @@ __all__ = [
     "ActivationDistributionDisplay",
     "CircuitDisplay",
     "DataDisplay",
+    "DimensionalityDisplay",
+    "EmbeddingDisplay",
+    "FeatureNormsDisplay",
+    "InterferenceDisplay",
     "NeuronMapDisplay",
+    "PhaseDiagramDisplay",
     "TrainingCurvesDisplay",
     "TrainingDynamicsDisplay",
     "TuningCurveDisplay",

@@ -1,0 +1,450 @@
+r"""The expected importance-weighted loss of a toy model of superposition, exactly.
+
+Under :class:`~toylab.distributions.SparseFeatures` (``x_i = a_i u_i``, ``a_i ~
+Bernoulli(p_i)``, ``u_i ~ U(0, 1]``, independent) the loss of ``x' = f(M x + b)`` with
+``M = WᵀW`` is ``L = Σ_i I_i E[(f(M_i·x + b_i) − x_i)²]``.
+
+**Linear output** (``f`` = identity): with ``c = M_i − e_i``, ``E x_j = p_j/2`` and
+``Var x_j = p_j/3 − p_j²/4 = p_j (4 − 3 p_j)/12``,
+``E[(c·x + b_i)²] = (c·E x + b_i)² + Σ_j c_j² Var x_j``: a closed form, exact for any n.
+
+**ReLU output.** Output ``i`` depends only on the features ``J_i = {j : M_ij ≠ 0} ∪ {i}``.
+Condition on which of the others, ``R ⊆ J_i ∖ {i}``, are active (probability
+``Π_{j∈R} p_j Π_{j∉R} (1 − p_j)``); given ``R`` the active values are uniform on the cube and
+``s = Σ_{j∈R} M_ij u_j``. With the *smoothed truncated powers*
+``H_r(c) = E[ReLU(c + s)^r]`` (``r = 1, 2``) the conditional loss is
+``(1 − p_i) H_2(b_i) + p_i ∫_0^1 [H_2(b_i + M_ii y) − 2 y H_1(b_i + M_ii y) + y²] dy``.
+
+``H_r`` is built one feature at a time, ``H^{R∪{j}}(c) = ∫_0^1 H^R(c + M_ij y) dy``,
+starting from ``ReLU(c)^r``. Each ``H^R`` is continuous and piecewise polynomial (degree
+``r + |R|``) between the knots ``c = −Σ_{j∈T} M_ij`` (``T ⊆ R``); it is ``0`` left of
+the knots and ``E[(c + s)^r]`` (from the mean and variance of ``s``) right of them, and
+is stored on each interior interval by its values at Chebyshev points. Every integral
+over ``y ∈ [0, 1]`` is split at the knots and done by Gauss–Legendre rules with enough
+nodes to be exact for the piece's degree. Every value is a sum of positive weights times
+values of a non-negative function, with no division by a coefficient: unlike the
+alternating vertex formula ``Σ_v (−1)^{|v|} (a·v + b)_+^{d+r} / (d! Π a_k)`` it does not
+cancel when some ``M_ij`` are tiny, huge or nearly equal (tier ``exact``: the only error
+is rounding; ``error`` states a rounding budget).
+
+**Many features.** When an output has more than ``max_patterns`` activity patterns, the
+patterns are enumerated in decreasing probability until the unenumerated mass ``q``
+times a bound ``B_i`` on the conditional loss is below ``tol / n``: the result is the
+enclosure ``[lower, upper]`` (tier ``certified``). The bound: ``(ReLU(z) − x_i)² ≤
+ReLU(z)² + x_i²`` (both are ≥ 0), ``z ≤ z_max = b_i + Σ_j (M_ij)_+`` on the cube (an
+affine function's maximum is at a vertex) and ``E x_i² = p_i/3``, so
+``B_i = (z_max)_+² + p_i/3``. ``method="sampled"`` is the Monte
+Carlo mean with its normal confidence interval (tier ``sampled``), for comparison.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+from typing import Any
+
+import numpy as np
+
+from toylab._errors import fail
+from toylab._validate import check_choice, check_float, check_int
+from toylab.distributions.sparse import SparseFeatures
+from toylab.superposition.metrics import superposition_weights
+from toylab.tiers import Tier
+
+__all__ = ["ExpectedLossResult", "expected_loss"]
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpectedLossResult:
+    """The expected importance-weighted loss ``Σ_i I_i E[(x'_i − x_i)²]`` of one model.
+
+    ``value`` the exact value (``exact``), the enclosure's midpoint (``certified``) or the
+    Monte Carlo mean (``sampled``); the true loss lies in ``[lower, upper]`` (for
+    ``sampled``: with probability ``confidence``); ``error = (upper − lower) / 2`` (for
+    ``exact``: a rounding budget). ``per_feature_lower``/``per_feature_upper`` ``(n,)``:
+    the same for each output's term ``I_i E[(x'_i − x_i)²]``. ``num_patterns``: activity
+    patterns enumerated (summed over outputs; 0 for the linear closed form and for
+    sampling); ``unenumerated_mass``: the largest probability left out over outputs;
+    ``num_samples`` and ``confidence`` for ``sampled``; ``kind``: ``"linear"`` or ``"relu"``.
+    """
+
+    value: float
+    lower: float
+    upper: float
+    error: float
+    tier: Tier
+    method: str
+    kind: str
+    per_feature_lower: np.ndarray
+    per_feature_upper: np.ndarray
+    num_patterns: int = 0
+    unenumerated_mass: float = 0.0
+    num_samples: int = 0
+    confidence: float | None = None
+
+    @property
+    def per_feature(self) -> np.ndarray:
+        """Each output's term (midpoint of its bounds)."""
+        return (self.per_feature_lower + self.per_feature_upper) / 2
+
+    def __str__(self) -> str:
+        if self.tier == "exact":
+            return f"{self.value:.10g} [exact, {self.kind}]"
+        if self.tier == "certified":
+            return f"{self.value:.8g} in [{self.lower:.8g}, {self.upper:.8g}] [certified]"
+        return (
+            f"{self.value:.6g} ± {self.error:.2g} [sampled, {self.confidence:.0%} CI, "
+            f"{self.num_samples} samples]"
+        )
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _make_cheb(num: int) -> tuple[np.ndarray, np.ndarray]:
+    j = np.arange(num)
+    theta = (2 * j + 1) * np.pi / (2 * num)
+    return np.cos(theta), (-1.0) ** j * np.sin(theta)
+
+
+def _make_gauss01(num: int) -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.legendre.leggauss(num)
+    return (x + 1) / 2, w / 2
+
+
+_MAX_RULE = 64  # rules up to 64 nodes: tables of up to ~120 interacting features
+_CHEB = tuple(_make_cheb(k) if k else (np.zeros(0), np.zeros(0)) for k in range(_MAX_RULE + 1))
+_GAUSS = tuple(_make_gauss01(k) if k else (np.zeros(0), np.zeros(0)) for k in range(_MAX_RULE + 1))
+
+
+def _cheb(num: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chebyshev points of the first kind on [-1, 1] and their barycentric weights."""
+    return _CHEB[num] if num <= _MAX_RULE else _make_cheb(num)
+
+
+def _gauss01(num: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre nodes and weights on [0, 1] (exact for degree 2 num − 1)."""
+    return _GAUSS[num] if num <= _MAX_RULE else _make_gauss01(num)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Table:
+    """``(H_1, H_2)(c) = E[ReLU(c + s)^(1, 2)]`` for ``s = Σ a_j u_j`` (module docstring).
+
+    ``knots`` sorted; ``vals[t]`` the values at :func:`_cheb` points of interval
+    ``[knots[t], knots[t + 1]]``, shape ``(num_knots - 1, num_nodes, 2)``; ``mean`` and
+    ``var`` those of ``s`` (the closed form right of the last knot).
+    """
+
+    knots: np.ndarray
+    vals: np.ndarray
+    mean: float
+    var: float
+    num_terms: int
+
+    @property
+    def degree(self) -> int:
+        return self.num_terms + 2
+
+    def evaluate(self, c: np.ndarray, piece: np.ndarray | None = None) -> np.ndarray:
+        """``(..., 2)`` values at ``c``; ``piece`` = ``searchsorted(knots, c)`` if known
+        (``0``: left of the knots, ``len(knots)``: right of them)."""
+        K = self.knots
+        if piece is None:
+            piece = np.searchsorted(K, c)
+        out = np.zeros((*c.shape, 2))
+        right = piece >= len(K)
+        if np.any(right):
+            u = c[right] + self.mean
+            out[right, 0] = u
+            out[right, 1] = u * u + self.var
+        inner = (piece > 0) & ~right
+        if np.any(inner):
+            t = piece[inner] - 1
+            lo, hi = K[t], K[t + 1]
+            x = np.clip((2 * c[inner] - (lo + hi)) / (hi - lo), -1.0, 1.0)
+            nodes, w = _cheb(self.vals.shape[1])
+            diff = x[:, None] - nodes[None, :]
+            exact = diff == 0
+            diff = np.where(exact, 1.0, diff)
+            coef = np.where(exact.any(1, keepdims=True), exact * 1.0, w / diff)
+            coef = coef / coef.sum(1, keepdims=True)
+            out[inner] = np.einsum("qj,qjr->qr", coef, self.vals[t])
+        return np.maximum(out, 0.0)  # H_r >= 0: clip rounding below zero
+
+
+def _base_table() -> _Table:
+    return _Table(np.zeros(1), np.zeros((0, 3, 2)), 0.0, 0.0, 0)
+
+
+def _line_points(
+    table: _Table, c: np.ndarray, a: float, num_gauss: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gauss points for ``∫_0^1 · (c + a y) dy`` split at the table's knots.
+
+    Returns ``(y, weight, h)``: ``(Q, S, g)`` nodes, their weights (sub-interval width
+    times Gauss weight) and ``(Q, S, g, 2)`` table values at ``c + a y``.
+    """
+    K = table.knots
+    if a != 0.0:
+        ys = np.clip((K[None, :] - c[:, None]) / a, 0.0, 1.0)
+        edges = np.sort(np.concatenate([np.zeros((len(c), 1)), ys, np.ones((len(c), 1))], 1), 1)
+    else:
+        edges = np.tile([0.0, 1.0], (len(c), 1))
+    lo, hi = edges[:, :-1], edges[:, 1:]
+    width = hi - lo
+    mid = c[:, None] + a * (lo + hi) / 2
+    piece = np.searchsorted(K, mid)
+    xg, wg = _gauss01(num_gauss)
+    y = lo[..., None] + width[..., None] * xg
+    pts = c[:, None, None] + a * y
+    h = table.evaluate(pts, np.broadcast_to(piece[..., None], pts.shape))
+    return y, width[..., None] * wg, h
+
+
+def _step(table: _Table, a: float) -> _Table:
+    """The table of ``s + a u`` (``u ~ U(0, 1)``) from that of ``s``."""
+    K = np.unique(np.concatenate([table.knots, table.knots - a]))
+    num_terms = table.num_terms + 1
+    nodes, _ = _cheb(num_terms + 3)
+    lo, hi = K[:-1], K[1:]
+    c = ((lo + hi) / 2)[:, None] + ((hi - lo) / 2)[:, None] * nodes[None, :]
+    _, weight, h = _line_points(table, c.ravel(), a, num_terms // 2 + 2)
+    vals = np.einsum("qsg,qsgr->qr", weight, h).reshape(*c.shape, 2)
+    return _Table(K, vals, table.mean + a / 2, table.var + a * a / 12, num_terms)
+
+
+def _active_term(table: _Table, b: float, a_ii: float) -> float:
+    """``∫_0^1 [H_2(b + a_ii y) − 2 y H_1(b + a_ii y) + y²] dy``."""
+    y, weight, h = _line_points(table, np.array([b]), a_ii, table.num_terms // 2 + 3)
+    integrand = h[..., 1] - 2 * y * h[..., 0] + y * y
+    return float(np.sum(weight * np.maximum(integrand, 0.0)))
+
+
+def _inactive_term(table: _Table, b: float) -> float:
+    return float(table.evaluate(np.array([b]))[0, 1])
+
+
+def _output_terms(
+    M_i: np.ndarray, b_i: float, i: int, probs: np.ndarray, max_patterns: int, tol: float
+) -> tuple[float, float, int, float]:
+    """``(lower, upper, num_patterns, unenumerated_mass)`` of ``E[(ReLU(M_i·x + b_i) − x_i)²]``."""
+    others = [int(j) for j in np.flatnonzero(M_i) if j != i and 0 < probs[j]]
+    always = [j for j in others if probs[j] >= 1]
+    free = [j for j in others if probs[j] < 1]
+    p_i = float(probs[i])
+    a_ii = float(M_i[i])
+
+    def contribution(table: _Table) -> float:
+        inactive = _inactive_term(table, b_i) if p_i < 1 else 0.0
+        active = _active_term(table, b_i, a_ii) if p_i > 0 else 0.0
+        return (1 - p_i) * inactive + p_i * active
+
+    cache: dict[tuple[int, ...], _Table] = {}
+
+    def table_of(active: tuple[int, ...]) -> _Table:
+        if active in cache:
+            return cache[active]
+        t = _base_table() if not active else _step(table_of(active[:-1]), float(M_i[active[-1]]))
+        cache[active] = t
+        return t
+
+    base = tuple(always)
+    p = np.array([probs[j] for j in free])
+    if 2 ** len(free) <= max_patterns:  # exact: every pattern (depth first shares tables)
+        total = 0.0
+        for mask in range(2 ** len(free)):
+            on = [(mask >> t) & 1 for t in range(len(free))]
+            prob = math.prod(p[t] if on[t] else 1 - p[t] for t in range(len(free)))
+            active = base + tuple(free[t] for t in range(len(free)) if on[t])
+            if prob > 0:
+                total += prob * contribution(table_of(active))
+        return total, total, 2 ** len(free), 0.0
+    # certified: best-first over deviations from the most likely pattern
+    likely_on = p > 0.5
+    delta = np.abs(np.log(p) - np.log1p(-p))
+    order = np.argsort(delta, kind="stable")
+    log_top = float(np.sum(np.log(np.where(likely_on, p, 1 - p))))
+    z_max = b_i + float(np.sum(np.maximum(M_i[others], 0.0))) + max(a_ii, 0.0)
+    bound = max(z_max, 0.0) ** 2 + p_i / 3
+    total, mass, count = 0.0, 0.0, 0
+    heap: list[tuple[float, tuple[int, ...]]] = [(0.0, ())]
+    while heap and count < max_patterns:
+        cost, dev = heapq.heappop(heap)
+        prob = math.exp(log_top - cost)
+        flip = {int(order[t]) for t in dev}
+        on = [likely_on[t] != (t in flip) for t in range(len(free))]
+        active = base + tuple(free[t] for t in range(len(free)) if on[t])
+        total += prob * contribution(table_of(active))
+        mass += prob
+        count += 1
+        if (1 - mass) * bound <= tol:
+            break
+        last = dev[-1] if dev else -1
+        if last + 1 < len(free):
+            nxt = last + 1
+            heapq.heappush(heap, (cost + float(delta[order[nxt]]), (*dev, nxt)))
+            if dev:
+                swapped = (*dev[:-1], nxt)
+                heapq.heappush(
+                    heap, (cost - float(delta[order[last]]) + float(delta[order[nxt]]), swapped)
+                )
+    left = max(1.0 - mass, 0.0) + 4 * count * _EPS
+    return total, total + left * bound, count, left
+
+
+def _relu_terms(
+    M: np.ndarray, b: np.ndarray, probs: np.ndarray, imp: np.ndarray, max_patterns: int,
+    tol: float,
+) -> tuple[np.ndarray, np.ndarray, int, float]:  # fmt: skip
+    """Per-output ``(lower, upper)`` of ``I_i E[(ReLU(M_i·x + b_i) − x_i)²]``, the number
+    of patterns and the largest unenumerated mass."""
+    n = len(b)
+    lows, ups, count, left = np.zeros(n), np.zeros(n), 0, 0.0
+    for i in range(n):
+        share = tol / n / max(float(imp[i]), 1e-300)
+        lo, up, k, q = _output_terms(M[i], float(b[i]), i, probs, max_patterns, share)
+        lows[i], ups[i] = imp[i] * lo, imp[i] * up
+        count += k
+        left = max(left, q)
+    return lows, ups, count, left
+
+
+# --------------------------------------------------------------------------- public
+
+
+def _check_dist(where: str, dist: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(dist, SparseFeatures):
+        raise fail(
+            where, "dist", type(dist).__name__, "a SparseFeatures distribution",
+            "The expected loss is defined for the sparse-feature distribution of the toy model.",
+        )  # fmt: skip
+    if dist.dim != n:
+        raise fail(where, "dist", f"{dist.dim} features", f"{n} features (the model's n)")
+    return np.asarray(dist.probs, np.float64), np.asarray(dist.importance, np.float64)
+
+
+def _sampled(
+    W: np.ndarray, b: np.ndarray, relu: bool, probs: np.ndarray, imp: np.ndarray,
+    num_samples: int, seed: int, confidence: float,
+) -> tuple[float, float, np.ndarray, np.ndarray]:  # fmt: skip
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(seed)
+    M = W.T @ W
+    n = len(probs)
+    chunk = max(1, min(num_samples, 2**22 // max(n, 1)))
+    total, total_sq, per = 0.0, 0.0, np.zeros(n)
+    done = 0
+    while done < num_samples:
+        k = min(chunk, num_samples - done)
+        active = rng.random((k, n)) < probs
+        x = np.where(active, 1.0 - rng.random((k, n)), 0.0)
+        out = x @ M + b
+        if relu:
+            out = np.maximum(out, 0.0)
+        err = imp * (out - x) ** 2
+        row = err.sum(1)
+        total += float(row.sum())
+        total_sq += float(np.sum(row * row))
+        per += err.sum(0)
+        done += k
+    mean = total / num_samples
+    var = max(total_sq / num_samples - mean * mean, 0.0) * num_samples / max(num_samples - 1, 1)
+    half = float(norm.ppf(0.5 + confidence / 2)) * math.sqrt(var / num_samples)
+    return mean, half, per / num_samples, np.full(n, np.nan)
+
+
+def expected_loss(
+    model: Any,
+    dist: SparseFeatures,
+    *,
+    method: str = "auto",
+    tol: float = 1e-6,
+    max_patterns: int = 256,
+    num_samples: int = 200_000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> ExpectedLossResult:
+    """The expected loss ``Σ_i I_i E[(x'_i − x_i)²]`` of one toy model under ``dist``.
+
+    ``method``: ``"auto"`` (exact where every output has at most ``max_patterns`` activity
+    patterns, certified otherwise), ``"exact"`` (an error if some output has more),
+    ``"certified"`` (the enclosure, width about ``tol``, at most ``max_patterns`` patterns
+    per output: a wider enclosure when the budget runs out) or ``"sampled"``
+    (``num_samples`` Monte Carlo draws with ``numpy.random.default_rng(seed)``, a
+    ``confidence`` normal interval). The linear model's closed form is always exact.
+
+    >>> import numpy as np
+    >>> from toylab.distributions import SparseFeatures
+    >>> from toylab.network import Dense, Network, Tied
+    >>> net = Network((Dense(np.zeros((2, 1)), np.zeros(1)), Tied(0, np.zeros(2))),
+    ...               ("identity", "relu"))
+    >>> round(expected_loss(net, SparseFeatures((0.3, 0.6))).value, 12)  # W = 0: Σ p_i / 3
+    0.3
+    """
+    where = "expected_loss"
+    method = check_choice(where, "method", method, ("auto", "exact", "certified", "sampled"))
+    tol = check_float(where, "tol", tol, positive=True)
+    max_patterns = check_int(where, "max_patterns", max_patterns, minimum=1)
+    num_samples = check_int(where, "num_samples", num_samples, minimum=2)
+    seed = check_int(where, "seed", seed, minimum=0)
+    confidence = check_float(where, "confidence", confidence, positive=True, maximum=0.999999)
+    W, b, act, ensemble = superposition_weights(model, where)
+    if ensemble:
+        raise fail(
+            where, "model", f"an ensemble of {len(W)} members", "one model",
+            "Call expected_loss once per member: [expected_loss(m, dist) for m in members].",
+        )  # fmt: skip
+    n = W.shape[1]
+    probs, imp = _check_dist(where, dist, n)
+    relu = act == "relu"
+    kind = "relu" if relu else "linear"
+    if method == "sampled":
+        mean, half, per, _ = _sampled(W, b, relu, probs, imp, num_samples, seed, confidence)
+        return ExpectedLossResult(
+            mean, mean - half, mean + half, half, "sampled", "monte carlo", kind, per, per,
+            num_samples=num_samples, confidence=confidence,
+        )  # fmt: skip
+    M = W.T @ W
+    if not relu:
+        mu, var = probs / 2, probs * (4 - 3 * probs) / 12
+        C = M - np.eye(n)
+        per = imp * ((C @ mu + b) ** 2 + (C * C) @ var)
+        value = math.fsum(per)
+        err = 8 * n * _EPS * math.fsum(imp * ((np.abs(C) @ mu + np.abs(b)) ** 2 + (C * C) @ var))
+        return ExpectedLossResult(
+            value, value - err, value + err, err, "exact", "closed form", kind, per, per
+        )
+    free_counts = [
+        sum(1 for j in np.flatnonzero(M[i]) if j != i and 0 < probs[j] < 1) for i in range(n)
+    ]
+    exact = all(2**c <= max_patterns for c in free_counts)
+    if method == "exact" and not exact:
+        raise fail(
+            where, "max_patterns", max_patterns,
+            f">= {2 ** max(free_counts)} for an exact enumeration (an output interacts with "
+            f"{max(free_counts)} features)",
+            "Raise max_patterns, or use method='certified' or 'auto'.",
+        )  # fmt: skip
+    lows, ups, count, left = _relu_terms(M, b, probs, imp, max_patterns, tol)
+    scale = math.fsum(
+        imp[i] * (max(float(b[i]) + float(np.sum(np.maximum(M[i], 0.0))), 0.0) ** 2 + 1.0)
+        for i in range(n)
+    )
+    rounding = 64 * (n + 4) * _EPS * scale
+    lower, upper = math.fsum(lows), math.fsum(ups)
+    if left == 0.0 and method != "certified":
+        return ExpectedLossResult(
+            lower, lower - rounding, lower + rounding, rounding, "exact", "enumeration",
+            kind, lows, ups, num_patterns=count,
+        )  # fmt: skip
+    lower, upper = lower - rounding, upper + rounding
+    return ExpectedLossResult(
+        (lower + upper) / 2, lower, upper, (upper - lower) / 2, "certified",
+        "enumeration in decreasing probability", kind, lows, ups, num_patterns=count,
+        unenumerated_mass=left,
+    )  # fmt: skip
