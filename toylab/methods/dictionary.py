@@ -73,6 +73,7 @@ import numpy as np
 import optax
 from scipy.optimize import linear_sum_assignment
 
+from toylab._compile_cache import use_unrolled_threefry
 from toylab._errors import fail
 from toylab._validate import check_bool, check_choice, check_float, check_int, float_tuple
 from toylab.layers import Dense, Tied
@@ -458,6 +459,7 @@ def train_dictionaries(
     )
     nets = jax.tree.map(lambda a: a[grid[:, 0]], members.stacked)
     pen_arr = jnp.asarray(np.array(pens, np.float32)[grid[:, 2]])
+    use_unrolled_threefry()  # the training program's fast RNG lowering (identical bits)
     out, losses, count, dead = _train_program(spec, params, nets, pen_arr, keys)
     return Dictionaries(
         params={k: np.asarray(v) for k, v in out.items()}, sparsity=sparsity, tied=tied,
