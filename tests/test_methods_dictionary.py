@@ -220,3 +220,47 @@ def test_bad_inputs_are_clear_errors():
         dl.train_dictionaries(mlp, dist, key=key)
     with pytest.raises(ToylabError, match="dist must be the model's SparseFeatures"):
         dl.train_dictionaries(model, SparseFeatures(probs=(0.2,) * 4), key=key)
+
+
+# ------------------------------------------------------------------ compare and the CLI
+
+
+def test_compare_on_a_superposition_run_runs_dictionary_learning(tmp_path, capsys):
+    """`toylab compare RUN --quick` on a superposition run: one dictionary_learning row per
+    (model member, dictionary), the per-neuron methods listed as not applicable with the
+    reason, the stored JSON read back, and the report showing the dictionary table."""
+    import json
+
+    from toylab.cli import main
+    from toylab.config import parse_config
+    from toylab.methods import CompareConfig, CompareResult
+    from toylab.methods.compare import METHODS
+    from toylab.report import write_report
+    from toylab.runs import start_run
+
+    cfg = {"name": "sparse", "seeds": [0, 1],
+           "distribution": {"name": "sparse_features", "probs": [0.1] * 4},
+           "model": {"kind": "superposition_relu", "hidden": [2]},
+           "train": {"loss": "importance_mse", "num_steps": 20, "log_every": 10,
+                     "checkpoints": []}}  # fmt: skip
+    run = start_run(parse_config(cfg), tmp_path / "run")
+    assert main(["compare", str(run.path), "--quick", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "Not applicable to this model: feature_visualization, dataset_examples" in out
+    assert "Dictionary learning against the true features" in out
+    data = json.loads((run.path / "compare" / "compare.json").read_text())
+    res = CompareResult.from_json(data)
+    q = CompareConfig.quick()
+    per_member = q.dictionary_seeds * len(q.dictionary_penalties)
+    assert len(res.rows) == 2 * per_member and len(res.dictionary) == 2 * per_member
+    assert {r.method for r in res.rows} == {"dictionary_learning"}
+    assert {r.neuron for r in res.rows} == {"hidden_0"}
+    assert set(res.not_applicable) == set(METHODS)
+    assert res.config.dictionary_penalties == q.dictionary_penalties
+    s = res.summary["dictionary_learning"]
+    assert s["rows"] == len(res.rows) and s["misleads"] == sum(r.misleads for r in res.rows)
+    assert len(s["neurons"]) == s["misleads"]
+    assert all(n.split("/")[1].startswith("dictionary ") for n in s["neurons"])
+    assert all(0 <= r.sampled <= 1 and r.error == pytest.approx(1 - r.sampled) for r in res.rows)
+    text = write_report(run).read_text()
+    assert "Dictionary learning against the true features" in text
