@@ -125,8 +125,7 @@ def test_superposition_report_is_not_a_table_of_nan(tmp_path, capsys):
 
     claims = tmp_path / "c.toml"
     claims.write_text('[[claim]]\nneuron = "hidden_0:0"\nstatement = "s"\nkind = "dead"\n')
-    for argv in (["compare", str(run.path)], ["check", str(run.path), str(claims)],
-                 ["atlas", str(run.path)]):  # fmt: skip
+    for argv in (["check", str(run.path), str(claims)], ["atlas", str(run.path)]):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "superposition" in err.lower() and len(err.strip().splitlines()) == 1, err

@@ -17,6 +17,8 @@ samples, and returns a frozen ``*Result`` with the same fields (:class:`MethodRe
 * :func:`attribution` -- gradient, gradient x input, integrated gradients;
 * :func:`selectivity` -- activation mass per mixture component (or class);
 * :func:`grid_evaluate` -- a neuron on a grid (a sample, never exact);
+* :func:`dictionary_learning` -- sparse autoencoders on a superposition model's hidden
+  layer, scored against its true features (:mod:`toylab.methods.dictionary`);
 * :func:`compare`, :func:`compare_run` -- all of them on every hidden neuron.
 
 Where a method has no exact answer to score against (a smooth network on the plane, a
@@ -41,6 +43,16 @@ from toylab.methods.compare import (
     compare_run,
     report_lines,
 )
+from toylab.methods.dictionary import (
+    Dictionaries,
+    DictionaryMemberResult,
+    DictionaryResult,
+    Recovery,
+    dictionary_learning,
+    recovery_scores,
+    score_dictionaries,
+    train_dictionaries,
+)
 from toylab.methods.examples import DatasetExamplesResult, dataset_examples
 from toylab.methods.featureviz import FeatureVisResult, feature_visualization
 from toylab.methods.grid import GridResult, grid_evaluate
@@ -64,6 +76,9 @@ __all__ = [
     "CompareRow",
     "Context",
     "DatasetExamplesResult",
+    "Dictionaries",
+    "DictionaryMemberResult",
+    "DictionaryResult",
     "EditResult",
     "EditedAccuracy",
     "FeatureVisResult",
@@ -72,6 +87,7 @@ __all__ = [
     "Line",
     "MethodResult",
     "PatchResult",
+    "Recovery",
     "SelectivityResult",
     "Subfamily",
     "SubfamilySweepResult",
@@ -82,11 +98,15 @@ __all__ = [
     "compare",
     "compare_run",
     "dataset_examples",
+    "dictionary_learning",
     "edit_weights",
     "feature_visualization",
     "grid_evaluate",
     "joint_tuning",
+    "recovery_scores",
     "report_lines",
+    "score_dictionaries",
     "selectivity",
     "sweep",
+    "train_dictionaries",
 ]

@@ -25,10 +25,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     run = load_run(args.run_dir)
     kind = run.config.model.kind
-    if kind not in ("mlp", "onehot_mlp"):
+    superposition = kind in ("superposition_linear", "superposition_relu")
+    if kind not in ("mlp", "onehot_mlp") and not superposition:
         raise ToylabError(
-            f"compare scores the methods on MLP runs ([model] kind = 'mlp'); this run's model "
-            f"is kind = {kind!r}. 'toylab report DIR' reports this run."
+            f"compare scores the methods on MLP runs ([model] kind = 'mlp') and superposition "
+            f"runs; this run's model is kind = {kind!r}. 'toylab report DIR' reports this run."
         )
     if not any(k.startswith("hidden_") for k in getattr(run.model(0), "widths", {})):
         raise ToylabError(
@@ -36,9 +37,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "layer ([model] hidden = []). 'toylab report DIR' reports this run."
         )
     cfg = CompareConfig.quick() if args.quick else CompareConfig()
-    with progress.task(
-        f"scoring every sampled method on every hidden neuron of {run.num_members} member(s)"
-    ):
+    what = (
+        "training sparse autoencoders on the hidden layer"
+        if superposition
+        else "scoring every sampled method on every hidden neuron"
+    )
+    with progress.task(f"{what} of {run.num_members} member(s)"):
         res = compare_run(run, key=jax.random.key(args.seed), budgets=cfg)
     print("\n".join(report_lines(res)))
     written = write_comparison(run, res)
@@ -55,8 +59,10 @@ def register(subparsers: Any) -> None:
         description="Run feature visualization, dataset examples, sweeps, attribution, "
         "ablation and selectivity on every hidden neuron of every member of RUN_DIR, score "
         "each against the exact answer, and write RUN_DIR/compare/compare.csv and .json. "
-        "Needs a run of a piecewise-linear MLP on a 2-D Gaussian mixture (the exact answers "
-        "are computed for those); other runs get an error saying so.",
+        "Needs a run of a piecewise-linear MLP on a 2-D distribution (the exact answers "
+        "are computed for those); on a superposition run it trains sparse autoencoders on "
+        "the hidden layer and scores them against the true features instead; other runs get "
+        "an error saying so.",
     )
     c.add_argument("run_dir")
     c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

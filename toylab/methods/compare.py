@@ -16,6 +16,16 @@ joint tuning and attribution stay ``exact`` there, since their exact answers are
 geometry only). It raises :class:`~toylab.NotApplicable`
 otherwise.
 
+**Superposition models** (:class:`toylab.models.SuperpositionLinear` /
+:class:`~toylab.models.SuperpositionReLU` under their
+:class:`~toylab.distributions.SparseFeatures`): the per-neuron methods above are scored
+against an exact analysis, which :mod:`toylab.exact` does not have for sparse features
+(``n``-dimensional inputs with atoms at 0), so none of them applies
+(``CompareResult.not_applicable`` says why, method by method); compare runs dictionary
+learning instead (:mod:`toylab.methods.dictionary`: sparse autoencoders on the hidden
+layer, all seeds x penalties in one program, scored against the true features), one row
+per dictionary with neuron ``"hidden_0"``.
+
 **Speed.** One :class:`~toylab.methods.Context` per call: one exact analysis per member,
 reused by every method and neuron, the domain partition with it, one path partition per
 member for the sweep; every sampled step is one compiled program for all neurons (the
@@ -92,6 +102,9 @@ METHODS = (
     "joint_tuning",
 )
 
+#: the method compare runs on superposition models (rows with neuron "hidden_0")
+DICTIONARY = "dictionary_learning"
+
 
 @dataclasses.dataclass(frozen=True)
 class CompareConfig:
@@ -101,6 +114,12 @@ class CompareConfig:
     densities (rings, noisy curves; Gaussian mixtures use closed forms): the sampled
     answers it is compared with are accurate to ~1e-2, so 1e-6 leaves the exact side
     four orders of magnitude finer while halving the quadrature.
+
+    ``dictionary_*``: the sparse autoencoders trained on superposition models
+    (:func:`toylab.methods.dictionary_learning`: L1 penalties ``dictionary_penalties``,
+    ``dictionary_seeds`` seeds each, ``dictionary_steps`` Adam steps of batches of 256 at
+    learning rate 3e-3, dead latents resampled every quarter of the run, ``n`` latents,
+    losses sampled on ``dictionary_samples`` inputs).
     """
 
     num_starts: int = 32
@@ -114,12 +133,17 @@ class CompareConfig:
     num_rotated: int = 2
     num_angles: int = 32
     rtol: float = 1e-6
+    dictionary_steps: int = 2000
+    dictionary_seeds: int = 2
+    dictionary_penalties: tuple[float, ...] = (1e-3, 1e-2, 3e-2, 1e-1)
+    dictionary_samples: int = 8192
 
     @classmethod
     def quick(cls) -> CompareConfig:
         return cls(num_starts=16, num_steps=60, num_samples=512, num_coverage=4096,
                    num_points=32, ig_steps=16, ablation_samples=1024, num_rotated=1,
-                   num_angles=16)  # fmt: skip
+                   num_angles=16, dictionary_steps=1000,
+                   dictionary_samples=4096)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +197,10 @@ class CompareResult:
     counts neurons whose top 5% the data almost never reaches (expected < 1 sample among
     ``num_samples``, from the exact CDF). ``seconds``: wall time; ``timings``: seconds
     per phase; ``num_analyses``: exact analyses run (members and edited networks);
-    ``error_tiers``: the tiers of the exact answers in the rows.
+    ``error_tiers``: the tiers of the exact answers in the rows. ``not_applicable``:
+    method -> why it did not run on this model; ``dictionary``: the per-dictionary table
+    of dictionary learning (:meth:`toylab.methods.DictionaryResult.table`, one row per
+    model member and dictionary; empty unless the model is a superposition model).
     """
 
     rows: tuple[CompareRow, ...]
@@ -183,6 +210,8 @@ class CompareResult:
     timings: dict[str, float]
     num_analyses: int
     tier: str = "sampled"
+    not_applicable: dict[str, str] = dataclasses.field(default_factory=dict)
+    dictionary: tuple[dict[str, Any], ...] = ()
 
     @property
     def error_tiers(self) -> list[str]:
@@ -208,10 +237,15 @@ class CompareResult:
             return CompareRow(**fields)
 
         rows = tuple(row(r) for r in data["rows"])
+        config: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data["config"].items()
+        }
         return cls(
-            rows=rows, summary=data["summary"], config=CompareConfig(**data["config"]),
+            rows=rows, summary=data["summary"], config=CompareConfig(**config),
             seconds=float(data["seconds"]), timings=dict(data["timings"]),
             num_analyses=int(data["num_analyses"]),
+            not_applicable=dict(data.get("not_applicable", {})),
+            dictionary=tuple(data.get("dictionary", ())),
         )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
@@ -226,6 +260,8 @@ class CompareResult:
             "timings": self.timings,
             "num_analyses": self.num_analyses,
             "summary": self.summary,
+            "not_applicable": self.not_applicable,
+            "dictionary": [{k: clean(v) for k, v in r.items()} for r in self.dictionary],
             "rows": [{k: clean(v) for k, v in dataclasses.asdict(r).items()} for r in self.rows],
         }
 
@@ -344,9 +380,57 @@ def _compare(
     return rows, unreachable
 
 
-def _summary(rows: list[CompareRow], unreachable: int) -> dict[str, Any]:
+#: why the per-neuron methods do not run on a superposition model
+_NO_EXACT_SPARSE = (
+    "it is scored against an exact analysis of the network under the distribution, and "
+    "toylab.exact has none for sparse features (n-dimensional inputs with atoms at 0)"
+)
+
+
+def _superposition(members: Any, dist: Any) -> bool:
+    """Whether ``members`` are superposition models under a sparse-feature distribution."""
+    from toylab._errors import ToylabError
+    from toylab.distributions import SparseFeatures
+    from toylab.methods.dictionary import superposition_weights
+
+    if not isinstance(dist, SparseFeatures):
+        return False
+    try:
+        superposition_weights("compare", members)
+    except ToylabError:
+        return False
+    return True
+
+
+def _compare_superposition(
+    ctx: Context, key: jax.Array, cfg: CompareConfig, clock: _Clock
+) -> tuple[list[CompareRow], tuple[dict[str, Any], ...], list[str]]:
+    """Dictionary learning on a superposition model: rows, the per-dictionary table and
+    the misleading dictionaries (``"m{member}/dictionary {d}"``)."""
+    from toylab.methods.dictionary import dictionary_learning
+    from toylab.train import TrainConfig
+
+    steps = cfg.dictionary_steps
+    train = TrainConfig(optimizer="adam", learning_rate=3e-3, num_steps=steps, batch_size=256)
+    with clock(f"{DICTIONARY} (sampled)"):
+        res = dictionary_learning(
+            ctx.members, ctx.dist, key=key, penalties=cfg.dictionary_penalties,
+            num_seeds=cfg.dictionary_seeds, train=train,
+            resample_every=steps // 4 if steps % 4 == 0 else 0,
+            num_samples=cfg.dictionary_samples,
+        )  # fmt: skip
+    results = res if isinstance(res, tuple) else (res,)
+    rows = [CompareRow.from_result(r.model_member, m) for r in results for m in r.members()]
+    bad = [f"m{r.model_member}/dictionary {m.dictionary}" for r in results for m in r.members()
+           if m.misleads]  # fmt: skip
+    return rows, tuple(row for r in results for row in r.table()), bad
+
+
+def _summary(
+    rows: list[CompareRow], unreachable: int, methods: tuple[str, ...] = METHODS
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for method in METHODS:
+    for method in methods:
         rs = [r for r in rows if r.method == method]
         bad = [f"m{r.member}/{r.neuron}" for r in rs if r.misleads]
         out[method] = {"rows": len(rs), "misleads": len(bad),
@@ -367,7 +451,9 @@ def compare(
     """Run every method on every hidden neuron of ``model`` (or of each member of a list).
 
     ``dist``: a 2-D distribution with an exact analysis (Gaussian mixtures, rings, noisy
-    curves). ``context``: a :class:`~toylab.methods.Context` to reuse (one is built
+    curves), or, for a superposition model, its sparse-feature distribution (then
+    dictionary learning runs, and ``not_applicable`` says why the others do not).
+    ``context``: a :class:`~toylab.methods.Context` to reuse (one is built
     otherwise, with ``budgets.rtol``); ``progress``: called with the name of each phase
     as it starts (for a progress display). Raises :class:`~toylab.NotApplicable` for
     smooth networks and other distributions.
@@ -384,6 +470,16 @@ def compare(
         ctx = Context(model, dist, rtol=cfg.rtol)
     else:
         ctx = context_for(where, model, dist, context)
+    if _superposition(ctx.members, dist):
+        clock = _Clock(progress)
+        rows, table, bad = _compare_superposition(ctx, key, cfg, clock)
+        summary = _summary(rows, 0, (DICTIONARY,))
+        summary[DICTIONARY]["neurons"] = bad
+        return CompareResult(
+            rows=tuple(rows), summary=summary, config=cfg,
+            seconds=time.perf_counter() - t0, timings=dict(clock.times), num_analyses=0,
+            not_applicable={m: _NO_EXACT_SPARSE for m in METHODS}, dictionary=table,
+        )  # fmt: skip
     if not ctx.members.piecewise_linear:
         raise NotApplicable(
             f"{where}: the exact answers need a piecewise-linear network (relu, leaky_relu, "
@@ -417,6 +513,35 @@ def compare_run(
     return compare(run.models(), run.dist, key=key, budgets=budgets, progress=progress)
 
 
+def _dictionary_lines(table: tuple[dict[str, Any], ...]) -> list[str]:
+    def num(v: Any, fmt: str) -> str:
+        return (
+            "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
+        )
+
+    lines = [
+        "",
+        "### Dictionary learning against the true features",
+        "",
+        "Sparse autoencoders on `hidden_0`; MMCS, recovered (max cosine >= 0.9) and "
+        "duplicates are exact functions of each dictionary and W; dead latents and the "
+        "fraction of the model's loss recovered with `hidden_0` replaced by the "
+        "reconstruction are sampled (95% interval).",
+        "",
+        "| member | dictionary | penalty | MMCS | recovered | duplicates | dead | loss recovered |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table:
+        ci = f"[{num(r['loss_recovered_low'], '.3f')}, {num(r['loss_recovered_high'], '.3f')}]"
+        lines.append(
+            f"| {r['model_member']} | {r['dictionary']} (seed {r['seed']}) | "
+            f"{r['sparsity']} {r['penalty']:g} | {num(r['mmcs'], '.3f')} | "
+            f"{num(r['recovered_fraction'], '.0%')} | {r['duplicates']} | {r['dead']} | "
+            f"{num(r['loss_recovered'], '.3f')} {ci} |"
+        )
+    return lines
+
+
 def report_lines(result: CompareResult) -> list[str]:
     """A markdown section for the run report."""
     lines = [
@@ -429,14 +554,23 @@ def report_lines(result: CompareResult) -> list[str]:
         "| method | rows | misleads | rate | where (first 6) |",
         "|---|---|---|---|---|",
     ]
-    for method in METHODS:
+    for method in (*METHODS, DICTIONARY):
+        if method in result.not_applicable or method not in result.summary:
+            continue
         s = result.summary[method]
         where = ", ".join(s["neurons"][:6]) + (" ..." if len(s["neurons"]) > 6 else "")
         lines.append(f"| {method} | {s['rows']} | {s['misleads']} | {s['rate']:.0%} | {where} |")
-    lines += [
-        "",
-        f"Neurons whose top 5% the data almost never reaches (exact CDF): "
-        f"{result.summary['unreachable']}.",
-        "",
-    ]
-    return lines
+    reasons: dict[str, list[str]] = {}
+    for m, why in result.not_applicable.items():
+        reasons.setdefault(why, []).append(m)
+    for why, names in reasons.items():
+        lines += ["", f"Not applicable to this model: {', '.join(names)} ({why})."]
+    if result.dictionary:
+        lines += _dictionary_lines(result.dictionary)
+    if any(m not in result.not_applicable for m in METHODS):
+        lines += [
+            "",
+            f"Neurons whose top 5% the data almost never reaches (exact CDF): "
+            f"{result.summary['unreachable']}.",
+        ]
+    return [*lines, ""]
