@@ -17,7 +17,9 @@ exact tier allows and otherwise by a hypothesis search for a counterexample::
 
 Claims (:class:`Claim`): :func:`fires_only_in`, :func:`dead`, :func:`fires_on_mass`,
 :func:`monotone`, :func:`linear_on`, :func:`argmax_near`, :func:`activation_share`,
-:func:`ablation_lowers_accuracy`, :func:`matches_circuit`, and your own with
+:func:`ablation_lowers_accuracy`, :func:`matches_circuit`; about the features
+(``"input:i"``) of a toy model of superposition: :func:`represented`, :func:`antipodal`,
+:func:`feature_dimensionality`, :func:`dimensions_per_feature`; and your own with
 :meth:`Claim.from_function` / :meth:`Claim.from_analysis`; combine with ``&``, ``|``,
 ``~`` (:func:`all_of`, :func:`any_of`, :func:`not_`). Regions: :class:`HalfPlane`,
 :class:`Polygon` (convex), :func:`box_region`, :class:`Ellipse`. A claim's parameters
@@ -44,17 +46,21 @@ from toylab.claims._core import (
     ablation_lowers_accuracy,
     activation_share,
     all_of,
+    antipodal,
     any_of,
     argmax_near,
     check,
     check_all,
     dead,
+    dimensions_per_feature,
+    feature_dimensionality,
     fires_on_mass,
     fires_only_in,
     linear_on,
     matches_circuit,
     monotone,
     not_,
+    represented,
 )
 from toylab.claims._search import clopper_pearson, wilson
 from toylab.claims.files import claims_from_config, load_claims
@@ -70,6 +76,7 @@ __all__ = [
     "ablation_lowers_accuracy",
     "activation_share",
     "all_of",
+    "antipodal",
     "any_of",
     "argmax_near",
     "box_region",
@@ -78,6 +85,8 @@ __all__ = [
     "claims_from_config",
     "clopper_pearson",
     "dead",
+    "dimensions_per_feature",
+    "feature_dimensionality",
     "fires_on_mass",
     "fires_only_in",
     "linear_on",
@@ -85,6 +94,7 @@ __all__ = [
     "matches_circuit",
     "monotone",
     "not_",
+    "represented",
     "wilson",
 ]
 

@@ -121,8 +121,8 @@ class Context:
         self.dim = len(self.low)
 
     # ------------------------------------------------------------------ neurons
-    def resolve(self, neuron: str | NeuronId) -> NeuronId:
-        return self.net.resolve(neuron)
+    def resolve(self, neuron: str | NeuronId, *, allow_input: bool = False) -> NeuronId:
+        return self.net.resolve(neuron, allow_input=allow_input)
 
     def _net(self, xp: Any) -> Network:
         if xp is np:
@@ -170,6 +170,17 @@ class Context:
         try:
             return analyze(self.network, self.dist, keep_table=True)
         except NotApplicable:
+            return None
+
+    @functools.cached_property
+    def superposition(self) -> Any:
+        """The exact superposition metrics of a toy model of superposition
+        (:func:`toylab.superposition.superposition_metrics`), ``None`` for other models."""
+        from toylab.superposition import superposition_metrics
+
+        try:
+            return superposition_metrics(self.model, threshold=0.0)
+        except ToylabError:
             return None
 
     @functools.cached_property

@@ -322,6 +322,42 @@ def fires_on_mass(
     )
 
 
+def represented(neuron: Any, threshold: float = 0.5, *, statement: str | None = None) -> Claim:
+    """A toy model of superposition represents the feature ``neuron`` (``"input:i"``):
+    ``‖W_i‖ >= threshold`` (0.5, as the paper's plots). Margin: ``‖W_i‖ - threshold``."""
+    return Claim("represented", neuron, statement or "", {"threshold": threshold})
+
+
+def antipodal(neuron: Any, other: str, tol: float = 0.05, *, statement: str | None = None) -> Claim:
+    """Features ``neuron`` and ``other`` (``"input:i"``, ``"input:j"``) are an antipodal pair: ``cos(W_i, W_j) <= -1 +
+    tol`` (both embedded). Margin: ``-1 + tol - cos``."""
+    return Claim("antipodal", neuron, statement or "", {"other": other, "tol": tol})
+
+
+def feature_dimensionality(
+    neuron: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    statement: str | None = None,
+) -> Claim:
+    """The feature's dimensionality ``D_i = ‖W_i‖² / Σ_j (Ŵ_i·W_j)²`` lies in ``[low,
+    high]`` (either bound may be omitted), e.g. ``(0.35, 0.45)`` for a pentagon's 2/5."""
+    return Claim("feature_dimensionality", neuron, statement or "", {"low": low, "high": high})
+
+
+def dimensions_per_feature(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    neuron: Any = "input:0",
+    statement: str | None = None,
+) -> Claim:
+    """The model's dimensions per feature ``D* = m / ‖W‖_F²`` lie in ``[low, high]``. D* is
+    a property of the whole model; the claim is filed under ``neuron`` (any feature)."""
+    return Claim("dimensions_per_feature", neuron, statement or "", {"low": low, "high": high})
+
+
 def monotone(
     neuron: Any,
     direction: Sequence[float],
@@ -529,8 +565,8 @@ def _decide(claim: Claim, ctx: Context, opts: _Options) -> ClaimResult:
     if len(claim.neuron) > 1:
         parts = [dataclasses.replace(claim, neuron=(n,)) for n in claim.neuron]
         return _combine(claim, [_decide(c, ctx, opts) for c in parts], "all")
-    nid = ctx.resolve(claim.neuron[0])
     kind = KINDS[claim.kind]
+    nid = ctx.resolve(claim.neuron[0], allow_input=kind.features)
     params = _resolved(dict(claim.params), ctx)
     tiers = VERDICTS if opts.tier == "auto" else (opts.tier,)
     pointwise = kind.pointwise

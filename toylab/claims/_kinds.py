@@ -32,6 +32,7 @@ from toylab._errors import fail
 from toylab._validate import check_bool
 from toylab.claims import _schema as sc
 from toylab.claims._context import Context
+from toylab.claims._features import FEATURE_KINDS
 from toylab.claims._schema import Kind, Param
 from toylab.claims._search import wilson
 from toylab.exact import Analysis, active_region, analyze, clip_convex, polygon_area
@@ -877,5 +878,6 @@ KINDS: dict[str, Kind] = {
             in_files=False,
             exact=_analysis_exact,
         ),
+        *FEATURE_KINDS,
     )
 }

@@ -116,6 +116,8 @@ class Kind:
     exact: Callable[..., Any] | None = None
     sampled: Callable[..., Any] | None = None
     finite_pointwise: bool = True  # pointwise margins are meaningful on finite domains
+    features: bool = False  # about features (inputs "input:i"), not hidden or output units
+    one_of_mode: str = "exactly"  # "exactly" one of ``one_of``, or "any" (at least one)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -137,7 +139,15 @@ class Kind:
                     raise ToylabError(f"{where}: a {self.name!r} claim needs {p.name!r} ({p.doc}).")
                 continue
             out[p.name] = p.check(where, p.name, v)
-        if self.one_of and sum(k in out for k in self.one_of) != 1:
+        if self.one_of and self.one_of_mode == "any":
+            if not any(k in out for k in self.one_of):
+                raise ToylabError(
+                    f"{where}: a {self.name!r} claim needs at least one of "
+                    f"{list(self.one_of)}, got neither."
+                )
+            if "low" in out and "high" in out and out["low"] > out["high"]:
+                raise fail(where, "high", out["high"], f">= low = {out['low']}")
+        elif self.one_of and sum(k in out for k in self.one_of) != 1:
             given = ", ".join(f"{k}={values.get(k)!r}" for k in self.one_of)
             docs = {p.name: p.doc for p in self.params}
             options = " or ".join(f"{k}=... ({docs[k]})" for k in self.one_of)

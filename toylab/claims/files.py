@@ -40,6 +40,10 @@ their keys (``?`` optional):
 ``argmax_near``               ``point``, ``eps``
 ``activation_share``          ``share``, ``cls`` or ``component``
 ``ablation_lowers_accuracy``  ``cls``, ``delta``
+``represented``               ``threshold?`` (the neuron is a feature ``"input:i"``)
+``antipodal``                 ``other`` (``"input:j"``), ``tol?``
+``feature_dimensionality``    ``low`` and/or ``high``
+``dimensions_per_feature``    ``low`` and/or ``high``
 ============================  =====================================================
 
 Regions are tables: ``{kind = "halfplane", normal = [a, b], offset = c}`` (``a x1 + b

@@ -391,12 +391,12 @@ def _superposition(members: Any, dist: Any) -> bool:
     """Whether ``members`` are superposition models under a sparse-feature distribution."""
     from toylab._errors import ToylabError
     from toylab.distributions import SparseFeatures
-    from toylab.methods.dictionary import superposition_weights
+    from toylab.superposition import superposition_weights
 
     if not isinstance(dist, SparseFeatures):
         return False
     try:
-        superposition_weights("compare", members)
+        superposition_weights(list(members.networks), "compare")
     except ToylabError:
         return False
     return True

@@ -76,7 +76,6 @@ from scipy.optimize import linear_sum_assignment
 from toylab._compile_cache import use_unrolled_threefry
 from toylab._errors import fail
 from toylab._validate import check_bool, check_choice, check_float, check_int, float_tuple
-from toylab.layers import Dense, Tied
 from toylab.methods._core import (
     MISLEAD_FRACTION,
     Members,
@@ -99,7 +98,6 @@ __all__ = [
     "replacement_losses",
     "recovery_scores",
     "score_dictionaries",
-    "superposition_weights",
     "train_dictionaries",
 ]
 
@@ -112,32 +110,14 @@ RESAMPLE_ENCODER_SCALE = 0.2
 # --------------------------------------------------------------------------- inputs
 
 
-def superposition_weights(where: str, model: Any) -> tuple[Members, np.ndarray]:
-    """The members of a superposition model (or list) and their ``W``: ``(M, m, n)`` float64.
+def _members_and_weights(where: str, model: Any) -> tuple[Members, np.ndarray]:
+    """The members of a superposition model (or list) and their ``W``: ``(M, m, n)`` float64
+    (read by :func:`toylab.superposition.superposition_weights`, which checks the shape of
+    a toy model of superposition and says how to build one)."""
+    from toylab.superposition import superposition_weights
 
-    A superposition model is a tied two-layer network: a :class:`~toylab.network.Dense`
-    encoder without bias (kernel ``Wᵀ``), identity hidden activation, and a
-    :class:`~toylab.network.Tied` decoder (what :class:`toylab.models.SuperpositionLinear`
-    and :class:`~toylab.models.SuperpositionReLU` convert to).
-    """
     members = as_members(where, model)
-    net = members.reference
-    ok = (
-        net.num_layers == 2
-        and isinstance(net.layers[0], Dense)
-        and isinstance(net.layers[1], Tied)
-        and net.hidden_activations == ("identity",)
-    )
-    if ok:
-        ok = all(not np.any(np.asarray(n.layers[0].bias)) for n in members.networks)  # type: ignore[union-attr]
-    if not ok:
-        raise fail(
-            where, "model", repr(net),
-            "a toy model of superposition (h = W x, x' = [ReLU](Wᵀ h + b))",
-            "Dictionary learning is scored against the true features, which are the columns "
-            "of W; build one with toylab.models.SuperpositionReLU.from_weights(W, b).",
-        )  # fmt: skip
-    W = np.stack([np.asarray(n.layers[0].kernel, np.float64).T for n in members.networks])  # type: ignore[union-attr]
+    W, _, _, _ = superposition_weights(list(members.networks), where)
     return members, W
 
 
@@ -398,7 +378,7 @@ def train_dictionaries(
 
     where = "train_dictionaries"
     check_key(where, key)
-    members, W = superposition_weights(where, model)
+    members, W = _members_and_weights(where, model)
     num_models, m, n = W.shape
     _check_dist(where, dist, n)
     sparsity = check_choice(where, "sparsity", sparsity, SPARSITIES)
