@@ -150,8 +150,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     mc = run.config.model
     print(f"model:    {mc.kind} hidden={list(mc.hidden)} activation={mc.activation}")
     print(f"members:  {run.num_members} (seeds {list(run.config.seeds)})"
-          + (f", sweep {run.config.sweep.param}={list(run.config.sweep.values)}"
-             if run.config.sweep else ""))  # fmt: skip
+          + (f", sweep {run.config.sweep.describe()}" if run.config.sweep else ""))  # fmt: skip
     print(f"versions: {', '.join(f'{k} {v}' for k, v in m.get('versions', {}).items())}")
     print(f"checkpoints: {run.checkpoint_steps}")
     print(f"parameters: {run.params_source}")
@@ -165,7 +164,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                 print(f"{name:>15} @ {last['step']}: {vals}")
         print("  (the metrics logged during training: float32, "
               + ("over every input of the domain)" if finite else
-                 f"on {len(run.ensemble.eval_y)} held-out samples)"))  # fmt: skip
+                 f"on {run.ensemble.num_eval} held-out samples)"))  # fmt: skip
     for msg in m.get("divergences", []):
         print(f"warning: {msg}")
     pending = pending_overwrite(run.path)

@@ -127,9 +127,7 @@ class ExperimentConfig:
 
     @property
     def sweeps_distribution(self) -> bool:
-        return self.sweep is not None and any(
-            a.section == "distribution" for a in self.sweep.axes
-        )
+        return self.sweep is not None and any(a.section == "distribution" for a in self.sweep.axes)
 
     def members(self) -> tuple[Any, ...]:
         """Every member (:class:`toylab.train.sweep.Member`: seed, swept values, its own

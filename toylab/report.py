@@ -110,8 +110,8 @@ def write_report(run: Any, *, compare: Any = None, progress: Progress = QUIET) -
     train = cfg.train
     lr = (f"learning_rate swept over {list(cfg.sweep.values)}"
           if cfg.sweep and cfg.sweep.param == "learning_rate" else f"lr {train.learning_rate}")  # fmt: skip
-    sweep = (f"- sweep: `{cfg.sweep.param}` = {list(cfg.sweep.values)} (every seed with every "
-             "value; members are named by both)" if cfg.sweep else None)  # fmt: skip
+    sweep = (f"- sweep: `{cfg.sweep.describe()}` (every seed at every point; members are "
+             "named by their seed and swept values)" if cfg.sweep else None)  # fmt: skip
     lines = [
         f"# toylab report: {cfg.name}",
         "",
@@ -146,8 +146,7 @@ def write_report(run: Any, *, compare: Any = None, progress: Progress = QUIET) -
     for m in members:
         summary["members"].append({"member": m, "seed": run.ensemble.member_seed(m),
                                    "label": labels[m], "diverged": m in diverged})  # fmt: skip
-        if cfg.sweep:
-            summary["members"][m][cfg.sweep.param] = run.ensemble.member_value(m)
+        summary["members"][m].update(run.ensemble.member_values(m))
 
     if dist.kind == "finite":
         lines += _finite_accuracy_lines(run, labels, diverged, summary, bayes)
@@ -271,7 +270,7 @@ def _finite_accuracy_lines(run: Any, labels: list[str], diverged: dict[int, str]
 def _sampled_accuracy_lines(run: Any, labels: list[str], diverged: dict[int, str],
                             summary: dict[str, Any], last: dict[str, Any], exact: Any,
                             bayes: Any) -> list[str]:  # fmt: skip
-    n = len(np.asarray(run.ensemble.eval_y))
+    n = run.ensemble.num_eval
     tier = exact["tier"] if exact else None
     header = "| member | held-out accuracy (sampled) | ± s.e. | gap to Bayes |"
     sep = "|---|---|---|---|"
@@ -304,7 +303,7 @@ def _sampled_accuracy_lines(run: Any, labels: list[str], diverged: dict[int, str
 
 def _regression_lines(run: Any, labels: list[str], diverged: dict[int, str],
                       summary: dict[str, Any], last: dict[str, Any]) -> list[str]:  # fmt: skip
-    n = len(np.asarray(run.ensemble.eval_y))
+    n = run.ensemble.num_eval
     lines = ["## Loss", "", f"| member | held-out {run.config.train.loss} loss (sampled) |",
              "|---|---|"]  # fmt: skip
     for m in range(run.num_members):
