@@ -512,6 +512,11 @@ def start_run(
             )
         _removable_run(final_dir, "--out")
     config, ensemble = _validate(config)
+    programs = _programs(ensemble)
+    prog.note(f"training {ensemble.num_members} member(s) in {len(programs)} compiled program(s)")
+    if len(programs) > 1:
+        for k, p in enumerate(programs):
+            prog.note(f"  program {k}: {p['description']}")
     for d in _distinct_dists(config):
         _bayes_first(d, prog)
     work_dir = _sibling(final_dir, "new") if replace else final_dir
@@ -534,7 +539,7 @@ def start_run(
         "toylab_git": _git_hash(),  # the commit of toylab itself (not the project's)
         "seeds": list(config.seeds),
         "members": _member_table(config),
-        "programs": _programs(ensemble),
+        "programs": programs,
         "start_time": _now(),
         "end_time": None,
         "step": 0,
