@@ -1,7 +1,13 @@
 """Functional ensemble training, in the style of optax.
 
-One experiment trains ``num_members = len(seeds) * len(sweep values)`` models of the
-same shape in **one compiled program**. The pieces are public and pure:
+One experiment trains ``num_members = len(seeds) * (sweep grid points)`` models of the
+same shape in **one compiled program**. A sweep (:class:`toylab.train.SweepConfig`) may
+vary any config field: optimizer hyperparameters, initialiser scales and numeric
+distribution parameters become per-member arrays of that program (each member samples
+its batches from, and is evaluated on, its own distribution:
+:mod:`toylab.distributions.params`); values that change shapes split the members into
+shape groups, one program each (:func:`init_members`, :class:`EnsembleGroups`). The
+pieces are public and pure:
 
 * :func:`init_ensemble` -- the fixed parts of the ensemble (:class:`Ensemble`: model
   structure, per-member hyperparameters and data keys, held-out data) and the stacked
