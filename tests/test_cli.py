@@ -35,7 +35,7 @@ BAD_CONFIGS = [
     ({**GOOD, "distribution": {"name": "two_blob"}}, "two_blobs"),
     ({**GOOD, "distribution": {"name": "two_blobs", "scale": -1.0}}, "scale"),
     ({**GOOD, "distribution": {"name": "modular_arithmetic", "p": 6}}, "prime"),
-    ({**GOOD, "sweep": {"param": "model.hidden", "values": [1]}}, "Only these can vary"),
+    ({**GOOD, "sweep": {"param": "model.hidden", "values": [1]}}, "hidden must be a list"),
     ({**GOOD, "train": {"data": "full"}}, "needs a finite distribution"),
     ({**GOOD, "model": {"kind": "onehot_mlp"}}, "modular-arithmetic"),
 ]

@@ -131,12 +131,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = start_run(config, args.out, progress=progress, overwrite=args.overwrite)
     for msg in run.manifest.get("divergences", []):
         print(f"warning: {msg}", file=sys.stderr)
+    if run.config.sweep is not None:
+        _print_members(run)
     print(f"run written to {run.path}")
     if args.report:
         from toylab.report import write_report
 
         print(f"report: {write_report(run, progress=progress)}")
     return 0
+
+
+def _print_members(run: Any, limit: int = 40) -> None:
+    """The members of a swept run by name, and the programs they trained in."""
+    programs = run.manifest.get("programs") or []
+    print(f"members: {run.num_members} in {max(len(programs), 1)} compiled program(s)")
+    if len(programs) > 1:
+        for k, p in enumerate(programs):
+            print(f"  program {k}: {p.get('description')}: members {p.get('members')}")
+    for m in range(min(run.num_members, limit)):
+        print(f"  {m:>3}: {run.member_label(m)}")
+    if run.num_members > limit:
+        print(f"  ... ({run.num_members - limit} more; see manifest.json)")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -150,14 +165,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     mc = run.config.model
     print(f"model:    {mc.kind} hidden={list(mc.hidden)} activation={mc.activation}")
     print(f"members:  {run.num_members} (seeds {list(run.config.seeds)})"
-          + (f", sweep {run.config.sweep.param}={list(run.config.sweep.values)}"
-             if run.config.sweep else ""))  # fmt: skip
+          + (f", sweep {run.config.sweep.describe()}" if run.config.sweep else ""))  # fmt: skip
     print(f"versions: {', '.join(f'{k} {v}' for k, v in m.get('versions', {}).items())}")
     print(f"checkpoints: {run.checkpoint_steps}")
     print(f"parameters: {run.params_source}")
     if run.metrics:
         last = run.metrics[-1]
-        finite = run.dist.kind == "finite"
+        finite = run.dist_of(0).kind == "finite"
         for key in ("loss", "accuracy", "bayes_gap", "train_accuracy", "test_accuracy"):
             if key in last:
                 vals = ", ".join("nan" if v != v else f"{v:.4f}" for v in last[key])
@@ -165,7 +179,9 @@ def cmd_info(args: argparse.Namespace) -> int:
                 print(f"{name:>15} @ {last['step']}: {vals}")
         print("  (the metrics logged during training: float32, "
               + ("over every input of the domain)" if finite else
-                 f"on {len(run.ensemble.eval_y)} held-out samples)"))  # fmt: skip
+                 f"on {run.ensemble.num_eval} held-out samples)"))  # fmt: skip
+    if run.config.sweep is not None:
+        _print_members(run)
     for msg in m.get("divergences", []):
         print(f"warning: {msg}")
     pending = pending_overwrite(run.path)

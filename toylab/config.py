@@ -19,9 +19,42 @@
     learning_rate = 0.01
     num_steps = 2000
 
-    [sweep]                      # optional
+    [sweep]                      # optional: one axis
     param = "train.learning_rate"
     values = [0.001, 0.01]
+
+**Sweeps.** ``[sweep]`` varies config fields across the ensemble's members. One axis is
+``param``/``values`` as above; several axes are ``[[sweep.axes]]`` tables, and every seed
+is trained at every point of their grid (the first axis varies slowest)::
+
+    [distribution]
+    name = "sparse_features"
+    num_features = 20
+    importance_decay = 0.7       # importance_i = 0.7**i
+
+    [[sweep.axes]]
+    param = "distribution.feature_probability"   # 1 - sparsity
+    values = [1.0, 0.3, 0.1, 0.03, 0.01]
+
+    [[sweep.axes]]
+    param = "train.weight_decay"
+    values = [0.0, 0.001]
+
+``param`` is a field's dotted path: ``train.<field>`` (any but ``num_steps``,
+``log_every``, ``checkpoints``, ``num_eval_samples``, which every member shares),
+``model.<field>`` (``model.hidden``, ``model.activation``, ``model.init.weight_scale``,
+...) or ``distribution.<parameter>`` (the ``[distribution]`` table may leave a swept
+parameter out). Every member's config is built and checked by the field's own
+validators, so a bad value is an error naming the axis and the value. Members whose
+shapes agree train in one compiled program (hyperparameters, initialiser scales and
+numeric distribution parameters are per-member arrays); values that change shapes
+(``model.hidden``, ``distribution.num_features``, ...) split the members into shape
+groups, one program each. Members are named by their seed and swept values
+(``"seed 0, feature_probability=0.1, weight_decay=0"``).
+
+**Initialisers.** ``[model] init = {weights = "normal", weight_scale = 0.1, biases =
+"zeros", bias_scale = 1.0}`` (see :class:`toylab.models.init.InitConfig`); omitted, each
+model keeps its own default.
 """
 
 from __future__ import annotations
@@ -74,6 +107,8 @@ class ExperimentConfig:
     sweep: SweepConfig | None = None
 
     def make_distribution(self) -> Any:
+        """The ``[distribution]`` table's distribution (a sweep's members have their own:
+        :meth:`member_dists`)."""
         from toylab.distributions import make
 
         params = dict(self.distribution)
@@ -90,26 +125,50 @@ class ExperimentConfig:
                 msg if msg.startswith("[distribution]") else f"[distribution] {msg}"
             ) from None
 
+    @property
+    def sweeps_distribution(self) -> bool:
+        return self.sweep is not None and any(a.section == "distribution" for a in self.sweep.axes)
+
+    def members(self) -> tuple[Any, ...]:
+        """Every member (:class:`toylab.train.sweep.Member`: seed, swept values, its own
+        distribution and configs), in training order; validates each member's config."""
+        from toylab.train.sweep import sweep_members
+
+        dist = self.distribution if self.sweeps_distribution else self.make_distribution()
+        return sweep_members(dist, self.model, self.train, self.seeds, self.sweep)
+
     def to_dict(self) -> dict[str, Any]:
         """A TOML-serialisable dict (``parse_config(c.to_dict()) == c``)."""
+        model = {**dataclasses.asdict(self.model), "hidden": list(self.model.hidden)}
+        if self.model.init.is_default:  # configs written before init existed stay as they were
+            del model["init"]
         out: dict[str, Any] = {
             "name": self.name,
             "seeds": list(self.seeds),
             "distribution": dict(self.distribution),
-            "model": {**dataclasses.asdict(self.model), "hidden": list(self.model.hidden)},
+            "model": model,
             "train": dataclasses.asdict(self.train),
         }
         if isinstance(out["train"]["checkpoints"], tuple):
             out["train"]["checkpoints"] = list(out["train"]["checkpoints"])
         if self.sweep is not None:
-            out["sweep"] = {"param": "train." + self.sweep.param, "values": list(self.sweep.values)}
+            out["sweep"] = self.sweep.to_dict()
         return out
 
     def resolved(self) -> ExperimentConfig:
-        """The config with the distribution's defaults filled in."""
+        """The config with the distribution's defaults filled in (under a distribution
+        sweep: those of the first member, less the swept parameters)."""
         from toylab.distributions import to_config
 
-        return dataclasses.replace(self, distribution=to_config(self.make_distribution()))
+        if not self.sweeps_distribution:
+            return dataclasses.replace(self, distribution=to_config(self.make_distribution()))
+        assert self.sweep is not None
+        swept = {a.field for a in self.sweep.axes if a.section == "distribution"}
+        first = to_config(self.members()[0].dist)
+        if "name" in swept:
+            return self
+        kept = {k: v for k, v in first.items() if k not in swept}
+        return dataclasses.replace(self, distribution=kept)
 
 
 def parse_config(data: dict[str, Any]) -> ExperimentConfig:
@@ -141,10 +200,32 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
         raise ToylabError(f"[distribution] must be a table, got {dist!r}.")
     model = _build(ModelConfig, "model", data.get("model", {}))
     train = _build(TrainConfig, "train", data.get("train", {}))
-    sweep = _build(SweepConfig, "sweep", data["sweep"]) if "sweep" in data else None
+    sweep = _sweep(data["sweep"]) if "sweep" in data else None
     config = ExperimentConfig(name, tuple(seeds), dict(dist), model, train, sweep)
-    config.make_distribution()  # validate the distribution now, with its own errors
+    if not config.sweeps_distribution:
+        config.make_distribution()  # validate the distribution now, with its own errors
+    if sweep is not None:
+        config.members()  # validate every member's config (the axes' values)
     return config
+
+
+def _sweep(data: Any) -> SweepConfig:
+    if not isinstance(data, dict):
+        raise ToylabError(f"[sweep] must be a table, got {data!r}.")
+    _known("sweep", data, ("param", "values", "axes"))
+    if "axes" in data:
+        if set(data) != {"axes"}:
+            raise ToylabError(
+                "[sweep] takes either param/values (one axis) or [[sweep.axes]] tables, not "
+                "both. Move the axis into a [[sweep.axes]] table."
+            )
+        return SweepConfig(axes=data["axes"])
+    if "param" not in data or "values" not in data:
+        raise ToylabError(
+            f"[sweep] needs param and values, got {sorted(data)}. Example: param = "
+            "'train.learning_rate', values = [0.001, 0.01]; or [[sweep.axes]] tables."
+        )
+    return SweepConfig(data["param"], data["values"])
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

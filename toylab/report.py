@@ -98,20 +98,21 @@ def write_report(run: Any, *, compare: Any = None, progress: Progress = QUIET) -
 
     out = Path(run.path) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    dist = run.dist
+    dist = run.dist_of(0)  # the kind of task (a sweep's members share it); analyses use their own
     cfg = run.config
     members = range(run.num_members)
     labels = [run.member_label(m) for m in members]
     diverged = run.diverged
     last = run.metrics[-1] if run.metrics else {}
-    bayes = _bayes(dist, progress)
+    same = all(run.dist_of(m) == dist for m in range(run.num_members))
+    bayes = _bayes(dist, progress) if same else None  # per member: bayes_gap in the metrics
     hidden = [k for k in _widths(run) if k.startswith("hidden_") and "." not in k]
 
     train = cfg.train
     lr = (f"learning_rate swept over {list(cfg.sweep.values)}"
           if cfg.sweep and cfg.sweep.param == "learning_rate" else f"lr {train.learning_rate}")  # fmt: skip
-    sweep = (f"- sweep: `{cfg.sweep.param}` = {list(cfg.sweep.values)} (every seed with every "
-             "value; members are named by both)" if cfg.sweep else None)  # fmt: skip
+    sweep = (f"- sweep: `{cfg.sweep.describe()}` (every seed at every point; members are "
+             "named by their seed and swept values)" if cfg.sweep else None)  # fmt: skip
     lines = [
         f"# toylab report: {cfg.name}",
         "",
@@ -146,8 +147,7 @@ def write_report(run: Any, *, compare: Any = None, progress: Progress = QUIET) -
     for m in members:
         summary["members"].append({"member": m, "seed": run.ensemble.member_seed(m),
                                    "label": labels[m], "diverged": m in diverged})  # fmt: skip
-        if cfg.sweep:
-            summary["members"][m][cfg.sweep.param] = run.ensemble.member_value(m)
+        summary["members"][m].update(run.ensemble.member_values(m))
 
     if dist.kind == "finite":
         lines += _finite_accuracy_lines(run, labels, diverged, summary, bayes)
@@ -173,7 +173,7 @@ def write_report(run: Any, *, compare: Any = None, progress: Progress = QUIET) -
                 lines.append("")
             for m in progress.iterate(members, "neuron maps", unit="member"):
                 overlays = exact["members"][m]["overlays"] if exact else None
-                fig = layer_grid_figure(run.model(m), dist, overlays=overlays, fig=Figure(),
+                fig = layer_grid_figure(run.model(m), run.dist_of(m), overlays=overlays, fig=Figure(),
                                         title=f"member {m} ({labels[m]})")  # fmt: skip
                 save_png(fig, out / f"neurons_member{m}.png")
                 lines += [f"### member {m} ({labels[m]})", "",
@@ -244,7 +244,7 @@ def _finite_accuracy_lines(run: Any, labels: list[str], diverged: dict[int, str]
     sizes = None
     for m in range(run.num_members):
         mask = np.asarray(train_data[m]) if full else None
-        acc = finite_accuracy(run.model(m), run.dist, mask)
+        acc = finite_accuracy(run.model(m), run.dist_of(m), mask)
         summary["members"][m]["exact"] = acc
         name = _name(m, labels[m], diverged)
         if full:
@@ -253,7 +253,7 @@ def _finite_accuracy_lines(run: Any, labels: list[str], diverged: dict[int, str]
                          f"{fmt_number(acc['test'], 6)} | {fmt_number(acc['domain'], 6)} |")  # fmt: skip
         else:
             lines.append(f"| {name} | {fmt_number(acc['domain'], 6)} |")
-    size = run.dist.domain.size
+    size = run.dist_of(0).domain.size
     lines.append("")
     note = (f"Exact: the float64 forward pass of all {size} inputs of the domain through each "
             "member's network (a tie for the largest output counts as wrong).")  # fmt: skip
@@ -271,7 +271,7 @@ def _finite_accuracy_lines(run: Any, labels: list[str], diverged: dict[int, str]
 def _sampled_accuracy_lines(run: Any, labels: list[str], diverged: dict[int, str],
                             summary: dict[str, Any], last: dict[str, Any], exact: Any,
                             bayes: Any) -> list[str]:  # fmt: skip
-    n = len(np.asarray(run.ensemble.eval_y))
+    n = run.ensemble.num_eval
     tier = exact["tier"] if exact else None
     header = "| member | held-out accuracy (sampled) | ± s.e. | gap to Bayes |"
     sep = "|---|---|---|---|"
@@ -304,7 +304,7 @@ def _sampled_accuracy_lines(run: Any, labels: list[str], diverged: dict[int, str
 
 def _regression_lines(run: Any, labels: list[str], diverged: dict[int, str],
                       summary: dict[str, Any], last: dict[str, Any]) -> list[str]:  # fmt: skip
-    n = len(np.asarray(run.ensemble.eval_y))
+    n = run.ensemble.num_eval
     lines = ["## Loss", "", f"| member | held-out {run.config.train.loss} loss (sampled) |",
              "|---|---|"]  # fmt: skip
     for m in range(run.num_members):
@@ -314,7 +314,7 @@ def _regression_lines(run: Any, labels: list[str], diverged: dict[int, str],
     lines += [
         "",
         f"Sampled: the mean loss over {n} held-out samples. This is a regression task "
-        f"({type(run.dist).__name__}) with no classes, so there is no accuracy or Bayes "
+        f"({type(run.dist_of(0)).__name__}) with no classes, so there is no accuracy or Bayes "
         "accuracy. The report does not analyse superposition yet (which features each "
         "hidden dimension represents, their interference); load the run with "
         "`toylab.runs.load_run` and inspect `run.model(m)` directly.",
@@ -330,7 +330,7 @@ def _data_figure(run: Any, exact: Any, labels: list[str], out: Path, progress: P
 
     from toylab.viz import DataDisplay
 
-    if getattr(run.dist, "num_classes", 0) < 1:
+    if getattr(run.dist_of(0), "num_classes", 0) < 1:
         return []
     shown = list(range(min(run.num_members, MAX_DATA_PANELS)))
     ncol = min(len(shown), 4)
@@ -338,7 +338,7 @@ def _data_figure(run: Any, exact: Any, labels: list[str], out: Path, progress: P
     fig = figure_cls(figsize=(4.6 * ncol, 4.6 * nrow))
     axes = fig.subplots(nrow, ncol, squeeze=False)
     for i, m in enumerate(progress.iterate(shown, "decision boundaries", unit="member")):
-        disp = DataDisplay.from_model(run.dist, run.model(m), key=jax.random.key(7),
+        disp = DataDisplay.from_model(run.dist_of(m), run.model(m), key=jax.random.key(7),
                                       analysis=exact["analyses"][m] if exact else None)  # fmt: skip
         disp.title = f"member {m} ({labels[m]})"
         disp.plot(axes[i // ncol, i % ncol])
@@ -357,11 +357,11 @@ def _finite_neuron_lines(run: Any, labels: list[str], progress: Progress) -> lis
     from toylab.exact import analyze
 
     lines = ["## Every hidden neuron (exact: every input of the finite domain)", "",
-             f"Under the domain's probabilities over its {run.dist.domain.size} inputs "
+             f"Under the domain's probabilities over its {run.dist_of(0).domain.size} inputs "
              "(float64 forward passes; each member's error bound on the float64 rounding of "
              "the sums is given).", ""]  # fmt: skip
     for m in progress.iterate(range(run.num_members), "exact statistics", unit="member"):
-        res = analyze(run.model(m), run.dist)
+        res = analyze(run.model(m), run.dist_of(m))
         lines += [f"### member {m} ({labels[m]})", "", f"Error bound: {res.error:.1e}.", "",
                   "| neuron | P(active) | E[a] | max over the domain | min over the domain |",
                   "|---|---|---|---|---|"]  # fmt: skip
@@ -424,7 +424,7 @@ def _exact_section(run: Any, progress: Progress) -> dict[str, Any] | None:
     results = []
     try:
         for m in progress.iterate(range(run.num_members), "exact analysis", unit="member"):
-            results.append(analyze(run.model(m), run.dist))
+            results.append(analyze(run.model(m), run.dist_of(m)))
     except NotApplicable:
         return None  # e.g. superposition models: no exact geometry
     if any(r.kind != "plane" for r in results):

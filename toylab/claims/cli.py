@@ -108,7 +108,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     model = run.model(member)
     with progress.task(f"checking {len(claims)} claim(s) about member {member}"):
-        results = check_all(claims, model, run.dist, budget=budget, num_samples=samples,
+        results = check_all(claims, model, run.dist_of(member), budget=budget, num_samples=samples,
                             seed=seed)  # fmt: skip
     names = [c.name or c.statement for c in claims]
     print(format_table(names, results))

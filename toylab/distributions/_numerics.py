@@ -49,11 +49,18 @@ _EPS = float(np.finfo(np.float64).eps)
 def jit_sample(fn: Callable[..., Batch]) -> Callable[..., Batch]:
     """Compile a ``sample(self, key, num_samples, *, dtype)`` method once per
     ``(self, num_samples, dtype)``: eager calls then cost one dispatch instead of one
-    per primitive, and calls under an outer ``jit``/``vmap`` simply inline it."""
+    per primitive, and calls under an outer ``jit``/``vmap`` simply inline it. A
+    distribution whose fields are traced arrays (a sweep's per-member parameters,
+    :func:`toylab.distributions.params.with_fields`) is not hashable: its ``sample``
+    runs traced, inside the caller's program."""
     compiled = jax.jit(fn, static_argnums=(0, 2), static_argnames=("dtype",))
 
     @functools.wraps(fn)
     def sample(self: Any, key: Any, num_samples: int, *, dtype: Any = jnp.float32) -> Batch:
+        from toylab.distributions.params import is_traced
+
+        if is_traced(self):
+            return fn(self, key, int(num_samples), dtype=jnp.dtype(dtype))
         return compiled(self, key, int(num_samples), dtype=jnp.dtype(dtype))
 
     return sample

@@ -125,7 +125,10 @@ def _plain(value: Any) -> Any:
 def to_config(dist: AbstractDistribution) -> dict[str, Any]:
     """``{"name": ..., **params}`` with TOML-safe values, such that
     ``make(**to_config(dist)) == dist``. Presets come back under their class's name
-    (``two_blobs(...)`` becomes a ``"gaussian_mixture"`` config)."""
+    (``two_blobs(...)`` becomes a ``"gaussian_mixture"`` config). Fields that are
+    ``None`` (unset options) or determined by others (``dist.derived_fields()``, e.g.
+    the per-feature ``probs`` of a sparse-feature distribution given by one
+    ``feature_probability``) are left out."""
     name = _CANONICAL.get(type(dist))
     if name is None:
         raise ToylabError(
@@ -133,8 +136,11 @@ def to_config(dist: AbstractDistribution) -> dict[str, Any]:
             f"Known classes: {', '.join(t.__name__ for t in _CANONICAL)}."
         )
     out: dict[str, Any] = {"name": name}
+    derived: tuple[str, ...] = getattr(dist, "derived_fields", tuple)()
     for f in dataclasses.fields(dist):  # type: ignore[arg-type]
-        out[f.name] = _plain(getattr(dist, f.name))
+        value = getattr(dist, f.name)
+        if f.name not in derived and value is not None:
+            out[f.name] = _plain(value)
     return out
 
 

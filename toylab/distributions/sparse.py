@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from toylab._errors import ToylabError, fail
-from toylab._validate import float_tuple
+from toylab._validate import check_float, check_int, float_tuple
 from toylab.distributions._numerics import jit_sample
 from toylab.distributions.base import AbstractDistribution, Batch, BayesResult, Box
 
@@ -30,6 +30,14 @@ class SparseFeatures(AbstractDistribution):
     feature; it does not change the distribution. ``Batch.latent`` is
     ``{"active": a}`` (bool).
 
+    **The scalar form** (the toy-models-of-superposition sweep): ``num_features=n`` with
+    ``feature_probability=p`` means ``probs = (p,) * n`` (the paper's sparsity is
+    ``S = 1 - p``), and ``importance_decay=d`` means ``importance_i = d**i``. Give
+    either ``probs`` or ``num_features`` and ``feature_probability``; either
+    ``importance`` or ``importance_decay``. The scalars are kept (``to_config`` writes
+    them instead of the tuples they determine), so ``distribution.feature_probability``
+    and ``distribution.importance_decay`` are sweep axes.
+
     **Density.** ``x`` has an atom at ``x_i = 0``, so :meth:`log_prob` is the density
     with respect to the product, over coordinates, of the base measure ``delta_0 +
     Lebesgue on (0, 1]``: ``log p(x) = sum_i [x_i = 0] log(1 - p_i) + [0 < x_i <= 1]
@@ -38,13 +46,44 @@ class SparseFeatures(AbstractDistribution):
     :meth:`posterior` and :meth:`bayes` raise :class:`~toylab.ToylabError`.
     """
 
-    probs: tuple[float, ...]
+    probs: tuple[float, ...] | None = None
     importance: tuple[float, ...] | None = None
+    num_features: int | None = None
+    feature_probability: float | None = None
+    importance_decay: float | None = None
 
     kind: ClassVar[str] = "sparse"
 
     def __post_init__(self) -> None:
         where = "SparseFeatures"
+        scalar = self.feature_probability is not None or self.num_features is not None
+        if (self.probs is None) == (not scalar) or (
+            scalar and (self.feature_probability is None or self.num_features is None)
+        ):
+            raise ToylabError(
+                f"{where}: give either probs (one activation probability per feature) or "
+                "num_features and feature_probability (the same probability for every "
+                f"feature), got probs={self.probs!r}, num_features={self.num_features!r}, "
+                f"feature_probability={self.feature_probability!r}. Example: "
+                "num_features = 20, feature_probability = 0.1."
+            )
+        if scalar:
+            n = check_int(where, "num_features", self.num_features, minimum=1)
+            p = check_float(where, "feature_probability", self.feature_probability, minimum=0.0,
+                            maximum=1.0)  # fmt: skip
+            object.__setattr__(self, "num_features", n)
+            object.__setattr__(self, "feature_probability", p)
+            object.__setattr__(self, "probs", (p,) * n)
+        if self.importance_decay is not None:
+            if self.importance is not None:
+                raise ToylabError(
+                    f"{where}: give either importance or importance_decay (importance_i = "
+                    f"decay**i), not both; got importance={self.importance!r}, "
+                    f"importance_decay={self.importance_decay!r}."
+                )
+            d = check_float(where, "importance_decay", self.importance_decay, nonneg=True)
+            object.__setattr__(self, "importance_decay", d)
+            object.__setattr__(self, "importance", tuple(d**i for i in range(len(self.probs))))  # type: ignore[arg-type]
         probs = float_tuple(where, "probs", self.probs, nonneg=True)
         for i, p in enumerate(probs):
             if p > 1:
@@ -59,13 +98,18 @@ class SparseFeatures(AbstractDistribution):
         object.__setattr__(self, "probs", probs)
         object.__setattr__(self, "importance", imp)
 
+    def derived_fields(self) -> tuple[str, ...]:
+        """The fields the scalar form determines (``to_config`` leaves them out)."""
+        out = ("probs",) if self.feature_probability is not None else ()
+        return out + (("importance",) if self.importance_decay is not None else ())
+
     @property
     def num_classes(self) -> int:
         return 0
 
     @property
     def dim(self) -> int:
-        return len(self.probs)
+        return len(self.probs)  # type: ignore[arg-type]
 
     @property
     def domain(self) -> Box:

@@ -21,6 +21,7 @@ from flax import nnx
 from toylab._errors import ToylabError, did_you_mean
 from toylab.activations import ACTIVATIONS, PIECEWISE_LINEAR, get_activation
 from toylab.models.edit import ablate, with_weights
+from toylab.models.init import InitConfig, initializer
 from toylab.models.mlp import MLP, OneHotMLP, SuperpositionLinear, SuperpositionReLU, from_network
 from toylab.network import as_network
 from toylab.neurons import NeuronId
@@ -28,6 +29,7 @@ from toylab.neurons import NeuronId
 __all__ = [
     "ACTIVATIONS",
     "MLP",
+    "InitConfig",
     "PIECEWISE_LINEAR",
     "ModelConfig",
     "OneHotMLP",
@@ -76,12 +78,15 @@ class ModelConfig:
     ``kind``: ``"mlp"`` (inputs of the distribution's dimension), ``"onehot_mlp"``
     (finite tasks with one-hot operands), ``"superposition_linear"`` or
     ``"superposition_relu"`` (``hidden`` holds the single bottleneck width).
-    The input and output sizes come from the distribution.
+    The input and output sizes come from the distribution. ``init`` sets the
+    initialisers (:class:`toylab.models.init.InitConfig`; a config file writes
+    ``init = {weights = "normal", weight_scale = 0.1, biases = "zeros"}``).
     """
 
     kind: str = "mlp"
     hidden: tuple[int, ...] = (16,)
     activation: str = "relu"
+    init: InitConfig = InitConfig()
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -102,6 +107,7 @@ class ModelConfig:
                 f"[model] activation must be one of {sorted(ACTIVATIONS)}, got "
                 f"{self.activation!r}." + did_you_mean(str(self.activation), ACTIVATIONS)
             )
+        object.__setattr__(self, "init", InitConfig.parse(self.init))
         if self.kind.startswith("superposition") and len(self.hidden) != 1:
             raise ToylabError(
                 f"[model] hidden must hold exactly one width for kind={self.kind!r}, got "
@@ -113,8 +119,12 @@ def build_model(config: ModelConfig, dist: Any, key: jax.Array) -> nnx.Module:
     """Build the model described by ``config`` for distribution ``dist``, initialised from ``key``."""
     rngs = nnx.Rngs(params=key)
     num_out = dist.num_classes if dist.num_classes > 0 else dist.dim
+    inits = {
+        "kernel_init": initializer(config.init, config.kind, "weights"),
+        "bias_init": initializer(config.init, config.kind, "biases"),
+    }
     if config.kind == "mlp":
-        return MLP((dist.dim, *config.hidden, num_out), config.activation, rngs=rngs)
+        return MLP((dist.dim, *config.hidden, num_out), config.activation, rngs=rngs, **inits)
     if config.kind == "onehot_mlp":
         p = getattr(dist, "p", None)
         if p is None:
@@ -122,6 +132,6 @@ def build_model(config: ModelConfig, dist: Any, key: jax.Array) -> nnx.Module:
                 f"[model] kind='onehot_mlp' needs a modular-arithmetic distribution, got "
                 f"{type(dist).__name__}. Use kind='mlp'."
             )
-        return OneHotMLP(p, config.hidden, num_out, config.activation, rngs=rngs)
+        return OneHotMLP(p, config.hidden, num_out, config.activation, rngs=rngs, **inits)
     cls = SuperpositionLinear if config.kind == "superposition_linear" else SuperpositionReLU
-    return cls(dist.dim, config.hidden[0], rngs=rngs)
+    return cls(dist.dim, config.hidden[0], rngs=rngs, **inits)

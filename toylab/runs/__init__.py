@@ -10,6 +10,15 @@ A run directory holds::
                             a non-finite value, e.g. the loss of a diverged member, is null)
     checkpoints/step_XXXXXXXX.npz   parameters of every member at each checkpoint step
     state.npz               the latest full training state (parameters, optimizer, step)
+
+The manifest's ``members`` table names every member (seed, swept values, label) and
+``programs`` says how the members were compiled: one program, or, for a sweep over
+shapes (``model.hidden``, ``distribution.num_features``, ...), one per shape group.
+**A run of several shape groups** stores each array file as one archive holding every
+group: its leaves are keyed ``[g]...`` (``params[g]``, ``opt_state[g]``, ... in
+``state.npz``), group ``g`` training the members the manifest's ``programs[g]`` lists.
+A run of one program (every run written before shape groups existed) keeps the plain
+layout, so older runs load unchanged.
     report/                 the report written by ``toylab demo`` / :func:`toylab.report.write_report`
 
 Every file is written atomically (:mod:`toylab.runs.io`); ``state.npz`` is
@@ -60,7 +69,14 @@ from toylab.runs.io import (
     sha256_file,
     strict_json,
 )
-from toylab.train import Ensemble, TrainResult, TrainState, divergence_messages, init_ensemble
+from toylab.train import (
+    Ensemble,
+    EnsembleGroups,
+    TrainResult,
+    TrainState,
+    divergence_messages,
+    init_members,
+)
 from toylab.train import train as _train
 
 __all__ = [
@@ -199,7 +215,9 @@ class _Writer:
     manifest: dict[str, Any]
     records: list[dict[str, Any]]
 
-    def __call__(self, ensemble: Ensemble, state: TrainState, rec: Any, is_ckpt: bool) -> None:
+    def __call__(
+        self, ensemble: Ensemble | EnsembleGroups, state: TrainState, rec: Any, is_ckpt: bool
+    ) -> None:
         step = int(state.step)
         files = self.manifest.setdefault("files", {})
         if is_ckpt:
@@ -211,16 +229,47 @@ class _Writer:
         self.manifest["step"] = step
         self.manifest["divergences"] = divergence_messages(ensemble, state)
         self.manifest["diverged_members"] = [
-            int(m) for m in np.flatnonzero(np.asarray(state.diverged_at) >= 0)
+            int(m) for m in np.flatnonzero(ensemble.diverged_at(state) >= 0)
         ]
         atomic_write_json(self.run_dir / "manifest.json", self.manifest)
 
 
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value
+
+
 def _member_table(config: ExperimentConfig) -> list[dict[str, Any]]:
-    """Members in training order: every seed with every sweep value (as in init_ensemble)."""
-    values = config.sweep.values if config.sweep else (None,)
-    members = [(s, v) for s in config.seeds for v in values]
-    return [{"member": m, "seed": s, "sweep_value": v} for m, (s, v) in enumerate(members)]
+    """Members in training order: every seed at every sweep grid point (as in
+    :func:`toylab.train.init_members`), with their swept values and labels. A one-axis
+    sweep also records ``sweep_value`` (as runs always have)."""
+    out = []
+    for mem in config.members():
+        row: dict[str, Any] = {"member": mem.index, "seed": mem.seed, "label": mem.label}
+        if config.sweep is not None:
+            row["values"] = {
+                a.param: _plain(v) for a, v in zip(config.sweep.axes, mem.point, strict=True)
+            }
+            if len(config.sweep.axes) == 1:
+                row["sweep_value"] = _plain(mem.point[0])
+        else:
+            row["sweep_value"] = None
+        out.append(row)
+    return out
+
+
+def _programs(ensemble: Ensemble | EnsembleGroups) -> list[dict[str, Any]]:
+    """The compiled programs of a run: their members, and what a program varies per member."""
+    if isinstance(ensemble, EnsembleGroups):
+        return [
+            {"members": list(idx), "description": line, "per_member_distribution_fields":
+             list(g.dist_fields)}
+            for idx, line, g in zip(ensemble.indices, ensemble.describe(), ensemble.groups,
+                                    strict=True)
+        ]  # fmt: skip
+    return [
+        {"members": list(range(ensemble.num_members)), "description": "all members",
+         "per_member_distribution_fields": list(ensemble.dist_fields)}
+    ]  # fmt: skip
 
 
 # ---------------------------------------------------------------- directory safety
@@ -351,16 +400,21 @@ def _memory_limit() -> tuple[int | None, str]:
         return None, ""
 
 
-def _check_memory(config: ExperimentConfig, dist: Any, num_members: int) -> None:
+def _check_memory(config: ExperimentConfig, members: Any) -> None:
     """Refuse a config whose training step or evaluation cannot fit in memory.
 
     A lower bound, so it never refuses a config that fits: every member keeps at least
     its inputs, each hidden layer's pre- and post-activation and its outputs for every
     example of a batch (float32), to differentiate the loss.
     """
-    hidden = sum(config.model.hidden)
-    num_out = dist.num_classes if dist.num_classes > 0 else dist.dim
-    per_example = 4 * num_members * (dist.dim + 2 * hidden + num_out)
+    num_members = len(members)
+    dist = members[0].dist
+
+    def units(m: Any) -> int:
+        d = m.dist
+        return d.dim + 2 * sum(m.model.hidden) + (d.num_classes if d.num_classes > 0 else d.dim)
+
+    per_example = 4 * sum(units(m) for m in members)
     t = config.train
     n_eval = dist.domain.size if dist.kind == "finite" else t.num_eval_samples
     domain = f"the finite domain ({n_eval} inputs)"
@@ -383,20 +437,31 @@ def _check_memory(config: ExperimentConfig, dist: Any, num_members: int) -> None
         )
 
 
-def _validate(config: ExperimentConfig) -> ExperimentConfig:
-    """Everything that can be checked before a file is written; returns the resolved config."""
-    from toylab.train.core import loss_function
-
+def _validate(config: ExperimentConfig) -> tuple[ExperimentConfig, Ensemble | EnsembleGroups]:
+    """Everything that can be checked before a file is written; returns the resolved config
+    and its (abstract) ensemble."""
     config = config.resolved()
-    dist = config.make_distribution()
-    # model x distribution and data mode (init_ensemble builds every member's shapes; no
-    # compilation), loss x distribution (the loss function train() would use)
-    ensemble, _ = init_ensemble(
-        dist, config.model, config.train, config.seeds, config.sweep, abstract=True
+    # model x distribution, data mode, loss x distribution of every member (init_members
+    # builds every member's shapes and checks its loss; no compilation)
+    ensemble, _ = init_members(
+        _dist_arg(config), config.model, config.train, config.seeds, config.sweep, abstract=True
     )
-    loss_function(config.train.loss, dist)
-    _check_memory(config, dist, ensemble.num_members)
-    return config
+    _check_memory(config, config.members())
+    return config, ensemble
+
+
+def _dist_arg(config: ExperimentConfig) -> Any:
+    """What :func:`toylab.train.train` gets as ``dist``: the distribution, or under a
+    distribution sweep its config (the members fill in the swept parameters)."""
+    return config.distribution if config.sweeps_distribution else config.make_distribution()
+
+
+def _distinct_dists(config: ExperimentConfig) -> list[Any]:
+    out: list[Any] = []
+    for m in config.members():
+        if m.dist not in out:
+            out.append(m.dist)
+    return out
 
 
 def _bayes_first(dist: Any, progress: Progress) -> None:
@@ -446,8 +511,14 @@ def start_run(
                 "toylab run). Choose a new directory."
             )
         _removable_run(final_dir, "--out")
-    config = _validate(config)
-    _bayes_first(config.make_distribution(), prog)
+    config, ensemble = _validate(config)
+    programs = _programs(ensemble)
+    prog.note(f"training {ensemble.num_members} member(s) in {len(programs)} compiled program(s)")
+    if len(programs) > 1:
+        for k, p in enumerate(programs):
+            prog.note(f"  program {k}: {p['description']}")
+    for d in _distinct_dists(config):
+        _bayes_first(d, prog)
     work_dir = _sibling(final_dir, "new") if replace else final_dir
     if replace and work_dir.exists():  # a stale interrupted overwrite, replaced by this one
         _remove_run(work_dir)
@@ -468,6 +539,7 @@ def start_run(
         "toylab_git": _git_hash(),  # the commit of toylab itself (not the project's)
         "seeds": list(config.seeds),
         "members": _member_table(config),
+        "programs": programs,
         "start_time": _now(),
         "end_time": None,
         "step": 0,
@@ -526,7 +598,7 @@ def _run_training(
 ) -> TrainResult:
     writer = _Writer(run_dir, config, manifest, records)
     result = _train(
-        config.make_distribution(),
+        _dist_arg(config),
         config.model,
         config.train,
         config.seeds,
@@ -598,11 +670,11 @@ def resume_run(run_dir: str | Path, *, progress: bool | Progress = False) -> Run
 
 def _resume_in_place(run_dir: Path, progress: Progress) -> None:
     manifest = _read_manifest(run_dir)
-    config = _validate(load_config(run_dir / "config.toml"))
-    dist = config.make_distribution()
-    _bayes_first(dist, progress)
-    ensemble, template = init_ensemble(
-        dist, config.model, config.train, config.seeds, config.sweep, abstract=True
+    config, _ = _validate(load_config(run_dir / "config.toml"))
+    for d in _distinct_dists(config):
+        _bayes_first(d, progress)
+    ensemble, template = init_members(
+        _dist_arg(config), config.model, config.train, config.seeds, config.sweep, abstract=True
     )
     state: TrainState | None = None
     if (run_dir / "state.npz").exists():
@@ -637,14 +709,44 @@ class Run:
     config: ExperimentConfig
     manifest: dict[str, Any]
     metrics: list[dict[str, Any]]
-    ensemble: Ensemble
-    params: Any  # final (or latest) parameters, stacked over members
+    ensemble: Ensemble | EnsembleGroups
+    params: Any  # final (or latest) parameters, stacked over members (tuples over groups)
     params_source: str = ""
     step: int = 0
 
     @property
     def dist(self) -> Any:
-        return self.ensemble.dist
+        """The distribution every member trained on. A sweep over distribution
+        parameters gives each member its own: then this is an error pointing to
+        :meth:`dist_of`."""
+        first = self.ensemble.dist_of(0)
+        if any(self.ensemble.dist_of(m) != first for m in range(1, self.num_members)):
+            assert self.config.sweep is not None
+            raise ToylabError(
+                f"Run.dist: the members of {str(self.path)!r} have different distributions "
+                f"(the sweep {self.config.sweep.describe()}). Use run.dist_of(member)."
+            )
+        return first
+
+    def dist_of(self, member: int) -> Any:
+        """Member ``member``'s own distribution (its swept parameters applied)."""
+        self._check_member("Run.dist_of", member)
+        return self.ensemble.dist_of(member)
+
+    def member_values(self, member: int) -> dict[str, Any]:
+        """Member ``member``'s swept values, ``{short axis name: value}``."""
+        self._check_member("Run.member_values", member)
+        return self.ensemble.member_values(member)
+
+    def _check_member(self, where: str, member: Any) -> None:
+        if (
+            isinstance(member, bool)
+            or not isinstance(member, int)
+            or not 0 <= member < self.num_members
+        ):
+            raise ToylabError(
+                f"{where}: member must be in 0..{self.num_members - 1}, got {member!r}."
+            )
 
     @property
     def num_members(self) -> int:
@@ -661,7 +763,7 @@ class Run:
         )
 
     def member_label(self, member: int) -> str:
-        """``"seed 0"`` or, in a sweep, ``"seed 0, learning_rate=0.03"``."""
+        """``"seed 0"`` or, in a sweep, ``"seed 0, feature_probability=0.1, hidden=[5]"``."""
         return self.ensemble.member_label(member)
 
     @property
@@ -689,14 +791,7 @@ class Run:
 
     def model(self, member: int = 0, step: int | None = None) -> Any:
         """Member ``member``'s model (an ordinary NNX module) at ``step`` (default: latest)."""
-        if (
-            isinstance(member, bool)
-            or not isinstance(member, int)
-            or not 0 <= member < self.num_members
-        ):
-            raise ToylabError(
-                f"Run.model: member must be in 0..{self.num_members - 1}, got {member!r}."
-            )
+        self._check_member("Run.model", member)
         params = self.params if step is None else self.params_at(step)
         return self.ensemble.model(params, member)
 
@@ -743,9 +838,8 @@ def load_run(run_dir: str | Path) -> Run:
     run_dir = Path(run_dir)
     manifest = _read_manifest(run_dir)
     config = load_config(run_dir / "config.toml")
-    dist = config.make_distribution()
-    ensemble, template = init_ensemble(
-        dist, config.model, config.train, config.seeds, config.sweep, abstract=True
+    ensemble, template = init_members(
+        _dist_arg(config), config.model, config.train, config.seeds, config.sweep, abstract=True
     )
     complete = manifest.get("status") == "complete"
     # every array file present is checked against its recorded SHA-256 (a missing

@@ -1,8 +1,9 @@
 """Functional optax training of ensembles in one compiled program (see :mod:`toylab.train.core`)."""
 
-from toylab.train.config import SWEEPABLE, SweepConfig, TrainConfig, checkpoint_steps
+from toylab.train.config import SWEEPABLE, SweepAxis, SweepConfig, TrainConfig, checkpoint_steps
 from toylab.train.core import (
     Ensemble,
+    EnsembleGroups,
     Evaluate,
     LossFn,
     TrainResult,
@@ -10,6 +11,7 @@ from toylab.train.core import (
     divergence_messages,
     ensemble_from_params,
     init_ensemble,
+    init_members,
     loss_function,
     make_evaluate,
     make_optimizer,
@@ -18,12 +20,16 @@ from toylab.train.core import (
     run_steps,
     train,
 )
+from toylab.train.sweep import Member, sweep_members
 
 __all__ = [
     "SWEEPABLE",
     "Ensemble",
+    "EnsembleGroups",
     "Evaluate",
     "LossFn",
+    "Member",
+    "SweepAxis",
     "SweepConfig",
     "TrainConfig",
     "TrainResult",
@@ -32,11 +38,13 @@ __all__ = [
     "divergence_messages",
     "ensemble_from_params",
     "init_ensemble",
+    "init_members",
     "loss_function",
     "make_evaluate",
     "make_optimizer",
     "make_step",
     "member_mesh",
     "run_steps",
+    "sweep_members",
     "train",
 ]

@@ -1,7 +1,13 @@
 """Functional ensemble training, in the style of optax.
 
-One experiment trains ``num_members = len(seeds) * len(sweep values)`` models of the
-same shape in **one compiled program**. The pieces are public and pure:
+One experiment trains ``num_members = len(seeds) * (sweep grid points)`` models of the
+same shape in **one compiled program**. A sweep (:class:`toylab.train.SweepConfig`) may
+vary any config field: optimizer hyperparameters, initialiser scales and numeric
+distribution parameters become per-member arrays of that program (each member samples
+its batches from, and is evaluated on, its own distribution:
+:mod:`toylab.distributions.params`); values that change shapes split the members into
+shape groups, one program each (:func:`init_members`, :class:`EnsembleGroups`). The
+pieces are public and pure:
 
 * :func:`init_ensemble` -- the fixed parts of the ensemble (:class:`Ensemble`: model
   structure, per-member hyperparameters and data keys, held-out data) and the stacked
@@ -87,17 +93,29 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from toylab._compile_cache import use_unrolled_threefry
 from toylab._errors import ToylabError, fail
+from toylab.distributions.params import stack_fields, structure, traceable, varying_fields
+from toylab.distributions.params import with_fields as _with_fields
 from toylab.models import ModelConfig
 from toylab.models.init import abstract_model, init_params
-from toylab.train.config import LOSSES, SWEEPABLE, SweepConfig, TrainConfig, checkpoint_steps
+from toylab.train.config import (
+    LOSSES,
+    SWEEPABLE,
+    SweepConfig,
+    TrainConfig,
+    checkpoint_steps,
+    format_value,
+)
+from toylab.train.sweep import Member, sweep_members
 
 __all__ = [
     "Ensemble",
+    "EnsembleGroups",
     "Evaluate",
     "LossFn",
     "TrainResult",
     "TrainState",
     "init_ensemble",
+    "init_members",
     "loss_function",
     "make_evaluate",
     "make_optimizer",
@@ -132,11 +150,16 @@ class TrainState:
 class Ensemble:
     """The fixed parts of an ensemble: model structure, members and their data.
 
-    ``loss`` is a named loss (see the module docstring) or a per-example ``loss_fn``;
-    ``model_config`` is ``None`` for an ensemble built around given parameters
-    (:func:`toylab.circuits.fit`). ``kernel`` is ``"jax"`` or ``"fused"`` (the optional
-    CPU kernel, :mod:`toylab.train._fused`); ``mesh`` the devices its members are
-    sharded over (:func:`member_mesh`), ``None`` for one device.
+    One ensemble is one compiled program. ``loss`` is a named loss (see the module
+    docstring) or a per-example ``loss_fn``; ``model_config`` is ``None`` for an
+    ensemble built around given parameters (:func:`toylab.circuits.fit`). ``kernel`` is
+    ``"jax"`` or ``"fused"`` (the optional CPU kernel, :mod:`toylab.train._fused`);
+    ``mesh`` the devices its members are sharded over (:func:`member_mesh`), ``None``
+    for one device. ``members`` describes each member (seed, swept values, its own
+    distribution and configs; :class:`toylab.train.sweep.Member`); ``dist`` is the first
+    member's distribution, and where a sweep varies numeric distribution parameters
+    inside the program, ``dist_params`` holds them per member (``{field: (M, ...)}``,
+    arguments of the program, see :mod:`toylab.distributions.params`).
     """
 
     graphdef: Any
@@ -148,43 +171,173 @@ class Ensemble:
     hparams: dict[str, jax.Array]  # name -> (M,) float32
     data_keys: jax.Array  # (M,) keys
     train_data: Any  # fixed: (x, y) stacked (M, N, ...); full: mask (M, N); fresh: None
-    eval_x: jax.Array
+    eval_x: jax.Array  # (N, ...) shared, or (M, N, ...) where the distribution varies
     eval_y: jax.Array
     loss: str | LossFn = "cross_entropy"
     kernel: str = "jax"
     mesh: Mesh | None = None
+    members: tuple[Member, ...] = ()
+    dist_params: dict[str, jax.Array] = dataclasses.field(default_factory=dict)
 
     @property
     def num_members(self) -> int:
         return int(self.hparams["learning_rate"].shape[0])
 
+    @property
+    def dist_fields(self) -> tuple[str, ...]:
+        """The distribution fields that are per-member arrays of the program."""
+        return tuple(sorted(self.dist_params))
+
+    @property
+    def num_eval(self) -> int:
+        """The number of held-out samples (or domain inputs) each member is evaluated on."""
+        return int(self.eval_y.shape[1 if self.dist_params else 0])
+
     def member_seed(self, m: int) -> int:
-        per = len(self.sweep.values) if self.sweep else 1
+        if self.members:
+            return self.members[m].seed
+        per = self.sweep.num_points if self.sweep else 1
         return self.seeds[m // per]
 
-    def member_value(self, m: int) -> float | None:
+    def member_values(self, m: int) -> dict[str, Any]:
+        """Member ``m``'s swept values, ``{short axis name: value}`` (empty unswept)."""
+        return self.members[m].values(self.sweep) if self.members else {}
+
+    def member_value(self, m: int) -> Any:
+        """The swept value of member ``m`` in a one-axis sweep (``None`` unswept)."""
         if self.sweep is None:
             return None
-        return self.sweep.values[m % len(self.sweep.values)]
+        values = list(self.member_values(m).values())
+        return values[0] if len(values) == 1 else tuple(values)
 
     def member_label(self, m: int) -> str:
-        v = self.member_value(m)
-        s = f"seed {self.member_seed(m)}"
-        return s if v is None else f"{s}, {self.sweep.param}={v:g}"  # type: ignore[union-attr]
+        """``"seed 0"``, or in a sweep ``"seed 0, feature_probability=0.1, hidden=[5]"``."""
+        if self.members:
+            return self.members[m].label
+        return f"seed {self.member_seed(m)}"
+
+    def dist_of(self, m: int) -> Any:
+        """Member ``m``'s own distribution."""
+        return self.members[m].dist if self.members else self.dist
 
     def model(self, params: Any, member: int) -> nnx.Module:
         """The ``member``-th model as an ordinary NNX module."""
         return nnx.merge(self.graphdef, jax.tree.map(lambda a: a[member], params))
 
+    def diverged_at(self, state: TrainState) -> np.ndarray:
+        """``(M,)``: the step at which each member diverged, ``-1`` if it did not."""
+        return _host(state.diverged_at)
+
     def _arrays(self) -> dict[str, Any]:
         """The per-member arrays a step reads (arguments of the compiled programs)."""
-        return {"hparams": self.hparams, "data_keys": self.data_keys, "data": self.train_data}
+        return {
+            "hparams": self.hparams,
+            "data_keys": self.data_keys,
+            "data": self.train_data,
+            "dist": self.dist_params,
+        }
 
     def _spec(self, loss_fn: str | LossFn | None = None) -> _Spec:
         loss = loss_fn or self.loss
         return _Spec(
-            self.graphdef, self.dist, _step_config(self.config), loss, self.kernel, self.mesh
+            self.graphdef, self.dist, _step_config(self.config), loss, self.kernel, self.mesh,
+            self.dist_fields,
+        )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleGroups:
+    """The members of a sweep over shapes: one :class:`Ensemble` (one compiled program)
+    per shape group. ``members`` are every member in training order; ``groups[g]``
+    trains the members ``indices[g]`` (its local member ``i`` is global member
+    ``indices[g][i]``). Its state is a :class:`TrainState` whose ``params``,
+    ``opt_state``, ``alive`` and ``diverged_at`` are tuples over the groups."""
+
+    groups: tuple[Ensemble, ...]
+    indices: tuple[tuple[int, ...], ...]
+    members: tuple[Member, ...]
+    sweep: SweepConfig | None
+    seeds: tuple[int, ...]
+
+    @property
+    def num_members(self) -> int:
+        return len(self.members)
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.groups[0].config
+
+    @property
+    def dist(self) -> Any:
+        return self.groups[0].dist
+
+    @property
+    def train_data(self) -> Any:
+        """Per member (indexable by the global member), or ``None`` for fresh data."""
+        if all(g.train_data is None for g in self.groups):
+            return None
+        return tuple(
+            jax.tree.map(lambda a, i=i: a[i], self.groups[g].train_data)
+            for g, i in map(self.locate, range(self.num_members))
         )
+
+    @property
+    def num_eval(self) -> int:
+        return self.groups[0].num_eval
+
+    def locate(self, m: int) -> tuple[int, int]:
+        """``(group, index in the group)`` of global member ``m``."""
+        for g, idx in enumerate(self.indices):
+            if m in idx:
+                return g, idx.index(m)
+        raise ToylabError(f"member must be in 0..{self.num_members - 1}, got {m!r}.")
+
+    def member_seed(self, m: int) -> int:
+        return self.members[m].seed
+
+    def member_values(self, m: int) -> dict[str, Any]:
+        return self.members[m].values(self.sweep)
+
+    def member_value(self, m: int) -> Any:
+        values = list(self.member_values(m).values())
+        return values[0] if len(values) == 1 else tuple(values)
+
+    def member_label(self, m: int) -> str:
+        return self.members[m].label
+
+    def dist_of(self, m: int) -> Any:
+        return self.members[m].dist
+
+    def model(self, params: Any, member: int) -> nnx.Module:
+        g, i = self.locate(member)
+        return self.groups[g].model(params[g], i)
+
+    def diverged_at(self, state: TrainState) -> np.ndarray:
+        out = np.full((self.num_members,), -1, np.int32)
+        for idx, d in zip(self.indices, state.diverged_at, strict=True):
+            out[list(idx)] = _host(d)
+        return out
+
+    def describe(self) -> list[str]:
+        """One line per program: the swept values its members share (what sets its
+        shapes apart) and which members it trains."""
+        return [
+            f"program {g}: {_group_label(self.sweep, [self.members[i] for i in idx])} "
+            f"({len(idx)} members)"
+            for g, idx in enumerate(self.indices)
+        ]
+
+
+def _group_label(sweep: SweepConfig | None, members: Sequence[Member]) -> str:
+    """The swept values shared by all ``members`` (``"hidden=[2]"``)."""
+    if sweep is None:
+        return "all members"
+    shared = [
+        f"{n}={format_value(members[0].point[k])}"
+        for k, n in enumerate(sweep.names)
+        if all(m.point[k] == members[0].point[k] for m in members)
+    ]
+    return ", ".join(shared) or "all members"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,7 +346,7 @@ class TrainResult:
     the ensemble), ``compile`` (compiling or loading the step program), ``loop`` (the
     training steps alone), ``evaluate`` (held-out metrics) and ``callback``."""
 
-    ensemble: Ensemble
+    ensemble: Ensemble | EnsembleGroups
     state: TrainState
     metrics: list[dict[str, Any]]
     checkpoints: dict[int, Any]
@@ -210,8 +363,8 @@ class TrainResult:
         return divergence_messages(self.ensemble, self.state)
 
 
-def divergence_messages(ensemble: Ensemble, state: TrainState) -> list[str]:
-    at = _host(state.diverged_at)
+def divergence_messages(ensemble: Ensemble | EnsembleGroups, state: TrainState) -> list[str]:
+    at = ensemble.diverged_at(state)
     return [
         f"member {m} ({ensemble.member_label(m)}) diverged at step {int(at[m])} "
         "(non-finite loss or parameters); it was frozen at its last finite parameters"
@@ -280,7 +433,8 @@ def loss_function(loss: str | LossFn, dist: Any) -> LossFn:
                 f"[train] loss='importance_mse' needs a sparse-feature distribution with "
                 f"importances, got {type(dist).__name__}. Use loss='cross_entropy' or 'mse'."
             )
-        imp = np.asarray(importance, np.float32)
+        # an array: a sweep's per-member importances are traced (toylab.distributions.params)
+        imp = jnp.asarray(importance, jnp.float32)
         return lambda out, y: jnp.sum(imp * (out - y) ** 2, axis=-1)
     raise fail(
         "train", "loss", loss, f"one of {list(LOSSES)} or a callable loss_fn(output, target)"
@@ -333,11 +487,20 @@ class _Spec:
     loss: str | LossFn
     kernel: str = "jax"
     mesh: Mesh | None = None
+    fields: tuple[str, ...] = ()  # distribution fields that are per-member arrays
 
 
-def _batch(spec: _Spec, key: jax.Array, data: Any, step: jax.Array) -> tuple[Any, Any, Any]:
+def _member_dist(spec: _Spec, dist_params: dict[str, Any]) -> Any:
+    """The distribution one member samples from: ``spec.dist`` with that member's
+    (traced) values of the swept fields."""
+    return _with_fields(spec.dist, dist_params) if spec.fields else spec.dist
+
+
+def _batch(
+    spec: _Spec, key: jax.Array, data: Any, step: jax.Array, dist_params: dict[str, Any]
+) -> tuple[Any, Any, Any]:
     """Member's batch at ``step``: inputs, targets and example weights (or ``None``)."""
-    config, dist = spec.config, spec.dist
+    config, dist = spec.config, _member_dist(spec, dist_params)
     if config.data == "fresh":
         batch = dist.sample(jax.random.fold_in(key, step), config.batch_size)
         return batch.x, batch.y, None
@@ -369,10 +532,10 @@ def _step_fn(spec: _Spec, arrays: dict[str, Any]) -> Callable[[TrainState], Any]
     if spec.kernel == "fused":
         return _fused_step_fn(spec, arrays)
     config, graphdef = spec.config, spec.graphdef
-    loss_fn = loss_function(spec.loss, spec.dist)
 
-    def member_step(params, opt_state, alive, diverged_at, key, hp, data, step):
-        x, y, w = _batch(spec, key, data, step)
+    def member_step(params, opt_state, alive, diverged_at, key, hp, data, dp, step):
+        x, y, w = _batch(spec, key, data, step, dp)
+        loss_fn = loss_function(spec.loss, _member_dist(spec, dp))
 
         def loss_of(p):
             per = loss_fn(nnx.merge(graphdef, p)(x), y)
@@ -382,12 +545,12 @@ def _step_fn(spec: _Spec, arrays: dict[str, Any]) -> Callable[[TrainState], Any]
         return _update(config, params, opt_state, alive, diverged_at, hp, loss, grads, step)
 
     data_axis = None if arrays["data"] is None else 0
-    vstep = jax.vmap(member_step, in_axes=(0, 0, 0, 0, 0, 0, data_axis, None))
+    vstep = jax.vmap(member_step, in_axes=(0, 0, 0, 0, 0, 0, data_axis, 0, None))
 
     def step(s: TrainState) -> tuple[TrainState, jax.Array]:
         p, o, a, d, loss = vstep(
             s.params, s.opt_state, s.alive, s.diverged_at,
-            arrays["data_keys"], arrays["hparams"], arrays["data"], s.step,
+            arrays["data_keys"], arrays["hparams"], arrays["data"], arrays["dist"], s.step,
         )  # fmt: skip
         return TrainState(p, o, a, d, s.step + 1), loss
 
@@ -422,9 +585,9 @@ def _fused_step_fn(spec: _Spec, arrays: dict[str, Any]) -> Callable[[TrainState]
 
     def step(s: TrainState) -> tuple[TrainState, jax.Array]:
         widths, loss_kind, act_kind, slope = _fused_plan(spec, s.params)
-        x, y, w = jax.vmap(lambda k, d: _batch(spec, k, d, s.step), in_axes=(0, data_axis))(
-            arrays["data_keys"], arrays["data"]
-        )
+        x, y, w = jax.vmap(
+            lambda k, d, dp: _batch(spec, k, d, s.step, dp), in_axes=(0, data_axis, 0)
+        )(arrays["data_keys"], arrays["data"], arrays["dist"])
         num, size = x.shape[0], x.shape[1]
         w = jnp.full((num, size), 1.0 / size) if w is None else w / jnp.sum(w, 1, keepdims=True)
         y = y.astype(jnp.float32)
@@ -510,10 +673,11 @@ def run_steps(
 @functools.partial(jax.jit, static_argnums=0)
 def _evaluate_program(spec: _Spec, arrays: dict[str, Any], params: Any) -> dict[str, jax.Array]:
     dist, graphdef = spec.dist, spec.graphdef
-    loss_fn = loss_function(spec.loss, dist)
     x, y, mask = arrays["x"], arrays["y"], arrays["mask"]
+    shared = 0 if spec.fields else None  # per-member held-out sets where the dist varies
 
-    def one(p, m):
+    def one(p, m, x, y, dp):
+        loss_fn = loss_function(spec.loss, _member_dist(spec, dp))
         out = nnx.merge(graphdef, p)(x)
         res = {"loss": jnp.mean(loss_fn(out, y))}
         if dist.num_classes > 0:
@@ -525,7 +689,8 @@ def _evaluate_program(spec: _Spec, arrays: dict[str, Any], params: Any) -> dict[
                 res["test_accuracy"] = jnp.sum(correct * (1 - m)) / jnp.maximum(jnp.sum(1 - m), 1)
         return res
 
-    return jax.vmap(one, in_axes=(0, None if mask is None else 0))(params, mask)
+    in_axes = (0, None if mask is None else 0, shared, shared, 0)
+    return jax.vmap(one, in_axes=in_axes)(params, mask, x, y, arrays["dist"])
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -536,12 +701,13 @@ class Evaluate:
     ``bayes_gap`` (the Bayes-optimal accuracy minus ``accuracy``, where the
     distribution knows it) and, for ``data="full"``, ``train_accuracy`` and
     ``test_accuracy``. Built by :func:`make_evaluate`; holds its compiled program and
-    the Bayes accuracy (computed once, when built).
+    the Bayes accuracy of each member's distribution (computed once, when built).
+    Each member is evaluated under its own distribution.
     """
 
     spec: _Spec
     arrays: dict[str, Any]
-    bayes_accuracy: float | None
+    bayes_accuracy: float | np.ndarray | None
 
     def __call__(self, params: Any) -> dict[str, np.ndarray]:
         out = _evaluate_program(self.spec, self.arrays, params)
@@ -556,8 +722,17 @@ def make_evaluate(ensemble: Ensemble, loss_fn: str | LossFn | None = None) -> Ev
     if loss_fn is not None:
         _check_loss(loss_fn, ensemble.dist)
     mask = ensemble.train_data if ensemble.config.data == "full" else None
-    arrays = {"x": ensemble.eval_x, "y": ensemble.eval_y, "mask": mask}
-    return Evaluate(ensemble._spec(loss_fn), arrays, _bayes_accuracy(ensemble.dist))
+    arrays = {"x": ensemble.eval_x, "y": ensemble.eval_y, "mask": mask,
+              "dist": ensemble.dist_params}  # fmt: skip
+    bayes: float | np.ndarray | None = _bayes_accuracy(ensemble.dist)
+    if ensemble.members and ensemble.dist_params and bayes is not None:
+        by_dist: dict[Any, float | None] = {}
+        for m in ensemble.members:
+            if m.dist not in by_dist:
+                by_dist[m.dist] = _bayes_accuracy(m.dist)
+        per = [by_dist[m.dist] for m in ensemble.members]
+        bayes = None if any(b is None for b in per) else np.asarray(per, np.float64)
+    return Evaluate(ensemble._spec(loss_fn), arrays, bayes)
 
 
 def _bayes_accuracy(dist: Any) -> float | None:
@@ -639,19 +814,37 @@ def _member_keys(where: str, seeds: Sequence[int]) -> np.ndarray:
     return np.asarray(seeds, np.uint32)
 
 
-def _members_data(dist: Any, config: TrainConfig, data_keys: jax.Array) -> dict[str, Any]:
+def _members_data(
+    dist: Any,
+    config: TrainConfig,
+    data_keys: jax.Array,
+    dist_params: dict[str, jax.Array] | None = None,
+) -> dict[str, Any]:
     """Training data of every member (``"data"``: ``None``, the fixed sets or the masks)
-    and the shared held-out set of a continuous distribution (``"eval"``)."""
+    and the held-out set of a continuous distribution (``"eval"``): shared by all
+    members, or, where members have their own distribution parameters (``dist_params``,
+    ``{field: (M, ...)}``), one per member drawn from the same key."""
+    dist_params = dist_params or {}
+    fields = tuple(sorted(dist_params))
+    spec_like = _Spec(None, dist, config, "mse", fields=fields)
     out: dict[str, Any] = {"data": None}
     if config.data == "fixed":
-        batch = jax.vmap(lambda k: dist.sample(jax.random.fold_in(k, 2), config.num_train))(
-            data_keys
-        )
+        batch = jax.vmap(
+            lambda k, dp: _member_dist(spec_like, dp).sample(
+                jax.random.fold_in(k, 2), config.num_train
+            )
+        )(data_keys, dist_params)
         out["data"] = (batch.x, batch.y)
     elif config.data == "full":
         out["data"] = _train_masks(dist, config, data_keys)
     if dist.kind != "finite":
-        batch = dist.sample(jax.random.key(EVAL_KEY), config.num_eval_samples)
+        key = jax.random.key(EVAL_KEY)
+        if fields:
+            batch = jax.vmap(
+                lambda dp: _member_dist(spec_like, dp).sample(key, config.num_eval_samples)
+            )(dist_params)
+        else:
+            batch = dist.sample(key, config.num_eval_samples)
         out["eval"] = (batch.x, batch.y)
     return out
 
@@ -672,16 +865,25 @@ def _init_program(
     mesh: Mesh | None,
     seeds: jax.Array,
     hparams: dict[str, jax.Array],
+    dist_params: dict[str, jax.Array],
+    scales: dict[str, jax.Array],
 ) -> dict[str, Any]:
     """Keys, data and (``with_params``) parameters and optimizer state of every member,
-    laid out over ``mesh`` (members split, shared data replicated)."""
+    laid out over ``mesh`` (members split, shared data replicated). ``model_config`` and
+    ``config`` are the static parts (the per-member values are ``hparams``,
+    ``dist_params`` and the initialiser ``scales``)."""
     seed_keys = jax.vmap(jax.random.key)(seeds)
     init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(seed_keys)
     data_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(seed_keys)
     num = seeds.shape[0]
-    out = {"data_keys": data_keys, "hparams": hparams, **_members_data(dist, config, data_keys)}
+    out = {
+        "data_keys": data_keys,
+        "hparams": hparams,
+        "dist_params": dist_params,
+        **_members_data(dist, config, data_keys, dist_params),
+    }
     if with_params:
-        _, params = init_params(model_config, dist, init_keys)
+        _, params = init_params(model_config, dist, init_keys, scales)
         out["params"] = params
         out["opt_state"] = jax.vmap(lambda p, hp: make_optimizer(config, hp).init(p))(
             params, hparams
@@ -713,15 +915,12 @@ def _train_masks(dist: Any, config: TrainConfig, data_keys: jax.Array) -> jax.Ar
     return jnp.zeros((num, size), bool).at[jnp.arange(num)[:, None], perms[:, :num_train]].set(True)
 
 
-def _hparams(
-    config: TrainConfig, sweep: SweepConfig | None, num_seeds: int
-) -> dict[str, np.ndarray]:
-    values = sweep.values if sweep else (None,)
-    num = num_seeds * len(values)
-    hparams = {k: np.full((num,), v, np.float32) for k, v in config.hyperparameters().items()}
-    if sweep is not None:
-        hparams[sweep.param] = np.tile(np.asarray(values, np.float32), num_seeds)
-    return hparams
+def _hparams(configs: Sequence[TrainConfig]) -> dict[str, np.ndarray]:
+    """``{name: (M,) float32}``: each member's sweepable hyperparameters."""
+    return {
+        name: np.asarray([c.hyperparameters()[name] for c in configs], np.float32)
+        for name in SWEEPABLE
+    }
 
 
 def _eval_data(dist: Any, out: dict[str, Any]) -> tuple[jax.Array, jax.Array]:
@@ -730,6 +929,192 @@ def _eval_data(dist: Any, out: dict[str, Any]) -> tuple[jax.Array, jax.Array]:
         x, y = np.asarray(d.inputs, np.float32), np.asarray(d.labels)
         return jax.device_put(x), jax.device_put(y)
     return out["eval"]
+
+
+def _static_train(config: TrainConfig) -> TrainConfig:
+    """What a member's training config contributes to its group's programs (the
+    sweepable hyperparameters are arrays; logging fields are the run's)."""
+    fixed: dict[str, Any] = dict.fromkeys(SWEEPABLE, 0.5)
+    return dataclasses.replace(config, **fixed)
+
+
+def _group_key(member: Member) -> Any:
+    """Members with equal keys share one compiled program (see :func:`init_members`)."""
+    model = dataclasses.replace(member.model, init=member.model.init.static())
+    return structure(member.dist), model, _static_train(member.train)
+
+
+def _plan_groups(
+    members: Sequence[Member], loss: str | LossFn
+) -> list[tuple[tuple[int, ...], tuple[str, ...]]]:
+    """``(member indices, per-member distribution fields)`` of every program: members are
+    grouped by shape and static settings; inside a group the distribution fields whose
+    values differ are per-member arrays, if the distribution samples (and the loss
+    reads) them traced; otherwise each distinct distribution gets its own program."""
+    by_key: dict[Any, list[int]] = {}
+    for m in members:
+        by_key.setdefault(_group_key(m), []).append(m.index)
+    out: list[tuple[tuple[int, ...], tuple[str, ...]]] = []
+    for idx in by_key.values():
+        dists = [members[i].dist for i in idx]
+        fields = varying_fields(dists)
+        use = None
+        if isinstance(loss, str):
+            use = lambda d, b: _named_loss_probe(loss, d, b)  # noqa: E731
+        if not fields or traceable(dists[0], fields, use):
+            out.append((tuple(idx), fields))
+            continue
+        by_dist: dict[Any, list[int]] = {}
+        for i in idx:
+            by_dist.setdefault(members[i].dist, []).append(i)
+        out += [(tuple(sub), ()) for sub in by_dist.values()]
+    return sorted(out)
+
+
+def _named_loss_probe(loss: str, dist: Any, batch: Any) -> jax.Array:
+    """The named loss on a batch, with outputs shaped like the targets' one-hot or value."""
+    out = jnp.zeros((batch.x.shape[0], _num_outputs(dist)), jnp.float32)
+    return loss_function(loss, dist)(out, batch.y)
+
+
+def _check_members(members: Sequence[Member], loss: str | LossFn) -> None:
+    checked: set[Any] = set()
+    for m in members:
+        if m.train.data == "full" and m.dist.kind != "finite":
+            raise ToylabError(
+                f"[train] data='full' needs a finite distribution (modular arithmetic, "
+                f"boolean), got {type(m.dist).__name__}. Use data='fresh' or 'fixed'."
+            )
+        if m.dist not in checked:
+            checked.add(m.dist)
+            _check_loss(loss, m.dist)
+
+
+def _build_group(
+    members: Sequence[Member],
+    fields: tuple[str, ...],
+    seeds: tuple[int, ...],
+    sweep: SweepConfig | None,
+    loss: str | LossFn,
+    abstract: bool,
+    devices: Sequence[Any] | None,
+    kernel: str,
+) -> tuple[Ensemble, TrainState]:
+    first = members[0]
+    dist, model_config, config = first.dist, first.model, first.train
+    graphdef, _ = abstract_model(model_config, dist)
+    hparams = _hparams([m.train for m in members])
+    dist_params = stack_fields([m.dist for m in members], fields)
+    scales = {
+        "weights": np.asarray([m.model.init.weight_scale for m in members], np.float32),
+        "biases": np.asarray([m.model.init.bias_scale for m in members], np.float32),
+    }
+    seed_arr = np.asarray([m.seed for m in members], np.uint32)
+    num = len(members)
+    mesh = member_mesh(num, devices)
+    static_model = dataclasses.replace(model_config, init=model_config.init.static())
+    static = (static_model, dist, _static_train(config))
+    args = (seed_arr, hparams, dist_params, scales)
+    if abstract:
+        out = _init_program(*static, False, mesh, *args)
+        full = _init_program.eval_shape(*static, True, None, *args)
+        for name in ("params", "opt_state", "alive", "diverged_at"):
+            out[name] = full[name]
+    else:
+        out = _init_program(*static, True, mesh, *args)
+    eval_x, eval_y = _eval_data(dist, out)
+    ensemble = Ensemble(
+        graphdef=graphdef,
+        dist=dist,
+        model_config=model_config,
+        config=config,
+        seeds=seeds,
+        sweep=sweep,
+        hparams=out["hparams"],
+        data_keys=out["data_keys"],
+        train_data=out["data"],
+        eval_x=eval_x,
+        eval_y=eval_y,
+        loss=loss,
+        kernel=kernel,
+        mesh=mesh,
+        members=tuple(members),
+        dist_params=out["dist_params"],
+    )
+    if kernel == "fused":
+        _fused_plan(ensemble._spec(), out["params"])
+    step: Any = jax.ShapeDtypeStruct((), jnp.int32) if abstract else jax.device_put(np.int32(0))
+    state = TrainState(out["params"], out["opt_state"], out["alive"], out["diverged_at"], step)
+    return ensemble, state
+
+
+def init_members(
+    dist: Any,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    seeds: Sequence[int],
+    sweep: SweepConfig | None = None,
+    *,
+    abstract: bool = False,
+    loss_fn: LossFn | None = None,
+    devices: Sequence[Any] | None = None,
+    kernel: str = "jax",
+) -> tuple[Ensemble | EnsembleGroups, TrainState]:
+    """Build every member of an experiment (one per seed × sweep grid point) and their
+    stacked initial state, grouped into as few compiled programs as their shapes allow.
+
+    Member ``i`` has seed ``seeds[i // P]`` and grid point ``sweep.points()[i % P]``
+    (:func:`toylab.train.sweep.sweep_members`: each member's distribution, model and
+    training config, validated). Members whose model structure, shapes and static
+    settings (optimizer, loss, data mode, ...) agree form one group: their
+    hyperparameters, initialiser scales and differing numeric distribution
+    parameters (:mod:`toylab.distributions.params`) are per-member arrays of one
+    program. One group gives an :class:`Ensemble` and its :class:`TrainState`; several
+    (a sweep over widths, the number of features, ...) an :class:`EnsembleGroups` and
+    a state whose fields are tuples over the groups. ``dist`` is a distribution, or its
+    config dict (``{"name": ..., **params}``; a distribution axis may fill in a
+    parameter it leaves out). See :func:`init_ensemble` for the other arguments.
+    """
+    if kernel not in ("jax", "fused"):
+        raise fail("init_ensemble", "kernel", kernel, "'jax' or 'fused'")
+    seed_arr = _member_keys("init_ensemble", seeds)
+    use_unrolled_threefry()
+    members = sweep_members(dist, model_config, config, [int(s) for s in seed_arr], sweep)
+    loss = loss_fn if loss_fn is not None else config.loss
+    _check_members(members, loss)
+    plan = _plan_groups(members, loss)
+    unique = tuple(int(s) for s in seed_arr)
+    built = [
+        _build_group(
+            [members[i] for i in idx], fields, unique, sweep, loss, abstract, devices, kernel
+        )
+        for idx, fields in plan
+    ]
+    if len(built) == 1:
+        return built[0]
+    groups = EnsembleGroups(
+        tuple(e for e, _ in built), tuple(idx for idx, _ in plan), members, sweep, unique
+    )
+    return groups, _join([st for _, st in built])
+
+
+def _join(states: Sequence[TrainState]) -> TrainState:
+    """One state of several groups: tuples over the groups (one group: itself)."""
+    if len(states) == 1:
+        return states[0]
+    fields = ("params", "opt_state", "alive", "diverged_at")
+    parts: dict[str, Any] = {f: tuple(getattr(st, f) for st in states) for f in fields}
+    return TrainState(**parts, step=states[0].step)
+
+
+def _split(state: TrainState, num_groups: int) -> list[TrainState]:
+    if num_groups == 1:
+        return [state]
+    return [
+        TrainState(state.params[g], state.opt_state[g], state.alive[g], state.diverged_at[g],
+                   state.step)
+        for g in range(num_groups)
+    ]  # fmt: skip
 
 
 def init_ensemble(
@@ -744,63 +1129,32 @@ def init_ensemble(
     devices: Sequence[Any] | None = None,
     kernel: str = "jax",
 ) -> tuple[Ensemble, TrainState]:
-    """Build the stacked initial state of every member (one per seed × sweep value).
+    """Build the stacked initial state of every member (one per seed × sweep grid point),
+    when they train in one compiled program (see :func:`init_members` for sweeps over
+    shapes).
 
-    Member ``i`` has seed ``seeds[i // len(values)]`` and sweep value
-    ``values[i % len(values)]``; its parameters are those of
-    ``build_model(model_config, dist, fold_in(key(seed), 0))`` (bit for bit) and its data
-    key is ``fold_in(key(seed), 1)``. One compiled program draws everything. With
-    ``abstract=True`` the parameters and optimizer state are only shapes and dtypes
-    (``jax.ShapeDtypeStruct``; no initialiser runs): the template that loading a saved
-    state needs. ``loss_fn`` replaces ``config.loss`` (see :func:`make_step`). The arrays
-    are laid out over :func:`member_mesh` of ``devices`` (default: all of JAX's).
-    ``kernel="fused"`` computes the loss and gradient with the optional fused CPU kernel
-    (:mod:`toylab.train._fused`; an error says why when it does not apply).
+    Member ``i`` has seed ``seeds[i // P]`` and grid point ``i % P`` of the sweep; its
+    parameters are those of ``build_model(model_config_i, dist_i, fold_in(key(seed),
+    0))`` (bit for bit) and its data key is ``fold_in(key(seed), 1)``. One compiled
+    program draws everything. With ``abstract=True`` the parameters and optimizer
+    state are only shapes and dtypes (``jax.ShapeDtypeStruct``; no initialiser runs):
+    the template that loading a saved state needs. ``loss_fn`` replaces ``config.loss``
+    (see :func:`make_step`). The arrays are laid out over :func:`member_mesh` of
+    ``devices`` (default: all of JAX's). ``kernel="fused"`` computes the loss and
+    gradient with the optional fused CPU kernel (:mod:`toylab.train._fused`; an error
+    says why when it does not apply).
     """
-    if kernel not in ("jax", "fused"):
-        raise fail("init_ensemble", "kernel", kernel, "'jax' or 'fused'")
-    seed_arr = _member_keys("init_ensemble", seeds)
-    if config.data == "full" and dist.kind != "finite":
+    ensemble, state = init_members(
+        dist, model_config, config, seeds, sweep, abstract=abstract, loss_fn=loss_fn,
+        devices=devices, kernel=kernel,
+    )  # fmt: skip
+    if isinstance(ensemble, EnsembleGroups):
         raise ToylabError(
-            f"[train] data='full' needs a finite distribution (modular arithmetic, boolean), "
-            f"got {type(dist).__name__}. Use data='fresh' or 'fixed'."
+            f"init_ensemble: the sweep {ensemble.sweep.describe() if ensemble.sweep else ''} "
+            f"changes shapes, so its members need {len(ensemble.groups)} programs "
+            f"({'; '.join(ensemble.describe())}). Use toylab.train.init_members, which "
+            "returns them grouped."
         )
-    use_unrolled_threefry()
-    graphdef, _ = abstract_model(model_config, dist)
-    loss = loss_fn if loss_fn is not None else config.loss
-    _check_loss(loss, dist)
-    hparams = _hparams(config, sweep, len(seed_arr))
-    num = len(hparams["learning_rate"])
-    members = np.repeat(seed_arr, num // len(seed_arr))
-    mesh = member_mesh(num, devices)
-    if abstract:
-        out = _init_program(model_config, dist, config, False, mesh, members, hparams)
-        full = _init_program.eval_shape(model_config, dist, config, True, None, members, hparams)
-        for name in ("params", "opt_state", "alive", "diverged_at"):
-            out[name] = full[name]
-    else:
-        out = _init_program(model_config, dist, config, True, mesh, members, hparams)
-    eval_x, eval_y = _eval_data(dist, out)
-    ensemble = Ensemble(
-        graphdef=graphdef,
-        dist=dist,
-        model_config=model_config,
-        config=config,
-        seeds=tuple(int(s) for s in seed_arr),
-        sweep=sweep,
-        hparams=out["hparams"],
-        data_keys=out["data_keys"],
-        train_data=out["data"],
-        eval_x=eval_x,
-        eval_y=eval_y,
-        loss=loss,
-        kernel=kernel,
-        mesh=mesh,
-    )
-    if kernel == "fused":
-        _fused_plan(ensemble._spec(), out["params"])
-    step: Any = jax.ShapeDtypeStruct((), jnp.int32) if abstract else jax.device_put(np.int32(0))
-    state = TrainState(out["params"], out["opt_state"], out["alive"], out["diverged_at"], step)
     return ensemble, state
 
 
@@ -823,13 +1177,13 @@ def ensemble_from_params(
         )
     loss = loss_fn if loss_fn is not None else config.loss
     _check_loss(loss, dist)
-    hparams = _hparams(config, None, num)
+    hparams = _hparams([config] * num)
     out = _given_params_program(dist, config, data_keys, params, hparams)
     eval_x, eval_y = _eval_data(dist, out)
     ensemble = Ensemble(
-        graphdef, dist, None, config, tuple(range(num)), None,
-        jax.device_put(hparams), data_keys, out["data"],
-        eval_x, eval_y, loss,
+        graphdef=graphdef, dist=dist, model_config=None, config=config,
+        seeds=tuple(range(num)), sweep=None, hparams=jax.device_put(hparams),
+        data_keys=data_keys, train_data=out["data"], eval_x=eval_x, eval_y=eval_y, loss=loss,
     )  # fmt: skip
     state = TrainState(
         params, out["opt_state"], out["alive"], out["diverged_at"], jax.device_put(np.int32(0))
@@ -846,6 +1200,19 @@ def event_steps(config: TrainConfig, start: int = 0) -> list[int]:
     return sorted(s for s in logs | set(checkpoint_steps(config)) if s > start)
 
 
+def _merge_metrics(
+    ensemble: Ensemble | EnsembleGroups, parts: Sequence[dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """Every group's metrics in global member order (NaN where a group has no such metric)."""
+    if not isinstance(ensemble, EnsembleGroups):
+        return dict(parts[0])
+    out: dict[str, np.ndarray] = {}
+    for idx, part in zip(ensemble.indices, parts, strict=True):
+        for k, v in part.items():
+            out.setdefault(k, np.full((ensemble.num_members,), np.nan))[list(idx)] = v
+    return out
+
+
 def train(
     dist: Any,
     model_config: ModelConfig,
@@ -854,7 +1221,7 @@ def train(
     sweep: SweepConfig | None = None,
     *,
     state: TrainState | None = None,
-    callback: Callable[[Ensemble, TrainState, dict[str, Any] | None, bool], None] | None = None,
+    callback: Callable[[Any, TrainState, dict[str, Any] | None, bool], None] | None = None,
     progress: bool = False,
     loss_fn: LossFn | None = None,
     devices: Sequence[Any] | None = None,
@@ -862,16 +1229,19 @@ def train(
 ) -> TrainResult:
     """Train an ensemble; see the module docstring.
 
-    ``state`` resumes from a saved :class:`TrainState` (from
-    :func:`toylab.runs.load_run`). ``callback(ensemble, state, metrics, is_checkpoint)``
-    is called at step 0 (for a fresh run) and at every log or checkpoint step;
-    ``metrics`` is ``None`` at checkpoint-only steps. ``loss_fn`` replaces
-    ``config.loss`` by a per-example loss ``(output, target) -> (B,)``. ``devices``
-    (default: all of JAX's) are the devices the members are sharded over
-    (:func:`member_mesh`). ``kernel="fused"`` uses the optional fused CPU kernel for
-    the loss and gradient (:mod:`toylab.train._fused`). Returns the final state, the
-    metric records, the parameters at every checkpoint step reached here and the
-    timings.
+    ``sweep`` varies config fields across members (:class:`SweepConfig`); members
+    whose shapes agree train in one compiled program, a sweep over shapes trains one
+    program per shape group (:func:`init_members`; the result's ``ensemble`` is then an
+    :class:`EnsembleGroups` and its state holds tuples over the groups). ``state``
+    resumes from a saved :class:`TrainState` (from :func:`toylab.runs.load_run`).
+    ``callback(ensemble, state, metrics, is_checkpoint)`` is called at step 0 (for a
+    fresh run) and at every log or checkpoint step; ``metrics`` is ``None`` at
+    checkpoint-only steps. ``loss_fn`` replaces ``config.loss`` by a per-example loss
+    ``(output, target) -> (B,)``. ``devices`` (default: all of JAX's) are the devices
+    the members are sharded over (:func:`member_mesh`). ``kernel="fused"`` uses the
+    optional fused CPU kernel for the loss and gradient (:mod:`toylab.train._fused`).
+    Returns the final state, the metric records, the parameters at every checkpoint
+    step reached here and the timings.
     """
     clock = time.perf_counter()
     timings = dict.fromkeys(("init", "compile", "loop", "evaluate", "callback"), 0.0)
@@ -882,15 +1252,19 @@ def train(
         timings[name] += now - clock
         clock = now
 
-    ensemble, init_state = init_ensemble(
+    ensemble, init_state = init_members(
         dist, model_config, config, seeds, sweep, abstract=state is not None, loss_fn=loss_fn,
         devices=devices, kernel=kernel,
     )  # fmt: skip
-    num = ensemble.num_members
-    state = _place(init_state if state is None else state, member_mesh(num, devices), num)
-    arrays = ensemble._arrays()
-    spec = ensemble._spec()
-    evaluate = make_evaluate(ensemble)
+    groups = ensemble.groups if isinstance(ensemble, EnsembleGroups) else (ensemble,)
+    states = [
+        _place(st, member_mesh(g.num_members, devices), g.num_members)
+        for g, st in zip(groups, _split(init_state if state is None else state, len(groups)),
+                         strict=True)
+    ]  # fmt: skip
+    arrays = [g._arrays() for g in groups]
+    specs = [g._spec() for g in groups]
+    evaluates = [make_evaluate(g) for g in groups]
     ck = set(checkpoint_steps(config))
     metrics: list[dict[str, Any]] = []
     checkpoints: dict[int, Any] = {}
@@ -899,7 +1273,8 @@ def train(
         step = int(st.step)
         rec = None
         if step % config.log_every == 0 or step == config.num_steps:
-            rec = {"step": step, **evaluate(st.params)}
+            parts = [ev(s.params) for ev, s in zip(evaluates, states, strict=True)]
+            rec = {"step": step, **_merge_metrics(ensemble, parts)}
             metrics.append(rec)
         if step in ck:
             checkpoints[step] = st.params
@@ -908,29 +1283,36 @@ def train(
             callback(ensemble, st, rec, step in ck)
         lap("callback")
 
-    start = int(state.step)
+    start = int(states[0].step)
     lap("init")
+
     # compile (or load) before the clock starts, so the progress bar's rate is the
     # training rate: zero steps run
-    state = _segment(spec, arrays, state, np.int32(start))
-    jax.block_until_ready(state)
+    def advance(stop: int) -> list[TrainState]:
+        out = [
+            _segment(sp, ar, st, np.int32(stop))
+            for sp, ar, st in zip(specs, arrays, states, strict=True)
+        ]
+        return jax.block_until_ready(out)
+
+    states = advance(start)
     lap("compile")
     if start == 0:
-        record(state)
+        record(_join(states))
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.num_steps, initial=start, unit="step", desc="training")
+        desc = "training" if len(groups) == 1 else f"training ({len(groups)} programs)"
+        bar = tqdm(total=config.num_steps, initial=start, unit="step", desc=desc)
     for stop in event_steps(config, start):
-        state = _segment(spec, arrays, state, np.int32(stop))
-        jax.block_until_ready(state)
+        states = advance(stop)
         lap("loop")
-        record(state)
+        record(_join(states))
         if bar is not None:
             bar.update(stop - bar.n)
             if metrics and "accuracy" in metrics[-1]:
-                bar.set_postfix(acc=f"{np.mean(metrics[-1]['accuracy']):.3f}")
+                bar.set_postfix(acc=f"{np.nanmean(metrics[-1]['accuracy']):.3f}")
     if bar is not None:
         bar.close()
-    return TrainResult(ensemble, state, metrics, checkpoints, timings)
+    return TrainResult(ensemble, _join(states), metrics, checkpoints, timings)

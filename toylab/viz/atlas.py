@@ -693,8 +693,7 @@ def _write_run_page(
         ("training", f"{cfg.train.optimizer}, {lr}, {cfg.train.num_steps} steps"),
     ]  # fmt: skip
     if cfg.sweep:
-        facts.append(("sweep", f"{cfg.sweep.param} = {list(cfg.sweep.values)} (every seed "
-                               "with every value)"))  # fmt: skip
+        facts.append(("sweep", f"{cfg.sweep.describe()} (every seed at every point)"))
     facts += [
         ("status", f"{man.get('status')} at step {man.get('step')}"),
         ("parameters", str(getattr(run, "params_source", "") or "latest saved")),
@@ -728,7 +727,7 @@ def _write_run_page(
                 _fmt(None if a is None or a.gap is None else a.gap, 6),
                 "" if a is None else a.tier,
             ])  # fmt: skip
-        n = len(np.asarray(run.ensemble.eval_y))
+        n = run.ensemble.num_eval
         note = ("The accuracy of the decision regions integrates each network's exact regions "
                 "under the distribution (its tier says how: exact, or estimated by quadrature); "
                 f"the held-out accuracy is sampled ({n} samples).")  # fmt: skip
