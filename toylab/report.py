@@ -37,6 +37,8 @@ import numpy as np
 from toylab._errors import ToylabError
 from toylab._progress import QUIET, Progress
 from toylab.runs.io import atomic_write_json, atomic_write_text
+from toylab.superposition._report import is_superposition_run
+from toylab.superposition._report import report_lines as superposition_lines
 from toylab.viz._output import MAX_DATA_PANELS, fmt_number, save_png
 
 __all__ = ["fmt_number", "write_comparison", "write_report"]
@@ -157,7 +159,9 @@ def write_report(run: Any, *, compare: Any = None, progress: Progress = QUIET) -
         lines += _regression_lines(run, labels, diverged, summary, last)
 
     planar = getattr(dist.domain, "dim", 0) == 2 and hasattr(dist.domain, "low")
-    if planar:
+    if is_superposition_run(run):
+        lines += superposition_lines(run, out, summary, progress=progress)
+    elif planar:
         lines += _data_figure(run, exact, labels, out, progress, Figure)
         lines += ["## Every hidden neuron", ""]
         if not hidden:
@@ -315,9 +319,12 @@ def _regression_lines(run: Any, labels: list[str], diverged: dict[int, str],
         "",
         f"Sampled: the mean loss over {n} held-out samples. This is a regression task "
         f"({type(run.dist_of(0)).__name__}) with no classes, so there is no accuracy or Bayes "
-        "accuracy. The report does not analyse superposition yet (which features each "
-        "hidden dimension represents, their interference); load the run with "
-        "`toylab.runs.load_run` and inspect `run.model(m)` directly.",
+        "accuracy."
+        + (
+            " The superposition section below analyses every member's weights exactly."
+            if is_superposition_run(run)
+            else ""
+        ),
         "",
     ]
     return lines

@@ -95,12 +95,6 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"at position {e.start}). Save it as UTF-8."
         ) from None
     run = load_run(args.run_dir)
-    kind = run.config.model.kind
-    if kind not in ("mlp", "onehot_mlp"):
-        raise ToylabError(
-            f"claims are checked on MLP runs ([model] kind = 'mlp' or 'onehot_mlp'); this "
-            f"run's model is kind = {kind!r}."
-        )
     if member >= run.num_members:
         raise ToylabError(
             f"--member must be in 0..{run.num_members - 1} (the run has {run.num_members} "
