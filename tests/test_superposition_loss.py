@@ -215,3 +215,75 @@ def test_bad_inputs_are_clear_errors():
         expected_loss(net, SparseFeatures((0.1, 0.1)), method="exakt")
     with pytest.raises(ToylabError, match="one model"):
         expected_loss([net, net], SparseFeatures((0.1, 0.1)))
+
+
+# --------------------------------------------------------------------- n = 2 closed form
+
+
+def _pair_model_loss(M, b, probs, imp):
+    from toylab.superposition.loss import _pair_terms
+
+    f0 = _pair_terms(M[..., 0, 0], M[..., 0, 1], b[..., 0], probs[0], probs[1])[0]
+    f1 = _pair_terms(M[..., 1, 1], M[..., 1, 0], b[..., 1], probs[1], probs[0])[0]
+    return imp[0] * f0 + imp[1] * f1
+
+
+def _scale(M, b, imp):
+    # the rounding scale of expected_loss: Σ I_i ((b_i + Σ_j (M_ij)_+)_+² + 1)
+    return sum(imp[i] * (max(b[i] + np.maximum(M[i], 0).sum(), 0) ** 2 + 1) for i in range(2))
+
+
+PAIR_CASES = {
+    "random": ([[0.9, -0.6], [0.2, 0.8]], [-0.1, 0.05]),
+    "antipodal": ([[1.0, -1.0]], [-0.1, -0.1]),
+    "tiny": ([[1e-9, 3e-10]], [1e-9, -1e-10]),
+    "huge": ([[1e3, -2e3]], [1e3, 5e5]),
+    "through vertices": ([[1.0, 1.0]], [-1.0, -2.0]),
+    "kink at the corner": ([[1.0, -1.0]], [0.0, 1.0]),
+    "tiny cross term": ([[1.0, 1e-12], [0.0, 1.0]], [-0.5, -0.3]),
+    "zero": ([[0.0, 0.0]], [0.2, -0.3]),
+}
+
+
+@pytest.mark.parametrize("name", list(PAIR_CASES))
+@pytest.mark.parametrize("probs", [(0.3, 0.7), (1.0, 0.0), (0.05, 1.0)])
+def test_pair_closed_form_against_the_general_enumeration(name, probs):
+    # _pair_terms (safe-form active intervals, Gauss on y-pieces) against expected_loss's
+    # Chebyshev tables: two different decompositions, both exact to rounding; 1e-13 of the
+    # stated rounding scale (the error budget is 64 (n + 4) eps times it)
+    W, b = np.asarray(PAIR_CASES[name][0], float), np.asarray(PAIR_CASES[name][1], float)
+    imp = (1.0, 0.37)
+    M = W.T @ W
+    got = float(_pair_model_loss(M, b, probs, imp))
+    want = expected_loss(_net(W, b), SparseFeatures(probs, imp)).value
+    assert abs(got - want) <= 1e-13 * _scale(M, b, imp)
+    assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+def test_pair_closed_form_vectorised_random_against_reference():
+    rng = np.random.default_rng(11)
+    W = rng.normal(size=(40, 1, 2)) * 10.0 ** rng.integers(-4, 3, size=(40, 1, 1))
+    b = rng.normal(size=(40, 2)) * 10.0 ** rng.integers(-4, 3, size=(40, 1))
+    probs, imp = (0.4, 0.6), (1.0, 2.0)
+    M = np.einsum("kmi,kmj->kij", W, W)
+    got = _pair_model_loss(M, b, probs, imp)
+    for k in range(0, 40, 4):  # the clip-and-triangulate reference is slow: every 4th
+        want = reference_loss(W[k], b[k], probs, imp)
+        assert got[k] == pytest.approx(want, rel=1e-9, abs=1e-13)  # reference's Delaunay
+    for k in range(40):
+        want = expected_loss(_net(W[k], b[k]), SparseFeatures(probs, imp)).value
+        assert abs(got[k] - want) <= 1e-13 * _scale(M[k], b[k], imp)
+
+
+def test_pair_gradient_against_differences():
+    from toylab.superposition.loss import _pair_terms
+
+    args = (np.array([0.8, 1.2]), np.array([-0.6, 0.3]), np.array([0.1, -0.4]))
+    value, *grad = _pair_terms(*args, 0.3, 0.45, grad=True)
+    for k in range(3):
+        h = np.zeros(3)
+        h[k] = 1e-6
+        up = _pair_terms(*(a + d for a, d in zip(args, h, strict=True)), 0.3, 0.45)[0]
+        down = _pair_terms(*(a - d for a, d in zip(args, h, strict=True)), 0.3, 0.45)[0]
+        # central differences: O(h²) truncation and O(eps/h) rounding, ~1e-9
+        np.testing.assert_allclose(grad[k], (up - down) / 2e-6, rtol=1e-7, atol=1e-9)

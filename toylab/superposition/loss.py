@@ -313,6 +313,95 @@ def _relu_terms(
     return lows, ups, count, left
 
 
+# --------------------------------------------------------------------------- pairs
+
+
+_PAIR_OUTER = _make_gauss01(3)  # degree ≤ 3 on each y-piece: exact with margin (degree 5)
+_PAIR_INNER = _make_gauss01(2)  # degree ≤ 2 in u on the active interval: exact (degree 3)
+
+
+def _active_interval(beta: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[u_0, u_1] = {u ∈ [0, 1] : β + c u > 0}`` (up to its boundary), elementwise.
+
+    The crossing ``−β/c`` is only used clipped to ``[0, 1]``: where ``c`` is tiny it is
+    huge (or ``±inf``) and clips to an end; where it lies inside, ``|β| ≤ |c|`` and the
+    quotient is accurate to rounding. No quotient enters a value otherwise.
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        cross = np.clip(np.where(c != 0, -beta / np.where(c != 0, c, 1.0), 0.0), 0.0, 1.0)
+    flat_on = (c == 0) & (beta > 0)
+    u0 = np.where(c > 0, cross, 0.0)
+    u1 = np.where(c < 0, cross, np.where(c > 0, 1.0, np.where(flat_on, 1.0, 0.0)))
+    return u0, np.maximum(u1, u0)
+
+
+def _pair_inner(
+    beta: np.ndarray, c: np.ndarray, y: np.ndarray, grad: bool
+) -> tuple[np.ndarray, ...]:
+    """``∫_0^1 (ReLU(β + c u) − y)² du`` and, with ``grad``, ``∫ 1[z > 0] (z − y) du`` and
+    ``∫ 1[z > 0] (z − y) u du`` (``z = β + c u``): the active interval by Gauss–Legendre
+    (the integrand is a polynomial of degree ≤ 2 there, so 2 nodes are exact), the rest
+    ``y²`` times its length. Both parts are non-negative."""
+    u0, u1 = _active_interval(beta, c)
+    length = u1 - u0
+    xg, wg = _PAIR_INNER
+    u = u0[..., None] + length[..., None] * xg
+    w = length[..., None] * wg
+    z = np.maximum(beta[..., None] + c[..., None] * u, 0.0)
+    d = z - y[..., None]
+    value = np.sum(w * d * d, -1) + (1.0 - length) * y * y
+    if not grad:
+        return (value,)
+    return value, np.sum(w * d, -1), np.sum(w * d * u, -1)
+
+
+def _pair_terms(
+    a: np.ndarray, c: np.ndarray, b: np.ndarray, p_i: np.ndarray, p_j: np.ndarray,
+    grad: bool = False,
+) -> tuple[np.ndarray, ...]:  # fmt: skip
+    r"""``E[(ReLU(a x_i + c x_j + b) − x_i)²]`` for independent sparse ``x_i, x_j``
+    (probabilities ``p_i, p_j``), elementwise over broadcast arrays; with ``grad`` also
+    its derivatives in ``(a, c, b)``.
+
+    Condition on the activity of ``x_j`` (``c`` or ``0``) and of ``x_i = y``: inactive,
+    the term is the inner integral at ``y = 0``; active, it is ``∫_0^1 F(y) dy`` with
+    ``F(y) = ∫_0^1 (ReLU(b + a y + c u) − y)² du`` (:func:`_pair_inner`). ``F`` is a
+    polynomial of degree ≤ 3 between the knots ``b + a y = 0`` and ``b + a y = −c``
+    (where the active ``u``-interval changes form; its ends are linear in ``y`` in
+    between), so 3-point Gauss–Legendre on each of the ≤ 3 pieces is exact. Knots are
+    ``−b/a`` etc. clipped to ``[0, 1]`` (a tiny ``a`` puts them outside). Derivatives:
+    ``∂/∂θ E[(ReLU(z) − y)²] = 2 E[1[z > 0] (z − y) ∂z/∂θ]`` with ``∂z/∂(a, c, b) =
+    (y, u, 1)``, by the same rules (a kink misplaced by rounding moves them by a
+    rounding-sized amount: they steer the optimiser and carry no tier).
+    """
+    a, c, b, p_i, p_j = np.broadcast_arrays(
+        *(np.asarray(v, np.float64) for v in (a, c, b, p_i, p_j))
+    )
+    zero = np.zeros_like(a)
+    # x_i inactive (y = 0)
+    off = [_pair_inner(b, cc, zero, grad) for cc in (zero, c)]
+    # x_i active: pieces of y ∈ [0, 1]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        safe = np.where(a != 0, a, 1.0)
+        k1 = np.where(a != 0, -b / safe, 0.0)
+        k2 = np.where(a != 0, -(b + c) / safe, 0.0)
+    edges = np.sort(np.stack([zero, np.clip(k1, 0, 1), np.clip(k2, 0, 1), zero + 1], -1), -1)
+    lo, width = edges[..., :-1], np.diff(edges, axis=-1)
+    xg, wg = _PAIR_OUTER
+    y = (lo[..., None] + width[..., None] * xg).reshape(*a.shape, -1)
+    wy = (width[..., None] * wg).reshape(*a.shape, -1)
+    beta = b[..., None] + a[..., None] * y
+    on = [_pair_inner(beta, cc[..., None] + 0 * y, y, grad) for cc in (zero, c)]
+    q = (1 - p_j, p_j)
+    value = sum(q[t] * ((1 - p_i) * off[t][0] + p_i * np.sum(wy * on[t][0], -1)) for t in range(2))
+    if not grad:
+        return (value,)
+    db = sum(q[t] * ((1 - p_i) * off[t][1] + p_i * np.sum(wy * on[t][1], -1)) for t in range(2))
+    da = p_i * sum(q[t] * np.sum(wy * y * on[t][1], -1) for t in range(2))
+    dc = p_j * ((1 - p_i) * off[1][2] + p_i * np.sum(wy * on[1][2], -1))
+    return value, 2 * da, 2 * dc, 2 * db
+
+
 # --------------------------------------------------------------------------- public
 
 
