@@ -213,8 +213,29 @@ def test_bad_inputs_are_clear_errors():
         expected_loss(net, SparseFeatures((0.1, 0.1, 0.1)))
     with pytest.raises(ToylabError, match="method"):
         expected_loss(net, SparseFeatures((0.1, 0.1)), method="exakt")
-    with pytest.raises(ToylabError, match="one model"):
-        expected_loss([net, net], SparseFeatures((0.1, 0.1)))
+    with pytest.raises(ToylabError, match="one per member"):
+        expected_loss(net, [SparseFeatures((0.1, 0.1))])
+    with pytest.raises(ToylabError, match="one SparseFeatures per member"):
+        expected_loss([net, net], [SparseFeatures((0.1, 0.1))])
+    with pytest.raises(ToylabError, match=r"dist\[1\]"):
+        expected_loss([net, net], [SparseFeatures((0.1, 0.1)), SparseFeatures((0.1,))])
+
+
+def test_ensemble_with_a_distribution_per_member():
+    # each member's entry is the single-model result for its own distribution
+    rng = np.random.default_rng(2)
+    nets = [_net(rng.normal(size=(2, 3)), -0.1 * rng.random(3)) for _ in range(3)]
+    dists = [SparseFeatures((p, p, p), (1.0, 0.7, 0.49)) for p in (0.05, 0.3, 0.9)]
+    got = expected_loss(nets, dists)
+    assert got.ensemble and got.num_members == 3 and got.value.shape == (3,)
+    assert got.per_feature_lower.shape == (3, 3) and got.tier == "exact"
+    for k in range(3):
+        one = expected_loss(nets[k], dists[k])
+        assert got.value[k] == one.value and got.member(k).value == one.value
+    same = expected_loss(nets, dists[1])  # one distribution for every member
+    assert same.value[0] == expected_loss(nets[0], dists[1]).value
+    mixed = expected_loss(nets, dists, max_patterns=2, tol=1e-3)  # some members certified
+    assert mixed.tier == "certified" and "member 0" in str(mixed)
 
 
 # --------------------------------------------------------------------- n = 2 closed form

@@ -42,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,8 @@ _EPS = float(np.finfo(np.float64).eps)
 
 @dataclasses.dataclass(frozen=True)
 class ExpectedLossResult:
-    """The expected importance-weighted loss ``Σ_i I_i E[(x'_i − x_i)²]`` of one model.
+    """The expected importance-weighted loss ``Σ_i I_i E[(x'_i − x_i)²]`` of one model
+    or of an ensemble.
 
     ``value`` the exact value (``exact``), the enclosure's midpoint (``certified``) or the
     Monte Carlo mean (``sampled``); the true loss lies in ``[lower, upper]`` (for
@@ -69,28 +71,57 @@ class ExpectedLossResult:
     patterns enumerated (summed over outputs; 0 for the linear closed form and for
     sampling); ``unenumerated_mass``: the largest probability left out over outputs;
     ``num_samples`` and ``confidence`` for ``sampled``; ``kind``: ``"linear"`` or ``"relu"``.
+
+    **Ensembles** (as :class:`~toylab.superposition.SuperpositionResult`): with
+    ``ensemble=True`` the numeric fields have a leading member axis (``value`` ``(K,)``,
+    ``per_feature_lower`` ``(K, n)``, ...), ``tier`` is the weakest over members,
+    ``method`` the distinct methods joined by ``" / "``, and :meth:`member` gives member
+    ``k``'s own result (``members`` holds them all).
     """
 
-    value: float
-    lower: float
-    upper: float
-    error: float
+    value: Any
+    lower: Any
+    upper: Any
+    error: Any
     tier: Tier
     method: str
     kind: str
     per_feature_lower: np.ndarray
     per_feature_upper: np.ndarray
-    num_patterns: int = 0
-    unenumerated_mass: float = 0.0
-    num_samples: int = 0
+    num_patterns: Any = 0
+    unenumerated_mass: Any = 0.0
+    num_samples: Any = 0
     confidence: float | None = None
+    ensemble: bool = False
+    members: tuple[ExpectedLossResult, ...] = ()
 
     @property
     def per_feature(self) -> np.ndarray:
         """Each output's term (midpoint of its bounds)."""
         return (self.per_feature_lower + self.per_feature_upper) / 2
 
+    @property
+    def num_members(self) -> int:
+        return len(self.members) if self.ensemble else 1
+
+    def member(self, k: int) -> ExpectedLossResult:
+        """Member ``k`` of an ensemble result (with its own tier and method; a single
+        result is its own member 0)."""
+        if not self.ensemble:
+            if k != 0:
+                raise fail("ExpectedLossResult.member", "k", k, "0 (a single model)")
+            return self
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, int | np.integer)
+            or not 0 <= k < len(self.members)
+        ):
+            raise fail("ExpectedLossResult.member", "k", k, f"in 0..{len(self.members) - 1}")
+        return self.members[int(k)]
+
     def __str__(self) -> str:
+        if self.ensemble:
+            return "\n".join(f"member {k}: {m}" for k, m in enumerate(self.members))
         if self.tier == "exact":
             return f"{self.value:.10g} [exact, {self.kind}]"
         if self.tier == "certified":
@@ -405,15 +436,55 @@ def _pair_terms(
 # --------------------------------------------------------------------------- public
 
 
-def _check_dist(where: str, dist: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _check_dist(where: str, dist: Any, n: int, name: str = "dist") -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(dist, SparseFeatures):
         raise fail(
-            where, "dist", type(dist).__name__, "a SparseFeatures distribution",
+            where, name, type(dist).__name__, "a SparseFeatures distribution",
             "The expected loss is defined for the sparse-feature distribution of the toy model.",
         )  # fmt: skip
     if dist.dim != n:
-        raise fail(where, "dist", f"{dist.dim} features", f"{n} features (the model's n)")
+        raise fail(where, name, f"{dist.dim} features", f"{n} features (the model's n)")
     return np.asarray(dist.probs, np.float64), np.asarray(dist.importance, np.float64)
+
+
+def _check_dists(
+    where: str, dist: Any, n: int, members: int | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(probs, importance)`` per member: one distribution for all, or a list of one per
+    member of an ensemble."""
+    if isinstance(dist, list | tuple):
+        if members is None:
+            raise fail(
+                where, "dist", f"a list of {len(dist)} distributions", "one SparseFeatures "
+                "for one model", "Pass a list of distributions only with a list of models "
+                "(or a stacked ensemble): one per member.",
+            )  # fmt: skip
+        if len(dist) != members:
+            raise fail(
+                where, "dist", f"a list of {len(dist)} distributions",
+                f"one SparseFeatures per member ({members})",
+            )  # fmt: skip
+        return [_check_dist(where, d, n, f"dist[{k}]") for k, d in enumerate(dist)]
+    one = _check_dist(where, dist, n)
+    return [one] * (1 if members is None else members)
+
+
+def _stack_results(members: tuple[ExpectedLossResult, ...]) -> ExpectedLossResult:
+    """One result over an ensemble: arrays with a leading member axis, the weakest tier."""
+    from toylab.tiers import weakest
+
+    def arr(name: str) -> np.ndarray:
+        return np.array([getattr(m, name) for m in members])
+
+    methods = tuple(dict.fromkeys(m.method for m in members))
+    confidences = {m.confidence for m in members}
+    return ExpectedLossResult(
+        arr("value"), arr("lower"), arr("upper"), arr("error"),
+        weakest(*(m.tier for m in members)), " / ".join(methods), members[0].kind,
+        arr("per_feature_lower"), arr("per_feature_upper"), arr("num_patterns"),
+        arr("unenumerated_mass"), arr("num_samples"),
+        confidences.pop() if len(confidences) == 1 else None, ensemble=True, members=members,
+    )  # fmt: skip
 
 
 def _sampled(
@@ -449,7 +520,7 @@ def _sampled(
 
 def expected_loss(
     model: Any,
-    dist: SparseFeatures,
+    dist: SparseFeatures | Sequence[SparseFeatures],
     *,
     method: str = "auto",
     tol: float = 1e-6,
@@ -458,7 +529,12 @@ def expected_loss(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> ExpectedLossResult:
-    """The expected loss ``Σ_i I_i E[(x'_i − x_i)²]`` of one toy model under ``dist``.
+    """The expected loss ``Σ_i I_i E[(x'_i − x_i)²]`` of a toy model under ``dist``.
+
+    ``model``: a model or network, or an ensemble (a list of them, or a stacked network);
+    ``dist``: one :class:`~toylab.distributions.SparseFeatures` for all members, or (with
+    an ensemble) a list of one per member (a sweep over feature probability). An ensemble
+    gives one result with a member axis (:class:`ExpectedLossResult`).
 
     ``method``: ``"auto"`` (exact where every output has at most ``max_patterns`` activity
     patterns, certified otherwise), ``"exact"`` (an error if some output has more),
@@ -483,14 +559,25 @@ def expected_loss(
     seed = check_int(where, "seed", seed, minimum=0)
     confidence = check_float(where, "confidence", confidence, positive=True, maximum=0.999999)
     W, b, act, ensemble = superposition_weights(model, where)
-    if ensemble:
-        raise fail(
-            where, "model", f"an ensemble of {len(W)} members", "one model",
-            "Call expected_loss once per member: [expected_loss(m, dist) for m in members].",
+    n = W.shape[-1]
+    dists = _check_dists(where, dist, n, len(W) if ensemble else None)
+
+    def one(Wk: np.ndarray, bk: np.ndarray, d: tuple[np.ndarray, np.ndarray]) -> ExpectedLossResult:
+        return _expected_loss_one(
+            where, Wk, bk, act == "relu", d[0], d[1], method, tol, max_patterns, num_samples,
+            seed, confidence,
         )  # fmt: skip
+
+    if not ensemble:
+        return one(W, b, dists[0])
+    return _stack_results(tuple(one(W[k], b[k], dists[k]) for k in range(len(W))))
+
+
+def _expected_loss_one(
+    where: str, W: np.ndarray, b: np.ndarray, relu: bool, probs: np.ndarray, imp: np.ndarray,
+    method: str, tol: float, max_patterns: int, num_samples: int, seed: int, confidence: float,
+) -> ExpectedLossResult:  # fmt: skip
     n = W.shape[1]
-    probs, imp = _check_dist(where, dist, n)
-    relu = act == "relu"
     kind = "relu" if relu else "linear"
     if method == "sampled":
         mean, half, per, _ = _sampled(W, b, relu, probs, imp, num_samples, seed, confidence)
