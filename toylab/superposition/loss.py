@@ -29,11 +29,26 @@ is rounding; ``error`` states a rounding budget).
 
 **Many features.** When an output has more than ``max_patterns`` activity patterns, the
 patterns are enumerated in decreasing probability until the unenumerated mass ``q``
-times a bound ``B_i`` on the conditional loss is below ``tol / n``: the result is the
-enclosure ``[lower, upper]`` (tier ``certified``). The bound: ``(ReLU(z) − x_i)² ≤
-ReLU(z)² + x_i²`` (both are ≥ 0), ``z ≤ z_max = b_i + Σ_j (M_ij)_+`` on the cube (an
-affine function's maximum is at a vertex) and ``E x_i² = p_i/3``, so
-``B_i = (z_max)_+² + p_i/3``. ``method="sampled"`` is the Monte
+times a bound on the conditional loss is below ``tol / n``: the result is the
+enclosure ``[lower, upper]`` (tier ``certified``). Two bounds, the smaller is used:
+
+* *vertex*: ``(ReLU(z) − x_i)² ≤ ReLU(z)² + x_i²`` (the cross term ``−2 ReLU(z) x_i`` is
+  ``≤ 0``), ``z ≤ z_max = b_i + Σ_j (M_ij)_+`` on the cube (an affine function's maximum
+  is at a vertex) and ``E x_i² = p_i/3``, so each left-out pattern's conditional loss is
+  at most ``B_i = (z_max)_+² + p_i/3``: the rest is at most ``(1 − enumerated mass) B_i``;
+* *moment*: with ``m_j = (M_ij)_+`` and ``x ≥ 0``, ``0 ≤ ReLU(z) ≤ (b_i)_+ + Σ_j m_j
+  x_j`` pointwise, so given the pattern ``R`` of the other features the conditional loss
+  is at most ``B(R) = E[((b_i)_+ + Σ_j m_j x_j)² | R] + p_i/3`` (mean² + variance of a
+  sum of independent terms: ``x_j`` uniform on ``(0, 1]`` for ``j ∈ R``, ``0`` for the
+  other free ``j``, sparse for ``j = i``). ``B ≥ 0``, so the left-out patterns contribute
+  at most ``Σ_{R left out} P(R) B(R) = E[B] − Σ_{R enumerated} P(R) B(R)``, where
+  ``E[B] = ((b_i)_+ + Σ_j m_j p_j/2)² + Σ_j m_j² p_j (4 − 3 p_j)/12 + p_i/3`` is the
+  same closed form over the whole distribution. This charges a left-out pattern what its
+  own active features can contribute, not the all-active worst case. The subtraction is
+  padded by ``16 (k + count + 4) eps (E[B] + Σ P(R) B(R))`` for rounding
+  (``k`` free features: each ``P(R)`` is an ``exp`` of a sum of ``k`` logarithms).
+
+``method="sampled"`` is the Monte
 Carlo mean with its normal confidence interval (tier ``sampled``), for comparison.
 """
 
@@ -56,6 +71,8 @@ from toylab.tiers import Tier
 __all__ = ["ExpectedLossResult", "expected_loss"]
 
 _EPS = float(np.finfo(np.float64).eps)
+#: ``method="auto"`` beyond exact enumeration: at most this many patterns over all outputs
+_AUTO_WORK = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,10 +216,11 @@ class _Table:
             x = np.clip((2 * c[inner] - (lo + hi)) / (hi - lo), -1.0, 1.0)
             nodes, w = _cheb(self.vals.shape[1])
             diff = x[:, None] - nodes[None, :]
-            exact = diff == 0
-            diff = np.where(exact, 1.0, diff)
-            coef = np.where(exact.any(1, keepdims=True), exact * 1.0, w / diff)
-            coef = coef / coef.sum(1, keepdims=True)
+            # at a node (diff = 0) the limit of the barycentric formula is that node's
+            # value: a diff of 1e-300 gives it weight ~1e300 against O(1) for the others,
+            # i.e. coefficient 1 to rounding (|w| ≤ 1, so w / 1e-300 is finite)
+            coef = w / np.where(diff == 0, 1e-300, diff)
+            coef /= coef.sum(1, keepdims=True)
             out[inner] = np.einsum("qj,qjr->qr", coef, self.vals[t])
         return np.maximum(out, 0.0)  # H_r >= 0: clip rounding below zero
 
@@ -213,11 +231,13 @@ def _base_table() -> _Table:
 
 def _line_points(
     table: _Table, c: np.ndarray, a: float, num_gauss: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Gauss points for ``∫_0^1 · (c + a y) dy`` split at the table's knots.
 
-    Returns ``(y, weight, h)``: ``(Q, S, g)`` nodes, their weights (sub-interval width
-    times Gauss weight) and ``(Q, S, g, 2)`` table values at ``c + a y``.
+    Returns ``(q, y, weight, h)`` over the ``P`` sub-intervals of non-zero width only
+    (a zero-width piece contributes nothing): ``q`` ``(P,)`` the index into ``c`` each
+    belongs to, ``(P, g)`` nodes, their weights (sub-interval width times Gauss weight)
+    and ``(P, g, 2)`` table values at ``c + a y``.
     """
     K = table.knots
     if a != 0.0:
@@ -226,14 +246,15 @@ def _line_points(
     else:
         edges = np.tile([0.0, 1.0], (len(c), 1))
     lo, hi = edges[:, :-1], edges[:, 1:]
-    width = hi - lo
-    mid = c[:, None] + a * (lo + hi) / 2
+    q, s = np.nonzero(hi > lo)
+    lo, width = lo[q, s], hi[q, s] - lo[q, s]
+    mid = c[q] + a * (lo + width / 2)
     piece = np.searchsorted(K, mid)
     xg, wg = _gauss01(num_gauss)
-    y = lo[..., None] + width[..., None] * xg
-    pts = c[:, None, None] + a * y
-    h = table.evaluate(pts, np.broadcast_to(piece[..., None], pts.shape))
-    return y, width[..., None] * wg, h
+    y = lo[:, None] + width[:, None] * xg
+    pts = c[q, None] + a * y
+    h = table.evaluate(pts, np.broadcast_to(piece[:, None], pts.shape))
+    return q, y, width[:, None] * wg, h
 
 
 def _step(table: _Table, a: float) -> _Table:
@@ -243,14 +264,16 @@ def _step(table: _Table, a: float) -> _Table:
     nodes, _ = _cheb(num_terms + 3)
     lo, hi = K[:-1], K[1:]
     c = ((lo + hi) / 2)[:, None] + ((hi - lo) / 2)[:, None] * nodes[None, :]
-    _, weight, h = _line_points(table, c.ravel(), a, num_terms // 2 + 2)
-    vals = np.einsum("qsg,qsgr->qr", weight, h).reshape(*c.shape, 2)
-    return _Table(K, vals, table.mean + a / 2, table.var + a * a / 12, num_terms)
+    q, _, weight, h = _line_points(table, c.ravel(), a, num_terms // 2 + 2)
+    part = np.einsum("pg,pgr->pr", weight, h)
+    vals = np.stack([np.bincount(q, part[:, r], c.size) for r in range(2)], -1)
+    return _Table(K, vals.reshape(*c.shape, 2), table.mean + a / 2, table.var + a * a / 12,
+                  num_terms)  # fmt: skip
 
 
 def _active_term(table: _Table, b: float, a_ii: float) -> float:
     """``∫_0^1 [H_2(b + a_ii y) − 2 y H_1(b + a_ii y) + y²] dy``."""
-    y, weight, h = _line_points(table, np.array([b]), a_ii, table.num_terms // 2 + 3)
+    _, y, weight, h = _line_points(table, np.array([b]), a_ii, table.num_terms // 2 + 3)
     integrand = h[..., 1] - 2 * y * h[..., 0] + y * y
     return float(np.sum(weight * np.maximum(integrand, 0.0)))
 
@@ -301,18 +324,32 @@ def _output_terms(
     log_top = float(np.sum(np.log(np.where(likely_on, p, 1 - p))))
     z_max = b_i + float(np.sum(np.maximum(M_i[others], 0.0))) + max(a_ii, 0.0)
     bound = max(z_max, 0.0) ** 2 + p_i / 3
-    total, mass, count = 0.0, 0.0, 0
+    # the moment bound B(R) = E[(b_+ + Σ_j m_j x_j)² | R] + p_i/3 (module docstring)
+    m = np.maximum(M_i, 0.0)
+    m_free = m[free]
+    mean0 = max(b_i, 0.0) + m[i] * p_i / 2 + float(np.sum(m[always])) / 2
+    var0 = m[i] ** 2 * p_i * (4 - 3 * p_i) / 12 + float(np.sum(m[always] ** 2)) / 12
+    total_bound = (
+        (mean0 + float(np.sum(m_free * p)) / 2) ** 2
+        + var0
+        + float(np.sum(m_free**2 * p * (4 - 3 * p))) / 12
+        + p_i / 3
+    )
+    total, mass, count, covered = 0.0, 0.0, 0, 0.0
     heap: list[tuple[float, tuple[int, ...]]] = [(0.0, ())]
     while heap and count < max_patterns:
         cost, dev = heapq.heappop(heap)
         prob = math.exp(log_top - cost)
         flip = {int(order[t]) for t in dev}
-        on = [likely_on[t] != (t in flip) for t in range(len(free))]
-        active = base + tuple(free[t] for t in range(len(free)) if on[t])
+        on_mask = np.array([likely_on[t] != (t in flip) for t in range(len(free))], bool)
+        active = base + tuple(free[t] for t in range(len(free)) if on_mask[t])
         total += prob * contribution(table_of(active))
         mass += prob
+        mean_r = mean0 + float(np.sum(m_free[on_mask])) / 2
+        covered += prob * (mean_r**2 + var0 + float(np.sum(m_free[on_mask] ** 2)) / 12 + p_i / 3)
         count += 1
-        if (1 - mass) * bound <= tol:
+        slack = 16 * (len(free) + count + 4) * _EPS * (total_bound + covered)
+        if min((1 - mass) * bound, total_bound - covered + slack) <= tol:
             break
         last = dev[-1] if dev else -1
         if last + 1 < len(free):
@@ -324,7 +361,9 @@ def _output_terms(
                     heap, (cost - float(delta[order[last]]) + float(delta[order[nxt]]), swapped)
                 )
     left = max(1.0 - mass, 0.0) + 4 * count * _EPS
-    return total, total + left * bound, count, left
+    slack = 16 * (len(free) + count + 4) * _EPS * (total_bound + covered)
+    rest = min(left * bound, max(total_bound - covered, 0.0) + slack)
+    return total, total + rest, count, left
 
 
 def _relu_terms(
@@ -537,7 +576,9 @@ def expected_loss(
     gives one result with a member axis (:class:`ExpectedLossResult`).
 
     ``method``: ``"auto"`` (exact where every output has at most ``max_patterns`` activity
-    patterns, certified otherwise), ``"exact"`` (an error if some output has more),
+    patterns; otherwise the certified enclosure with at most ``1024 / n`` patterns per
+    output and the Monte Carlo interval are both computed and the narrower is returned:
+    ``tier`` and ``method`` say which, so it takes seconds for n up to a few hundred), ``"exact"`` (an error if some output has more),
     ``"certified"`` (the enclosure, width about ``tol``, at most ``max_patterns`` patterns
     per output: a wider enclosure when the budget runs out) or ``"sampled"``
     (``num_samples`` Monte Carlo draws with ``numpy.random.default_rng(seed)``, a
@@ -599,6 +640,23 @@ def _expected_loss_one(
         sum(1 for j in np.flatnonzero(M[i]) if j != i and 0 < probs[j] < 1) for i in range(n)
     ]
     exact = all(2**c <= max_patterns for c in free_counts)
+    if method == "auto" and not exact:
+        budget = max(1, min(max_patterns, _AUTO_WORK // n))
+        cert = _expected_loss_one(
+            where, W, b, relu, probs, imp, "certified", tol, budget, num_samples, seed,
+            confidence,
+        )  # fmt: skip
+        samp = _expected_loss_one(
+            where, W, b, relu, probs, imp, "sampled", tol, budget, num_samples, seed,
+            confidence,
+        )  # fmt: skip
+        pick = cert if cert.upper - cert.lower <= samp.upper - samp.lower else samp
+        why = (
+            f"auto: the certified enclosure ({budget} patterns per output, width "
+            f"{cert.upper - cert.lower:.3g}) against the Monte Carlo interval (width "
+            f"{samp.upper - samp.lower:.3g}): the narrower"
+        )
+        return dataclasses.replace(pick, method=f"{pick.method} ({why})")
     if method == "exact" and not exact:
         raise fail(
             where, "max_patterns", max_patterns,
