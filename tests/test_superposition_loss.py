@@ -195,12 +195,51 @@ def test_certified_enclosure_contains_exact():
     assert tight.upper - tight.lower < 1e-8 + 4 * exact.error
 
 
+ADVERSARIAL = {
+    "huge positive": (lambda rng: 30 * np.abs(rng.normal(size=(3, 7))), 5.0),
+    "huge negative bias": (lambda rng: 30 * rng.normal(size=(3, 7)), -40.0),
+    "tiny": (lambda rng: 1e-6 * rng.normal(size=(3, 7)), 1e-7),
+    "mixed scales": (lambda rng: rng.normal(size=(3, 7)) * np.logspace(-4, 2, 7), 0.3),
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+@pytest.mark.parametrize("probs", [(0.05,) * 7, (0.9, 0.5, 0.02, 0.99, 0.3, 0.6, 0.01)])
+def test_certified_enclosure_contains_exact_on_adversarial_weights(name, probs):
+    # both bounds (vertex and moment) are proven in loss.py's docstring; the enclosure
+    # must hold at every budget, however few patterns it enumerates
+    rng = np.random.default_rng(len(name))
+    W, scale = ADVERSARIAL[name][0](rng), ADVERSARIAL[name][1]
+    b = scale * rng.random(7)
+    dist = SparseFeatures(probs, tuple(0.9 ** np.arange(7)))
+    exact = expected_loss(_net(W, b), dist, method="exact", max_patterns=64)
+    for budget in (1, 8):
+        cert = expected_loss(_net(W, b), dist, method="certified", max_patterns=budget)
+        assert cert.lower - exact.error <= exact.value <= cert.upper + exact.error
+
+
+def test_moment_bound_is_tighter_than_the_vertex_bound():
+    # 20 features at p = 0.05: the left-out patterns are charged their own features
+    rng = np.random.default_rng(0)
+    W, b = rng.normal(size=(5, 20)) / np.sqrt(5), -0.05 * rng.random(20)
+    cert = expected_loss(_net(W, b), SparseFeatures((0.05,) * 20), method="certified",
+                         max_patterns=16)  # fmt: skip
+    mc = expected_loss(_net(W, b), SparseFeatures((0.05,) * 20), method="sampled",
+                       num_samples=20_000, confidence=0.999)  # fmt: skip
+    # the vertex bound alone gave [0.26, 104] here; the Monte Carlo value must lie inside
+    assert cert.upper - cert.lower < 1.0 and cert.lower <= mc.upper and mc.lower <= cert.upper
+
+
 def test_auto_is_certified_beyond_the_budget_and_exact_refuses():
     rng = np.random.default_rng(6)
     W, b = rng.normal(size=(2, 6)), np.zeros(6)
     dist = SparseFeatures((0.05,) * 6)
     r = expected_loss(_net(W, b), dist, max_patterns=4, tol=1e-3)
-    assert r.tier == "certified" and r.unenumerated_mass > 0
+    cert = expected_loss(_net(W, b), dist, method="certified", max_patterns=4, tol=1e-3)
+    samp = expected_loss(_net(W, b), dist, method="sampled")
+    assert cert.tier == "certified" and cert.unenumerated_mass > 0
+    narrower = cert if cert.upper - cert.lower <= samp.upper - samp.lower else samp
+    assert r.tier == narrower.tier and r.value == narrower.value and "auto" in r.method
     with pytest.raises(ToylabError, match="max_patterns"):
         expected_loss(_net(W, b), dist, method="exact", max_patterns=4)
 
@@ -213,5 +252,98 @@ def test_bad_inputs_are_clear_errors():
         expected_loss(net, SparseFeatures((0.1, 0.1, 0.1)))
     with pytest.raises(ToylabError, match="method"):
         expected_loss(net, SparseFeatures((0.1, 0.1)), method="exakt")
-    with pytest.raises(ToylabError, match="one model"):
-        expected_loss([net, net], SparseFeatures((0.1, 0.1)))
+    with pytest.raises(ToylabError, match="one per member"):
+        expected_loss(net, [SparseFeatures((0.1, 0.1))])
+    with pytest.raises(ToylabError, match="one SparseFeatures per member"):
+        expected_loss([net, net], [SparseFeatures((0.1, 0.1))])
+    with pytest.raises(ToylabError, match=r"dist\[1\]"):
+        expected_loss([net, net], [SparseFeatures((0.1, 0.1)), SparseFeatures((0.1,))])
+
+
+def test_ensemble_with_a_distribution_per_member():
+    # each member's entry is the single-model result for its own distribution
+    rng = np.random.default_rng(2)
+    nets = [_net(rng.normal(size=(2, 3)), -0.1 * rng.random(3)) for _ in range(3)]
+    dists = [SparseFeatures((p, p, p), (1.0, 0.7, 0.49)) for p in (0.05, 0.3, 0.9)]
+    got = expected_loss(nets, dists)
+    assert got.ensemble and got.num_members == 3 and got.value.shape == (3,)
+    assert got.per_feature_lower.shape == (3, 3) and got.tier == "exact"
+    for k in range(3):
+        one = expected_loss(nets[k], dists[k])
+        assert got.value[k] == one.value and got.member(k).value == one.value
+    same = expected_loss(nets, dists[1])  # one distribution for every member
+    assert same.value[0] == expected_loss(nets[0], dists[1]).value
+    mixed = expected_loss(nets, dists, method="certified", max_patterns=2)
+    assert mixed.tier == "certified" and "member 0" in str(mixed)
+
+
+# --------------------------------------------------------------------- n = 2 closed form
+
+
+def _pair_model_loss(M, b, probs, imp):
+    from toylab.superposition.loss import _pair_terms
+
+    f0 = _pair_terms(M[..., 0, 0], M[..., 0, 1], b[..., 0], probs[0], probs[1])[0]
+    f1 = _pair_terms(M[..., 1, 1], M[..., 1, 0], b[..., 1], probs[1], probs[0])[0]
+    return imp[0] * f0 + imp[1] * f1
+
+
+def _scale(M, b, imp):
+    # the rounding scale of expected_loss: Σ I_i ((b_i + Σ_j (M_ij)_+)_+² + 1)
+    return sum(imp[i] * (max(b[i] + np.maximum(M[i], 0).sum(), 0) ** 2 + 1) for i in range(2))
+
+
+PAIR_CASES = {
+    "random": ([[0.9, -0.6], [0.2, 0.8]], [-0.1, 0.05]),
+    "antipodal": ([[1.0, -1.0]], [-0.1, -0.1]),
+    "tiny": ([[1e-9, 3e-10]], [1e-9, -1e-10]),
+    "huge": ([[1e3, -2e3]], [1e3, 5e5]),
+    "through vertices": ([[1.0, 1.0]], [-1.0, -2.0]),
+    "kink at the corner": ([[1.0, -1.0]], [0.0, 1.0]),
+    "tiny cross term": ([[1.0, 1e-12], [0.0, 1.0]], [-0.5, -0.3]),
+    "zero": ([[0.0, 0.0]], [0.2, -0.3]),
+}
+
+
+@pytest.mark.parametrize("name", list(PAIR_CASES))
+@pytest.mark.parametrize("probs", [(0.3, 0.7), (1.0, 0.0), (0.05, 1.0)])
+def test_pair_closed_form_against_the_general_enumeration(name, probs):
+    # _pair_terms (safe-form active intervals, Gauss on y-pieces) against expected_loss's
+    # Chebyshev tables: two different decompositions, both exact to rounding; 1e-13 of the
+    # stated rounding scale (the error budget is 64 (n + 4) eps times it)
+    W, b = np.asarray(PAIR_CASES[name][0], float), np.asarray(PAIR_CASES[name][1], float)
+    imp = (1.0, 0.37)
+    M = W.T @ W
+    got = float(_pair_model_loss(M, b, probs, imp))
+    want = expected_loss(_net(W, b), SparseFeatures(probs, imp)).value
+    assert abs(got - want) <= 1e-13 * _scale(M, b, imp)
+    assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+def test_pair_closed_form_vectorised_random_against_reference():
+    rng = np.random.default_rng(11)
+    W = rng.normal(size=(40, 1, 2)) * 10.0 ** rng.integers(-4, 3, size=(40, 1, 1))
+    b = rng.normal(size=(40, 2)) * 10.0 ** rng.integers(-4, 3, size=(40, 1))
+    probs, imp = (0.4, 0.6), (1.0, 2.0)
+    M = np.einsum("kmi,kmj->kij", W, W)
+    got = _pair_model_loss(M, b, probs, imp)
+    for k in range(0, 40, 4):  # the clip-and-triangulate reference is slow: every 4th
+        want = reference_loss(W[k], b[k], probs, imp)
+        assert got[k] == pytest.approx(want, rel=1e-9, abs=1e-13)  # reference's Delaunay
+    for k in range(40):
+        want = expected_loss(_net(W[k], b[k]), SparseFeatures(probs, imp)).value
+        assert abs(got[k] - want) <= 1e-13 * _scale(M[k], b[k], imp)
+
+
+def test_pair_gradient_against_differences():
+    from toylab.superposition.loss import _pair_terms
+
+    args = (np.array([0.8, 1.2]), np.array([-0.6, 0.3]), np.array([0.1, -0.4]))
+    value, *grad = _pair_terms(*args, 0.3, 0.45, grad=True)
+    for k in range(3):
+        h = np.zeros(3)
+        h[k] = 1e-6
+        up = _pair_terms(*(a + d for a, d in zip(args, h, strict=True)), 0.3, 0.45)[0]
+        down = _pair_terms(*(a - d for a, d in zip(args, h, strict=True)), 0.3, 0.45)[0]
+        # central differences: O(h²) truncation and O(eps/h) rounding, ~1e-9
+        np.testing.assert_allclose(grad[k], (up - down) / 2e-6, rtol=1e-7, atol=1e-9)

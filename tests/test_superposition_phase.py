@@ -46,6 +46,21 @@ def test_sparse_superposes_and_dense_keeps_the_important_feature(diagram):
     assert list(diagram.candidates) == list(CANDIDATES)
 
 
+def test_antipodal_parameters_are_a_local_optimum(diagram):
+    # first order: the projected gradient vanishes; and no nearby point in the box does
+    # better, by the general expected_loss (an independent computation of the loss)
+    assert np.all(diagram.projected_gradient < 1e-7)
+    rng = np.random.default_rng(0)
+    for a, c in [(0, 0), (1, 0), (2, 1)]:
+        r, p = diagram.relative_importance[a], diagram.density[c]
+        dist = SparseFeatures((p, p), (1.0, r))
+        w0, w1, b0, b1 = diagram.params[a, c]
+        for step in 1e-3 * rng.normal(size=(6, 4)):
+            W = [[max(w0 + step[0], 0.5), min(w1 + step[1], -0.5)]]
+            near = expected_loss(_net(W, [b0 + step[2], b1 + step[3]]), dist).value
+            assert near >= diagram.losses[a, c, 2] - 1e-12  # rounding of both losses
+
+
 def test_classify_and_trained_phase():
     assert classify_solution(_net([[1.0, -0.9]])) == "antipodal pair"
     assert classify_solution(_net([[0.1, 1.0]])) == "input:1 only"
