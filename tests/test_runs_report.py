@@ -105,7 +105,7 @@ def test_finite_accuracy_without_a_training_mask():
     assert acc["domain"] == want and acc["train"] is None and acc["test"] is None
 
 
-def test_superposition_report_is_not_a_table_of_nan(tmp_path, capsys):
+def test_superposition_report_states_exact_metrics(tmp_path, capsys):
     cfg = {"name": "sparse", "seeds": [0, 1],
            "distribution": {"name": "sparse_features", "probs": [0.1] * 4,
                             "importance": [1.0, 0.7, 0.5, 0.2]},
@@ -116,19 +116,31 @@ def test_superposition_report_is_not_a_table_of_nan(tmp_path, capsys):
     text = write_report(run).read_text()
     assert "nan" not in text.lower()
     assert "held-out importance_mse loss (sampled)" in text
-    assert "does not analyse superposition yet" in text
+    assert "## Superposition" in text
+    summary = json.loads((run.path / "report" / "summary.json").read_text())
     for m in range(2):
         loss = float(run.metrics[-1]["loss"][m])
         assert f"| {m} (seed {m}) | {fmt_number(loss, 6)} |" in text
-    # the commands that need an MLP say so in one line, in config vocabulary
+        # independent: the raw stacked parameters, W of shape (m, n) per member
+        W = np.asarray(run.params["W"][...], np.float64)[m]
+        norms = np.sqrt((W**2).sum(0))
+        gram = W.T @ W
+        d = np.where(norms > 0, norms**4 / np.maximum((gram**2).sum(1), 1e-300), 0.0)
+        got = summary["members"][m]["superposition"]
+        assert got["tier"] == "exact"
+        # float64 from the same float32 weights: agreement to rounding (relative 1e-12)
+        assert got["dimensions_per_feature"] == pytest.approx(2 / (W**2).sum(), rel=1e-12)
+        assert got["num_represented"] == int((norms > 0.5).sum())
+        np.testing.assert_allclose(got["dimensionality"], d, rtol=1e-12)
+        assert (run.path / "report" / f"superposition_member{m}.png").stat().st_size > 10_000
+    # claims about its features are checked on the run (exit 0: holds, 1: fails, never 2)
     from toylab.cli import main
 
     claims = tmp_path / "c.toml"
-    claims.write_text('[[claim]]\nneuron = "hidden_0:0"\nstatement = "s"\nkind = "dead"\n')
-    for argv in (["check", str(run.path), str(claims)], ["atlas", str(run.path)]):
-        assert main(argv) == 2
-        err = capsys.readouterr().err
-        assert "superposition" in err.lower() and len(err.strip().splitlines()) == 1, err
+    claims.write_text('[[claim]]\nneuron = "input:0"\nstatement = "s"\nkind = "represented"\n'
+                      "threshold = 0.0\n")  # fmt: skip
+    assert main(["check", str(run.path), str(claims)]) == 0
+    assert "input:0" in (run.path / "report" / "claims.md").read_text()
     assert main(["info", str(run.path)]) == 0
 
 
