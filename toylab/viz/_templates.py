@@ -188,3 +188,122 @@ boundary.</figcaption></figure>{% endif %}
 </table>{% endif %}
 {% endblock %}
 """
+
+# --------------------------------------------------------------------------- feature atlas
+# Runs of toy models of superposition: a page per feature ("input:i") instead of per neuron.
+
+FEATURE_INDEX = """{% extends "base" %}
+{% block title %}atlas: {{ run_name }}{% endblock %}
+{% block header %}
+<h1>Feature atlas: {{ run_name }}</h1>
+<nav class="crumbs"><a href="run.html">run page</a> (training, loss, dimensionality against density)</nav>
+{% endblock %}
+{% block main %}
+<nav class="seeds" id="seeds">member:
+{% for m in members %}<a href="#member{{ m.member }}">member {{ m.member }} ({{ m.label }})</a>
+{% endfor %}</nav>
+<p class="note">A toy model of superposition embeds n features (<code>input:i</code>) in m
+hidden dimensions: feature i is column i of W. Every number here is an exact function of the
+saved weights (float64). A cell is dark when the feature is represented (‖W_i‖ &gt;
+{{ threshold }}); click it for the feature's page.</p>
+{% for m in members %}
+<section class="member" id="member{{ m.member }}">
+<h2>member {{ m.member }} ({{ m.label }})</h2>
+<p>{{ m.summary }}</p>
+<div class="grid">
+{% for f in m.features %}<a class="cell{% if f.represented %} on{% endif %}" href="{{ f.href }}"><code>{{ f.address }}</code><br>‖W‖={{ f.norm }}<br>D={{ f.dim }}<br><span class="note">{{ f.geometry }}</span></a>
+{% endfor %}</div>
+<figure><img class="fig" src="{{ m.figure }}" alt="interference and feature norms of member {{ m.member }}">
+<figcaption>Left: WᵀW (red positive, blue negative) with the output bias b in the last
+column. Middle: ‖W_i‖ coloured by how much of its dimension feature i shares
+(Σ_{j≠i} (Ŵ_i·W_j)²).{% if m.embedding %} Right: the embedding in the m = 2 hidden plane,
+with the polygon of represented features.{% endif %}</figcaption></figure>
+</section>
+{% endfor %}
+<style>.cell.on{background:#263238;color:#fff}.cell.on .note{color:#cfd8dc}
+.cell.on code{background:#37474f;color:#fff}</style>
+<script>
+(function () {
+  var sections = document.querySelectorAll("section.member");
+  var links = document.querySelectorAll("nav.seeds a");
+  function show(id) {
+    if (!document.getElementById(id)) { id = sections[0].id; }
+    sections.forEach(function (s) { s.hidden = s.id !== id; });
+    links.forEach(function (a) { a.classList.toggle("on", a.getAttribute("href") === "#" + id); });
+  }
+  links.forEach(function (a) {
+    a.addEventListener("click", function () { show(a.getAttribute("href").slice(1)); });
+  });
+  window.addEventListener("hashchange", function () { show(location.hash.slice(1)); });
+  show(location.hash.slice(1));
+})();
+</script>
+{% endblock %}
+"""
+
+FEATURE = """{% extends "base" %}
+{% block title %}{{ address }} (member {{ member }}): {{ run_name }}{% endblock %}
+{% block header %}
+<nav class="crumbs"><a href="../index.html#member{{ member }}">atlas</a> ›
+member {{ member }} ({{ label }}) › <a href="../run.html">run page</a>
+{% if prev %} · <a href="{{ prev.href }}">← <code>{{ prev.address }}</code></a>{% endif %}
+{% if next %} · <a href="{{ next.href }}"><code>{{ next.address }}</code> →</a>{% endif %}</nav>
+<h1><code id="address">{{ address }}</code>: {{ verdict }}</h1>
+<div>{{ run_name }} · member {{ member }} ({{ label }})</div>
+{% endblock %}
+{% block main %}
+<div class="cols">
+<div>
+<h2>Exact statistics</h2>
+<table>{% for k, v in stats %}<tr><th>{{ k }}</th><td class="num">{{ v }}</td></tr>
+{% endfor %}</table>
+<p class="note">Exact functions of the saved weights, in float64.</p>
+<h2>Embedding W_i</h2>
+<table><tr><th>hidden dimension</th><th>weight</th></tr>
+{% for w in embedding %}<tr><td><code>{{ w.address }}</code></td><td class="num" style="background:{{ w.color }}">{{ w.text }}</td></tr>
+{% endfor %}</table>
+</div>
+<div>
+<h2>Shares its dimensions with</h2>
+<p class="note">Ŵ_i·W_j: how much feature j moves this feature's output direction (the
+interference terms of D_i), largest first; the bar is |Ŵ_i·W_j| relative to ‖W_i‖.</p>
+<table><tr><th>feature</th><th>Ŵ_i·W_j</th><th>cos</th><th></th></tr>
+{% for r in shares %}<tr><td><a href="{{ r.href }}"><code>{{ r.address }}</code></a></td>
+<td class="num" style="background:{{ r.color }}">{{ r.text }}</td><td class="num">{{ r.cos }}</td>
+<td><div style="background:#90a4ae;height:.8em;width:{{ r.bar }}px"></div></td></tr>
+{% endfor %}</table>
+</div>
+</div>
+{% if claims %}<h2>Claims</h2>
+<table><tr><th>claim</th><th>verdict</th><th>tier</th></tr>
+{% for c in claims %}<tr><td>{{ c.statement }}</td>
+<td class="{{ 'verdict-holds' if c.holds else 'verdict-fails' }}">{{ c.verdict }}</td>
+<td>{{ c.tier }}</td></tr>
+{% endfor %}</table>{% endif %}
+{% endblock %}
+"""
+
+FEATURE_RUN = """{% extends "base" %}
+{% block title %}run: {{ run_name }}{% endblock %}
+{% block header %}
+<nav class="crumbs"><a href="index.html">atlas</a> › run page</nav>
+<h1>Run: {{ run_name }}</h1>
+{% endblock %}
+{% block main %}
+<table>{% for k, v in facts %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
+<h2>Members</h2>
+{% for d in diverged %}<p class="note verdict-fails">{{ d }}</p>{% endfor %}
+<table><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in rows %}<tr>{% for v in row %}<td class="num">{{ v }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+<p class="note">{{ note }}</p>
+{% if dim_img %}<h2>Feature dimensionality against density</h2>
+<figure><img class="fig" src="{{ dim_img }}" alt="D_i against feature density">
+<figcaption>Red: D_i of every represented feature of every member; black: each member's
+D* = m/‖W‖_F². Grey lines: the fractions of the paper's structures (1 dedicated dimension,
+3/4 tetrahedron, 2/3 triangle, 1/2 antipodal pair, 2/5 pentagon, 3/8 square
+antiprism).</figcaption></figure>{% endif %}
+{% if curves_img %}<h2>Training curves</h2>
+<figure><img class="fig" src="{{ curves_img }}" alt="training curves"></figure>{% endif %}
+{% endblock %}
+"""

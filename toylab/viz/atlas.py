@@ -197,10 +197,12 @@ def write_atlas(
     env = jinja2.Environment(
         loader=jinja2.DictLoader(_template_dict()), autoescape=True, keep_trailing_newline=True
     )
-    if run.config.model.kind not in ("mlp", "onehot_mlp"):
+    superposition = str(run.config.model.kind).startswith("superposition")
+    if run.config.model.kind not in ("mlp", "onehot_mlp") and not superposition:
         raise ToylabError(
-            f"write_atlas: the atlas needs MLP members (kind 'mlp' or 'onehot_mlp'), got "
-            f"{type(run.model(0)).__name__}. 'toylab report DIR' reports this run."
+            f"write_atlas: the atlas needs MLP members (kind 'mlp' or 'onehot_mlp') or toy "
+            f"models of superposition, got {type(run.model(0)).__name__}. 'toylab report DIR' "
+            "reports this run."
         )
     hidden_layers = [k for k in run.model(0).widths if k.startswith("hidden_") and "." not in k]
     if not hidden_layers:
@@ -210,13 +212,18 @@ def write_atlas(
         )
     out = Path(run.path) / "atlas" if out_dir is None else Path(out_dir)
     _check_out(out)
-    dist = run.dist
     members = list(range(run.num_members) if members is None else members)
     for m in members:
         if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m < run.num_members:
             raise ToylabError(
                 f"write_atlas: members must be in 0..{run.num_members - 1}, got {m!r}."
             )
+    if superposition:  # a page per feature ("input:i"), not per hidden neuron
+        from toylab.viz._feature_atlas import write_feature_atlas
+
+        return write_feature_atlas(run, out, members=members, claims=claims, dpi=dpi,
+                                   progress=progress)  # fmt: skip
+    dist = run.dist
     if analyses is not None and len(analyses) != len(members):
         raise ToylabError(
             f"write_atlas: analyses must have one entry per member ({len(members)}), got "
@@ -408,7 +415,9 @@ def _jinja() -> Any:
 def _template_dict() -> dict[str, str]:
     from toylab.viz import _templates as t
 
-    return {"base": t.BASE, "index": t.INDEX, "neuron": t.NEURON, "run": t.RUN}
+    return {"base": t.BASE, "index": t.INDEX, "neuron": t.NEURON, "run": t.RUN,
+            "feature_index": t.FEATURE_INDEX, "feature": t.FEATURE,
+            "feature_run": t.FEATURE_RUN}  # fmt: skip
 
 
 def _css() -> str:
