@@ -264,3 +264,30 @@ def test_compare_on_a_superposition_run_runs_dictionary_learning(tmp_path, capsy
     assert all(0 <= r.sampled <= 1 and r.error == pytest.approx(1 - r.sampled) for r in res.rows)
     text = write_report(run).read_text()
     assert "Dictionary learning against the true features" in text
+
+
+def test_compare_run_on_a_sweep_uses_each_members_distribution(tmp_path):
+    """A sweep over the feature probability: compare_run compares each group of members
+    under its own distribution and keys every row and table entry by the run's member."""
+    from toylab.config import parse_config
+    from toylab.methods import CompareConfig, compare, compare_run
+    from toylab.runs import start_run
+
+    cfg = {"name": "sw", "seeds": [0],
+           "distribution": {"name": "sparse_features", "num_features": 4},
+           "model": {"kind": "superposition_relu", "hidden": [2]},
+           "train": {"loss": "importance_mse", "num_steps": 20, "log_every": 10,
+                     "checkpoints": []},
+           "sweep": {"param": "distribution.feature_probability", "values": [0.5, 0.05]}}  # fmt: skip
+    run = start_run(parse_config(cfg), tmp_path / "run")
+    budgets = CompareConfig(dictionary_steps=40, dictionary_seeds=1,
+                            dictionary_penalties=(1e-2,), dictionary_samples=256)  # fmt: skip
+    key = jax.random.key(3)
+    res = compare_run(run, key=key, budgets=budgets)
+    assert sorted(r.member for r in res.rows) == [0, 1]
+    assert sorted(t["model_member"] for t in res.dictionary) == [0, 1]
+    # member 1's rows are those of comparing it alone under its own distribution (group 1)
+    alone = compare([run.model(1)], run.dist_of(1), key=jax.random.fold_in(key, 1),
+                    budgets=budgets)  # fmt: skip
+    (mine,) = [r for r in res.rows if r.member == 1]
+    assert mine.sampled == alone.rows[0].sampled and mine.detail == alone.rows[0].detail

@@ -505,12 +505,66 @@ def compare_run(
     budgets: CompareConfig | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CompareResult:
-    """:func:`compare` on every member of a run (``run.models()`` under ``run.dist``).
+    """:func:`compare` on every member of a run, each under its own distribution
+    (``run.dist_of(m)``: a sweep over distribution parameters gives members different
+    ones). Members that share a distribution are compared together; the results are
+    merged with every row, table entry and name keyed by the run's member index.
 
     Writes nothing: the caller stores ``result.to_csv()`` and ``result.to_json()`` (the
     command line writes them to ``RUN/compare/compare.csv`` and ``compare.json``).
     """
-    return compare(run.models(), run.dist, key=key, budgets=budgets, progress=progress)
+    groups: dict[Any, list[int]] = {}
+    for m in range(run.num_members):
+        groups.setdefault(run.dist_of(m), []).append(m)
+    if len(groups) == 1:
+        return compare(run.models(), run.dist_of(0), key=key, budgets=budgets,
+                       progress=progress)  # fmt: skip
+    t0 = time.perf_counter()
+    parts = []
+    for g, (dist, members) in enumerate(groups.items()):
+        res = compare([run.model(m) for m in members], dist, key=jax.random.fold_in(key, g),
+                      budgets=budgets, progress=progress)  # fmt: skip
+        parts.append((members, res))
+    return _merge(parts, time.perf_counter() - t0)
+
+
+def _merge(parts: list[tuple[list[int], CompareResult]], seconds: float) -> CompareResult:
+    """One result from results on groups of members (``members[i]``: the run's index of the
+    group's member ``i``)."""
+    import re
+
+    rows: list[CompareRow] = []
+    table: list[dict[str, Any]] = []
+    timings: dict[str, float] = {}
+    not_applicable: dict[str, str] = {}
+    summary: dict[str, Any] = {"unreachable": 0}
+    for members, res in parts:
+
+        def name(s: str, members: list[int] = members) -> str:
+            return re.sub(r"^m(\d+)/", lambda mt: f"m{members[int(mt.group(1))]}/", s)
+
+        rows += [dataclasses.replace(r, member=members[r.member]) for r in res.rows]
+        table += [{**t, "model_member": members[int(t["model_member"])]} for t in res.dictionary]
+        for k, v in res.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+        not_applicable.update(res.not_applicable)
+        for method, v in res.summary.items():
+            if method == "unreachable":
+                summary["unreachable"] += v
+                continue
+            acc = summary.setdefault(method, {"rows": 0, "misleads": 0, "neurons": []})
+            acc["rows"] += v["rows"]
+            acc["misleads"] += v["misleads"]
+            acc["neurons"] += [name(n) for n in v["neurons"]]
+    for method, v in summary.items():
+        if method != "unreachable":
+            v["rate"] = v["misleads"] / v["rows"] if v["rows"] else 0.0
+    first = parts[0][1]
+    return CompareResult(
+        rows=tuple(rows), summary=summary, config=first.config, seconds=seconds,
+        timings=timings, num_analyses=sum(r.num_analyses for _, r in parts),
+        not_applicable=not_applicable, dictionary=tuple(table),
+    )  # fmt: skip
 
 
 def _dictionary_lines(table: tuple[dict[str, Any], ...]) -> list[str]:
