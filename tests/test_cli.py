@@ -115,6 +115,20 @@ def test_demo_writes_report(tmp_path, capsys):
     assert json.loads((out / "manifest.json").read_text())["num_steps"] == 100
 
 
+def test_superposition_demo_writes_report_and_feature_atlas(tmp_path, capsys):
+    out = tmp_path / "sup"
+    argv = ["demo", "--example", "superposition", "--out", str(out), "--steps", "200",
+            "--seeds", "1", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "one program" in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["members"]) == 6 and len(manifest["programs"]) == 1
+    text = (out / "report" / "index.md").read_text()
+    assert "## Superposition" in text and "Dictionary learning against the true features" in text
+    assert (out / "report" / "superposition_dimensionality.png").stat().st_size > 10_000
+    assert (out / "atlas" / "member5" / "input-19.html").is_file()
+
+
 def test_help_and_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "toylab", "--help"], capture_output=True,
                          text=True, timeout=60)  # fmt: skip

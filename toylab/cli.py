@@ -47,6 +47,30 @@ DEMO_CONFIG: dict[str, Any] = {
     },
 }
 
+#: ``toylab demo --example superposition``: the toy-models-of-superposition sparsity sweep
+#: (Elhage et al. 2022): n = 20 features of uniform importance in m = 5 dimensions, six
+#: feature probabilities × two seeds, all twelve members in one compiled program.
+SUPERPOSITION_DEMO_CONFIG: dict[str, Any] = {
+    "name": "superposition",
+    "seeds": [0, 1],
+    "distribution": {"name": "sparse_features", "num_features": 20},
+    "model": {"kind": "superposition_relu", "hidden": [5]},
+    "train": {
+        "loss": "importance_mse",
+        "optimizer": "adamw",
+        "learning_rate": 0.003,
+        "num_steps": 3000,
+        "batch_size": 1024,
+        "log_every": 250,
+        "checkpoints": "log:6",
+    },
+    "sweep": {
+        "param": "distribution.feature_probability",
+        "values": [1.0, 0.3, 0.1, 0.03, 0.01, 0.003],
+    },
+}
+DEMOS = {"blobs": DEMO_CONFIG, "superposition": SUPERPOSITION_DEMO_CONFIG}
+
 #: Subcommands registered by their own modules, imported only when run:
 #: ``name -> (module with a register(subparsers) function, one-line help)``. The help
 #: strings are the ones the modules register (tests/test_cli.py checks they agree).
@@ -77,14 +101,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     _positive("--steps", args.steps)
     _positive("--seeds", args.seeds)
-    data: dict[str, Any] = {**DEMO_CONFIG, "train": {**DEMO_CONFIG["train"]}}
+    base = DEMOS[args.example]
+    data: dict[str, Any] = {**base, "train": {**base["train"]}}
     if args.steps is not None:
         data["train"]["num_steps"] = args.steps
     if args.seeds is not None:
         data["seeds"] = list(range(args.seeds))
     config = parse_config(data)
     progress = _progress(args)
-    out = Path(args.out)
+    out = Path(args.out or ("runs/demo" if args.example == "blobs" else "runs/superposition"))
 
     import jax
 
@@ -92,14 +117,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from toylab.runs import start_run
 
     n = len(config.seeds)
-    print(f"toylab demo: training {n} seed{'s' if n > 1 else ''} of a "
-          f"{'-'.join(map(str, config.model.hidden))} {config.model.activation} MLP on two "
-          "Gaussian blobs")  # fmt: skip
+    if args.example == "blobs":
+        print(f"toylab demo: training {n} seed{'s' if n > 1 else ''} of a "
+              f"{'-'.join(map(str, config.model.hidden))} {config.model.activation} MLP on two "
+              "Gaussian blobs")  # fmt: skip
+    else:
+        values = config.sweep.values if config.sweep else ()
+        print(f"toylab demo: training toy models of superposition (20 features in 5 "
+              f"dimensions) at {len(values)} feature probabilities × {n} seed"
+              f"{'s' if n > 1 else ''}, in one program")  # fmt: skip
     run = start_run(config, out, progress=progress, overwrite=True)
-    from toylab.methods import compare_run
+    from toylab.methods import CompareConfig, compare_run
 
-    with progress.task("scoring sampled methods against the exact answer"):
-        scores = compare_run(run, key=jax.random.key(0))
+    budgets = CompareConfig.quick() if args.example == "superposition" else None
+    task = ("scoring sparse autoencoders against the true features"
+            if args.example == "superposition"
+            else "scoring sampled methods against the exact answer")  # fmt: skip
+    with progress.task(task):
+        scores = compare_run(run, key=jax.random.key(0), budgets=budgets)
     write_comparison(run, scores)
     report = write_report(run, compare=scores, progress=progress)
     print(f"report: {report}")
@@ -225,9 +260,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="train the default experiment and write its report",
                        description="Train several seeds of a small ReLU MLP on two Gaussian "
                        "blobs and write a report (runs/demo/report/index.md), the method "
-                       "scores and the atlas. An existing toylab run in --out is replaced once "
-                       "the new one is complete; any other directory is refused.")  # fmt: skip
-    d.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
+                       "scores and the atlas; with --example superposition, the toy models "
+                       "of superposition sparsity sweep (runs/superposition). An existing "
+                       "toylab run in --out is replaced once the new one is complete; any "
+                       "other directory is refused.")  # fmt: skip
+    d.add_argument("--example", choices=sorted(DEMOS), default="blobs",
+                   help="which demo: blobs (default) or superposition")  # fmt: skip
+    d.add_argument("--out", default=None,
+                   help="run directory (default: runs/demo, or runs/superposition)")  # fmt: skip
     d.add_argument("--steps", type=int, default=None, help="training steps (default 2000)")
     d.add_argument("--seeds", type=int, default=None, help="number of seeds (default 4)")
     _quiet(d)

@@ -186,6 +186,26 @@ def init_dictionaries(
 # --------------------------------------------------------------------------- training
 
 
+def _template(dist: Any) -> tuple[Any, dict[str, np.ndarray]]:
+    """``(template, values)``: ``dist`` with every numeric field (probabilities,
+    importances) replaced by zeros of its shape, and those fields' real values as arrays.
+    The template keys the compiled programs and the values are their arguments, so
+    dictionaries for models trained at different feature probabilities (a sweep) share
+    one compilation (:mod:`toylab.distributions.params`)."""
+    from toylab.distributions.params import numeric_fields, with_fields
+
+    names = numeric_fields(dist)
+    values = {f: np.asarray(getattr(dist, f), np.float32) for f in names}
+    canon = {f: 0.0 if v.ndim == 0 else (0.0,) * v.shape[0] for f, v in values.items()}
+    return with_fields(dist, canon), values
+
+
+def _actual(template: Any, values: Any) -> Any:
+    from toylab.distributions.params import with_fields
+
+    return with_fields(template, dict(values))
+
+
 @dataclasses.dataclass(frozen=True)
 class _Spec:
     """The static part of the training program (hashable: the jit key)."""
@@ -211,11 +231,12 @@ def _optimizer(spec: _Spec) -> optax.GradientTransformation:
 
 
 def _resample(
-    spec: _Spec, opt: Any, params: Any, opt_state: Any, dead: Any, key: Any, net: Network, pen: Any
-) -> tuple[Any, Any, Any]:
+    spec: _Spec, opt: Any, params: Any, opt_state: Any, dead: Any, key: Any, net: Network,
+    pen: Any, dist: Any,
+) -> tuple[Any, Any, Any]:  # fmt: skip
     """Re-initialise ``dead (L,)`` latents towards badly reconstructed inputs (module doc)."""
     k_x, k_pick = jax.random.split(key)
-    h = _hidden(net, spec.dist.sample(k_x, spec.resample_samples).x)
+    h = _hidden(net, dist.sample(k_x, spec.resample_samples).x)
     rec = _decode(params, _encode(params, h, pen, spec.sparsity, spec.kmax))
     w = jnp.sum((h - rec) ** 2, axis=-1) ** 2
     logits = jnp.where(w > 0, jnp.log(jnp.where(w > 0, w, 1.0)), -jnp.inf)
@@ -246,8 +267,9 @@ def _resample(
 
 
 def _train_member(
-    spec: _Spec, params: Any, net: Network, pen: Any, key: Any
+    spec: _Spec, dist_values: Any, params: Any, net: Network, pen: Any, key: Any
 ) -> tuple[Any, Any, Any, Any]:
+    dist = _actual(spec.dist, dist_values)
     opt = _optimizer(spec)
     k_data, k_res = jax.random.split(key)
     B = spec.train.batch_size
@@ -260,7 +282,7 @@ def _train_member(
 
     def step(carry: Any, t: Any) -> tuple[Any, Any]:
         p, s, fired = carry
-        h = _hidden(net, spec.dist.sample(jax.random.fold_in(k_data, t), B).x)
+        h = _hidden(net, dist.sample(jax.random.fold_in(k_data, t), B).x)
         (loss, f), g = jax.value_and_grad(loss_fn, has_aux=True)(p, h)
         updates, s = opt.update(g, s, p)
         p = optax.apply_updates(p, updates)
@@ -272,7 +294,8 @@ def _train_member(
         ts = seg * spec.segment + jnp.arange(spec.segment)
         (p, s, fired), losses = jax.lax.scan(step, (p, s, fired0), ts)
         if spec.resample:
-            p2, s2, n = _resample(spec, opt, p, s, ~fired, jax.random.fold_in(k_res, seg), net, pen)
+            k = jax.random.fold_in(k_res, seg)
+            p2, s2, n = _resample(spec, opt, p, s, ~fired, k, net, pen, dist)
             last = seg == spec.num_segments - 1
             p, s = jax.tree.map(lambda a, b: jnp.where(last, a, b), (p, s), (p2, s2))
             count = count + jnp.where(last, 0, n)
@@ -284,9 +307,12 @@ def _train_member(
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _train_program(spec: _Spec, params: Any, nets: Network, pens: Any, keys: Any) -> Any:
+def _train_program(
+    spec: _Spec, dist_values: Any, params: Any, nets: Network, pens: Any, keys: Any
+) -> Any:
     """Every dictionary in one program: ``vmap`` of the member's scans."""
-    return jax.vmap(functools.partial(_train_member, spec))(params, nets, pens, keys)
+    one = functools.partial(_train_member, spec, dist_values)
+    return jax.vmap(one)(params, nets, pens, keys)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -409,8 +435,9 @@ def train_dictionaries(
             f"Use e.g. resample_every={max(d for d in range(1, steps + 1) if steps % d == 0 and d <= every)}.",
         )  # fmt: skip
     check_int(where, "resample_samples", resample_samples, minimum=1)
+    template, dist_values = _template(dist)
     spec = _Spec(
-        dist=dist, train=dataclasses.replace(cfg, checkpoints=(), log_every=1), sparsity=sparsity,
+        dist=template, train=dataclasses.replace(cfg, checkpoints=(), log_every=1), sparsity=sparsity,
         kmax=int(max(pens)) if sparsity == "topk" else 0, segment=every or steps,
         num_segments=steps // every if every else 1, resample=bool(every),
         resample_samples=int(resample_samples),
@@ -440,7 +467,7 @@ def train_dictionaries(
     nets = jax.tree.map(lambda a: a[grid[:, 0]], members.stacked)
     pen_arr = jnp.asarray(np.array(pens, np.float32)[grid[:, 2]])
     use_unrolled_threefry()  # the training program's fast RNG lowering (identical bits)
-    out, losses, count, dead = _train_program(spec, params, nets, pen_arr, keys)
+    out, losses, count, dead = _train_program(spec, dist_values, params, nets, pen_arr, keys)
     return Dictionaries(
         params={k: np.asarray(v) for k, v in out.items()}, sparsity=sparsity, tied=tied,
         num_latents=L, model_member=grid[:, 0], seeds=grid[:, 1],
@@ -579,9 +606,11 @@ def replacement_losses(net: Network, dist: Any, x: Any, reconstruct_fn: Any) -> 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _score_program(
-    dist: Any, sparsity: str, kmax: int, params: Any, nets: Network, pens: Any, x: Any
-) -> Any:
+    template: Any, sparsity: str, kmax: int, dist_values: Any, params: Any, nets: Network,
+    pens: Any, x: Any,
+) -> Any:  # fmt: skip
     """Per dictionary: per-sample ``‖h - ĥ‖², ‖h‖²``, losses, and firing counts ``(L,)``."""
+    dist = _actual(template, dist_values)
 
     def one(p: Any, net: Network, pen: Any) -> Any:
         h = _hidden(net, x)
@@ -778,7 +807,8 @@ def score_dictionaries(
     nets = jax.tree.map(lambda a: a[dicts.model_member], dicts.members.stacked)
     params = {k: jnp.asarray(v) for k, v in dicts.params.items()}
     pens = jnp.asarray(dicts.penalties, jnp.float32)
-    out = _score_program(dicts.dist, dicts.sparsity, dicts.kmax, params, nets, pens, x)
+    template, dist_values = _template(dicts.dist)
+    out = _score_program(template, dicts.sparsity, dicts.kmax, dist_values, params, nets, pens, x)
     err, hsq, clean, patched, zero, fired = (np.asarray(a, np.float64) for a in out)
     steps = dicts.train.num_steps
     tail = max(1, steps // 10)
