@@ -31,3 +31,15 @@ def test_api_tour_runs():
     exec(compile(code, "README.md", "exec"), namespace)
     res = namespace["res"]
     assert res.tier == "exact" and 0.5 < res.accuracy <= res.bayes_accuracy + 1e-12
+
+
+def test_superposition_tour_runs():
+    """The README's superposition block: one sweep program, the pentagon's exact numbers."""
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"## The superposition lab\n.*?```python\n(.*?)```", text, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    m = namespace["m"]
+    assert [s.name for s in m.structures] == ["pentagon"]
+    assert abs(float(m.sum_dimensionality) - 2.0) < 1e-12  # a tight frame: Σ D_i = m exactly
+    assert namespace["r"].num_members == 6
