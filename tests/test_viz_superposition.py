@@ -90,3 +90,30 @@ def test_dimensionality_and_phase(tmp_path):
 def test_embedding_needs_two_dimensions():
     with pytest.raises(ToylabError, match="m = 2"):
         EmbeddingDisplay.from_model(_net(np.eye(3)))
+
+
+def test_dictionary_recovery_display(tmp_path):
+    """The display shows |cos| of the best dictionary, latents grouped by their feature, and
+    every dictionary's scores (from recovery_scores on hand-made decoders: no training)."""
+    from types import SimpleNamespace
+
+    from toylab.methods.dictionary import recovery_scores
+    from toylab.viz.superposition import DictionaryRecoveryDisplay
+
+    W = np.eye(3)  # true features e_0, e_1, e_2 in m = 3
+    perfect = np.eye(3)[:, [2, 0, 1]]  # latents are e_2, e_0, e_1
+    rotated = np.array([[np.cos(0.5), -np.sin(0.5), 0], [np.sin(0.5), np.cos(0.5), 0], [0, 0, 1]])
+    rec = recovery_scores(np.stack([rotated, perfect]), W)
+    res = SimpleNamespace(recovery=rec, penalties=np.array([0.01, 0.1]), sparsity="l1",
+                          model_member=0)  # fmt: skip
+    disp = DictionaryRecoveryDisplay.from_result(res)
+    np.testing.assert_allclose(disp.mmcs, [(2 * np.cos(0.5) + 1) / 3, 1.0])
+    np.testing.assert_allclose(disp.cos, np.abs(perfect.T))  # the best dictionary: 1
+    assert disp.order.tolist() == [1, 2, 0]  # latent 1 matches input:0, 2 input:1, 0 input:2
+    np.testing.assert_allclose(disp.cos[disp.order], np.eye(3))
+    fig = Figure(figsize=(9, 4), layout="constrained")
+    disp.plot(fig)
+    save_png(fig, tmp_path / "sae.png")
+    assert (tmp_path / "sae.png").stat().st_size > 10_000
+    with pytest.raises(ToylabError, match="dictionary"):
+        DictionaryRecoveryDisplay.from_result(res, dictionary=5)

@@ -34,6 +34,7 @@ from toylab.viz.maps import (
     symmetric_norm,
 )
 from toylab.viz.superposition import (
+    DictionaryRecoveryDisplay,
     DimensionalityDisplay,
     EmbeddingDisplay,
     FeatureNormsDisplay,
@@ -54,6 +55,7 @@ __all__ = [
     "ActivationDistributionDisplay",
     "CircuitDisplay",
     "DataDisplay",
+    "DictionaryRecoveryDisplay",
     "DimensionalityDisplay",
     "EmbeddingDisplay",
     "FeatureNormsDisplay",

@@ -13,7 +13,9 @@ draws; matplotlib is imported lazily. Features are named by their canonical addr
 * :class:`DimensionalityDisplay` -- ``D_i`` against feature density over members, with the
   fractions 1, 3/4, 2/3, 1/2, 2/5, 3/8 as labelled lines;
 * :class:`PhaseDiagramDisplay` -- the exact n = 2, m = 1 phase diagram beside the trained
-  members' solutions.
+  members' solutions;
+* :class:`DictionaryRecoveryDisplay` -- sparse autoencoders against the true features:
+  ``|cos|`` of features and latents, and the recovery scores against the penalty.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from toylab.superposition.phase import CANDIDATES, PhaseDiagramResult, TrainedPh
 from toylab.viz.maps import CMAP
 
 __all__ = [
+    "DictionaryRecoveryDisplay",
     "DimensionalityDisplay",
     "EmbeddingDisplay",
     "FeatureNormsDisplay",
@@ -350,4 +353,82 @@ class PhaseDiagramDisplay:
         fig.suptitle("n = 2 features, m = 1 dimension", fontsize=12)
         fig.tight_layout(rect=(0, 0.07, 1, 1))
         self.figure_, self.axes_ = fig, axes
+        return self
+
+
+@dataclasses.dataclass
+class DictionaryRecoveryDisplay:
+    """How well sparse autoencoders recover the true features of one model member
+    (:func:`toylab.methods.dictionary_learning`): left, ``|cos|`` between every true
+    feature direction ``Ŵ_i`` (rows, ``input:i``) and every latent's decoder direction
+    (columns, ordered by the feature each latent matches best) for one dictionary; right,
+    the mean max cosine (MMCS) and the fraction of features recovered against the sparsity
+    penalty, one point per dictionary (seed). All exact functions of the dictionaries."""
+
+    cos: np.ndarray  # (L, n) of the shown dictionary
+    order: np.ndarray  # (L,) latent order
+    represented: np.ndarray  # (n,)
+    penalties: np.ndarray  # (D,)
+    mmcs: np.ndarray  # (D,)
+    recovered: np.ndarray  # (D,)
+    recovered_cos: float
+    sparsity: str
+    title: str
+
+    @classmethod
+    def from_result(
+        cls, result: Any, *, dictionary: int | None = None, title: str | None = None
+    ) -> DictionaryRecoveryDisplay:
+        """From a :class:`~toylab.methods.DictionaryResult` (one model member); shows the
+        dictionary ``dictionary`` (default: the one with the highest MMCS) on the left."""
+        where = "DictionaryRecoveryDisplay.from_result"
+        rec = getattr(result, "recovery", None)
+        if rec is None or not hasattr(rec, "cos"):
+            raise fail(where, "result", type(result).__name__,
+                       "a DictionaryResult (toylab.methods.dictionary_learning)")  # fmt: skip
+        mmcs = np.asarray(rec.mmcs, np.float64)
+        D = len(mmcs)
+        d = int(np.nanargmax(mmcs)) if dictionary is None else dictionary
+        if isinstance(d, bool) or not 0 <= d < D:
+            raise fail(where, "dictionary", dictionary, f"in 0..{D - 1}")
+        cos = np.abs(np.asarray(rec.cos[d], np.float64))  # (L, n)
+        best = np.asarray(rec.best_feature[d])
+        score = cos.max(axis=1)
+        order = np.lexsort((-score, np.where(best < 0, cos.shape[1], best)))
+        return cls(
+            cos, order, np.asarray(rec.represented, bool), np.asarray(result.penalties),
+            mmcs, np.asarray(rec.recovered_fraction, np.float64), float(rec.recovered_cos),
+            str(result.sparsity),
+            title or f"sparse autoencoders on model member {result.model_member}",
+        )  # fmt: skip
+
+    def plot(self, fig: Any = None) -> DictionaryRecoveryDisplay:
+        if fig is None:
+            import matplotlib.pyplot as plt
+
+            fig = plt.figure(figsize=(11.0, 4.6), layout="constrained")
+        left, right = fig.subplots(1, 2, width_ratios=[1.25, 1])
+        L, n = self.cos.shape
+        im = left.imshow(self.cos[self.order].T, cmap="viridis", vmin=0, vmax=1, aspect="auto",
+                         interpolation="nearest")  # fmt: skip
+        _feature_ticks(left, n, "y")
+        for i in np.flatnonzero(~self.represented):
+            left.axhspan(i - 0.5, i + 0.5, color="0.85", alpha=0.6, lw=0)
+        left.set_xlabel("latent (ordered by its best-matching feature)", fontsize=10)
+        fig.colorbar(im, ax=left, fraction=0.05, pad=0.02, label="|cos(Ŵ_i, decoder_j)|")
+        left.set_title("true features against the best dictionary's latents\n"
+                       "(grey rows: features the model does not represent)", fontsize=10)  # fmt: skip
+        x = self.penalties.astype(np.float64)
+        right.plot(x, self.mmcs, "o", color="#b2182b", label="MMCS")
+        right.plot(x, self.recovered, "s", color="#2166ac", mfc="none",
+                   label=f"recovered (max cos > {self.recovered_cos:g})")  # fmt: skip
+        if self.sparsity == "l1" and np.all(x > 0):
+            right.set_xscale("log")
+        right.set_ylim(-0.03, 1.05)
+        right.set_xlabel("L1 penalty λ" if self.sparsity == "l1" else "k (active latents)")
+        right.set_ylabel("score over represented features")
+        right.legend(fontsize=8, loc="center left", framealpha=0.9)
+        right.set_title("every dictionary (one point per seed)", fontsize=10)
+        fig.suptitle(self.title, fontsize=12)
+        self.fig_ = fig
         return self
