@@ -314,6 +314,7 @@ class PhaseDiagramDisplay:
     def _panel(
         self, ax: Any, rel: np.ndarray, den: np.ndarray, names: np.ndarray, title: str
     ) -> None:
+        import matplotlib.ticker
         from matplotlib.colors import ListedColormap
 
         keys = list(PHASE_COLORS)
@@ -323,6 +324,11 @@ class PhaseDiagramDisplay:
                       vmax=len(keys) - 0.5, edgecolors="w", linewidth=0.5)  # fmt: skip
         ax.set_xscale("log")
         ax.set_yscale("log")
+        for axis, values in ((ax.xaxis, rel), (ax.yaxis, den)):
+            step = max(1, int(np.ceil(len(values) / 7)))  # at most ~7 labelled cells per axis
+            shown = values[::step]
+            axis.set_ticks(shown, [f"{v:.2g}" for v in shown])
+            axis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel(r"relative importance $I_1 / I_0$ of input:1", fontsize=10)
         ax.set_ylabel("feature density 1 − S", fontsize=10)
         ax.set_title(title, fontsize=11)
