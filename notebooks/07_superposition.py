@@ -128,9 +128,10 @@ t0 = time.perf_counter()
 result = train(base, model_config, train_config, seeds=seeds, sweep=sweep)
 ens = result.ensemble
 programs = len(ens.groups) if isinstance(ens, EnsembleGroups) else 1
+timings = result.timings
 print(f"trained {ens.num_members} members for {sweep_steps} steps in "
       f"{time.perf_counter() - t0:.1f} s: {programs} compiled program(s); compiling "
-      f"{result.timings['compile']:.1f} s, training loop {result.timings['loop']:.1f} s")  # fmt: skip
+      f"{timings['compile']:.1f} s, training loop {timings['loop']:.1f} s")  # fmt: skip
 print("diverged:", result.divergences() or "none")
 
 # %% [markdown]
@@ -188,9 +189,8 @@ for ax, m in zip(np.atleast_1d(axes), first, strict=True):
 plt.show()
 fig, axes = plt.subplots(1, 2, figsize=(13, 5.8), layout="constrained")
 for ax, m in zip(axes, (first[0], first[-1]), strict=True):
-    InterferenceDisplay.from_model(metrics, member=m, title=f"WᵀW and b, p = {density[m]:g}").plot(
-        ax
-    )
+    title = f"WᵀW and b, p = {density[m]:g}"
+    InterferenceDisplay.from_model(metrics, member=m, title=title).plot(ax)
 plt.show()
 for m in (first[0], first[-1]):
     on = metrics.represented[m]
@@ -277,8 +277,9 @@ t_sampled = time.perf_counter() - t0
 print(f"pentagon member, exact:   {exact}  ({exact.num_patterns} patterns, {t_exact:.2f} s)")
 print(f"pentagon member, sampled: {sampled}  ({t_sampled:.2f} s)")
 inside = sampled.lower <= exact.value <= sampled.upper
+held_out5 = result5.metrics[-1]["loss"][best5]
 print(f"exact value inside the Monte Carlo interval: {inside}; "
-      f"held-out training loss {result5.metrics[-1]['loss'][best5]:.5f} [sampled, 4096 samples]")  # fmt: skip
+      f"held-out training loss {held_out5:.5f} [sampled, 4096 samples]")  # fmt: skip
 
 # %% [markdown]
 # For n = 20 an output interacts with up to 19 other features: `2^19` patterns. With a
