@@ -105,7 +105,8 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 # the same shapes, so the distribution parameters become per-member arrays of **one**
 # compiled program: each member samples its own batches from its own distribution.
 #
-# The same experiment as a config file is `examples/superposition_sweep.toml`
+# As a config file, the same kind of sweep (feature probability × weight decay) is
+# `examples/superposition_sweep.toml`
 # (`toylab train examples/superposition_sweep.toml --out runs/superposition`).
 
 # %%
