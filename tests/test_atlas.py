@@ -48,6 +48,18 @@ def _parse(path):
     return p
 
 
+def check_links(out):
+    """Every link and image of every page is relative and resolves; nothing is fetched."""
+    for page in out.rglob("*.html"):
+        links = _parse(page)
+        for ref in links.hrefs + links.srcs:
+            assert not re.match(r"^[a-z]+:", ref) and not ref.startswith("/"), (page, ref)
+            target = ref.split("#")[0]
+            if target:
+                assert (page.parent / target).is_file(), f"{page}: broken link {ref}"
+        assert "http://" not in page.read_text() and "https://" not in page.read_text()
+
+
 @pytest.fixture(scope="session")
 def run(tmp_path_factory):
     return start_run(parse_config(CONFIG), tmp_path_factory.mktemp("atlas") / "run")
@@ -91,14 +103,7 @@ def test_atlas_layout_and_relative_links(run, atlas):
     assert pages == sorted(["index.html", "run.html", *expected])
     assert neuron_filename("hidden_0:3") == "hidden_0-3.html"
     assert neuron_filename("hidden_1.pre:0") == "hidden_1.pre-0.html"
-    for page in out.rglob("*.html"):
-        links = _parse(page)
-        for ref in links.hrefs + links.srcs:
-            assert not re.match(r"^[a-z]+:", ref) and not ref.startswith("/"), (page, ref)
-            target = ref.split("#")[0]
-            if target:
-                assert (page.parent / target).is_file(), f"{page}: broken link {ref}"
-        assert "http://" not in page.read_text() and "https://" not in page.read_text()
+    check_links(out)
     # no temporary files left behind by the atomic writes
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_atlas import _parse
+from test_atlas import check_links
 
 from toylab.cli import main
 from toylab.config import parse_config
@@ -42,13 +42,7 @@ def test_a_page_per_feature_and_links_resolve(atlas):
     pages = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.html"))
     want = [f"member{m}/input-{i}.html" for m in range(4) for i in range(5)]
     assert pages == sorted(["index.html", "run.html", *want])
-    for page in out.rglob("*.html"):
-        links = _parse(page)
-        for ref in links.hrefs + links.srcs:
-            assert not re.match(r"^[a-z]+:", ref) and not ref.startswith("/"), (page, ref)
-            target = ref.split("#")[0]
-            if target:
-                assert (page.parent / target).is_file(), f"{page}: broken link {ref}"
+    check_links(out)
     index = (out / "index.html").read_text()
     assert "seed 1, feature_probability=0.05" in index
 

@@ -357,7 +357,8 @@ def test_a_context_is_reused_and_checked():
 
 def test_compare_run_returns_typed_rows_and_writes_nothing(tmp_path):
     models = [random_mlp(s, widths=(2, 4, 4, 2)) for s in (20, 21)]
-    run = types.SimpleNamespace(path=tmp_path, dist=DIST, models=lambda: models)
+    run = types.SimpleNamespace(path=tmp_path, num_members=2, dist_of=lambda m: DIST,
+                                models=lambda: models, model=models.__getitem__)  # fmt: skip
     phases = []
     res = compare_run(run, key=jax.random.key(0), budgets=CompareConfig.quick(),
                       progress=phases.append)  # fmt: skip

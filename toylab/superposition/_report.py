@@ -115,12 +115,7 @@ def report_lines(
     from matplotlib.figure import Figure
 
     from toylab.viz._output import save_png
-    from toylab.viz.superposition import (
-        DimensionalityDisplay,
-        EmbeddingDisplay,
-        FeatureNormsDisplay,
-        InterferenceDisplay,
-    )
+    from toylab.viz.superposition import DimensionalityDisplay, member_figure
 
     members = list(range(run.num_members))
     labels = [run.member_label(m) for m in members]
@@ -185,16 +180,7 @@ def report_lines(
         lines += _phase_lines(run, members, out)
     lines += ["### Every member's features", ""]
     for m in progress.iterate(members, "superposition figures", unit="member"):
-        r = results[m]
-        panels = 3 if r.num_hidden == 2 else 2
-        n = r.num_features
-        fig = Figure(figsize=(5.2 * panels, max(4.2, 0.28 * n + 2.4)), layout="constrained")
-        axes = fig.subplots(1, panels)
-        InterferenceDisplay.from_model(r).plot(axes[0])
-        FeatureNormsDisplay.from_model(r).plot(axes[1])
-        if panels == 3:
-            EmbeddingDisplay.from_model(r).plot(axes[2])
-        fig.suptitle(f"member {m} ({labels[m]})", fontsize=12)
+        fig = member_figure(results[m], title=f"member {m} ({labels[m]})")
         save_png(fig, out / f"superposition_member{m}.png")
         lines += [f"#### member {m} ({labels[m]})", "",
                   f"![features of member {m}](superposition_member{m}.png)", ""]  # fmt: skip

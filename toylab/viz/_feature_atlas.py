@@ -72,12 +72,7 @@ def write_feature_atlas(
         neuron_filename,
     )
     from toylab.viz.figures import TrainingCurvesDisplay
-    from toylab.viz.superposition import (
-        DimensionalityDisplay,
-        EmbeddingDisplay,
-        FeatureNormsDisplay,
-        InterferenceDisplay,
-    )
+    from toylab.viz.superposition import DimensionalityDisplay, member_figure
 
     jinja2 = _jinja()
     env = jinja2.Environment(
@@ -97,13 +92,7 @@ def write_feature_atlas(
         n, hid = r.num_features, r.num_hidden
         mdir = out / f"member{m}"
         mdir.mkdir(exist_ok=True)
-        panels = 3 if hid == 2 else 2
-        fig = Figure(figsize=(5.2 * panels, max(4.2, 0.28 * n + 2.4)), layout="constrained")
-        axes = fig.subplots(1, panels)
-        InterferenceDisplay.from_model(r).plot(axes[0])
-        FeatureNormsDisplay.from_model(r).plot(axes[1])
-        if panels == 3:
-            EmbeddingDisplay.from_model(r).plot(axes[2])
+        fig = member_figure(r)
         atomic_write_bytes(out / "img" / f"member{m}.png", png_bytes(fig, dpi))
         unit = np.where(r.norms > 0, r.norms, 1.0)
         proj = r.interference / unit[:, None]  # proj[i, j] = Ŵ_i·W_j

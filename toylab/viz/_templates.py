@@ -45,7 +45,27 @@ BASE = """<!DOCTYPE html>
 </body></html>
 """
 
-INDEX = """{% extends "base" %}
+#: the index pages' member switcher: one member's section shown at a time (by URL hash)
+MEMBER_NAV = """<script>
+(function () {
+  var sections = document.querySelectorAll("section.member");
+  var links = document.querySelectorAll("nav.seeds a");
+  function show(id) {
+    if (!document.getElementById(id)) { id = sections[0].id; }
+    sections.forEach(function (s) { s.hidden = s.id !== id; });
+    links.forEach(function (a) { a.classList.toggle("on", a.getAttribute("href") === "#" + id); });
+  }
+  links.forEach(function (a) {
+    a.addEventListener("click", function () { show(a.getAttribute("href").slice(1)); });
+  });
+  window.addEventListener("hashchange", function () { show(location.hash.slice(1)); });
+  show(location.hash.slice(1));
+})();
+</script>
+"""
+
+INDEX = (
+    """{% extends "base" %}
 {% block title %}atlas: {{ run_name }}{% endblock %}
 {% block header %}
 <h1>Neuron atlas: {{ run_name }}</h1>
@@ -71,24 +91,11 @@ for its page.</p>{% endif %}
 {% endfor %}
 </section>
 {% endfor %}
-<script>
-(function () {
-  var sections = document.querySelectorAll("section.member");
-  var links = document.querySelectorAll("nav.seeds a");
-  function show(id) {
-    if (!document.getElementById(id)) { id = sections[0].id; }
-    sections.forEach(function (s) { s.hidden = s.id !== id; });
-    links.forEach(function (a) { a.classList.toggle("on", a.getAttribute("href") === "#" + id); });
-  }
-  links.forEach(function (a) {
-    a.addEventListener("click", function () { show(a.getAttribute("href").slice(1)); });
-  });
-  window.addEventListener("hashchange", function () { show(location.hash.slice(1)); });
-  show(location.hash.slice(1));
-})();
-</script>
-{% endblock %}
 """
+    + MEMBER_NAV
+    + """{% endblock %}
+"""
+)
 
 NEURON = """{% extends "base" %}
 {% block title %}{{ address }} (member {{ member }}): {{ run_name }}{% endblock %}
@@ -192,7 +199,8 @@ boundary.</figcaption></figure>{% endif %}
 # --------------------------------------------------------------------------- feature atlas
 # Runs of toy models of superposition: a page per feature ("input:i") instead of per neuron.
 
-FEATURE_INDEX = """{% extends "base" %}
+FEATURE_INDEX = (
+    """{% extends "base" %}
 {% block title %}atlas: {{ run_name }}{% endblock %}
 {% block header %}
 <h1>Feature atlas: {{ run_name }}</h1>
@@ -222,24 +230,11 @@ with the polygon of represented features.{% endif %}</figcaption></figure>
 {% endfor %}
 <style>.cell.on{background:#263238;color:#fff}.cell.on .note{color:#cfd8dc}
 .cell.on code{background:#37474f;color:#fff}</style>
-<script>
-(function () {
-  var sections = document.querySelectorAll("section.member");
-  var links = document.querySelectorAll("nav.seeds a");
-  function show(id) {
-    if (!document.getElementById(id)) { id = sections[0].id; }
-    sections.forEach(function (s) { s.hidden = s.id !== id; });
-    links.forEach(function (a) { a.classList.toggle("on", a.getAttribute("href") === "#" + id); });
-  }
-  links.forEach(function (a) {
-    a.addEventListener("click", function () { show(a.getAttribute("href").slice(1)); });
-  });
-  window.addEventListener("hashchange", function () { show(location.hash.slice(1)); });
-  show(location.hash.slice(1));
-})();
-</script>
-{% endblock %}
 """
+    + MEMBER_NAV
+    + """{% endblock %}
+"""
+)
 
 FEATURE = """{% extends "base" %}
 {% block title %}{{ address }} (member {{ member }}): {{ run_name }}{% endblock %}

@@ -43,6 +43,7 @@ __all__ = [
     "FeatureNormsDisplay",
     "InterferenceDisplay",
     "PhaseDiagramDisplay",
+    "member_figure",
 ]
 
 #: colours of the phase-diagram candidates (and of "other" / no member)
@@ -438,3 +439,23 @@ class DictionaryRecoveryDisplay:
         fig.suptitle(self.title, fontsize=12)
         self.fig_ = fig
         return self
+
+
+def member_figure(model: Any, *, member: int = 0, title: str | None = None) -> Any:
+    """One member at a glance (a matplotlib ``Figure``, no pyplot): ``WᵀW`` with the biases
+    (:class:`InterferenceDisplay`), the feature norms (:class:`FeatureNormsDisplay`) and,
+    for m = 2, the embedding (:class:`EmbeddingDisplay`). The report and the atlas show it."""
+    from matplotlib.figure import Figure
+
+    r = _metrics(model, member, "member_figure")
+    panels = 3 if r.num_hidden == 2 else 2
+    n = r.num_features
+    fig = Figure(figsize=(5.2 * panels, max(4.2, 0.28 * n + 2.4)), layout="constrained")
+    axes = fig.subplots(1, panels)
+    InterferenceDisplay.from_model(r).plot(axes[0])
+    FeatureNormsDisplay.from_model(r).plot(axes[1])
+    if panels == 3:
+        EmbeddingDisplay.from_model(r).plot(axes[2])
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
