@@ -200,6 +200,6 @@ def write_feature_atlas(
     ))  # fmt: skip
     index = out / "index.html"
     atomic_write_text(index, env.get_template("feature_index").render(
-        css=_css(), run_name=run_name, members=index_members, threshold=f"{r.threshold:g}",
+        css=_css(), run_name=run_name, members=index_members, threshold=f"{results[members[0]].threshold:g}" if members else "0.5",
     ))  # fmt: skip
     return index
