@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 import numpy as np
+from scipy.sparse import csr_array
 
 from toylab.activations import get_activation
 from toylab.exact._polygon import expand_ranges
@@ -289,6 +290,13 @@ def _compose(post: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = (post.reshape(r * 3, n) @ w).reshape(r, 3, -1)
     out[:, 2, :] += b
     return out
+
+
+def _ring_sums(z: np.ndarray, ring: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Sum ``(R, k)`` of vertex values ``z (V, k)`` over each ring (a sparse product)."""
+    num = len(offsets) - 1
+    ones = np.ones(len(ring))
+    return csr_array((ones, ring, offsets), shape=(num, len(z))) @ z
 
 
 def _keys(k: int, num_layers: int, act: str) -> tuple[str, str | None]:
@@ -654,14 +662,17 @@ def _sides(
     Lines are ordered by neuron ``j``, then breakpoint ``i``.
     """
     zv = z[:, :, None]
-    # each vertex's sign (+1 above the band, -1 below, 0 in it); per region its max and min
-    sg = (zv > beta + thr).view(np.int8) - (zv < beta - thr).view(np.int8)
-    sg = sg.reshape(len(z), -1)[ring]
-    hi = np.maximum.reduceat(sg, offsets[:-1], axis=0)
-    lo = np.minimum.reduceat(sg, offsets[:-1], axis=0)
-    # all above: 1, all below: 0, else 2 (never both)
-    side = 2 - (lo > 0).view(np.int8) - 2 * (hi < 0).view(np.int8)
-    return (hi > 0) & (lo < 0), side
+    # vertices above and below the band, counted per region in one float64 sum:
+    # 1 per vertex above, 2 ** 20 per vertex below (exact for rings of < 2 ** 20)
+    flags = (zv > beta + thr).astype(np.float64)
+    flags += (zv < beta - thr) * float(1 << 20)
+    both = _ring_sums(flags.reshape(len(z), -1), ring, offsets).astype(np.int64)
+    above, below = both & ((1 << 20) - 1), both >> 20
+    beyond = (above + below) == (offsets[1:] - offsets[:-1])[:, None]
+    side = np.full(both.shape, 2, dtype=np.int8)
+    side[beyond & (below == 0)] = 1
+    side[beyond & (above == 0)] = 0
+    return (above > 0) & (below > 0), side
 
 
 def _resolve(
@@ -752,8 +763,7 @@ def cut(
                 blocks = [rows[:nv]]
                 ring, offsets = mesh.flat()
                 origin = mesh.porig[: mesh.np].copy()
-                sums = np.add.reduceat(rows[ring, 2:], offsets[:-1], axis=0)
-                mean = sums / np.diff(offsets)[:, None]
+                mean = _ring_sums(rows[:nv, 2:], ring, offsets) / np.diff(offsets)[:, None]
                 side = (mean[:, col] > beta).view(np.int8)
             else:
                 side = _resolve(side, blocks, ring, offsets, col, beta)
