@@ -776,6 +776,11 @@ def cut(
             counts[_keys(k, num_layers, acts[k])[0]] = len(origin)
         if k == num_layers - 1:
             break
+        if k == num_layers - 2 and acts[k + 1] == "identity":
+            # an affine output cuts nothing: its regions are these, its pattern all zeros
+            origins.append(np.arange(len(origin)))
+            patterns.append(np.zeros((len(origin), pairs[k + 1][0].shape[1]), dtype=np.int8))
+            break
         # next layer's pre-activations at every vertex (a forward pass from the vertex values)
         # and the scale of its terms (for its bands)
         wn, bn = pairs[k + 1]
