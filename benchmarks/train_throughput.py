@@ -20,6 +20,7 @@ noisy: compare the ratios printed within one run, not across runs).
 
 Run:  python benchmarks/train_throughput.py            (a few minutes on 2 cores)
       python benchmarks/train_throughput.py --quick    (smaller sizes)
+      python benchmarks/train_throughput.py --fixed-only   (only the fixed costs)
 Devices: ``benchmarks/train_devices.py`` prints the 1 -> 2 (CPU) device scaling.
 """
 
@@ -207,6 +208,7 @@ def main() -> None:
     p.add_argument("--kernel", action="store_true", help="also time the fused CPU kernel")
     p.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     p.add_argument("--no-cache", action="store_true", help="do not use the compilation cache")
+    p.add_argument("--fixed-only", action="store_true", help="only the fixed costs (seconds)")
     args = p.parse_args()
     if args.quick:
         args.members, args.steps, args.repeats = 256, 100, 2
@@ -214,6 +216,10 @@ def main() -> None:
     if not args.no_cache:
         _compile_cache.enable()
     dist = make("two_blobs")
+    if args.fixed_only:
+        print("== fixed costs")
+        fixed_costs(dist, 1024)
+        return
     print(f"jax {jax.__version__} on {jax.default_backend()}, {jax.device_count()} device(s), "
           f"{os.cpu_count()} CPU(s)")  # fmt: skip
     peak = matmul_rate()
