@@ -208,7 +208,9 @@ def main() -> None:
     p.add_argument("--kernel", action="store_true", help="also time the fused CPU kernel")
     p.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     p.add_argument("--no-cache", action="store_true", help="do not use the compilation cache")
-    p.add_argument("--fixed-only", action="store_true", help="only the fixed costs (seconds)")
+    p.add_argument(
+        "--fixed-only", action="store_true", help="only the matmul rate and the fixed costs"
+    )
     args = p.parse_args()
     if args.quick:
         args.members, args.steps, args.repeats = 256, 100, 2
@@ -216,16 +218,14 @@ def main() -> None:
     if not args.no_cache:
         _compile_cache.enable()
     dist = make("two_blobs")
-    if args.fixed_only:
-        print("== fixed costs")
-        fixed_costs(dist, 1024)
-        return
     print(f"jax {jax.__version__} on {jax.default_backend()}, {jax.device_count()} device(s), "
           f"{os.cpu_count()} CPU(s)")  # fmt: skip
     peak = matmul_rate()
     print(f"measured float32 matmul rate (1024^3, best of 20): {peak / 1e9:.1f} GFLOP/s")
     print("\n== fixed costs")
     fixed_costs(dist, 1024)
+    if args.fixed_only:
+        return
     print("\n== the loop, side by side")
     for width in args.widths:
         members = args.members if width <= 64 else max(1, args.members // 4)

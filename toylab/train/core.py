@@ -952,8 +952,11 @@ def _plan_groups(
     values differ are per-member arrays, if the distribution samples (and the loss
     reads) them traced; otherwise each distinct distribution gets its own program."""
     by_key: dict[Any, list[int]] = {}
+    point_keys: dict[Any, Any] = {}  # members at one grid point share their configs
     for m in members:
-        by_key.setdefault(_group_key(m), []).append(m.index)
+        if m.point not in point_keys:
+            point_keys[m.point] = _group_key(m)
+        by_key.setdefault(point_keys[m.point], []).append(m.index)
     out: list[tuple[tuple[int, ...], tuple[str, ...]]] = []
     for idx in by_key.values():
         dists = [members[i].dist for i in idx]
