@@ -221,8 +221,12 @@ class Ensemble:
         return self.members[m].dist if self.members else self.dist
 
     def model(self, params: Any, member: int) -> nnx.Module:
-        """The ``member``-th model as an ordinary NNX module."""
-        return nnx.merge(self.graphdef, jax.tree.map(lambda a: a[member], params))
+        """The ``member``-th model as an ordinary NNX module. Its parameters are sliced on
+        the host (NumPy; free on CPU, and ``params`` may already be NumPy) and put on the
+        device: indexing device arrays eagerly would compile a program per leaf shape."""
+        return nnx.merge(
+            self.graphdef, jax.tree.map(lambda a: jax.device_put(np.asarray(a)[member]), params)
+        )
 
     def diverged_at(self, state: TrainState) -> np.ndarray:
         """``(M,)``: the step at which each member diverged, ``-1`` if it did not."""
