@@ -20,6 +20,7 @@ noisy: compare the ratios printed within one run, not across runs).
 
 Run:  python benchmarks/train_throughput.py            (a few minutes on 2 cores)
       python benchmarks/train_throughput.py --quick    (smaller sizes)
+      python benchmarks/train_throughput.py --fixed-only   (only the fixed costs)
 Devices: ``benchmarks/train_devices.py`` prints the 1 -> 2 (CPU) device scaling.
 """
 
@@ -207,6 +208,9 @@ def main() -> None:
     p.add_argument("--kernel", action="store_true", help="also time the fused CPU kernel")
     p.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     p.add_argument("--no-cache", action="store_true", help="do not use the compilation cache")
+    p.add_argument(
+        "--fixed-only", action="store_true", help="only the matmul rate and the fixed costs"
+    )
     args = p.parse_args()
     if args.quick:
         args.members, args.steps, args.repeats = 256, 100, 2
@@ -220,6 +224,8 @@ def main() -> None:
     print(f"measured float32 matmul rate (1024^3, best of 20): {peak / 1e9:.1f} GFLOP/s")
     print("\n== fixed costs")
     fixed_costs(dist, 1024)
+    if args.fixed_only:
+        return
     print("\n== the loop, side by side")
     for width in args.widths:
         members = args.members if width <= 64 else max(1, args.members // 4)

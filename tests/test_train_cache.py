@@ -92,3 +92,61 @@ def test_the_cli_uses_the_persistent_cache(tmp_path):
     assert out.returncode == 0, out.stderr
     # nothing new was compiled for the same config: no new entries appeared
     assert {p.name for p in (tmp_path / "cache").iterdir()} == entries
+
+
+def _threefry_reference(k1, k2, x1, x2):
+    """Threefry-2x32, 20 rounds (Salmon et al. 2011, "Parallel random numbers: as easy as
+    1, 2, 3"), in NumPy uint32 arithmetic: the independent reference for the lowering."""
+    import numpy as np
+
+    def rotl(v, r):
+        return (v << np.uint32(r)) | (v >> np.uint32(32 - r))
+
+    ks = [k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA)]
+    x = [x1 + ks[0], x2 + ks[1]]
+    rotations = ((13, 15, 26, 6), (17, 29, 16, 24))
+    for i in range(5):
+        for r in rotations[i % 2]:
+            x[0] = x[0] + x[1]
+            x[1] = x[0] ^ rotl(x[1], r)
+        x[0] = x[0] + ks[(i + 1) % 3]
+        x[1] = x[1] + ks[(i + 2) % 3] + np.uint32(i + 1)
+    return x
+
+
+def test_unrolled_threefry_lowering_gives_the_reference_bits():
+    """toylab's direct StableHLO threefry rule (what every CPU program uses) hashes like
+    the published algorithm: the Random123 known-answer vectors, and random keys and
+    counters under jit and vmap (broadcast keys, batched keys)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax._src.random.threefry2x32 import threefry2x32_p
+
+    assert _compile_cache.use_unrolled_threefry()
+    u32 = np.uint32
+    # Random123's kat_vectors for threefry2x32_20: key, counter -> output.
+    kat = [
+        ((0, 0), (0, 0), (0x6B200159, 0x99BA4EFE)),
+        ((0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
+        ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0)),
+    ]
+    hash_ = jax.jit(lambda *a: threefry2x32_p.bind(*a))
+    with np.errstate(over="ignore"):
+        for (k1, k2), (c1, c2), want in kat:
+            got = hash_(*(jnp.asarray([v], jnp.uint32) for v in (k1, k2, c1, c2)))
+            assert tuple(int(g[0]) for g in got) == want
+            assert tuple(int(r) for r in _threefry_reference(u32(k1), u32(k2), u32(c1), u32(c2)))\
+                == want  # fmt: skip
+        rng = np.random.default_rng(0)
+        keys = rng.integers(0, 2**32, (5, 2), dtype=np.uint64).astype(u32)
+        counts = rng.integers(0, 2**32, (5, 7, 2), dtype=np.uint64).astype(u32)
+        # one key broadcast over a batch of counters, and a batch of keys under vmap
+        got = hash_(u32(keys[0, 0]), u32(keys[0, 1]), counts[0, :, 0], counts[0, :, 1])
+        want = _threefry_reference(keys[0, 0], keys[0, 1], counts[0, :, 0], counts[0, :, 1])
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        got = jax.jit(jax.vmap(lambda k, c: threefry2x32_p.bind(k[0], k[1], c[:, 0], c[:, 1])))(
+            keys, counts
+        )
+        want = _threefry_reference(keys[:, :1], keys[:, 1:], counts[..., 0], counts[..., 1])
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))

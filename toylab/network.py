@@ -344,8 +344,17 @@ class Network:
         )
 
     def jax(self, dtype: Any = None) -> Network:
-        """The same network with JAX arrays (cast to ``dtype`` if given)."""
-        return jax.tree.map(lambda a: jnp.asarray(a, dtype), self)
+        """The same network with JAX arrays (cast to ``dtype`` if given). NumPy leaves are
+        cast on the host and transferred (``jnp.asarray`` would compile a program per
+        shape); the values are those ``jnp.asarray`` gives."""
+
+        def put(a: Any) -> Any:
+            if isinstance(a, np.ndarray):
+                target = jax.dtypes.canonicalize_dtype(a.dtype if dtype is None else dtype)
+                return jax.device_put(a.astype(target, copy=False))
+            return jnp.asarray(a, dtype)
+
+        return jax.tree.map(put, self)
 
     def untied(self) -> Network:
         """Every :class:`Tied` layer replaced by the :class:`Dense` layer it computes."""

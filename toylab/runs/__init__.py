@@ -796,7 +796,11 @@ class Run:
         return self.ensemble.model(params, member)
 
     def models(self, step: int | None = None) -> list[Any]:
-        return [self.model(m, step) for m in range(self.num_members)]
+        import jax
+
+        params = self.params if step is None else self.params_at(step)
+        host = jax.tree.map(np.asarray, params)  # one transfer, then NumPy slices
+        return [self.ensemble.model(host, m) for m in range(self.num_members)]
 
 
 def _final_params(run_dir: Path, manifest: dict[str, Any], template: TrainState) -> tuple:

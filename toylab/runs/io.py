@@ -178,7 +178,8 @@ def load_tree(path: str | Path, template: Any) -> Any:
                 f"{str(path)!r}: array {name!r} has shape {arr.shape} and dtype {arr.dtype}, "
                 f"expected {shape} and {dtype}; the file does not match this config."
             )
-        leaves.append(jax.random.wrap_key_data(arr) if _is_key(leaf) else jax.numpy.asarray(arr))
+        # device_put, not jnp.asarray: the same array without compiling a program per shape
+        leaves.append(jax.random.wrap_key_data(arr) if _is_key(leaf) else jax.device_put(arr))
     if arrays:
         raise ToylabError(
             f"{str(path)!r} holds unexpected arrays {sorted(arrays)[:5]}; it does not match "

@@ -221,8 +221,12 @@ class Ensemble:
         return self.members[m].dist if self.members else self.dist
 
     def model(self, params: Any, member: int) -> nnx.Module:
-        """The ``member``-th model as an ordinary NNX module."""
-        return nnx.merge(self.graphdef, jax.tree.map(lambda a: a[member], params))
+        """The ``member``-th model as an ordinary NNX module. Its parameters are sliced on
+        the host (NumPy; free on CPU, and ``params`` may already be NumPy) and put on the
+        device: indexing device arrays eagerly would compile a program per leaf shape."""
+        return nnx.merge(
+            self.graphdef, jax.tree.map(lambda a: jax.device_put(np.asarray(a)[member]), params)
+        )
 
     def diverged_at(self, state: TrainState) -> np.ndarray:
         """``(M,)``: the step at which each member diverged, ``-1`` if it did not."""
@@ -952,8 +956,11 @@ def _plan_groups(
     values differ are per-member arrays, if the distribution samples (and the loss
     reads) them traced; otherwise each distinct distribution gets its own program."""
     by_key: dict[Any, list[int]] = {}
+    point_keys: dict[Any, Any] = {}  # members at one grid point share their configs
     for m in members:
-        by_key.setdefault(_group_key(m), []).append(m.index)
+        if m.point not in point_keys:
+            point_keys[m.point] = _group_key(m)
+        by_key.setdefault(point_keys[m.point], []).append(m.index)
     out: list[tuple[tuple[int, ...], tuple[str, ...]]] = []
     for idx in by_key.values():
         dists = [members[i].dist for i in idx]
