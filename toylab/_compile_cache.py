@@ -148,7 +148,8 @@ _UNROLLED: list[bool] = []
 
 
 def use_unrolled_threefry() -> bool:
-    """Lower threefry on CPU unrolled (identical bits; see the module docstring). Idempotent; returns whether the unrolled rule is in use."""
+    """Lower threefry on CPU unrolled (identical bits; see the module docstring).
+    Idempotent; returns whether the unrolled rule is in use."""
     if _UNROLLED:
         return _UNROLLED[0]
     ok = False
