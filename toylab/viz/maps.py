@@ -256,10 +256,15 @@ class DataDisplay:
         num_samples: int = 600,
         num: int = 300,
         analysis: Any = None,
+        posteriors: dict[Any, Any] | None = None,
     ) -> DataDisplay:
         """Samples of ``dist``, ``model``'s decision regions on a grid and the Bayes-optimal
         boundary; with ``analysis`` (:func:`toylab.exact.analyze`) the network's boundary is
-        drawn from its exact segments (:func:`toylab.exact.decision_boundary`)."""
+        drawn from its exact segments (:func:`toylab.exact.decision_boundary`).
+
+        ``posteriors``: a dict the caller keeps across the panels of one figure; the Bayes
+        posterior on the grid is then computed once per distinct ``(dist, num)`` (it is the
+        slow part for many-atom densities such as the noisy curves)."""
         box = _box2d(dist)
         batch = dist.sample(key, num_samples)
         kw: dict[str, Any] = {}
@@ -267,11 +272,15 @@ class DataDisplay:
         if model is not None:
             _, _, acts = grid_values(model, box, num)
             kw.update(xx=xx, yy=yy, predicted=np.argmax(acts["output"], -1))
-        try:
-            pts = np.stack([xx.ravel(), yy.ravel()], -1)
-            kw.update(xx=xx, yy=yy, bayes_posterior=dist.posterior(pts).reshape(num, num, -1))
-        except (NotImplementedError, ToylabError):
-            pass
+        cache = {} if posteriors is None else posteriors
+        if (dist, num) not in cache:
+            try:
+                pts = np.stack([xx.ravel(), yy.ravel()], -1)
+                cache[dist, num] = dist.posterior(pts).reshape(num, num, -1)
+            except (NotImplementedError, ToylabError):
+                cache[dist, num] = None
+        if cache[dist, num] is not None:
+            kw.update(xx=xx, yy=yy, bayes_posterior=cache[dist, num])
         if analysis is not None and hasattr(analysis, "geometry"):
             from toylab.exact import decision_boundary
 
