@@ -383,33 +383,37 @@ def _unwhitened_error(
     m1z: np.ndarray,
     m2z: np.ndarray,
 ) -> np.ndarray:
-    """Propagate whitened-moment errors ``(R, 6)`` through ``x = mu + L z`` (first order is
-    exact here: the map is linear in the moments), plus the rounding of that map."""
-    L = np.abs(chol)
-    am = np.abs(mu)
-    e0 = err[:, 0]
-    e1z = err[:, 1:3]
-    e2z = np.stack([err[:, [3, 4]], err[:, [4, 5]]], axis=1)
-    le1 = e1z @ L.T  # |L| e1z per row
-    e1 = am[None, :] * e0[:, None] + le1
+    """Propagate whitened-moment errors ``(..., R, 6)`` through ``x = mu + L z`` (first order
+    is exact here: the map is linear in the moments), plus the rounding of that map.
+    ``mu (..., 2)`` and ``chol (..., 2, 2)`` may carry leading axes (one per component)."""
+    L = np.abs(chol)[..., None, :, :]  # (..., 1, 2, 2)
+    Lt = np.swapaxes(L, -1, -2)
+    am = np.abs(mu)[..., None, :]  # (..., 1, 2)
+    e0 = err[..., 0]
+    e1z = err[..., 1:3]
+    e2z = np.stack([err[..., [3, 4]], err[..., [4, 5]]], axis=-2)
+    le1 = (e1z[..., None, :] @ Lt)[..., 0, :]  # |L| e1z per row
+    e1 = am * e0[..., None] + le1
     e2 = (
-        am[None, :, None] * am[None, None, :] * e0[:, None, None]
-        + am[None, :, None] * le1[:, None, :]
-        + am[None, None, :] * le1[:, :, None]
-        + np.einsum("ij,rjk,lk->ril", L, e2z, L)
+        am[..., :, None] * am[..., None, :] * e0[..., None, None]
+        + am[..., :, None] * le1[..., None, :]
+        + am[..., None, :] * le1[..., :, None]
+        + L @ e2z @ Lt
     )
     # rounding of the unwhitening itself: a few ulps of the magnitudes of its terms
     mag0 = np.abs(m0)
-    mag1 = am[None, :] * mag0[:, None] + np.abs(m1z) @ L.T
+    mag1 = am * mag0[..., None] + (np.abs(m1z)[..., None, :] @ Lt)[..., 0, :]
     mag2 = (
-        am[None, :, None] * am[None, None, :] * mag0[:, None, None]
-        + am[None, :, None] * mag1[:, None, :]
-        + am[None, None, :] * mag1[:, :, None]
-        + np.einsum("ij,rjk,lk->ril", L, np.abs(m2z), L)
+        am[..., :, None] * am[..., None, :] * mag0[..., None, None]
+        + am[..., :, None] * mag1[..., None, :]
+        + am[..., None, :] * mag1[..., :, None]
+        + L @ np.abs(m2z) @ Lt
     )
     e1 = e1 + 8.0 * _EPS * mag1
     e2 = e2 + 8.0 * _EPS * mag2
-    return np.stack([e0, e1[:, 0], e1[:, 1], e2[:, 0, 0], e2[:, 0, 1], e2[:, 1, 1]], axis=1)
+    return np.stack(
+        [e0, e1[..., 0], e1[..., 1], e2[..., 0, 0], e2[..., 0, 1], e2[..., 1, 1]], axis=-1
+    )
 
 
 def mixture_polygon_moments(
@@ -526,10 +530,7 @@ def _block_moments(
     m2[..., 0, 1] = m2[..., 1, 0] = (
         m0 * mu0 * mu1 + mu0 * lm1[..., 1] + mu1 * lm1[..., 0] + l00 * (l10 * zxx + l11 * zxy)
     )
-    errs = np.stack(
-        [_unwhitened_error(e[i], mus[i], chols[i], m0[i], m1z[i], m2z[i]) for i in range(k)]
-    )
-    return m0, m1, m2, errs
+    return m0, m1, m2, _unwhitened_error(e, mus, chols, m0, m1z, m2z)
 
 
 # ---------------------------------------------------------------------------

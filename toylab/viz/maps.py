@@ -376,8 +376,13 @@ def layer_grid_figure(
         fig = plt.figure(figsize=size)
     else:
         fig.set_size_inches(*size)
-    fig.set_layout_engine("constrained")  # places the shared axis labels and title
-    axes = fig.subplots(len(rows), ncol, squeeze=False)
+    # a fixed layout, in inches (room for the shared labels, the title and each map's
+    # title): the constrained layout engine cost about a third of the figure's time
+    w, h = size
+    axes = fig.subplots(len(rows), ncol, squeeze=False, gridspec_kw=dict(
+        left=0.5 / w, right=1 - 0.12 / w, bottom=0.45 / h, top=1 - (0.62 if title else 0.4) / h,
+        wspace=0.12, hspace=0.3 / 1.7,
+    ))  # fmt: skip
     overlays = overlays or {}
     for i, row in enumerate(rows):
         for j in range(ncol):
@@ -390,8 +395,8 @@ def layer_grid_figure(
                 str(nid), xx, yy, acts[nid.key][..., nid.unit], **overlays.get(str(nid), {})
             )
             disp.plot(ax, colorbar=False, small=True)
-    fig.supxlabel(f"{INPUT_LABELS[0]} (left to right)", fontsize=10)
-    fig.supylabel(f"{INPUT_LABELS[1]} (bottom to top)", fontsize=10)
+    fig.supxlabel(f"{INPUT_LABELS[0]} (left to right)", fontsize=10, y=0.12 / h, va="bottom")
+    fig.supylabel(f"{INPUT_LABELS[1]} (bottom to top)", fontsize=10, x=0.12 / w, ha="left")
     if title:
-        fig.suptitle(title, fontsize=12)
+        fig.suptitle(title, fontsize=12, y=1 - 0.1 / h, va="top")
     return fig
