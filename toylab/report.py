@@ -344,9 +344,11 @@ def _data_figure(run: Any, exact: Any, labels: list[str], out: Path, progress: P
     nrow = -(-len(shown) // ncol)
     fig = figure_cls(figsize=(4.6 * ncol, 4.6 * nrow))
     axes = fig.subplots(nrow, ncol, squeeze=False)
+    posteriors: dict[Any, Any] = {}  # one Bayes posterior per distinct distribution
     for i, m in enumerate(progress.iterate(shown, "decision boundaries", unit="member")):
         disp = DataDisplay.from_model(run.dist_of(m), run.model(m), key=jax.random.key(7),
-                                      analysis=exact["analyses"][m] if exact else None)  # fmt: skip
+                                      analysis=exact["analyses"][m] if exact else None,
+                                      posteriors=posteriors)  # fmt: skip
         disp.title = f"member {m} ({labels[m]})"
         disp.plot(axes[i // ncol, i % ncol])
     for j in range(len(shown), nrow * ncol):

@@ -383,33 +383,37 @@ def _unwhitened_error(
     m1z: np.ndarray,
     m2z: np.ndarray,
 ) -> np.ndarray:
-    """Propagate whitened-moment errors ``(R, 6)`` through ``x = mu + L z`` (first order is
-    exact here: the map is linear in the moments), plus the rounding of that map."""
-    L = np.abs(chol)
-    am = np.abs(mu)
-    e0 = err[:, 0]
-    e1z = err[:, 1:3]
-    e2z = np.stack([err[:, [3, 4]], err[:, [4, 5]]], axis=1)
-    le1 = e1z @ L.T  # |L| e1z per row
-    e1 = am[None, :] * e0[:, None] + le1
+    """Propagate whitened-moment errors ``(..., R, 6)`` through ``x = mu + L z`` (first order
+    is exact here: the map is linear in the moments), plus the rounding of that map.
+    ``mu (..., 2)`` and ``chol (..., 2, 2)`` may carry leading axes (one per component)."""
+    L = np.abs(chol)[..., None, :, :]  # (..., 1, 2, 2)
+    Lt = np.swapaxes(L, -1, -2)
+    am = np.abs(mu)[..., None, :]  # (..., 1, 2)
+    e0 = err[..., 0]
+    e1z = err[..., 1:3]
+    e2z = np.stack([err[..., [3, 4]], err[..., [4, 5]]], axis=-2)
+    le1 = (e1z[..., None, :] @ Lt)[..., 0, :]  # |L| e1z per row
+    e1 = am * e0[..., None] + le1
     e2 = (
-        am[None, :, None] * am[None, None, :] * e0[:, None, None]
-        + am[None, :, None] * le1[:, None, :]
-        + am[None, None, :] * le1[:, :, None]
-        + np.einsum("ij,rjk,lk->ril", L, e2z, L)
+        am[..., :, None] * am[..., None, :] * e0[..., None, None]
+        + am[..., :, None] * le1[..., None, :]
+        + am[..., None, :] * le1[..., :, None]
+        + L @ e2z @ Lt
     )
     # rounding of the unwhitening itself: a few ulps of the magnitudes of its terms
     mag0 = np.abs(m0)
-    mag1 = am[None, :] * mag0[:, None] + np.abs(m1z) @ L.T
+    mag1 = am * mag0[..., None] + (np.abs(m1z)[..., None, :] @ Lt)[..., 0, :]
     mag2 = (
-        am[None, :, None] * am[None, None, :] * mag0[:, None, None]
-        + am[None, :, None] * mag1[:, None, :]
-        + am[None, None, :] * mag1[:, :, None]
-        + np.einsum("ij,rjk,lk->ril", L, np.abs(m2z), L)
+        am[..., :, None] * am[..., None, :] * mag0[..., None, None]
+        + am[..., :, None] * mag1[..., None, :]
+        + am[..., None, :] * mag1[..., :, None]
+        + L @ np.abs(m2z) @ Lt
     )
     e1 = e1 + 8.0 * _EPS * mag1
     e2 = e2 + 8.0 * _EPS * mag2
-    return np.stack([e0, e1[:, 0], e1[:, 1], e2[:, 0, 0], e2[:, 0, 1], e2[:, 1, 1]], axis=1)
+    return np.stack(
+        [e0, e1[..., 0], e1[..., 1], e2[..., 0, 0], e2[..., 0, 1], e2[..., 1, 1]], axis=-1
+    )
 
 
 def mixture_polygon_moments(
@@ -452,16 +456,81 @@ def mixture_polygon_moments(
     if w.shape != (k,) or not np.all(np.isfinite(w)) or np.any(w < 0):
         raise fail(where, "weights", weights, f"{k} finite non-negative numbers")
     x = _as_padded(polygons, where)
-    outs = [
-        gaussian_polygon_moments(x, mus[i], sigmas[i], refine=refine, return_error=True)
-        for i in range(k)
-    ]
-    m0 = np.stack([o[0] for o in outs]) * w[:, None]
-    m1 = np.stack([o[1] for o in outs]) * w[:, None, None]
-    m2 = np.stack([o[2] for o in outs]) * w[:, None, None, None]
+    chols = np.stack([_check_gaussian(mus[i], sigmas[i], where)[1] for i in range(k)])
+    r = x.shape[0]
+    m0, m1 = np.zeros((k, r)), np.zeros((k, r, 2))
+    m2, err = np.zeros((k, r, 2, 2)), np.zeros((k, r, 6))
+    # components in blocks of about 2**18 vertices: one vectorised pass per block (the
+    # same arithmetic as gaussian_polygon_moments, component by component), blocks on
+    # every core (NumPy releases the GIL in its loops; each block writes its own rows)
+    step = max(1, (1 << 18) // max(1, x.size // 2))
+    blocks = [slice(lo, min(k, lo + step)) for lo in range(0, k if r else 0, step)]
+
+    def run(sl: slice) -> None:
+        m0[sl], m1[sl], m2[sl], err[sl] = _block_moments(x, mus[sl], chols[sl], refine)
+
+    workers = min(len(blocks), _num_cpus())
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, blocks))
+    else:
+        for sl in blocks:
+            run(sl)
+    m0, m1, m2 = m0 * w[:, None], m1 * w[:, None, None], m2 * w[:, None, None, None]
     if not return_error:
         return m0, m1, m2
-    return m0, m1, m2, np.stack([o[3] for o in outs]) * w[:, None, None]
+    return m0, m1, m2, err * w[:, None, None]
+
+
+def _num_cpus() -> int:
+    """The cores this process may use."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _block_moments(
+    x: np.ndarray, mus: np.ndarray, chols: np.ndarray, refine: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`gaussian_polygon_moments` (with its error) of polygons ``x (R, V, 2)`` under
+    ``N(mus[k], chols[k] chols[k]^T)`` for every ``k`` at once: ``(K, R)``, ``(K, R, 2)``,
+    ``(K, R, 2, 2)``, ``(K, R, 6)``."""
+    k, (r, v, _) = mus.shape[0], x.shape
+    invs = np.linalg.inv(chols)  # (K, 2, 2)
+    inv_t = np.swapaxes(invs, 1, 2)[:, None]  # (K, 1, 2, 2)
+    z = (x[None] - mus[:, None, None, :]) @ inv_t  # (K, R, V, 2)
+    m0, m1z, m2z, e = _standard_moments(z.reshape(k * r, v, 2))
+    if refine:
+        dz = (x - x[:, :1, :])[None] @ inv_t
+        _refine(z[:, :, 0, :].reshape(k * r, 2), dz.reshape(k * r, v, 2), m0, m1z, m2z, e)
+    m0, m1z = m0.reshape(k, r), m1z.reshape(k, r, 2)
+    m2z, e = m2z.reshape(k, r, 2, 2), e.reshape(k, r, 6)
+    # unwhiten: x = mu + L z (as in gaussian_polygon_moments, per component)
+    l00, l10, l11 = chols[:, 0, 0, None], chols[:, 1, 0, None], chols[:, 1, 1, None]
+    mu0, mu1 = mus[:, 0, None], mus[:, 1, None]
+    lm1 = np.empty_like(m1z)
+    lm1[..., 0] = l00 * m1z[..., 0]
+    lm1[..., 1] = l10 * m1z[..., 0] + l11 * m1z[..., 1]
+    zxx, zxy, zyy = m2z[..., 0, 0], m2z[..., 0, 1], m2z[..., 1, 1]
+    m1 = m0[..., None] * mus[:, None, :] + lm1
+    m2 = np.empty((k, r, 2, 2))
+    m2[..., 0, 0] = m0 * mu0**2 + 2.0 * mu0 * lm1[..., 0] + l00 * l00 * zxx
+    m2[..., 1, 1] = (
+        m0 * mu1**2
+        + 2.0 * mu1 * lm1[..., 1]
+        + l10 * l10 * zxx
+        + 2.0 * l10 * l11 * zxy
+        + l11 * l11 * zyy
+    )
+    m2[..., 0, 1] = m2[..., 1, 0] = (
+        m0 * mu0 * mu1 + mu0 * lm1[..., 1] + mu1 * lm1[..., 0] + l00 * (l10 * zxx + l11 * zxy)
+    )
+    return m0, m1, m2, _unwhitened_error(e, mus, chols, m0, m1z, m2z)
 
 
 # ---------------------------------------------------------------------------

@@ -42,8 +42,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if superposition
         else "scoring every sampled method on every hidden neuron"
     )
+    phases = (lambda phase: progress.note(f"  {phase}")) if progress.enabled else None
     with progress.task(f"{what} of {run.num_members} member(s)"):
-        res = compare_run(run, key=jax.random.key(args.seed), budgets=cfg)
+        res = compare_run(run, key=jax.random.key(args.seed), budgets=cfg, progress=phases)
     print("\n".join(report_lines(res)))
     written = write_comparison(run, res)
     print(f"written: {written.with_suffix('.csv')} and {written.name} "

@@ -343,6 +343,8 @@ def _compare(
     unreachable = 0
     for j, (neuron, flat) in enumerate(zip(neurons, flats, strict=True)):
         nid = members.resolve("compare", neuron)
+        if clock.progress is not None:
+            clock.progress(f"neuron {j + 1}/{len(neurons)} ({neuron}) of every member")
         with clock("attribution (sampled)"):
             grads = to_f64(flat_gradients(members.stacked, np.int32(flat), ig_pts))
         with clock("ablation (sampled)"):
@@ -455,7 +457,7 @@ def compare(
     dictionary learning runs, and ``not_applicable`` says why the others do not).
     ``context``: a :class:`~toylab.methods.Context` to reuse (one is built
     otherwise, with ``budgets.rtol``); ``progress``: called with the name of each phase
-    as it starts (for a progress display). Raises :class:`~toylab.NotApplicable` for
+    as it starts and with each neuron as its turn comes (for a progress display). Raises :class:`~toylab.NotApplicable` for
     smooth networks and other distributions.
     """
     where = "compare"

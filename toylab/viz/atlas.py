@@ -317,10 +317,11 @@ def write_atlas(
             nrow = -(-len(shown) // ncol)
             fig = Figure(figsize=(4.4 * ncol, 4.4 * nrow))
             axes = fig.subplots(nrow, ncol, squeeze=False)
+            posteriors: dict[Any, Any] = {}  # the Bayes posterior once, for every panel
             for q, m in enumerate(shown):
                 disp = DataDisplay.from_model(
                     dist, member_models[m], key=jax.random.key(0), num=160, num_samples=num_samples,
-                    analysis=member_analyses[m],
+                    analysis=member_analyses[m], posteriors=posteriors,
                 )  # fmt: skip
                 disp.title = f"member {m} ({labels[m]})"
                 disp.plot(axes[q // ncol, q % ncol])
