@@ -29,6 +29,7 @@ DIST5 = SparseFeatures(probs=(0.05,) * 5)
 
 def test_pentagon_claims_hold_with_the_hand_derived_numbers():
     _, model = _pentagon()
+    # tolerances: float64 sums of 2-5 products of cos/sin values, a few eps (~1e-16) each
     # a regular pentagon of unit vectors: sum_j cos^2(2 pi k / 5) = 5/2, so D_i = 1/(5/2)
     r = check(feature_dimensionality("input:2", 0.39, 0.41), model, DIST5)
     assert r.tier == "exact" and r.holds and r.estimate == pytest.approx(0.4, abs=1e-14)
@@ -52,6 +53,8 @@ def test_margins_against_numpy_on_random_weights():
         cos = (W.T @ W) / np.outer(norms, norms)
         d = norms**2 / ((W.T @ W / norms[:, None]) ** 2).sum(1)
         dstar = 3 / (W**2).sum()
+        # tolerances: the same formulas in a different float64 summation order; relative
+        # 1e-12 is far above the ~(m + n) eps rounding of either (cosines: absolute)
         r = check(represented("input:1", 0.5), model, dist)
         assert r.margin == pytest.approx(norms[1] - 0.5, rel=1e-12, abs=1e-15)
         assert r.holds == (norms[1] >= 0.5)
