@@ -262,7 +262,7 @@ class TrainingDynamicsDisplay:
             raise ToylabError(
                 f"TrainingDynamicsDisplay.from_run: run {str(run.path)!r} has no checkpoints."
             )
-        box = _box2d(run.dist)
+        box = _box2d(run.dist_of(member))
         frames = []
         nid = None
         xx = yy = None
