@@ -27,6 +27,8 @@ BAD_CONFIGS = [
     ({**GOOD, "seeds": 3}, "seeds must be a list of integers"),
     ({**GOOD, "seeds": []}, "seeds must be a non-empty list"),
     ({**GOOD, "seeds": [1, 1]}, "seeds must be distinct"),
+    ({**GOOD, "seeds": {"range": 0}}, "seeds.range must be an integer >= 1, got 0"),
+    ({**GOOD, "seeds": {"count": 4}}, "unknown key 'count' in [seeds]"),
     ({**GOOD, "epochs": 3}, "unknown key 'epochs'"),
     ({**GOOD, "model": {"hiden": [4]}}, "Did you mean 'hidden'"),
     ({**GOOD, "model": {"activation": "rel"}}, "Did you mean 'relu'"),
@@ -167,3 +169,12 @@ def test_other_kinds_of_runs_report_and_fail_cleanly(tmp_path, capsys, data):
         assert "compare" in err and "Traceback" not in err
     assert main(["atlas", run]) == 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_seed_range_is_the_list_it_names():
+    from toylab.config import parse_config
+
+    assert parse_config({**GOOD, "seeds": {"range": 3}}).seeds == (0, 1, 2)
+    assert parse_config({**GOOD, "seeds": {"range": 2, "start": 5}}).seeds == (5, 6)
+    # written back as the plain list (a run's stored config does not depend on the form)
+    assert parse_config({**GOOD, "seeds": {"range": 2}}).to_dict()["seeds"] == [0, 1]

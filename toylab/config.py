@@ -3,7 +3,7 @@
 .. code-block:: toml
 
     name = "blobs"
-    seeds = [0, 1, 2, 3]
+    seeds = [0, 1, 2, 3]      # or seeds = { range = 64 } for seeds 0 to 63
 
     [distribution]
     name = "two_blobs"
@@ -171,6 +171,21 @@ class ExperimentConfig:
         return dataclasses.replace(self, distribution=kept)
 
 
+def _seed_range(table: dict[str, Any]) -> list[int]:
+    """``seeds = { range = N }`` (seeds ``0 .. N-1``) or ``{ range = N, start = S }``
+    (seeds ``S .. S+N-1``): the many-seed form, written back as a list."""
+    _known("seeds", table, ("range", "start"))
+    n, start = table.get("range"), table.get("start", 0)
+    for name, v, low in (("range", n, 1), ("start", start, 0)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            raise ToylabError(
+                f"config: seeds.{name} must be an integer >= {low}, got {v!r}. "
+                "Write seeds = { range = 64 } for seeds 0 to 63."
+            )
+    assert isinstance(n, int) and isinstance(start, int)
+    return list(range(start, start + n))
+
+
 def parse_config(data: dict[str, Any]) -> ExperimentConfig:
     """Validate a config dict (as read from TOML) and build an :class:`ExperimentConfig`."""
     if not isinstance(data, dict):
@@ -183,8 +198,10 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         raise ToylabError(
             f"config: seeds must be a list of integers, got {seeds!r}. "
-            f"For {seeds} seeds write seeds = {list(range(seeds))!r}."
+            f"For {seeds} seeds write seeds = {{ range = {seeds} }} (seeds 0 to {seeds - 1})."
         )
+    if isinstance(seeds, dict):
+        seeds = _seed_range(seeds)
     if (
         not isinstance(seeds, list)
         or not seeds
