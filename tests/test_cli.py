@@ -178,3 +178,18 @@ def test_seed_range_is_the_list_it_names():
     assert parse_config({**GOOD, "seeds": {"range": 2, "start": 5}}).seeds == (5, 6)
     # written back as the plain list (a run's stored config does not depend on the form)
     assert parse_config({**GOOD, "seeds": {"range": 2}}).to_dict()["seeds"] == [0, 1]
+
+
+def test_info_summarises_many_members():
+    from toylab.cli import _seeds_text, _values_line
+
+    class Named:
+        def member_label(self, m):
+            return f"seed {m}"
+
+    vals = [0.5] * 12
+    vals[3], vals[7] = 0.1, 0.9
+    assert _values_line(Named(), vals) == "min 0.1000 (seed 3), median 0.5000, max 0.9000 (seed 7)"
+    assert _values_line(Named(), [0.25, float("nan")]) == "0.2500, nan"
+    assert _seeds_text(range(64)) == "0 to 63"
+    assert _seeds_text([0, 5, 6]) == "[0, 5, 6]"

@@ -189,6 +189,31 @@ def _print_members(run: Any, limit: int = 40) -> None:
         print(f"  ... ({run.num_members - limit} more; see manifest.json)")
 
 
+def _seeds_text(seeds: Any) -> str:
+    """``[0, 1, 2]``, or ``0 to 63`` for a long run of consecutive seeds."""
+    seeds = list(seeds)
+    if len(seeds) > 8 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]} to {seeds[-1]}"
+    return str(seeds)
+
+
+def _values_line(run: Any, vals: list[float]) -> str:
+    """Every member's value, or for more than 8 members: min, median and max, naming the
+    members at the ends (a 64-seed run would otherwise print a wall of numbers)."""
+    if len(vals) <= 8:
+        return ", ".join("nan" if v != v else f"{v:.4f}" for v in vals)
+    import numpy as np
+
+    arr = np.asarray(vals, dtype=float)
+    ok = np.flatnonzero(~np.isnan(arr))
+    if ok.size == 0:
+        return f"nan for all {arr.size} members"
+    lo, hi = ok[np.argmin(arr[ok])], ok[np.argmax(arr[ok])]
+    text = (f"min {arr[lo]:.4f} ({run.member_label(int(lo))}), median "
+            f"{np.median(arr[ok]):.4f}, max {arr[hi]:.4f} ({run.member_label(int(hi))})")  # fmt: skip
+    return text + (f"; nan for {arr.size - ok.size} members" if ok.size < arr.size else "")
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from toylab.runs import load_run, pending_overwrite
 
@@ -199,7 +224,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"data:     {run.config.distribution}")
     mc = run.config.model
     print(f"model:    {mc.kind} hidden={list(mc.hidden)} activation={mc.activation}")
-    print(f"members:  {run.num_members} (seeds {list(run.config.seeds)})"
+    print(f"members:  {run.num_members} (seeds {_seeds_text(run.config.seeds)})"
           + (f", sweep {run.config.sweep.describe()}" if run.config.sweep else ""))  # fmt: skip
     print(f"versions: {', '.join(f'{k} {v}' for k, v in m.get('versions', {}).items())}")
     print(f"checkpoints: {run.checkpoint_steps}")
@@ -209,7 +234,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         finite = run.dist_of(0).kind == "finite"
         for key in ("loss", "accuracy", "bayes_gap", "train_accuracy", "test_accuracy"):
             if key in last:
-                vals = ", ".join("nan" if v != v else f"{v:.4f}" for v in last[key])
+                vals = _values_line(run, [float(v) for v in last[key]])
                 name = "domain accuracy" if finite and key == "accuracy" else key
                 print(f"{name:>15} @ {last['step']}: {vals}")
         print("  (the metrics logged during training: float32, "
