@@ -15,7 +15,7 @@ the float32 rounding of toylab's training models (which moved polygon vertices b
 
 * accuracies: an accuracy is stationary at the Bayes optimum, so weight rounding of
   ``1e-16`` moves it by ``~1e-32``; the check allows exactly the two computations'
-  stated error bounds (``analyze(...).error + dist.bayes().error``, about ``1e-13``);
+  stated error bounds (``accuracy(...).error + dist.bayes().error``, about ``1e-13``);
 * polygons: the active region's vertices are intersections of float64 lines, so they
   sit within a few thousand ulps of the polygon's (tolerance ``1e-12`` times the
   polygon's size; areas ``1e-12`` times its squared size). The partition's tolerance
@@ -40,8 +40,8 @@ from toylab._validate import check_float, check_int, is_int
 from toylab.circuits.circuit import Circuit, VerifyResult
 from toylab.distributions import GaussianMixture
 from toylab.exact import (
+    accuracy,
     active_region,
-    analyze,
     finite_table,
     gaussian_polygon_moments,
     partition,
@@ -78,7 +78,7 @@ def _reaches_bayes(dist: Any, reference: str) -> Any:
     the two computations' stated errors (module docstring)."""
 
     def check(circ: Circuit) -> VerifyResult:
-        res = analyze(circ.model, dist)
+        res = accuracy(circ.model, dist)
         bayes = dist.bayes()
         bayes_tier = bayes.tier
         gap = abs(res.accuracy - float(bayes.accuracy))
@@ -119,7 +119,7 @@ def fisher_discriminant(dist: Any) -> Circuit:
     :math:`(\ell_0, \ell_1) = (h_0, h_1)`, so :math:`\ell_1 - \ell_0 = s` exactly.
 
     Claim (checked by :meth:`Circuit.verify`): the exact accuracy
-    (:func:`toylab.exact.analyze`) equals the exact Bayes accuracy ``dist.bayes()``
+    (:func:`toylab.exact.accuracy`) equals the exact Bayes accuracy ``dist.bayes()``
     within their stated errors (about ``1e-13``; module docstring).
     """
     where = "fisher_discriminant"

@@ -38,7 +38,7 @@ from flax import nnx
 
 from toylab._errors import NotApplicable, ToylabError, fail
 from toylab.circuits.distance import DistanceResult, functional_distance
-from toylab.exact import analyze
+from toylab.exact import accuracy
 from toylab.models import from_network, with_weights
 from toylab.network import as_network
 
@@ -145,7 +145,7 @@ def _flat(model: Any) -> np.ndarray:
 
 def _accuracy(model: Any, dist: Any, where: str) -> float:
     try:
-        return float(analyze(model, dist).accuracy)
+        return float(accuracy(model, dist).accuracy)
     except NotApplicable as err:
         raise NotApplicable(f"{where}: no exact accuracy for this model ({err})") from None
 
@@ -157,7 +157,7 @@ class TrainFromCircuitResult:
     ``relative_weight_distance``: ``|θ_after - θ_circuit| / |θ_circuit|`` over all
     weights and biases; ``distance``: exact :func:`functional_distance` between the
     circuit and the trained network (outputs); ``accuracy_before``/``after``: exact
-    accuracies (:func:`toylab.exact.analyze`). Everything is measured against the
+    accuracies (:func:`toylab.exact.accuracy`). Everything is measured against the
     circuit's float64 network; ``model`` is the trained float32 NNX model.
     """
 

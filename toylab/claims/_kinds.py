@@ -35,7 +35,13 @@ from toylab.claims._context import Context
 from toylab.claims._features import FEATURE_KINDS
 from toylab.claims._schema import Kind, Param
 from toylab.claims._search import wilson
-from toylab.exact import Analysis, active_region, analyze, clip_convex, polygon_area
+from toylab.exact import (
+    Analysis,
+    accuracy,
+    active_region,
+    clip_convex,
+    polygon_area,
+)
 from toylab.exact import region_moments as _region_moments
 from toylab.network import Network
 from toylab.neurons import NeuronId
@@ -634,7 +640,7 @@ def _ablation_exact(ctx: Context, nid: NeuronId, p: dict) -> dict | None:
         return None
     if cls >= len(an.class_accuracy):
         raise fail("check", "cls", cls, f"a class in 0..{len(an.class_accuracy) - 1}")
-    ab = analyze(ablated, ctx.dist)
+    ab = accuracy(ablated, ctx.dist)
     before, after = float(an.class_accuracy[cls]), float(ab.class_accuracy[cls])
     out = _decide_number(before - after, an.error + ab.error, weakest(an.tier, ab.tier), delta)
     if out is None:

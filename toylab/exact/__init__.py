@@ -25,7 +25,7 @@ Everything takes a :class:`toylab.network.Network` or a toylab model.
 """
 
 from toylab.exact._polygon import clip_convex, polygon_area
-from toylab.exact.analysis import Analysis, analyze
+from toylab.exact.analysis import AccuracyResult, Analysis, accuracy, analyze
 from toylab.exact.bounds import (
     BranchCertificate,
     MaximizeResult,
@@ -53,6 +53,7 @@ from toylab.exact.integrals import (
 from toylab.exact.measure import (
     IntegrationDomain,
     RegionMoments,
+    class_edge_masses,
     density_bound,
     integration_domain,
     region_moments,
@@ -91,6 +92,7 @@ from toylab.exact.regions import (
 )
 
 __all__ = [
+    "AccuracyResult",
     "Analysis",
     "BranchCertificate",
     "CrossMomentsResult",
@@ -105,6 +107,7 @@ __all__ = [
     "RegionMoments",
     "activation_cdf",
     "activation_quantile",
+    "accuracy",
     "active_region",
     "analyze",
     "argmax_pieces",
@@ -112,6 +115,7 @@ __all__ = [
     "box",
     "circle_partition",
     "clip_convex",
+    "class_edge_masses",
     "cross_moments",
     "decision_boundary",
     "density_bound",

@@ -62,11 +62,13 @@ from typing import Any
 import numpy as np
 
 from toylab._errors import NotApplicable
+from toylab.distributions import GaussianMixture
 from toylab.distributions.base import Box, FiniteDomain
 from toylab.exact._polygon import clip_positive, owner
 from toylab.exact.integrals import NeuronMomentsResult, neuron_moments
 from toylab.exact.measure import (
     RegionMoments,
+    class_edge_masses,
     density_bound,
     integration_domain,
     region_moments,
@@ -77,7 +79,7 @@ from toylab.exact.regions import Partition, _partition, _piecewise_linear, band_
 from toylab.network import Network, as_network
 from toylab.tiers import Tier
 
-__all__ = ["Analysis", "analyze"]
+__all__ = ["AccuracyResult", "Analysis", "accuracy", "analyze"]
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -322,6 +324,20 @@ def _firing(
     return fire, err
 
 
+def _whole_pieces(part: Partition, xy: np.ndarray, off: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    """Which pieces ``(xy, off)`` of the regions ``reg`` are their whole region (the same
+    vertices in the same order)."""
+    lens = np.diff(off)
+    whole = lens == part.offsets[reg + 1] - part.offsets[reg]
+    if np.any(whole):
+        ent = np.repeat(whole, lens)
+        src = np.repeat(part.offsets[reg[whole]] - off[:-1][whole], lens[whole])
+        same = xy[ent] == part.local_vertices[part.ring[np.flatnonzero(ent) + src]]
+        ok = np.logical_and.reduceat(same.all(axis=1), np.cumsum(lens[whole]) - lens[whole])
+        whole[np.flatnonzero(whole)[~ok]] = False
+    return whole
+
+
 def _piece_moments(
     part: Partition, support_rm: Any, xy: np.ndarray, off: np.ndarray, reg: np.ndarray,
     dist: Any, rtol: float,
@@ -331,14 +347,7 @@ def _piece_moments(
     ``support_rm``; the others are integrated (the same numbers, without integrating
     most regions twice)."""
     lens = np.diff(off)
-    full = part.offsets[reg + 1] - part.offsets[reg]
-    whole = lens == full
-    if np.any(whole):
-        ent = np.repeat(whole, lens)
-        src = np.repeat(part.offsets[reg[whole]] - off[:-1][whole], lens[whole])
-        same = xy[ent] == part.local_vertices[part.ring[np.flatnonzero(ent) + src]]
-        ok = np.logical_and.reduceat(same.all(axis=1), np.cumsum(lens[whole]) - lens[whole])
-        whole[np.flatnonzero(whole)[~ok]] = False
+    whole = _whole_pieces(part, xy, off, reg)
     rest = np.flatnonzero(~whole)
     pieces = _split_flat(xy, off)
     part_rm = region_moments(dist, [pieces[i] for i in rest], rtol=rtol, origin=part.origin)
@@ -367,22 +376,30 @@ def _accuracy(part: Partition, dist: Any, rtol: float, support_rm: Any) -> tuple
     """
     xy, off, reg, cls = _argmax_flat(part)  # local coordinates
     rm = _piece_moments(part, support_rm, xy, off, reg, dist, rtol)
-    out = part.local_maps["output"]
-    num_classes = out.shape[1]
+    num_classes = part.local_maps["output"].shape[1]
     hit = rm.m0 * (cls[None, :] == rm.group_class[:, None])
     herr = rm.error[:, :, 0] * (cls[None, :] == rm.group_class[:, None])
     correct = np.array([hit[rm.group_class == c].sum() for c in range(num_classes)])
     class_mass = np.array([rm.m0[rm.group_class == c].sum() for c in range(num_classes)])
     class_acc = correct / np.where(class_mass > 0, class_mass, 1.0)
-    # winning margins of each piece's class at its vertices
+    viol = _piece_violations(part, xy, off, reg, cls)
+    return float(hit.sum()), class_acc, float(herr.sum()), viol, (xy, off, reg)
+
+
+def _piece_violations(
+    part: Partition, xy: np.ndarray, off: np.ndarray, reg: np.ndarray, cls: np.ndarray
+) -> np.ndarray:
+    """How far a vertex's winning margin is negative, per argmax piece (``0`` when every
+    vertex has the piece's class on top: then, by convexity, so does the whole piece)."""
+    out = part.local_maps["output"]
+    num_classes = out.shape[1]
     mm = out[reg][owner(off)]  # (entries, C, 3)
     logits = mm[:, :, 0] * xy[:, :1] + mm[:, :, 1] * xy[:, 1:] + mm[:, :, 2]
     pc = cls[owner(off)]
     mine = logits[np.arange(len(pc)), pc]
     others = np.where(np.arange(num_classes)[None, :] == pc[:, None], -np.inf, logits)
     margin = mine - others.max(axis=1) if num_classes > 1 else np.zeros(len(pc))
-    viol = np.maximum.reduceat(np.maximum(-margin, 0.0), off[:-1]) if len(pc) else np.zeros(0)
-    return float(hit.sum()), class_acc, float(herr.sum()), viol, (xy, off, reg)
+    return np.maximum.reduceat(np.maximum(-margin, 0.0), off[:-1]) if len(pc) else np.zeros(0)
 
 
 def _sliver_mass(
@@ -427,30 +444,30 @@ def _shift_errors(net: Network, origin: np.ndarray) -> dict[str, float]:
     return out
 
 
-def _analyze_plane(net: Network, dist: Any, *, tol: float, rtol: float) -> Analysis:
+def _plane_support(net: Network, dist: Any, tol: float) -> tuple[Partition, Any, Partition]:
+    """``(geometry, integration domain, support)``: the partitions of the domain box and
+    of the integration box (the same object when the boxes are equal)."""
     box = dist.domain
     geometry = _partition(net, box.polygon(), tol)
     dom = integration_domain(dist)
     same = np.allclose(dom.low, box.low, rtol=0, atol=0) and np.allclose(
         dom.high, box.high, rtol=0, atol=0
     )
-    support = geometry if same else _partition(net, dom.polygon, tol)
-    rm = region_moments(dist, support.local_polygons, rtol=rtol, origin=support.origin)
-    m0, m1, m2, err = rm.total()
-    e0, e1 = err[:, 0], err[:, 1:3]
-    e2 = np.stack([err[:, [3, 4]], err[:, [4, 5]]], axis=1)
-    certified_density = density_bound(dist)
-    if certified_density is None:  # estimated: the density at each region's vertices
-        pv = np.exp(np.logaddexp.reduce(dist.class_log_joint(support.vertices), axis=-1))
-        pdf_region: float | np.ndarray = 2.0 * np.maximum.reduceat(
-            pv[support.ring], support.offsets[:-1]
-        )
-    else:
-        pdf_region = certified_density
-    trunc = truncation_bounds(net, dist, dom)
-    shift = _shift_errors(net, support.origin)
+    return geometry, dom, geometry if same else _partition(net, dom.polygon, tol)
 
-    # band: mass of the slivers where some region's maps are wrong, from every layer
+
+def _region_density(dist: Any, support: Partition) -> tuple[float | None, float | np.ndarray]:
+    """``(certified bound or None, density bound per region)``: a certified maximum of
+    the density, or (estimated) twice the largest density at each region's vertices."""
+    certified_density = density_bound(dist)
+    if certified_density is not None:
+        return certified_density, certified_density
+    pv = np.exp(np.logaddexp.reduce(dist.class_log_joint(support.vertices), axis=-1))
+    return None, 2.0 * np.maximum.reduceat(pv[support.ring], support.offsets[:-1])
+
+
+def _layer_band_mass(support: Partition, pdf_region: float | np.ndarray) -> float:
+    """Mass of the slivers where some region's maps are wrong, from every layer."""
     region_xy = (support.local_vertices[support.ring], support.offsets)
     regions = np.arange(support.num_regions)
     band_mass = 0.0
@@ -460,6 +477,47 @@ def _analyze_plane(net: Network, dist: Any, *, tol: float, rtol: float) -> Analy
             noise = 64 * _EPS * (np.abs(pre[:, i, 2]) + 1.0)
             v = np.maximum(viol[:, i] - noise, 0.0)
             band_mass += _sliver_mass(pre[:, i], v, regions, region_xy, pdf_region)
+    return band_mass
+
+
+def _piece_band_mass(
+    support: Partition, piece_viol: np.ndarray, xy: np.ndarray, off: np.ndarray,
+    reg: np.ndarray, pdf_region: float | np.ndarray,
+) -> float:  # fmt: skip
+    """A piece with a vertex on the wrong side of a class boundary: its whole
+    (bounding-box) mass counts as possibly misattributed (zero gradient makes the
+    sliver bound fall back to the area)."""
+    if not (len(piece_viol) and np.any(piece_viol > 0)):
+        return 0.0
+    out = support.local_maps["output"]
+    pdf_p = pdf_region if isinstance(pdf_region, float) else pdf_region[reg]
+    noise = 64 * _EPS * (np.abs(out[reg, :, 2]).max(axis=1) + 1.0)
+    flat_maps = np.zeros((len(reg), 3))
+    return _sliver_mass(
+        flat_maps, np.maximum(piece_viol - noise, 0.0), np.arange(len(reg)), (xy, off), pdf_p
+    )
+
+
+def _tier(quadrature: bool, errors: dict[str, float]) -> Tier:
+    """``estimated`` with a quadrature; ``exact`` when nothing but rounding is left;
+    otherwise ``certified`` (see the module docstring)."""
+    if quadrature:
+        return "estimated"
+    if errors["band"] == 0.0 and errors["truncation"] <= max(errors["rounding"], 64 * _EPS):
+        return "exact"
+    return "certified"
+
+
+def _analyze_plane(net: Network, dist: Any, *, tol: float, rtol: float) -> Analysis:
+    geometry, dom, support = _plane_support(net, dist, tol)
+    rm = region_moments(dist, support.local_polygons, rtol=rtol, origin=support.origin)
+    m0, m1, m2, err = rm.total()
+    e0, e1 = err[:, 0], err[:, 1:3]
+    e2 = np.stack([err[:, [3, 4]], err[:, [4, 5]]], axis=1)
+    certified_density, pdf_region = _region_density(dist, support)
+    trunc = truncation_bounds(net, dist, dom)
+    shift = _shift_errors(net, support.origin)
+    band_mass = _layer_band_mass(support, pdf_region)
 
     moments: dict[str, NeuronMomentsResult] = {}
     err_round = err_trunc = err_band = 0.0
@@ -483,29 +541,12 @@ def _analyze_plane(net: Network, dist: Any, *, tol: float, rtol: float) -> Analy
     err_trunc = max(err_trunc, dom.outside_mass)  # probabilities (firing, accuracy)
 
     accuracy, class_acc, acc_err, piece_viol, (xy, off, reg) = _accuracy(support, dist, rtol, rm)
-    if len(piece_viol) and np.any(piece_viol > 0):
-        # a piece with a vertex on the wrong side of a class boundary: count its whole
-        # (bounding-box) mass as possibly misattributed (zero gradient makes the sliver
-        # bound fall back to the area)
-        out = support.local_maps["output"]
-        pdf_p = pdf_region if isinstance(pdf_region, float) else pdf_region[reg]
-        noise = 64 * _EPS * (np.abs(out[reg, :, 2]).max(axis=1) + 1.0)
-        flat_maps = np.zeros((len(reg), 3))
-        band_mass_acc = _sliver_mass(
-            flat_maps, np.maximum(piece_viol - noise, 0.0), np.arange(len(reg)), (xy, off), pdf_p
-        )
-        err_band = max(err_band, band_mass_acc)
+    err_band = max(err_band, _piece_band_mass(support, piece_viol, xy, off, reg, pdf_region))
     err_round = max(err_round, acc_err)
 
-    quadrature = rm.tier == "estimated"
     errors = {"rounding": err_round, "truncation": err_trunc, "band": err_band}
     error = max(errors.values())
-    if quadrature:
-        tier: Tier = "estimated"
-    elif err_band == 0.0 and err_trunc <= max(err_round, 64 * _EPS):
-        tier = "exact"
-    else:
-        tier = "certified"
+    tier = _tier(rm.tier == "estimated", errors)
     method = (
         f"exact partition ({geometry.num_regions} regions on the domain, "
         f"{support.num_regions} on the integration box); "
@@ -531,3 +572,121 @@ def _analyze_plane(net: Network, dist: Any, *, tol: float, rtol: float) -> Analy
         _support_moments=rm,
         rtol=rtol,
     )
+
+
+# --------------------------------------------------------------------------- accuracy only
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AccuracyResult:
+    """The exact accuracy of a network under a distribution (:func:`accuracy`): the same
+    ``accuracy``, ``class_accuracy``, ``tier``, ``error``, ``errors`` and ``method`` as
+    :class:`Analysis` gives, without the moments."""
+
+    accuracy: float
+    class_accuracy: np.ndarray
+    tier: Tier
+    error: float
+    errors: dict[str, float]
+    method: str
+
+
+def accuracy(model: Any, dist: Any, *, tol: float = 1e-9, rtol: float = 1e-7) -> AccuracyResult:
+    """The exact accuracy of ``model`` under ``dist``: :attr:`Analysis.accuracy` (to its
+    error) without computing every unit's moments.
+
+    On the plane, for Gaussian mixtures and densities of Gaussian atoms (noisy curves),
+    the mass of each class's decision region ``D_c`` is integrated over its *boundary*
+    (Green's theorem, :func:`toylab.exact.class_edge_masses`): the support partition is
+    cut by the arg-max (:func:`toylab.exact.argmax_pieces`), the edges two pieces of
+    one class share (the same two vertex ids, in opposite directions) cancel and are
+    dropped, and only the decision boundary, the box and the pieces cut by a class
+    boundary are integrated, against the components of their class. The errors are
+    those of :func:`analyze` (rounding, truncation, and the band of every layer and of
+    the arg-max pieces) and so is the tier. Other densities, and finite domains, take
+    :func:`analyze`'s numbers.
+
+    This is what edits need (ablations, patches, weight edits): a network's accuracy,
+    many times, where :func:`analyze` would integrate every moment over every region.
+    """
+    where = "accuracy"
+    net = as_network(model, where)
+    domain = getattr(dist, "domain", None)
+    closed_edges = (
+        isinstance(domain, Box) and domain.dim == 2
+        and (isinstance(dist, GaussianMixture) or hasattr(dist, "gaussian_atoms"))
+        and int(getattr(dist, "num_classes", 0)) >= 1
+    )  # fmt: skip
+    if not closed_edges:
+        res = analyze(net, dist, tol=tol, rtol=rtol)
+        return AccuracyResult(float(res.accuracy), np.asarray(res.class_accuracy), res.tier,
+                              float(res.error), dict(res.errors), res.method)  # fmt: skip
+    net = _piecewise_linear(where, net, 2)
+    _, dom, support = _plane_support(net, dist, tol)
+    _, pdf_region = _region_density(dist, support)
+    xy, off, reg, cls = _argmax_flat(support)
+    a, b, edge_cls = _decision_edges(support, xy, off, reg, cls)
+    correct, c_err, tier, method = class_edge_masses(dist, a, b, edge_cls,
+                                                     origin=support.origin)  # fmt: skip
+    num_classes = int(dist.num_classes)
+    box = np.asarray(dom.polygon, np.float64) - support.origin  # counter-clockwise
+    ba, bb = np.tile(box, (num_classes, 1)), np.tile(np.roll(box, -1, axis=0), (num_classes, 1))
+    box_cls = np.repeat(np.arange(num_classes), len(box))
+    class_mass, _, _, _ = class_edge_masses(dist, ba, bb, box_cls, origin=support.origin)
+    class_acc = correct / np.where(class_mass > 0, class_mass, 1.0)
+    viol = _piece_violations(support, xy, off, reg, cls)
+    band = max(_layer_band_mass(support, pdf_region),
+               _piece_band_mass(support, viol, xy, off, reg, pdf_region))  # fmt: skip
+    errors = {"rounding": float(c_err.sum()), "truncation": float(dom.outside_mass),
+              "band": float(band)}  # fmt: skip
+    return AccuracyResult(
+        float(correct.sum()), class_acc, _tier(tier == "estimated", errors),
+        max(errors.values()), errors,
+        f"exact partition ({support.num_regions} regions on the integration box), "
+        f"{len(a)} decision-boundary edges; " + method,
+    )  # fmt: skip
+
+
+def _decision_edges(
+    part: Partition, xy: np.ndarray, off: np.ndarray, reg: np.ndarray, cls: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The directed edges ``(a, b, class)`` bounding each class's arg-max pieces
+    counter-clockwise, without the edges two whole-region pieces of one class share.
+
+    Whole-region pieces are walked by vertex id (neighbouring regions share ids), so a
+    shared edge is the same pair of ids in both directions and is dropped exactly; the
+    pieces cut by a class boundary keep all their edges (their new vertices have no ids).
+    """
+    lens = np.diff(off)
+    whole = _whole_pieces(part, xy, off, reg)
+    # whole pieces: vertex ids, counter-clockwise (the partition's regions are)
+    wl = lens[whole]
+    starts = np.repeat(part.offsets[reg[whole]], wl)
+    k = np.arange(int(wl.sum())) - np.repeat(np.cumsum(wl) - wl, wl)
+    ids = part.ring[starts + k]
+    nxt = part.ring[starts + (k + 1) % np.repeat(wl, wl)]
+    wcls = np.repeat(cls[whole], wl).astype(np.int64)
+    nv = np.int64(len(part.local_vertices))
+    key = (wcls * nv + ids) * nv + nxt
+    keep = ~np.isin(key, (wcls * nv + nxt) * nv + ids)
+    a_w, b_w, c_w = part.local_vertices[ids[keep]], part.local_vertices[nxt[keep]], wcls[keep]
+    # cut pieces: every edge, each piece turned counter-clockwise
+    cut = np.flatnonzero(~whole)
+    if len(cut) == 0:
+        return a_w, b_w, c_w
+    pieces = _split_flat(xy, off)
+    a_c, b_c, c_c = [], [], []
+    for i in cut:
+        poly = pieces[i]
+        if len(poly) < 3:
+            continue
+        nb = np.roll(poly, -1, axis=0)
+        if np.sum(poly[:, 0] * nb[:, 1] - poly[:, 1] * nb[:, 0]) < 0:
+            poly, nb = nb, poly  # reversed edges: b -> a
+        a_c.append(poly)
+        b_c.append(nb)
+        c_c.append(np.full(len(poly), cls[i], np.int64))
+    if not a_c:
+        return a_w, b_w, c_w
+    return (np.concatenate([a_w, *a_c]), np.concatenate([b_w, *b_c]),
+            np.concatenate([c_w, *c_c]))  # fmt: skip

@@ -67,6 +67,7 @@ __all__ = [
     "NeuronMomentsResult",
     "cross_moments",
     "gaussian_polygon_moments",
+    "mixture_edge_masses",
     "mixture_polygon_moments",
     "neuron_moments",
     "polygon_quadrature",
@@ -130,6 +131,38 @@ def _as_padded(polygons: Polygons, where: str) -> np.ndarray:
     return out
 
 
+def _cholesky_all(mus: np.ndarray, sigmas: np.ndarray, where: str) -> np.ndarray:
+    """Cholesky factors ``(K, 2, 2)`` of ``K`` covariances, checked as
+    :func:`_check_gaussian` checks one (in one vectorised pass; the per-component check
+    names the first bad one)."""
+    k = mus.shape[0]
+    if k == 0:
+        return np.zeros((0, 2, 2))
+    ok = (
+        sigmas.shape == (k, 2, 2)
+        and bool(np.all(np.isfinite(mus)))
+        and bool(np.all(np.isfinite(sigmas)))
+    )
+    if ok:
+        off = np.abs(sigmas[:, 0, 1] - sigmas[:, 1, 0])
+        big = np.maximum(np.abs(sigmas[:, 0, 1]), np.abs(sigmas).max(axis=(1, 2)))
+        ok = bool(np.all(off <= 1e-12 * np.maximum(big, 1e-300)))
+    if ok:
+        sym = 0.5 * (sigmas + np.swapaxes(sigmas, 1, 2))
+        a, b, c = sym[:, 0, 0], sym[:, 1, 0], sym[:, 1, 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            l00 = np.sqrt(a)
+            l10 = b / l00
+            l11 = np.sqrt(c - l10 * l10)
+        if bool(np.all(l00 > 0) and np.all(l11 > 0)):
+            chols = np.zeros((k, 2, 2))
+            chols[:, 0, 0], chols[:, 1, 0], chols[:, 1, 1] = l00, l10, l11
+            return chols
+    for i in range(k):  # the slow path names the component that fails
+        _check_gaussian(mus[i], sigmas[i], where)
+    return np.stack([_check_gaussian(mus[i], sigmas[i], where)[1] for i in range(k)])
+
+
 def _check_gaussian(mean: Any, cov: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     mu = np.asarray(mean, dtype=np.float64)
     sigma = np.asarray(cov, dtype=np.float64)
@@ -181,6 +214,97 @@ def _phi_diff(ta: np.ndarray, tb: np.ndarray) -> np.ndarray:
     return np.where(upper, ndtr(-ta) - ndtr(-tb), ndtr(tb) - ndtr(ta))
 
 
+def _edge_frame(
+    ax: np.ndarray, ay: np.ndarray, bx: np.ndarray, by: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For edges ``a -> b`` of positive length: the unit direction ``(dx, dy)``, the
+    signed distance ``h`` of the edge's line from the origin (positive when the origin
+    is on the left) and the coordinates ``ta``, ``tb`` of ``a``, ``b`` along it."""
+    ex, ey = bx - ax, by - ay
+    length = np.hypot(ex, ey)
+    dx, dy = ex / length, ey / length
+    return dx, dy, (ax * by - ay * bx) / length, ax * dx + ay * dy, bx * dx + by * dy
+
+
+def _standard_edge_mass(z_a: np.ndarray, z_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Green's-theorem terms of the standard normal mass: for edges ``z_a -> z_b``
+    ``(..., 2)``, ``G(h, t_b) - G(h, t_a)`` (:func:`_g_right_triangle`), whose sum over
+    the edges of a counter-clockwise closed boundary is the mass inside (the same terms
+    :func:`_standard_moments` sums per polygon), and each term's rounding scale
+    ``|G(h, t_a)| + |G(h, t_b)|`` (``16 eps`` times it bounds the rounding, as there).
+    Zero-length edges give ``0``."""
+    ax, ay, bx, by = z_a[..., 0], z_a[..., 1], z_b[..., 0], z_b[..., 1]
+    ok = (ax != bx) | (ay != by)
+    term, scale = np.zeros(ax.shape), np.zeros(ax.shape)
+    if np.any(ok):
+        _, _, h, ta, tb = _edge_frame(ax[ok], ay[ok], bx[ok], by[ok])
+        g_b, g_a = _g_right_triangle(h, tb), _g_right_triangle(h, ta)
+        term[ok], scale[ok] = g_b - g_a, np.abs(g_a) + np.abs(g_b)
+    return term, scale
+
+
+def mixture_edge_masses(
+    a: Any, b: Any, means: Any, covs: Any, weights: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Per-component Green's-theorem mass terms of directed edges ``a[e] -> b[e]``.
+
+    The mass of a Gaussian :math:`N(\mu_k, L_k L_k^\top)` inside a region bounded
+    counter-clockwise by some of the edges is the sum of their terms: in the whitened
+    coordinates :math:`z = L_k^{-1}(x - \mu_k)` (orientation-preserving: :math:`L_k` has
+    a positive diagonal) each edge contributes :math:`G(h, t_b) - G(h, t_a)`, the signed
+    standard normal mass of the triangle it spans with :math:`\mu_k` (the closed form of
+    :func:`gaussian_polygon_moments`, summed over a boundary instead of per polygon).
+    An edge shared by two regions of one union appears once in each direction and its
+    terms cancel, so the mass of a union of many regions needs only the edges of its
+    outer boundary.
+
+    Args:
+        a, b: ``(E, 2)`` edge endpoints.
+        means, covs, weights: ``(K, 2)``, ``(K, 2, 2)``, ``(K,)`` as in
+          :func:`mixture_polygon_moments`.
+
+    Returns:
+        ``(terms (K, E), error (K, E))``: the weighted terms and a bound on each one's
+        rounding (``16 eps`` times its scale, as :func:`gaussian_polygon_moments`).
+    """
+    where = "mixture_edge_masses"
+    pa, pb = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if pa.ndim != 2 or pa.shape[1:] != (2,) or pb.shape != pa.shape:
+        raise fail(where, "a, b", f"arrays of shapes {pa.shape} and {pb.shape}",
+                   "two (E, 2) arrays of edge endpoints")  # fmt: skip
+    mus = np.asarray(means, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    k = mus.shape[0] if mus.ndim == 2 else -1
+    if k < 0 or mus.shape[1] != 2:
+        raise fail(where, "means", f"array of shape {mus.shape}", "of shape (K, 2)")
+    if w.shape != (k,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise fail(where, "weights", weights, f"{k} finite non-negative numbers")
+    sigmas = np.asarray(covs, dtype=np.float64)
+    chols = _cholesky_all(mus, sigmas, where)
+    e = pa.shape[0]
+    terms, err = np.zeros((k, e)), np.zeros((k, e))
+    step = max(1, (1 << 18) // max(1, e))
+    blocks = [slice(lo, min(k, lo + step)) for lo in range(0, k if e else 0, step)]
+
+    def run(sl: slice) -> None:
+        inv_t = np.swapaxes(np.linalg.inv(chols[sl]), 1, 2)[:, None]  # (k, 1, 2, 2)
+        za = ((pa[None] - mus[sl, None, :])[:, :, None, :] @ inv_t)[:, :, 0, :]
+        zb = ((pb[None] - mus[sl, None, :])[:, :, None, :] @ inv_t)[:, :, 0, :]
+        t, sc = _standard_edge_mass(za, zb)
+        terms[sl], err[sl] = t, 16.0 * _EPS * (sc + 1e-17)
+
+    workers = min(len(blocks), _num_cpus())
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, blocks))
+    else:
+        for sl in blocks:
+            run(sl)
+    return terms * w[:, None], err * w[:, None]
+
+
 def _standard_moments(
     z: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -202,13 +326,8 @@ def _standard_moments(
     valid = (ex_all != 0) | (ey_all != 0)
     owner = np.broadcast_to(np.arange(r)[:, None], valid.shape)[valid]
     ax, ay, bx, by = ax_all[valid], ay_all[valid], bx_all[valid], by_all[valid]
-    ex, ey = ex_all[valid], ey_all[valid]
-    length = np.hypot(ex, ey)
-    dx, dy = ex / length, ey / length
+    dx, dy, h, ta, tb = _edge_frame(ax, ay, bx, by)
     nx, ny = dy, -dx  # outward normal for counter-clockwise polygons
-    h = cross_all[valid] / length
-    ta = ax * dx + ay * dy
-    tb = bx * dx + by * dy
 
     def total(w: np.ndarray) -> np.ndarray:
         return np.bincount(owner, weights=w, minlength=r)
@@ -456,7 +575,7 @@ def mixture_polygon_moments(
     if w.shape != (k,) or not np.all(np.isfinite(w)) or np.any(w < 0):
         raise fail(where, "weights", weights, f"{k} finite non-negative numbers")
     x = _as_padded(polygons, where)
-    chols = np.stack([_check_gaussian(mus[i], sigmas[i], where)[1] for i in range(k)])
+    chols = _cholesky_all(mus, sigmas, where)
     r = x.shape[0]
     m0, m1 = np.zeros((k, r)), np.zeros((k, r, 2))
     m2, err = np.zeros((k, r, 2, 2)), np.zeros((k, r, 6))

@@ -37,13 +37,18 @@ from scipy.special import ndtr
 from toylab._errors import NotApplicable
 from toylab.distributions import GaussianMixture
 from toylab.distributions.base import Box
-from toylab.exact.integrals import mixture_polygon_moments, polygon_quadrature
+from toylab.exact.integrals import (
+    mixture_edge_masses,
+    mixture_polygon_moments,
+    polygon_quadrature,
+)
 from toylab.network import Network
 from toylab.tiers import Tier
 
 __all__ = [
     "IntegrationDomain",
     "RegionMoments",
+    "class_edge_masses",
     "density_bound",
     "integration_domain",
     "region_moments",
@@ -184,6 +189,63 @@ def _atom_moments(dist: Any, atoms: Any, polygons: Any, o: np.ndarray) -> Region
     dens = np.stack([c0p, np.sqrt(c0p * sxx), np.sqrt(c0p * syy), sxx, np.sqrt(sxx * syy), syy],
                     axis=-1)  # fmt: skip
     return RegionMoments(c0, c1, c2, e + rel * dens, "class", classes, "estimated", method)
+
+
+def class_edge_masses(
+    dist: Any, a: Any, b: Any, edge_class: Any, *, origin: Any = None
+) -> tuple[np.ndarray, np.ndarray, Tier, str]:
+    """``P(class = c, x in D_c)`` for every class ``c``, where ``D_c`` is the union of
+    regions whose counter-clockwise boundaries are the directed edges ``a[e] -> b[e]``
+    with ``edge_class[e] == c`` (relative to ``origin``).
+
+    By Green's theorem a mass is a sum over the boundary's edges
+    (:func:`~toylab.exact.integrals.mixture_edge_masses`), and edges shared by two regions
+    of one union cancel: the caller passes only the outer boundaries, so the cost is
+    their length times the components, not every region's. Closed form for Gaussian
+    mixtures (tier ``"exact"``, the error a rounding bound) and for densities of Gaussian
+    atoms (``"estimated"``: the atoms' declared relative density error is added, as in
+    :func:`region_moments`); other densities raise :class:`~toylab.NotApplicable`.
+
+    Returns ``(masses (C,), error (C,), tier, method)``.
+    """
+    where = "class_edge_masses"
+    o = np.zeros(2) if origin is None else np.asarray(origin, np.float64)
+    if isinstance(dist, GaussianMixture):
+        arr = dist.arrays()
+        means, covs, weights = arr.means, arr.covs, arr.weights
+        classes, rel, tier = np.asarray(arr.classes), 0.0, "exact"
+        method = "closed-form Gaussian masses over the decision regions' boundaries"
+    else:
+        _check_planar(where, dist)
+        gaussian_atoms = getattr(dist, "gaussian_atoms", None)
+        if gaussian_atoms is None:
+            raise NotApplicable(
+                f"{where}: {type(dist).__name__} is neither a Gaussian mixture nor a sum of "
+                "Gaussian atoms, so its masses have no closed form over edges; use "
+                "toylab.exact.region_moments (quadrature over the regions)."
+            )
+        atoms = gaussian_atoms()
+        means, covs, weights = atoms.means, atoms.covs, atoms.weights
+        classes, tier = np.asarray(atoms.classes), "estimated"
+        rel = float(getattr(dist, "density_rtol", 0.0))
+        method = (f"closed-form Gaussian masses over the decision regions' boundaries, "
+                  f"{len(weights)} Gaussian atoms (relative density error {rel:g}, an "
+                  "estimate)")  # fmt: skip
+    pa, pb = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ec = np.asarray(edge_class)
+    num_classes = int(dist.num_classes)
+    masses, error = np.zeros(num_classes), np.zeros(num_classes)
+    for c in range(num_classes):
+        sel, comp = ec == c, classes == c
+        if not sel.any() or not comp.any():
+            continue
+        terms, err = mixture_edge_masses(
+            pa[sel], pb[sel], np.asarray(means)[comp] - o, np.asarray(covs)[comp],
+            np.asarray(weights)[comp],
+        )  # fmt: skip
+        masses[c] = terms.sum()
+        error[c] = err.sum() + rel * max(masses[c], 0.0)
+    return masses, error, tier, method  # type: ignore[return-value]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -340,10 +340,10 @@ class Context:
     ) -> EditedAccuracy:
         """The exact accuracy of ``network`` (an edit of member ``m`` named ``label``)."""
         if (m, label) not in self._edited:
-            from toylab.exact import analyze
+            from toylab.exact import accuracy
 
             try:
-                res = analyze(network, self.dist, rtol=self.rtol)
+                res = accuracy(network, self.dist, rtol=self.rtol)
             except NotApplicable as err:
                 raise NotApplicable(f"{where}: no exact answer to score against. {err}") from None
             self.num_analyses += 1
