@@ -56,6 +56,7 @@ from toylab.exact.measure import (
     class_edge_masses,
     density_bound,
     integration_domain,
+    polygon_masses,
     region_moments,
     truncation_bounds,
 )
@@ -137,6 +138,7 @@ __all__ = [
     "mixture_polygon_moments",
     "neuron_moments",
     "partition",
+    "polygon_masses",
     "partition_edges",
     "partition_values",
     "path_basis",

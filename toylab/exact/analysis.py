@@ -71,6 +71,7 @@ from toylab.exact.measure import (
     class_edge_masses,
     density_bound,
     integration_domain,
+    polygon_masses,
     region_moments,
     truncation_bounds,
 )
@@ -272,6 +273,8 @@ def _masses(
     """Total mass ``(P,)`` of polygons (relative to ``origin``) and its error ``(P,)``."""
     if not polygons:
         return np.zeros(0), np.zeros(0)
+    if isinstance(dist, GaussianMixture) or hasattr(dist, "gaussian_atoms"):
+        return polygon_masses(dist, polygons, origin=origin)
     rm = region_moments(dist, polygons, rtol=rtol, origin=origin)
     return rm.m0.sum(0), rm.error[:, :, 0].sum(0)
 

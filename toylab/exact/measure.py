@@ -50,6 +50,7 @@ __all__ = [
     "RegionMoments",
     "class_edge_masses",
     "density_bound",
+    "polygon_masses",
     "integration_domain",
     "region_moments",
     "truncation_bounds",
@@ -191,6 +192,58 @@ def _atom_moments(dist: Any, atoms: Any, polygons: Any, o: np.ndarray) -> Region
     return RegionMoments(c0, c1, c2, e + rel * dens, "class", classes, "estimated", method)
 
 
+def _closed_form_components(
+    where: str, dist: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, Tier, str]:
+    """``(means, covs, weights, classes, rel, tier, what)`` of a Gaussian mixture (exact)
+    or of a density of Gaussian atoms (estimated, to its relative density error ``rel``);
+    :class:`~toylab.NotApplicable` for other densities."""
+    if isinstance(dist, GaussianMixture):
+        arr = dist.arrays()
+        return (np.asarray(arr.means), np.asarray(arr.covs), np.asarray(arr.weights),
+                np.asarray(arr.classes), 0.0, "exact", "")  # fmt: skip
+    _check_planar(where, dist)
+    gaussian_atoms = getattr(dist, "gaussian_atoms", None)
+    if gaussian_atoms is None:
+        raise NotApplicable(
+            f"{where}: {type(dist).__name__} is neither a Gaussian mixture nor a sum of "
+            "Gaussian atoms, so its masses have no closed form over edges; use "
+            "toylab.exact.region_moments (quadrature over the regions)."
+        )
+    atoms = gaussian_atoms()
+    rel = float(getattr(dist, "density_rtol", 0.0))
+    return (np.asarray(atoms.means), np.asarray(atoms.covs), np.asarray(atoms.weights),
+            np.asarray(atoms.classes), rel, "estimated",
+            f", {len(atoms.weights)} Gaussian atoms (relative density error {rel:g}, an "
+            "estimate)")  # fmt: skip
+
+
+def polygon_masses(
+    dist: Any, polygons: Any, *, origin: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(mass (P,), error (P,))`` of convex ``polygons`` (relative to ``origin``) under a
+    Gaussian mixture or a density of Gaussian atoms: ``m0`` of :func:`region_moments`
+    summed over the groups, from each polygon's edge terms alone (no first or second
+    moments), with the same rounding bound (plus the atoms' density error)."""
+    where = "polygon_masses"
+    means, covs, weights, _, rel, _, _ = _closed_form_components(where, dist)
+    o = np.zeros(2) if origin is None else np.asarray(origin, np.float64)
+    polys = [np.asarray(p, np.float64) for p in polygons]
+    if not polys:
+        return np.zeros(0), np.zeros(0)
+    lens = np.array([len(p) for p in polys])
+    a = np.concatenate(polys)
+    b = np.concatenate([np.roll(p, -1, axis=0) for p in polys])
+    pid = np.repeat(np.arange(len(polys)), lens)
+    # clockwise polygons count with the opposite sign (as gaussian_polygon_moments)
+    cross = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    sign = np.sign(np.bincount(pid, cross, minlength=len(polys)))
+    terms, err = mixture_edge_masses(a, b, means - o, covs, weights)
+    mass = sign * np.bincount(pid, terms.sum(0), minlength=len(polys))
+    error = np.bincount(pid, err.sum(0), minlength=len(polys))
+    return mass, error + rel * np.maximum(mass, 0.0)
+
+
 def class_edge_masses(
     dist: Any, a: Any, b: Any, edge_class: Any, *, origin: Any = None
 ) -> tuple[np.ndarray, np.ndarray, Tier, str]:
@@ -210,27 +263,8 @@ def class_edge_masses(
     """
     where = "class_edge_masses"
     o = np.zeros(2) if origin is None else np.asarray(origin, np.float64)
-    if isinstance(dist, GaussianMixture):
-        arr = dist.arrays()
-        means, covs, weights = arr.means, arr.covs, arr.weights
-        classes, rel, tier = np.asarray(arr.classes), 0.0, "exact"
-        method = "closed-form Gaussian masses over the decision regions' boundaries"
-    else:
-        _check_planar(where, dist)
-        gaussian_atoms = getattr(dist, "gaussian_atoms", None)
-        if gaussian_atoms is None:
-            raise NotApplicable(
-                f"{where}: {type(dist).__name__} is neither a Gaussian mixture nor a sum of "
-                "Gaussian atoms, so its masses have no closed form over edges; use "
-                "toylab.exact.region_moments (quadrature over the regions)."
-            )
-        atoms = gaussian_atoms()
-        means, covs, weights = atoms.means, atoms.covs, atoms.weights
-        classes, tier = np.asarray(atoms.classes), "estimated"
-        rel = float(getattr(dist, "density_rtol", 0.0))
-        method = (f"closed-form Gaussian masses over the decision regions' boundaries, "
-                  f"{len(weights)} Gaussian atoms (relative density error {rel:g}, an "
-                  "estimate)")  # fmt: skip
+    means, covs, weights, classes, rel, tier, what = _closed_form_components(where, dist)
+    method = "closed-form Gaussian masses over the decision regions' boundaries" + what
     pa, pb = np.asarray(a, np.float64), np.asarray(b, np.float64)
     ec = np.asarray(edge_class)
     num_classes = int(dist.num_classes)
@@ -239,13 +273,11 @@ def class_edge_masses(
         sel, comp = ec == c, classes == c
         if not sel.any() or not comp.any():
             continue
-        terms, err = mixture_edge_masses(
-            pa[sel], pb[sel], np.asarray(means)[comp] - o, np.asarray(covs)[comp],
-            np.asarray(weights)[comp],
-        )  # fmt: skip
+        terms, err = mixture_edge_masses(pa[sel], pb[sel], means[comp] - o, covs[comp],
+                                         weights[comp])  # fmt: skip
         masses[c] = terms.sum()
         error[c] = err.sum() + rel * max(masses[c], 0.0)
-    return masses, error, tier, method  # type: ignore[return-value]
+    return masses, error, tier, method
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
