@@ -194,10 +194,11 @@ def units_section(ctx: ReportContext) -> list[str]:
         fig = Figure()
         UnitQuantitiesDisplay.from_trajectory(traj, m, threshold=thr, title=ctx.label(m)).plot(fig)
         save_png(fig, ctx.out / f"units_member{m}.png")
-        fig = Figure(figsize=(7.5, 0.28 * len(traj.neurons) + 1.9))
+        height = 0.26 * len(traj.neurons) + 1.6
+        fig = Figure(figsize=(7.5, height))
         ax = fig.subplots()
         UnitTimelineDisplay.from_trajectory(traj, m, threshold=thr, title=ctx.label(m)).plot(ax)
-        fig.subplots_adjust(left=0.16, right=0.97, top=0.92, bottom=0.3)
+        fig.subplots_adjust(left=0.16, right=0.97, top=1 - 0.35 / height, bottom=1.15 / height)
         save_png(fig, ctx.out / f"timeline_member{m}.png")
         lines += [f"### {ctx.label(m)}", "", f"![units of member {m}](units_member{m}.png)", "",
                   f"![timeline of member {m}](timeline_member{m}.png)", "",
@@ -239,7 +240,7 @@ def animations_section(ctx: ReportContext) -> list[str]:
 
     run = ctx.run
     dist0 = run.dist_of(ctx.members[0])
-    box = getattr(dist0, "domain", None)
+    box: Any = getattr(dist0, "domain", None)
     if not (hasattr(box, "low") and len(box.low) == 2):
         raise NotApplicable(
             "neuron maps through training need a 2-D input domain; this run's inputs are "

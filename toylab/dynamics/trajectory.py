@@ -597,7 +597,7 @@ def _compute(run: Any, members: list[int], steps: list[int], progress: Progress)
             if kind == "finite" and int(getattr(dists[i], "num_classes", 0)) > 0:
                 labels = np.asarray(dists[i].domain.labels)
                 arrays["correct"][i, t] = correct_predictions(res.table["output"], labels)
-                mask = np.asarray(train_data[m]) if full else None
+                mask = np.asarray(train_data[m]) if full and train_data is not None else None
                 acc = finite_accuracy(model, dists[i], mask)
                 for name in ("train", "test", "domain"):
                     v = acc[name]

@@ -20,6 +20,8 @@ checkpoints are kept on a log scale and the first is step 0. The quantities come
 from __future__ import annotations
 
 import dataclasses
+import io
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,7 +45,9 @@ def _step_axis(ax: Any) -> None:
 
 
 def _figure(fig: Any, size: tuple[float, float]) -> Any:
+    """``fig`` (resized to ``size``) or a new pyplot figure of that size."""
     if fig is not None:
+        fig.set_size_inches(*size)
         return fig
     import matplotlib.pyplot as plt
 
@@ -74,7 +78,8 @@ class TrajectoryDisplay:
     @classmethod
     def from_trajectory(cls, traj: Any, labels: Sequence[str] | None = None) -> TrajectoryDisplay:
         labels = list(labels) if labels is not None else [f"member {m}" for m in traj.members]
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # a checkpoint with no finite distance: nan
+            warnings.simplefilter("ignore", RuntimeWarning)
             med = np.nanmedian(np.where(np.isfinite(traj.distance), traj.distance, np.nan), -1)
         split = np.isfinite(traj.test_accuracy).any()
         return cls(
@@ -87,7 +92,7 @@ class TrajectoryDisplay:
     def plot(self, fig: Any = None) -> TrajectoryDisplay:
         planar = bool((self.num_regions >= 0).any())
         panels = ["accuracy", *(["regions"] if planar else []), "alive", "distance"]
-        fig = _figure(fig, (4.2 * len(panels), 3.6))
+        fig = _figure(fig, (3.9 * len(panels), 3.7))
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         many = len(self.labels) > 8
         for ax, name in zip(axes, panels, strict=True):
@@ -109,8 +114,8 @@ class TrajectoryDisplay:
                     ax.plot(self.steps[1:], self.median_distance[i, 1:], **kw)
             _step_axis(ax)
         titles = {
-            "accuracy": f"exact accuracy ({self.tier})"
-            + (" — train solid, test dashed" if self.test_accuracy is not None else ""),
+            "accuracy": f"accuracy ({self.tier})"
+            + ("\ntrain solid, test dashed" if self.test_accuracy is not None else ""),
             "regions": "linear regions of the domain",
             "alive": f"live hidden units (of {self.num_units})",
             "distance": "median unit distance\nfrom the previous checkpoint",
@@ -123,6 +128,9 @@ class TrajectoryDisplay:
                 axes[0].axhline(b, color="m", ls=":", lw=1.3,
                                 label="Bayes-optimal" if b == bayes[0] else None)  # fmt: skip
         axes[-1].set_yscale("log")
+        from matplotlib.ticker import MaxNLocator
+
+        axes[panels.index("alive")].yaxis.set_major_locator(MaxNLocator(integer=True))
         if axes[0].get_legend_handles_labels()[0]:
             axes[0].legend(fontsize=7, framealpha=0.85)
         fig.tight_layout()
@@ -243,6 +251,7 @@ class UnitTimelineDisplay:
         ax.set_yticklabels(self.neurons[::-1], fontsize=7)
         ax.set_ylim(-0.8, len(self.neurons) - 0.2)
         _step_axis(ax)
+        ax.set_xlim(min(0.0, float(x[0])) - 0.1, float(x[-1]) * 1.3 + 1)
         ax.set_title(self.title, fontsize=11)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2,
                   frameon=False)  # fmt: skip
@@ -338,37 +347,65 @@ class NeuronAnimationDisplay:
         self.figure_, self.axes_ = fig, axes
         return self
 
-    def gif_bytes(self, *, fps: int = 2, dpi: int = 70) -> bytes:
-        """The animation as GIF bytes (Pillow), one frame per checkpoint, looping."""
-        import os
-        import tempfile
+    def gif_bytes(self, *, fps: int = 2, dpi: int = 80) -> bytes:
+        """The animation as GIF bytes (Pillow), one frame per checkpoint, looping.
 
-        from matplotlib.animation import FuncAnimation, PillowWriter
+        The figure is drawn once and each frame only swaps the data of its artists (the
+        image, the region boundaries, the zero set, the argmax, the title): redrawing a
+        whole axes per frame cost several times more."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.collections import LineCollection
         from matplotlib.figure import Figure
+        from PIL import Image
 
-        fig = Figure(figsize=(4.0, 3.9))
-        fig.subplots_adjust(left=0.1, right=0.97, top=0.92, bottom=0.06)
+        from toylab.viz.maps import CMAP, INPUT_LABELS, symmetric_norm
+
+        fig = Figure(figsize=(3.6, 3.7))
+        canvas = FigureCanvasAgg(fig)
+        fig.subplots_adjust(left=0.08, right=0.98, top=0.92, bottom=0.08)
         ax = fig.subplots()
+        f0 = self.frames[0]
+        extent = (f0.xx.min(), f0.xx.max(), f0.yy.min(), f0.yy.max())
+        im = ax.imshow(f0.values, origin="lower", extent=extent, cmap=CMAP,
+                       norm=symmetric_norm(f0.values), interpolation="nearest", aspect="auto")  # fmt: skip
+        regions = LineCollection([], colors="0.4", linewidths=0.5, alpha=0.7)
+        zeros = LineCollection([], colors="k", linewidths=1.6)
+        ax.add_collection(regions)
+        ax.add_collection(zeros)
+        star = ax.scatter([np.nan], [np.nan], marker="*", s=200, color="gold", edgecolors="k",
+                          zorder=5, clip_on=False)  # fmt: skip
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.set_xticks([])  # tick labels were most of the drawing time; the extent is the
+        ax.set_yticks([])  # domain box, as on the neuron's page
+        ax.set_xlabel(INPUT_LABELS[0], fontsize=8)
+        ax.set_ylabel(INPUT_LABELS[1], fontsize=8)
+        title = ax.set_title("", fontsize=9)
+        images = []
+        for i, frame in enumerate(self.frames):
+            im.set_data(frame.values)
+            im.set_norm(symmetric_norm(frame.values))
+            segs = frame.segments if frame.segments is not None else np.zeros((0, 2, 2))
+            regions.set_segments(list(segs))
+            zeros.set_segments([np.asarray(z) for z in frame.zero_lines])
+            mark = frame.marker if frame.marker is not None else np.array([np.nan, np.nan])
+            star.set_offsets(np.asarray(mark, np.float64).reshape(1, 2))
+            vmax = float(np.abs(frame.values).max())
+            title.set_text(f"{self.neuron}  step {self.steps[i]}  |a| ≤ {vmax:.2g}")
+            fig.set_dpi(dpi)
+            canvas.draw()
+            rgba = np.asarray(canvas.buffer_rgba())
+            images.append(
+                Image.fromarray(rgba[..., :3].copy()).quantize(
+                    colors=255, method=Image.Quantize.FASTOCTREE
+                )
+            )
+        buf = io.BytesIO()
+        images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
+                       duration=int(1000 / max(fps, 1)), loop=0)  # fmt: skip
+        return buf.getvalue()
 
-        def update(i: int) -> list:
-            ax.clear()
-            self._draw(ax, i, small=False)
-            ax.set_xlabel("")
-            ax.set_ylabel("")
-            ax.tick_params(labelsize=7)
-            return []
-
-        anim = FuncAnimation(fig, update, frames=len(self.steps), blit=False)
-        fd, tmp = tempfile.mkstemp(suffix=".gif")
-        os.close(fd)
-        try:
-            anim.save(tmp, writer=PillowWriter(fps=fps), dpi=dpi)
-            with open(tmp, "rb") as f:
-                return f.read()
-        finally:
-            os.unlink(tmp)
-
-    def save_gif(self, path: Any, *, fps: int = 2, dpi: int = 70) -> Any:
+    def save_gif(self, path: Any, *, fps: int = 2, dpi: int = 80) -> Any:
         """Write the animated GIF to ``path`` atomically; returns ``path``."""
         from toylab.runs.io import atomic_write_bytes
 
