@@ -234,3 +234,26 @@ def test_report_sections_are_extensible(run_copy):
     assert "A section that does not apply. — not applicable: not for this run" in text
     with pytest.raises(NotApplicable, match="no section applies"):
         write_dynamics_report(run_copy, sections=[never])
+
+
+def test_finite_task_train_and_test_accuracy_at_every_checkpoint(tmp_path):
+    cfg = {"name": "mod", "seeds": [0], "distribution": {"name": "modular_arithmetic", "p": 5},
+           "model": {"kind": "onehot_mlp", "hidden": [6]},
+           "train": {"data": "full", "train_fraction": 0.6, "num_steps": 40, "log_every": 20,
+                     "checkpoints": [10]}}  # fmt: skip
+    run = start_run(parse_config(cfg), tmp_path / "mod")
+    traj = trajectory(run, store=False)
+    assert traj.kind == "finite" and traj.correct.shape == (1, 3, 25)
+    assert np.all(traj.num_regions == -1) and traj.overall_tier == "exact"
+    dom = run.dist_of(0).domain
+    x, y = np.asarray(dom.inputs), np.asarray(dom.labels)
+    mask = np.asarray(run.ensemble.train_data[0], bool)
+    for t, step in enumerate(traj.steps):
+        # the reference: the model's own (JAX, float32) forward pass and a count; a float32
+        # near-tie could flip a prediction, which 25 inputs of a 40-step run do not have
+        logits = np.asarray(run.model(0, int(step))(x))
+        correct = np.argmax(logits, -1) == y
+        assert traj.correct[0, t].tolist() == correct.tolist()
+        assert traj.train_accuracy[0, t] == correct[mask].mean()
+        assert traj.test_accuracy[0, t] == correct[~mask].mean()
+        assert traj.accuracy[0, t] == pytest.approx(correct.mean(), abs=1e-12)

@@ -310,8 +310,8 @@ def select_steps(steps: Sequence[int], max_checkpoints: int | None) -> list[int]
 # ----------------------------------------------------------------------------- the directory
 
 
-def dynamics_dir(run: Any) -> Path:
-    """``RUN/dynamics``, created when missing, with its marker ``dynamics.json``; a
+def dynamics_dir(run: Any, *, create: bool = True) -> Path:
+    """``RUN/dynamics`` (created with its marker ``dynamics.json`` when ``create``); a
     :class:`~toylab.ToylabError` when it is a file or a directory of other files (toylab
     never writes among files it did not write)."""
     import toylab
@@ -328,10 +328,11 @@ def dynamics_dir(run: Any) -> Path:
             f"{str(out)!r} holds files toylab did not write (it has no dynamics.json); toylab "
             "never writes among them. Move that directory away and rerun."
         )
-    out.mkdir(parents=True, exist_ok=True)
-    if not (out / "dynamics.json").exists():
-        atomic_write_json(out / "dynamics.json",
-                          {"written_by": f"toylab {toylab.__version__}", "run": str(run.path)})  # fmt: skip
+    if create:
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / "dynamics.json").exists():
+            atomic_write_json(out / "dynamics.json",
+                              {"written_by": f"toylab {toylab.__version__}", "run": str(run.path)})  # fmt: skip
     return out
 
 
@@ -387,7 +388,9 @@ def load_trajectory(
 ) -> Trajectory | None:
     """The trajectory stored in the run, restricted to ``members`` and ``steps`` (default:
     all the run's), or ``None`` when none is stored, it does not cover them, a checkpoint
-    changed since it was computed, or the files are damaged."""
+    changed since it was computed, or the files are damaged. ``steps`` must be
+    consecutive checkpoints of the stored trajectory (else the distances between them were
+    not computed: ``None``)."""
     npz, index = _paths(run)
     if not (npz.exists() and index.exists()):
         return None
@@ -402,6 +405,9 @@ def load_trajectory(
             return None
         if not set(members) <= set(meta["members"]) or not set(steps) <= set(meta["steps"]):
             return None
+        where = sorted(meta["steps"].index(s) for s in steps)
+        if where != list(range(where[0], where[0] + len(where))):
+            return None  # a checkpoint in between was dropped: its distances are missing
         recorded = meta["checkpoints"]
         current = _checkpoint_hashes(run, steps)
         if any(recorded.get(rel) != sha for rel, sha in current.items()):
@@ -510,7 +516,7 @@ def trajectory(
     """
     members, steps = _check_selection(run, members, steps)
     if store:
-        dynamics_dir(run)  # refuse early when the directory is someone else's
+        dynamics_dir(run, create=False)  # refuse early when the directory is someone else's
         stored = load_trajectory(run, members=members, steps=steps)
         if stored is not None:
             progress.note(f"exact quantities: reloaded from {_paths(run)[0]}")

@@ -38,8 +38,9 @@ __all__ = [
 ]
 
 
-def _step_axis(ax: Any) -> None:
+def _step_axis(ax: Any, steps: Any) -> None:
     ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)
+    ax.set_xlim(min(0.0, float(steps[0])) - 0.1, float(steps[-1]) * 1.3 + 1)
     ax.set_xlabel("step (log scale; 0 at left)", fontsize=10)
     ax.grid(True, which="major", color="0.9", lw=0.6)
 
@@ -56,6 +57,12 @@ def _figure(fig: Any, size: tuple[float, float]) -> Any:
 
 def _color(i: int) -> str:
     return CLASS_COLORS[i % len(CLASS_COLORS)]
+
+
+def _unit_color(u: int) -> Any:
+    import matplotlib
+
+    return matplotlib.colormaps["tab20"](u % 20)
 
 
 @dataclasses.dataclass
@@ -112,7 +119,7 @@ class TrajectoryDisplay:
                     ax.plot(self.steps, self.alive[i], **kw)
                 else:
                     ax.plot(self.steps[1:], self.median_distance[i, 1:], **kw)
-            _step_axis(ax)
+            _step_axis(ax, self.steps)
         titles = {
             "accuracy": f"accuracy ({self.tier})"
             + ("\ntrain solid, test dashed" if self.test_accuracy is not None else ""),
@@ -174,7 +181,7 @@ class UnitQuantitiesDisplay:
         styles = ["-", "--", ":", "-."]
         for u, name in enumerate(self.neurons):
             ls = styles[layers.index(name.split(":")[0]) % len(styles)]
-            kw = dict(color=_color(u), lw=1.2, ls=ls, label=name)
+            kw = dict(color=_unit_color(u), lw=1.2, ls=ls, label=name)
             axes[0].plot(self.steps, self.firing_probability[:, u], **kw)
             axes[1].plot(self.steps, self.mean[:, u], **kw)
             d = np.where(np.isfinite(self.distance[:, u]) & (self.distance[:, u] > 0),
@@ -187,7 +194,7 @@ class UnitQuantitiesDisplay:
                                 f"mean E[a] ({self.tier})",
                                 "distance from the previous checkpoint\n"
                                 "E[(a_t − a_t')²] / Var(a_t')"), strict=True):  # fmt: skip
-            _step_axis(ax)
+            _step_axis(ax, self.steps)
             ax.set_title(t, fontsize=10)
         if len(self.neurons) <= 16:
             axes[2].legend(fontsize=6, ncol=2, framealpha=0.85)
@@ -250,8 +257,7 @@ class UnitTimelineDisplay:
         ax.set_yticks(range(len(self.neurons)))
         ax.set_yticklabels(self.neurons[::-1], fontsize=7)
         ax.set_ylim(-0.8, len(self.neurons) - 0.2)
-        _step_axis(ax)
-        ax.set_xlim(min(0.0, float(x[0])) - 0.1, float(x[-1]) * 1.3 + 1)
+        _step_axis(ax, x)
         ax.set_title(self.title, fontsize=11)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2,
                   frameon=False)  # fmt: skip
