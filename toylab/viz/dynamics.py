@@ -387,6 +387,14 @@ class NeuronAnimationDisplay:
         ax.set_xlabel(INPUT_LABELS[0], fontsize=8)
         ax.set_ylabel(INPUT_LABELS[1], fontsize=8)
         title = ax.set_title("", fontsize=9)
+        # blitting: the static parts (frame, labels) are drawn once; each frame restores
+        # them and draws only its own artists
+        moving = [im, regions, zeros, star, title]
+        for artist in moving:
+            artist.set_animated(True)
+        fig.set_dpi(dpi)
+        canvas.draw()
+        background = canvas.copy_from_bbox(fig.bbox)
         images = []
         for i, frame in enumerate(self.frames):
             im.set_data(frame.values)
@@ -398,8 +406,9 @@ class NeuronAnimationDisplay:
             star.set_offsets(np.asarray(mark, np.float64).reshape(1, 2))
             vmax = float(np.abs(frame.values).max())
             title.set_text(f"{self.neuron}  step {self.steps[i]}  |a| ≤ {vmax:.2g}")
-            fig.set_dpi(dpi)
-            canvas.draw()
+            canvas.restore_region(background)
+            for artist in moving:
+                (fig if artist is title else ax).draw_artist(artist)
             rgba = np.asarray(canvas.buffer_rgba())
             images.append(
                 Image.fromarray(rgba[..., :3].copy()).quantize(
