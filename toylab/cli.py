@@ -84,6 +84,10 @@ LAZY: dict[str, tuple[str, str]] = {
         "toylab.viz.cli",
         "write a run's neuron atlas (static HTML, one page per neuron)",
     ),
+    "dynamics": (
+        "toylab.dynamics.cli",
+        "write a run's training-dynamics report (exact quantities at every checkpoint)",
+    ),
 }
 
 

@@ -65,6 +65,7 @@ __all__ = [
     "WeightComparison",
     "align",
     "compare_weights",
+    "dead_units",
     "match_neurons",
 ]
 
@@ -144,6 +145,22 @@ def _groups(corr: np.ndarray, live: np.ndarray, cut: float) -> tuple[tuple[int, 
     return tuple(out)
 
 
+def dead_units(mean: Any, second_moment: Any, error: Any, eps: float = 1e-12) -> np.ndarray:
+    r"""Which units are dead (constant) under the distribution, one bool per unit.
+
+    Unit ``i`` is dead when :math:`\mathrm{Var}(a_i) \le \varepsilon\,E[a_i^2] + \delta_i`
+    with :math:`\delta_i = e(1 + 2|E a_i| + e)`, the effect on the variance of an absolute
+    error ``e`` in the moments (see the module docstring): ``mean`` is ``E[a]``,
+    ``second_moment`` the diagonal ``E[a_i^2]`` (same shape), ``error`` the moments'
+    numerical error (an analysis' rounding and truncation parts; a number, or an array
+    that broadcasts against ``mean``).
+    """
+    m = np.asarray(mean, np.float64)
+    s = np.asarray(second_moment, np.float64)
+    var = s - m**2
+    return ~(var > eps * s + error * (1.0 + 2.0 * np.abs(m) + error))
+
+
 def _match_layer(
     key: str, mean: np.ndarray, second: np.ndarray, cols_a: np.ndarray, cols_b: np.ndarray,
     error: float, threshold: float, eps: float, duplicate_tol: float,
@@ -151,7 +168,7 @@ def _match_layer(
     cols = np.concatenate([cols_a, cols_b])
     m, s = mean[cols], second[np.ix_(cols, cols)]
     var = np.diag(s) - m**2
-    live = var > eps * np.diag(s) + error * (1.0 + 2.0 * np.abs(m) + error)
+    live = ~dead_units(m, np.diag(s), error, eps)
     sd = np.sqrt(np.where(live, var, 1.0))
     corr = np.clip((s - np.outer(m, m)) / np.outer(sd, sd), -1.0, 1.0)
     corr = np.where(np.outer(live, live), corr, 0.0)

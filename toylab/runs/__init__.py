@@ -93,7 +93,7 @@ FORMAT = "toylab-run/1"
 #: What toylab writes at the top of a run directory (anything else is the user's).
 RUN_ENTRIES = frozenset(
     {"config.toml", "manifest.json", "metrics.jsonl", "state.npz", "checkpoints", "report",
-     "compare", "atlas"}
+     "compare", "atlas", "dynamics"}
 )  # fmt: skip
 
 

@@ -223,7 +223,9 @@ def write_atlas(
 
         return write_feature_atlas(run, out, members=members, claims=claims, dpi=dpi,
                                    progress=progress)  # fmt: skip
-    dist = run.dist
+    # the task (domain, kind) every member shares; each member's numbers use its own
+    # distribution (a sweep over distribution parameters has no single run.dist)
+    dist = run.dist_of(members[0])
     if analyses is not None and len(analyses) != len(members):
         raise ToylabError(
             f"write_atlas: analyses must have one entry per member ({len(members)}), got "
@@ -259,14 +261,14 @@ def write_atlas(
         member_analyses: dict[int, Any] = {}
         for i, m in enumerate(progress.iterate(members, "exact analysis", unit="member")):
             member_analyses[m] = (
-                analyses[i] if analyses is not None else _analyze(member_models[m], dist)
+                analyses[i] if analyses is not None else _analyze(member_models[m], run.dist_of(m))
             )
         finite = {}
         if getattr(dist, "kind", None) == "finite":
             full = run.config.train.data == "full" and run.ensemble.train_data is not None
             for m in members:
                 mask = np.asarray(run.ensemble.train_data[m]) if full else None
-                finite[m] = finite_accuracy(member_models[m], dist, mask)
+                finite[m] = finite_accuracy(member_models[m], run.dist_of(m), mask)
 
         index_members = []
         pages = []
@@ -299,6 +301,7 @@ def write_atlas(
                 analysis=member_analyses[m], grid=grids[m], samples=samples, layers_w=layers_w,
                 layer_names=["input", *hidden_layers, "output"], steps=steps,
                 dyn_grids=dyn[m], render=render,
+                animation=_animation(run.path, m, nid),
                 sources={"feature_viz": feature_viz, "examples": dataset_examples,
                          "tuning": tuning_curves, "match": matches, "claims": claims},
                 extra_sections=extra_sections, figure_cls=Figure,
@@ -438,6 +441,14 @@ def _bayes(dist: Any) -> Any:
         return None
 
 
+def _animation(run_dir: Any, member: int, nid: NeuronId) -> Path | None:
+    """The neuron's animation through training, when ``toylab dynamics`` has written it."""
+    from toylab.dynamics import animation_path
+
+    path = animation_path(run_dir, member, nid)
+    return path if path.is_file() else None
+
+
 def _neighbour(address: str, member_dir_ids: set[str]) -> str | None:
     return neuron_filename(address) if address in member_dir_ids else None
 
@@ -463,6 +474,7 @@ def _neuron_page(
     steps: list[int],
     dyn_grids: list[dict],
     render: Callable[[Path, Any], str],
+    animation: Path | None = None,
     sources: dict[str, Source],
     extra_sections: Callable[[int, str], Any] | None,
     figure_cls: Any,
@@ -646,6 +658,17 @@ def _neuron_page(
                                                "title") or "")})  # fmt: skip
 
     extra: list[dict[str, Any]] = []
+    if animation is not None:  # written by 'toylab dynamics': copied, so the atlas stands alone
+        from markupsafe import Markup, escape
+
+        atomic_write_bytes(mdir / "img" / f"{stem}_training.gif", animation.read_bytes())
+        extra.append({"title": "Exact map through training", "src": None, "body": Markup(
+            f'<figure><img class="fig" src="img/{escape(stem)}_training.gif" alt="animated '
+            f'map of {escape(address)} through training"><figcaption>The map at every '
+            "analysed checkpoint (an animation, from <code>toylab dynamics</code>): colour "
+            "from a grid, each frame on its own scale; exact overlays of that checkpoint: "
+            "region boundaries (grey), the zero set (black), the argmax (star)."
+            "</figcaption></figure>")})  # fmt: skip
     if extra_sections is not None:
         for q, (title, content) in enumerate(extra_sections(member, address) or []):
             if hasattr(content, "savefig"):
