@@ -1,0 +1,81 @@
+r"""Chance-level networks for universality scores: random initialisations and layer shuffles.
+
+A similarity score between trained networks means little on its own: two networks
+drawn at initialisation already share units by chance (a 2-D input has few directions),
+and any network's units correlate with something. The scores of
+:func:`toylab.universality.match_ensemble` are therefore reported beside the same
+scores for two kinds of chance networks, matched against the same trained reference:
+
+* **random initialisation** (:func:`init_networks`): the same architecture drawn by
+  the functional initialiser :func:`toylab.models.init.init_params` with the run's
+  ``[model] init`` settings (:class:`toylab.models.init.InitConfig`) and keys that
+  differ from the training keys -- what the units would be with no training at all;
+* **layer shuffle** (:func:`shuffle_layers`): each layer's trained kernel entries
+  permuted uniformly among themselves, and its biases among themselves (as in the
+  clusterability baselines of Filan et al.), so the weight distribution of every layer
+  is kept and its structure destroyed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+from toylab._errors import fail
+from toylab.network import Network, as_network
+
+__all__ = ["default_model_config", "init_networks", "shuffle_layers"]
+
+
+def default_model_config(net: Network, dist: Any, where: str = "default_model_config") -> Any:
+    """The :class:`toylab.models.ModelConfig` an MLP like ``net`` was built from, with the
+    default initialiser settings (for networks that come without a run's config)."""
+    from toylab.models import ModelConfig
+
+    acts = set(net.hidden_activations)
+    if len(acts) != 1 or net.input_dim != getattr(dist, "dim", None):
+        raise fail(
+            where, "model_config", None,
+            "a toylab.models.ModelConfig saying how these networks were initialised",
+            f"The networks ({net!r}) are not an MLP with one hidden activation on "
+            f"{type(dist).__name__}'s inputs, so the initialiser cannot be guessed.",
+        )  # fmt: skip
+    hidden = tuple(net.widths[f"hidden_{k}"] for k in range(net.num_hidden))
+    return ModelConfig(kind="mlp", hidden=hidden, activation=acts.pop())
+
+
+def init_networks(model_config: Any, dist: Any, key: jax.Array, num: int) -> list[Network]:
+    """``num`` float64 networks at initialisation: :func:`toylab.models.init.init_params`
+    with ``model_config`` (its ``init`` settings included) and ``num`` keys split from
+    ``key``; member ``m`` is bit-identical to ``build_model(model_config, dist, keys[m])``."""
+    from flax import nnx
+
+    from toylab.models.init import init_params
+
+    keys = jax.random.split(key, num)
+    graphdef, params = init_params(model_config, dist, keys)
+    host = jax.tree.map(np.asarray, params)
+    out = []
+    for m in range(num):
+        model = nnx.merge(graphdef, jax.tree.map(lambda a, m=m: a[m], host))
+        out.append(as_network(model, "init_networks").numpy(np.float64))
+    return out
+
+
+def shuffle_layers(model: Any, key: jax.Array) -> Network:
+    """``model`` (float64) with every layer's kernel entries permuted uniformly at random
+    among themselves and its biases among themselves (one permutation per layer, drawn
+    from ``key``); activations and shapes unchanged."""
+    net = as_network(model, "shuffle_layers").untied().numpy(np.float64)
+    layers = []
+    for k, (w, b) in enumerate(net.dense_layers(np.float64)):
+        kw, kb = jax.random.split(jax.random.fold_in(key, k))
+        pw = np.asarray(jax.random.permutation(kw, w.size))
+        pb = np.asarray(jax.random.permutation(kb, b.size))
+        layers.append((w.reshape(-1)[pw].reshape(w.shape), b[pb]))
+    return Network.from_weights(
+        [w for w, _ in layers], [b for _, b in layers], tuple(net.activations[:-1]),
+        output_activation=net.output_activation, dtype=np.float64,
+    )  # fmt: skip
