@@ -52,11 +52,12 @@ def init_networks(model_config: Any, dist: Any, key: jax.Array, num: int) -> lis
     ``key``; member ``m`` is bit-identical to ``build_model(model_config, dist, keys[m])``."""
     from flax import nnx
 
-    from toylab.models.init import init_params
+    from toylab.models.init import abstract_model, init_params
 
-    keys = jax.random.split(key, num)
-    graphdef, params = init_params(model_config, dist, keys)
-    host = jax.tree.map(np.asarray, params)
+    graphdef, _ = abstract_model(model_config, dist)
+    # one compiled program draws every member (eager vmap would compile op by op)
+    draw = jax.jit(lambda keys: init_params(model_config, dist, keys)[1])
+    host = jax.tree.map(np.asarray, draw(jax.random.split(key, num)))
     out = []
     for m in range(num):
         model = nnx.merge(graphdef, jax.tree.map(lambda a, m=m: a[m], host))
@@ -66,14 +67,13 @@ def init_networks(model_config: Any, dist: Any, key: jax.Array, num: int) -> lis
 
 def shuffle_layers(model: Any, key: jax.Array) -> Network:
     """``model`` (float64) with every layer's kernel entries permuted uniformly at random
-    among themselves and its biases among themselves (one permutation per layer, drawn
-    from ``key``); activations and shapes unchanged."""
+    among themselves and its biases among themselves (one permutation per layer, drawn by
+    a NumPy generator seeded with ``key``'s data); activations and shapes unchanged."""
     net = as_network(model, "shuffle_layers").untied().numpy(np.float64)
     layers = []
-    for k, (w, b) in enumerate(net.dense_layers(np.float64)):
-        kw, kb = jax.random.split(jax.random.fold_in(key, k))
-        pw = np.asarray(jax.random.permutation(kw, w.size))
-        pb = np.asarray(jax.random.permutation(kb, b.size))
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+    for w, b in net.dense_layers(np.float64):
+        pw, pb = rng.permutation(w.size), rng.permutation(b.size)
         layers.append((w.reshape(-1)[pw].reshape(w.shape), b[pb]))
     return Network.from_weights(
         [w for w, _ in layers], [b for _, b in layers], tuple(net.activations[:-1]),
