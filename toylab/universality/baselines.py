@@ -18,6 +18,7 @@ scores for two kinds of chance networks, matched against the same trained refere
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -46,18 +47,32 @@ def default_model_config(net: Network, dist: Any, where: str = "default_model_co
     return ModelConfig(kind="mlp", hidden=hidden, activation=acts.pop())
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _draw(model_config: Any, dist: Any, keys: jax.Array) -> Any:
+    from toylab.models.init import init_params
+
+    return init_params(model_config, dist, keys)[1]
+
+
 def init_networks(model_config: Any, dist: Any, key: jax.Array, num: int) -> list[Network]:
     """``num`` float64 networks at initialisation: :func:`toylab.models.init.init_params`
     with ``model_config`` (its ``init`` settings included) and ``num`` keys split from
     ``key``; member ``m`` is bit-identical to ``build_model(model_config, dist, keys[m])``."""
     from flax import nnx
 
+    from toylab._compile_cache import use_unrolled_threefry
     from toylab.models.init import abstract_model, init_params
 
+    use_unrolled_threefry()  # as training does: the rolled threefry compiles for seconds
     graphdef, _ = abstract_model(model_config, dist)
-    # one compiled program draws every member (eager vmap would compile op by op)
-    draw = jax.jit(lambda keys: init_params(model_config, dist, keys)[1])
-    host = jax.tree.map(np.asarray, draw(jax.random.split(key, num)))
+    # one compiled program draws every member (eager vmap would compile op by op); jit's
+    # own cache reuses it for equal (hashable) configs and distributions
+    keys = jax.random.split(key, num)
+    try:
+        params = _draw(model_config, dist, keys)
+    except TypeError:  # an unhashable distribution: compile for this call only
+        params = jax.jit(lambda k: init_params(model_config, dist, k)[1])(keys)
+    host = jax.tree.map(np.asarray, params)
     out = []
     for m in range(num):
         model = nnx.merge(graphdef, jax.tree.map(lambda a, m=m: a[m], host))
