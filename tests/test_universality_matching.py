@@ -229,3 +229,24 @@ def test_bad_inputs_are_refused_with_the_fix():
         match_ensemble(nets, DIST, scheme="pairs")
     with pytest.raises(ToylabError, match="hidden layers"):
         match_ensemble([nets[0], _random_net(rng, (2, 3, 3, 2))], DIST)
+
+
+def test_correlation_error_bound_holds_under_perturbed_moments():
+    from toylab.circuits.matching import unit_correlation
+
+    rng = np.random.default_rng(11)
+    a = _relu(rng.normal(size=(2000, 5)) @ rng.normal(size=(5, 5)) + 0.3)
+    a[:, 4] = 0.02 * a[:, 0] + 0.01 * rng.normal(size=2000)  # a small-variance unit
+    mean, second = a.mean(0), a.T @ a / len(a)
+    err = 1e-5
+    uc = unit_correlation(mean, second, err, 1e-12)
+    assert uc.live.all()
+    for _ in range(200):  # moments moved anywhere within ±err: corners and interior
+        dm = rng.choice([-err, err, 0.0], size=5) * rng.random(5)
+        ds = rng.uniform(-err, err, size=(5, 5))
+        m2, s2 = mean + dm, second + (ds + ds.T) / 2
+        cov = s2 - np.outer(m2, m2)
+        sd = np.sqrt(np.diag(cov))
+        moved = cov / np.outer(sd, sd)  # the plain formula, not the code under test
+        assert np.all(np.abs(moved - uc.corr) <= uc.corr_error + 1e-12)
+    assert np.max(uc.corr_error) < 1.0 and np.max(uc.corr_error[:4, :4]) < 1e-3

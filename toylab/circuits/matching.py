@@ -160,8 +160,8 @@ class UnitCorrelation:
     dead units 0; ``corr_error``: a bound on each entry's error caused by a numerical
     error ``e`` of every moment (the covariance is off by at most
     :math:`e(1 + |E a_i| + |E a_j| + e)` and each variance by :math:`\delta_i`; the
-    bound takes the worst corner of :math:`c / \sqrt{v_i v_j}`; ``inf`` where a
-    variance could be 0).
+    bound takes the worst corner of :math:`c / \sqrt{v_i v_j}`, and a sign change where
+    the covariance is within its error of 0; ``inf`` where a variance could be 0).
     """
 
     live: np.ndarray
@@ -194,7 +194,9 @@ def unit_correlation(
         rho = np.abs(corr)
         up = np.minimum((ac + dcov) / lo_v, 1.0) - rho
         down = rho - np.maximum(ac - dcov, 0.0) / hi_v
-        bound = np.maximum(up, down)
+        # a covariance within its error of 0 may change sign
+        flip = np.where(ac <= dcov, rho + (dcov - ac) / lo_v, 0.0)
+        bound = np.maximum(np.maximum(up, down), flip)
     ok = both & (var - dvar > 0)[:, None] & (var - dvar > 0)[None, :]
     corr_error = np.where(ok, np.maximum(bound, 0.0), np.where(both, np.inf, 0.0))
     return UnitCorrelation(live, cov, corr, corr_error)
