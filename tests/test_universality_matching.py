@@ -173,15 +173,15 @@ def test_trained_ensemble_beats_its_init_and_shuffle_baselines(tmp_path):
 
     cfg = {
         "name": "universality",
-        "seeds": [0, 1, 2, 3, 4],
+        "seeds": [0, 1, 2, 3],
         "distribution": {"name": "two_blobs"},
         "model": {"hidden": [8, 8], "activation": "relu"},
         "train": {"num_steps": 200, "log_every": 200, "batch_size": 128},
     }
     run = start_run(parse_config(cfg), tmp_path / "run")
     em = match_ensemble(run, key=0)
-    assert em.members == (0, 1, 2, 3, 4) and em.tier == "exact"
-    assert em.num_analyses == 4 * 3  # trained, init and shuffle against the reference
+    assert em.members == (0, 1, 2, 3) and em.tier == "exact"
+    assert em.num_analyses == 3 * 3  # trained, init and shuffle against the reference
     last = em.layer_scores("hidden_1")
     assert set(last.baselines) == {"init", "shuffle"}
     for name, base in last.baselines.items():
@@ -225,6 +225,12 @@ def test_bad_inputs_are_refused_with_the_fix():
         match_ensemble(nets)
     with pytest.raises(ToylabError, match="reference"):
         match_ensemble(nets, DIST, reference=7)
+    with pytest.raises(ToylabError, match="key"):
+        match_ensemble(nets, DIST, key="seven")
+    with pytest.raises(ToylabError, match="model_config"):  # a net of mixed activations
+        mixed = Network.from_weights([np.ones((2, 3)), np.ones((3, 3)), np.ones((3, 2))],
+                                     activation=("relu", "abs"))  # fmt: skip
+        match_ensemble([mixed, mixed], DIST, baselines=("init",))
     with pytest.raises(ToylabError, match="scheme"):
         match_ensemble(nets, DIST, scheme="pairs")
     with pytest.raises(ToylabError, match="hidden layers"):

@@ -240,19 +240,12 @@ class EnsembleMatch:
         nid = NeuronId.parse(address)
         if member == self.reference:
             return address, 1.0
-        pair = self.matches.get((member, self.reference))
-        if pair is None:
-            back = self.matches.get((self.reference, member))
-            if back is None:
-                return None
-            lm = back.layers[self.layers.index(nid.layer)]
-            hits = np.nonzero(lm.perm == nid.unit)[0]
-            if not len(hits):
-                return None
-            return f"{nid.layer}:{int(hits[0])}", float(lm.corr[hits[0]])
-        lm = pair.layers[self.layers.index(nid.layer)]
+        pair = self.matches.get((member, self.reference))  # the reference is always "b"
+        if pair is None or nid.pre or not nid.layer.startswith("hidden_"):
+            return None
+        lm = pair.layers[int(nid.layer.split("_")[1])]
         j = int(lm.perm[nid.unit])
-        return (f"{nid.layer}:{j}", float(lm.corr[nid.unit])) if j >= 0 else None
+        return (_addr(nid.layer, j), float(lm.corr[nid.unit])) if j >= 0 else None
 
     def layer_scores(self, layer: str) -> LayerScores:
         for s in self.scores:
@@ -623,9 +616,15 @@ def match_ensemble(
     nets, ids, dist, cfgs, notes = _inputs(where, run_or_models, dist, members, step)
     if len(nets) < 2:
         raise fail(where, "run_or_models", f"{len(nets)} member(s)", "at least two members")
+    check_int(where, "reference", reference)
     if reference not in ids:
         raise fail(where, "reference", reference, f"one of the members {list(ids)}")
-    check_int(where, "reference", reference)
+    if is_int(key):
+        rng = jax.random.key(int(key))
+    elif isinstance(key, jax.Array):
+        rng = key
+    else:
+        raise fail(where, "key", key, "a JAX PRNG key (jax.random.key(0)) or an int seed")
     depth = nets[0].num_hidden
     for m, net in zip(ids, nets, strict=True):
         if net.num_hidden != depth:
@@ -644,8 +643,20 @@ def match_ensemble(
     net_of = dict(zip(ids, nets, strict=True))
     ref_net = net_of[reference]
 
+    # chance networks first, so a bad baseline setting fails before the long part
+    others = [m for m in ids if m != reference]
+    chance: dict[str, list[Network]] = {}
+    for name in baselines:
+        if name == "init":
+            chance[name] = _init_baseline(where, others, net_of, cfgs, ids, dist, model_config,
+                                          jax.random.fold_in(rng, 0))  # fmt: skip
+        else:
+            shuffle_key = jax.random.fold_in(rng, 1)
+            chance[name] = [shuffle_layers(net_of[m], jax.random.fold_in(shuffle_key, m))
+                            for m in others]  # fmt: skip
+
     pair_ids = (
-        [(m, reference) for m in ids if m != reference]
+        [(m, reference) for m in others]
         if scheme == "star"
         else [(b, a) if a == reference else (a, b) for a, b in itertools.combinations(ids, 2)]
     )  # the reference is always "b"
@@ -653,13 +664,17 @@ def match_ensemble(
         (a, b): _analyse_pair(net_of[a], net_of[b], (a, b), dist, layers, opts, True)
         for a, b in pair_ids
     }
-    star = {m: pairs[(m, reference)] for m in ids if m != reference}
-    num_analyses = len(pairs)
+    star = {m: pairs[(m, reference)] for m in others}
+    base_pairs = {
+        name: [_analyse_pair(c, ref_net, (-1, reference), dist, layers, opts, False) for c in cs]
+        for name, cs in chance.items()
+    }
+    num_analyses = len(pairs) + sum(len(cs) for cs in chance.values())
 
     dead: dict[int, tuple[str, ...]] = {}
     duplicates: dict[int, tuple[tuple[str, ...], ...]] = {}
     cut = 1.0 - opts["duplicate_tol"]
-    first_ref = next(iter(star.values()))
+    first_ref = star[others[0]]
     for m in ids:
         p = first_ref if m == reference else star[m]
         side = p.within_b if m == reference else p.within_a
@@ -669,22 +684,6 @@ def match_ensemble(
             for k in layers
             for g in duplicate_groups(side[k][0], side[k][1], cut)
         )
-
-    # baselines: the non-reference members replaced by chance networks
-    others = [m for m in ids if m != reference]
-    rng = jax.random.key(key) if is_int(key) else key
-    base_pairs: dict[str, list[_Pair]] = {}
-    for name in baselines:
-        if name == "init":
-            chance = _init_baseline(where, others, net_of, cfgs, ids, dist, model_config,
-                                    jax.random.fold_in(rng, 0))  # fmt: skip
-        else:
-            chance = [shuffle_layers(net_of[m], jax.random.fold_in(jax.random.fold_in(rng, 1), m))
-                      for m in others]  # fmt: skip
-        base_pairs[name] = [
-            _analyse_pair(c, ref_net, (-1, reference), dist, layers, opts, False) for c in chance
-        ]
-        num_analyses += len(chance)
 
     scores, families = [], []
     for k in layers:
