@@ -221,6 +221,13 @@ def test_bad_inputs_are_refused_with_the_fix():
         match_ensemble(_StubRun(nets))
     em = match_ensemble(_StubRun(nets), members=[2, 3], reference=3, baselines=())
     assert em.members == (2, 3) and (2, 3) in em.matches
+    # two shuffled stand-ins (of members 1 and 3) instead of one per non-reference member
+    em = match_ensemble(nets, DIST, baselines=("shuffle",), baseline_size=2)
+    assert em.num_analyses == 3 + 2
+    sh = em.layer_scores("hidden_0").baselines["shuffle"]
+    assert len(sh.values) + sh.num_dead == 2 * 3
+    with pytest.raises(ToylabError, match="baseline_size"):
+        match_ensemble(nets, DIST, baselines=("shuffle",), baseline_size=0)
     with pytest.raises(ToylabError, match="dist"):
         match_ensemble(nets)
     with pytest.raises(ToylabError, match="reference"):

@@ -12,11 +12,13 @@ detected by the same code (:func:`toylab.circuits.matching.unit_correlation`,
 **Which pairs are analysed** (``scheme``):
 
 * ``"star"`` (default): every member against the ``reference`` member, N - 1 joint
-  analyses. On two blobs a 2-16-16-2 pair takes about 0.1 s, so 64 seeds take seconds
-  and 256 a minute (``benchmarks/universality_matching.py``);
-* ``"all"``: every pair, N(N-1)/2 analyses (2016 for 64 seeds: minutes), which makes
-  the families below a clustering of all units rather than a grouping around the
-  reference's units.
+  analyses. Measured (``benchmarks/universality_matching.py``, trained 2-8-8-2 on two
+  blobs, a shared 2-core machine): 0.1-0.2 s per analysis, 64 seeds in 10-20 s, 256
+  seeds in under a minute (the chance baselines add ``2 * baseline_size`` analyses);
+* ``"all"``: every pair, N(N-1)/2 analyses: 2016 for 64 seeds, about 400 s measured
+  the same way, and 32640 for 256 (hours). It makes the families below a clustering
+  of all units rather than a grouping around the reference's units, so use it on
+  tens of seeds.
 
 **One-to-one matching.** For each analysed pair ``(m, r)`` and hidden layer,
 ``matches[(m, r)]`` is :func:`~toylab.circuits.match_neurons`' :class:`MatchResult`
@@ -56,8 +58,9 @@ addresses (:mod:`toylab.neurons`), most frequent first.
 **Scores and baselines.** A unit's *best-match correlation* is its largest
 correlation with any live unit of the reference (the one-to-one assignment can only be
 lower). ``scores`` holds, per hidden layer, the distribution of the best-match
-correlations of the live units of all non-reference members (``"trained"``) and of the
-same number of chance networks matched against the same reference
+correlations of the live units of all non-reference members (``"trained"``) and of
+chance networks matched against the same reference (``baseline_size`` of each kind,
+standing in for non-reference members spread evenly over the ensemble)
 (:mod:`toylab.universality.baselines`): ``"init"`` (random initialisations of the same
 architecture with the run's ``[model] init`` settings) and ``"shuffle"`` (each
 non-reference member with every layer's weights shuffled within the layer). Each
@@ -575,6 +578,7 @@ def match_ensemble(
     baselines: Sequence[str] = BASELINES,
     key: Any = 0,
     model_config: Any = None,
+    baseline_size: int | None = 32,
     eps: float = 1e-12,
     duplicate_tol: float = 1e-9,
     tol: float = 1e-9,
@@ -593,6 +597,10 @@ def match_ensemble(
     ``key``: a JAX PRNG key or an int seed for them; ``model_config``: the
     :class:`toylab.models.ModelConfig` of the random-initialisation baseline (default:
     the run's member configs, or an MLP like the networks with default initialisers).
+    ``baseline_size``: chance networks per baseline, standing in for that many
+    non-reference members spread evenly over them (``None``: one per non-reference
+    member; the default 32 gives hundreds of chance units, enough for the quantiles, at
+    a fixed cost however large the ensemble).
     ``eps``, ``duplicate_tol``, ``tol``, ``rtol``: as in
     :func:`toylab.circuits.match_neurons`.
     """
@@ -645,15 +653,22 @@ def match_ensemble(
 
     # chance networks first, so a bad baseline setting fails before the long part
     others = [m for m in ids if m != reference]
+    stand_in = others
+    if baseline_size is not None:
+        size = check_int(where, "baseline_size", baseline_size, minimum=1)
+        if size < len(others):
+            stand_in = [
+                others[i] for i in np.linspace(0, len(others) - 1, size).round().astype(int)
+            ]
     chance: dict[str, list[Network]] = {}
     for name in baselines:
         if name == "init":
-            chance[name] = _init_baseline(where, others, net_of, cfgs, ids, dist, model_config,
+            chance[name] = _init_baseline(where, stand_in, net_of, cfgs, ids, dist, model_config,
                                           jax.random.fold_in(rng, 0))  # fmt: skip
         else:
             shuffle_key = jax.random.fold_in(rng, 1)
             chance[name] = [shuffle_layers(net_of[m], jax.random.fold_in(shuffle_key, m))
-                            for m in others]  # fmt: skip
+                            for m in stand_in]  # fmt: skip
 
     pair_ids = (
         [(m, reference) for m in others]
