@@ -1,7 +1,7 @@
 """Matching units across many seeds: match_ensemble vs a loop of match_neurons vs sampling.
 
 Trains N seeds of a small MLP (default 2-8-8-2, also try ``--hidden 16,16``) on two
-Gaussian blobs in one program, then times, for each N of ``--seeds``:
+Gaussian blobs (or ``--dist xor_blobs``) in one program, then times, for each N of ``--seeds``:
 
 * ``match_ensemble`` with ``scheme="star"`` and no baselines (N - 1 joint analyses: every
   member against member 0; splits, dead/duplicates and families included), and with
@@ -23,6 +23,7 @@ what to compare: the machine may be shared, so absolute times vary between runs.
 
 Run:  python benchmarks/universality_matching.py [--seeds 64,256] [--hidden 8,8]
       [--steps 1000] [--samples 100000] [--all-seeds 16] [--repeats 2]
+      [--dist two_blobs|xor_blobs]
 """
 
 from __future__ import annotations
@@ -46,24 +47,28 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 from toylab.circuits import match_neurons  # noqa: E402
-from toylab.distributions import two_blobs  # noqa: E402
+from toylab.distributions import two_blobs, xor_blobs  # noqa: E402
 from toylab.models import ModelConfig  # noqa: E402
 from toylab.network import Network  # noqa: E402
 from toylab.train import TrainConfig, train  # noqa: E402
 from toylab.universality import match_ensemble  # noqa: E402
 
+DISTS = {"two_blobs": two_blobs, "xor_blobs": xor_blobs}
 
-def trained_networks(hidden: tuple[int, ...], seeds: int, steps: int) -> list[Network]:
+
+def trained_networks(dist: Any, hidden: tuple[int, ...], seeds: int, steps: int) -> list[Network]:
     res = train(
-        two_blobs(), ModelConfig(hidden=hidden), TrainConfig(num_steps=steps, log_every=steps),
+        dist, ModelConfig(hidden=hidden), TrainConfig(num_steps=steps, log_every=steps),
         seeds=range(seeds),
     )  # fmt: skip
     return [res.model(m).to_network().numpy(np.float64) for m in range(seeds)]
 
 
-def sampled_correlations(nets: list[Network], samples: int) -> list[dict[str, np.ndarray]]:
+def sampled_correlations(
+    nets: list[Network], dist: Any, samples: int
+) -> list[dict[str, np.ndarray]]:
     """Monte Carlo correlations of every member's units with member 0's, per layer."""
-    x = two_blobs().sample_numpy(np.random.default_rng(0), samples)
+    x = dist.sample_numpy(np.random.default_rng(0), samples)
     acts = [n.forward(x) for n in nets]
     out = []
     for a in acts[1:]:
@@ -92,26 +97,28 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=100_000, help="draws for sampled correlations")
     p.add_argument("--all-seeds", type=int, default=16, help="members for scheme='all'")
     p.add_argument("--repeats", type=int, default=2, help="alternate timed runs (best of)")
+    p.add_argument("--dist", default="two_blobs", choices=sorted(DISTS))
     args = p.parse_args()
+    dist = DISTS[args.dist]()
     hidden = tuple(int(h) for h in args.hidden.split(","))
     sizes = [int(s) for s in args.seeds.split(",")]
     print("BLAS threads pinned to 1 (environment variables set before NumPy loads)")
-    t, nets_all = timed(lambda: trained_networks(hidden, max(sizes), args.steps))
+    t, nets_all = timed(lambda: trained_networks(dist, hidden, max(sizes), args.steps))
     arch = "-".join(map(str, (2, *hidden, 2)))
-    print(f"trained {max(sizes)} seeds of {arch} on two blobs, {args.steps} steps: {t:.1f} s")
-    match_ensemble(nets_all[:2], two_blobs(), baselines=())  # warm-up (imports, first calls)
+    print(f"trained {max(sizes)} seeds of {arch} on {args.dist}, {args.steps} steps: {t:.1f} s")
+    match_ensemble(nets_all[:2], dist, baselines=())  # warm-up (imports, first calls)
     mc = ModelConfig(hidden=hidden)
     for n in sizes:
         nets = nets_all[:n]
         t_star, t_loop = np.inf, np.inf
         for _ in range(args.repeats):  # alternately, best of each (the machine may be shared)
-            t, em = timed(lambda nets=nets: match_ensemble(nets, two_blobs(), baselines=()))
+            t, em = timed(lambda nets=nets: match_ensemble(nets, dist, baselines=()))
             t_star = min(t_star, t)
-            t, _ = timed(lambda nets=nets: [match_neurons(m, nets[0], two_blobs())
+            t, _ = timed(lambda nets=nets: [match_neurons(m, nets[0], dist)
                                             for m in nets[1:]])  # fmt: skip
             t_loop = min(t_loop, t)
-        t_base, eb = timed(lambda nets=nets: match_ensemble(nets, two_blobs(), model_config=mc))
-        t_mc, mc_corr = timed(lambda nets=nets: sampled_correlations(nets, args.samples))
+        t_base, eb = timed(lambda nets=nets: match_ensemble(nets, dist, model_config=mc))
+        t_mc, mc_corr = timed(lambda nets=nets: sampled_correlations(nets, dist, args.samples))
         dev = max(
             float(np.max(np.abs(mc_corr[i - 1][lm.layer] - lm.correlation)))
             for i in range(1, n)
@@ -141,9 +148,9 @@ def main() -> None:
               f"splits {len(em.splits)}")  # fmt: skip
     k = min(args.all_seeds, max(sizes))
     if k >= 2:
-        t_all, ea = timed(lambda: match_ensemble(nets_all[:k], two_blobs(), scheme="all",
+        t_all, ea = timed(lambda: match_ensemble(nets_all[:k], dist, scheme="all",
                                                  baselines=()))  # fmt: skip
-        t_s, _ = timed(lambda: match_ensemble(nets_all[:k], two_blobs(), baselines=()))
+        t_s, _ = timed(lambda: match_ensemble(nets_all[:k], dist, baselines=()))
         pairs = k * (k - 1) // 2
         print(f"\nscheme='all' on {k} seeds: {t_all:.1f} s ({pairs} analyses) vs star "
               f"{t_s:.1f} s ({k - 1}); per analysis {t_all / pairs:.3f} s")  # fmt: skip

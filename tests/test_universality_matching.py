@@ -190,6 +190,8 @@ def test_trained_ensemble_beats_its_init_and_shuffle_baselines(tmp_path):
         assert last.trained.median > base.median, name
         assert last.above[name] > 0.05, name
     assert last.trained.error < 1e-6 and last.tier == "exact"
+    text = em.summary()
+    assert "hidden_1: best-match" in text and "init baseline" in text
     # the baselines are the claimed networks: shuffles keep each layer's multiset of weights
     sh = shuffle_layers(run.model(1), jax.random.key(0))
     for (wa, ba), (wb, bb) in zip(

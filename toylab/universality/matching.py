@@ -250,6 +250,39 @@ class EnsembleMatch:
         j = int(lm.perm[nid.unit])
         return (_addr(nid.layer, j), float(lm.corr[nid.unit])) if j >= 0 else None
 
+    def summary(self, families: int = 5) -> str:
+        """A few lines per layer: best-match quantiles against each baseline, dead units,
+        the most frequent families and the number of splits, with tiers."""
+
+        def q(d: ScoreDistribution) -> str:
+            return "/".join(f"{v:.3f}" for v in d.quantiles[[0, 2, 4]])
+
+        lines = [
+            f"{len(self.members)} members, reference {self.reference}, scheme {self.scheme!r}, "
+            f"threshold {self.threshold}; tier {self.tier}, moment error {self.error:.1e}"
+        ]
+        for sc in self.scores:
+            lay = sc.layer
+            lines.append(
+                f"{lay}: best-match correlation q05/median/q95 trained {q(sc.trained)} "
+                f"({sc.trained.num_dead} dead units)"
+            )
+            for name, b in sc.baselines.items():
+                lines.append(
+                    f"  {name} baseline {q(b)}; trained above its 95th percentile: "
+                    f"{sc.above[name]:.2f} (chance: 0.05)"
+                )
+            fams = [f for f in self.families if f.layer == lay]
+            for f in fams[:families]:
+                ref = [a for m, a in f.units if m == self.reference]
+                lines.append(
+                    f"  family {ref[0] if ref else f.units[0][1]}: in {f.fraction:.0%} of "
+                    f"members, mean correlation {f.mean_correlation:.3f}"
+                )
+            n_split = sum(sp.layer == lay for sp in self.splits)
+            lines.append(f"  {len(fams)} recurring families, {n_split} splits; tier {sc.tier}")
+        return "\n".join(lines)
+
     def layer_scores(self, layer: str) -> LayerScores:
         for s in self.scores:
             if s.layer == layer:
