@@ -12,13 +12,14 @@ detected by the same code (:func:`toylab.circuits.matching.unit_correlation`,
 **Which pairs are analysed** (``scheme``):
 
 * ``"star"`` (default): every member against the ``reference`` member, N - 1 joint
-  analyses. Measured (``benchmarks/universality_matching.py``, trained 2-8-8-2 on two
-  blobs, a shared 2-core machine): 0.1-0.2 s per analysis, 64 seeds in 10-20 s, 256
-  seeds in under a minute (the chance baselines add ``2 * baseline_size`` analyses);
-* ``"all"``: every pair, N(N-1)/2 analyses: 2016 for 64 seeds, about 400 s measured
-  the same way, and 32640 for 256 (hours). It makes the families below a clustering
-  of all units rather than a grouping around the reference's units, so use it on
-  tens of seeds.
+  analyses. Measured (``benchmarks/universality_matching.py``, trained nets on two
+  blobs, a heavily shared 2-core machine): 2-8-8-2 0.1-0.2 s per analysis, 64 seeds in
+  10-20 s, 256 in under a minute; 2-16-16-2 64 seeds in 43 s. The chance baselines add
+  ``2 * baseline_size`` analyses (85 s in all for 64 seeds of 2-16-16-2);
+* ``"all"``: every pair, N(N-1)/2 analyses: for 64 seeds 2016, about 400 s (2-8-8-2)
+  or 40 min (2-16-16-2) extrapolated from 16 and 8 seeds; for 256 seeds hours. It makes
+  the families below a clustering of all units rather than a grouping around the
+  reference's units, so use it on tens of seeds.
 
 **One-to-one matching.** For each analysed pair ``(m, r)`` and hidden layer,
 ``matches[(m, r)]`` is :func:`~toylab.circuits.match_neurons`' :class:`MatchResult`
