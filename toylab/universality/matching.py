@@ -43,7 +43,11 @@ t_{\mathrm{split}}` (a nonnegative multiple of one unit explains
 For example a second-layer unit :math:`\mathrm{relu}(h_1 + h_2)` with first-layer
 ReLUs :math:`h_1, h_2 \ge 0` equals :math:`h_1 + h_2`, so it is split in a network
 holding :math:`h_1` and :math:`h_2` as separate second-layer units. Both directions of
-every analysed pair are searched; ``splits`` lists them (:class:`Split`).
+every analysed pair are searched; ``splits`` lists them (:class:`Split`). On 2-D inputs
+many first-layer units are such splits in the weak sense (two ReLUs of neighbouring
+directions add up to a third at :math:`R^2 \ge 0.95` while one alone reaches 0.9):
+``best_single_r2`` tells these apart from units no single unit matches at all
+(:meth:`EnsembleMatch.summary` counts both).
 
 **Families** of units that recur (:class:`Family`), per hidden layer, over live units
 only: with ``"star"``, each live unit ``u`` of the reference together with the unit of
@@ -280,8 +284,12 @@ class EnsembleMatch:
                     f"  family {ref[0] if ref else f.units[0][1]}: in {f.fraction:.0%} of "
                     f"members, mean correlation {f.mean_correlation:.3f}"
                 )
-            n_split = sum(sp.layer == lay for sp in self.splits)
-            lines.append(f"  {len(fams)} recurring families, {n_split} splits; tier {sc.tier}")
+            sp = [x for x in self.splits if x.layer == lay]
+            strict = sum(x.best_single_r2 < max(self.threshold, 0.0) ** 2 for x in sp)
+            lines.append(
+                f"  {len(fams)} recurring families, {len(sp)} splits ({strict} of units no "
+                f"single unit matches at correlation {self.threshold}); tier {sc.tier}"
+            )
         return "\n".join(lines)
 
     def layer_scores(self, layer: str) -> LayerScores:
