@@ -60,13 +60,19 @@ from toylab.network import Network, as_network
 from toylab.tiers import Tier
 
 __all__ = [
+    "JointMoments",
     "LayerMatch",
     "MatchResult",
+    "UnitCorrelation",
     "WeightComparison",
     "align",
     "compare_weights",
     "dead_units",
+    "duplicate_groups",
+    "joint_moments",
+    "match_from_moments",
     "match_neurons",
+    "unit_correlation",
 ]
 
 SCALE_SYMMETRIC = frozenset({"relu", "leaky_relu", "abs", "identity"})
@@ -124,7 +130,7 @@ class MatchResult:
         return out
 
 
-def _groups(corr: np.ndarray, live: np.ndarray, cut: float) -> tuple[tuple[int, ...], ...]:
+def duplicate_groups(corr: np.ndarray, live: np.ndarray, cut: float) -> tuple[tuple[int, ...], ...]:
     """Connected groups (size >= 2) of live units with mutual correlation >= ``cut``."""
     n = len(live)
     seen = np.zeros(n, bool)
@@ -161,18 +167,119 @@ def dead_units(mean: Any, second_moment: Any, error: Any, eps: float = 1e-12) ->
     return ~(var > eps * s + error * (1.0 + 2.0 * np.abs(m) + error))
 
 
-def _match_layer(
-    key: str, mean: np.ndarray, second: np.ndarray, cols_a: np.ndarray, cols_b: np.ndarray,
-    error: float, threshold: float, eps: float, duplicate_tol: float,
-) -> LayerMatch:  # fmt: skip
-    cols = np.concatenate([cols_a, cols_b])
-    m, s = mean[cols], second[np.ix_(cols, cols)]
-    var = np.diag(s) - m**2
+@dataclasses.dataclass(frozen=True, eq=False)
+class UnitCorrelation:
+    r"""Exact correlations of a set of units from their first and second moments.
+
+    ``live[i]``: unit ``i`` is not dead (module docstring: :math:`\mathrm{Var}(a_i) >
+    \varepsilon E[a_i^2] + \delta_i`); ``cov``: the covariance matrix;
+    ``corr``: the correlation matrix, clipped to ``[-1, 1]``, with rows and columns of
+    dead units 0; ``corr_error``: a bound on each entry's error caused by a numerical
+    error ``e`` of every moment (the covariance is off by at most
+    :math:`e(1 + |E a_i| + |E a_j| + e)` and each variance by :math:`\delta_i`; the
+    bound takes the worst corner of :math:`c / \sqrt{v_i v_j}`, and a sign change where
+    the covariance is within its error of 0; ``inf`` where a variance could be 0).
+    """
+
+    live: np.ndarray
+    cov: np.ndarray
+    corr: np.ndarray
+    corr_error: np.ndarray
+
+
+def unit_correlation(
+    mean: np.ndarray, second: np.ndarray, error: float, eps: float
+) -> UnitCorrelation:
+    """:class:`UnitCorrelation` of units with means ``mean`` and second moments
+    ``second`` (``E[a a^T]``), each off by at most ``error``; ``eps`` the relative
+    variance below which a unit is dead."""
+    m = np.asarray(mean, np.float64)
+    s = np.asarray(second, np.float64)
+    cov = s - np.outer(m, m)
+    var = np.diag(cov).copy()
+    dvar = error * (1.0 + 2.0 * np.abs(m) + error)
     live = ~dead_units(m, np.diag(s), error, eps)
     sd = np.sqrt(np.where(live, var, 1.0))
-    corr = np.clip((s - np.outer(m, m)) / np.outer(sd, sd), -1.0, 1.0)
-    corr = np.where(np.outer(live, live), corr, 0.0)
-    na = len(cols_a)
+    corr = np.clip(cov / np.outer(sd, sd), -1.0, 1.0)
+    both = np.outer(live, live)
+    corr = np.where(both, corr, 0.0)
+    dcov = error * (1.0 + np.abs(m)[:, None] + np.abs(m)[None, :] + error)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo_v = np.sqrt(np.outer(var - dvar, var - dvar))
+        hi_v = np.sqrt(np.outer(var + dvar, var + dvar))
+        ac = np.abs(cov)
+        rho = np.abs(corr)
+        up = np.minimum((ac + dcov) / lo_v, 1.0) - rho
+        down = rho - np.maximum(ac - dcov, 0.0) / hi_v
+        # a covariance within its error of 0 may change sign
+        flip = np.where(ac <= dcov, rho + (dcov - ac) / lo_v, 0.0)
+        bound = np.maximum(np.maximum(up, down), flip)
+    ok = both & (var - dvar > 0)[:, None] & (var - dvar > 0)[None, :]
+    corr_error = np.where(ok, np.maximum(bound, 0.0), np.where(both, np.inf, 0.0))
+    return UnitCorrelation(live, cov, corr, corr_error)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class JointMoments:
+    """Exact moments of two networks' hidden units from one analysis of their joint network.
+
+    ``layer(key)`` gives ``(mean, second)`` of ``a``'s units of ``key`` followed by
+    ``b``'s (``widths_a[key]`` of them first); ``numerical`` is the analysis' rounding
+    and truncation error (the part of ``error`` that applies to every moment; the
+    ``band`` part bounds slivers next to coincident breakpoint lines, see the module
+    docstring); ``tier``, ``error`` and ``method`` are the analysis'.
+    """
+
+    analysis: Any
+    columns_a: dict[str, np.ndarray]
+    columns_b: dict[str, np.ndarray]
+    numerical: float
+
+    @property
+    def tier(self) -> Tier:
+        return self.analysis.tier  # type: ignore[no-any-return]
+
+    @property
+    def error(self) -> float:
+        return float(self.analysis.error)
+
+    @property
+    def method(self) -> str:
+        return str(self.analysis.method)
+
+    def layer(self, key: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(mean, second moments, n_a)`` of ``a``'s then ``b``'s units of layer ``key``."""
+        mom = self.analysis.moments[key]
+        cols = np.concatenate([self.columns_a[key], self.columns_b[key]])
+        return mom.mean[cols], mom.second_moment[np.ix_(cols, cols)], len(self.columns_a[key])
+
+
+def joint_moments(
+    model_a: Any, model_b: Any, dist: Any, *, where: str, tol: float = 1e-9, rtol: float = 1e-9
+) -> JointMoments:
+    """Analyse the joint network of two networks of equal depth (:class:`JointMoments`)."""
+    na, nb = as_network(model_a, where), as_network(model_b, where)
+    if na.num_hidden != nb.num_hidden:
+        raise fail(
+            where, "model_b", repr(nb), f"a network with {na.num_hidden} hidden layers, like "
+            "model_a", "Matching pairs layer k with layer k, so the depths must agree.",
+        )  # fmt: skip
+    joint = joint_network(na, nb, where=where)
+    try:
+        res = analyze(joint.network, dist, tol=tol, rtol=rtol)
+    except NotApplicable as err:
+        raise NotApplicable(f"{where}: no exact moments for the joint network ({err})") from None
+    numerical = max(res.errors.get("rounding", 0.0), res.errors.get("truncation", 0.0))
+    return JointMoments(res, joint.columns["a"], joint.columns["b"], numerical)
+
+
+def _match_layer(
+    key: str, mean: np.ndarray, second: np.ndarray, na: int,
+    error: float, threshold: float, eps: float, duplicate_tol: float,
+) -> LayerMatch:  # fmt: skip
+    uc = unit_correlation(mean, second, error, eps)
+    live, corr, s = uc.live, uc.corr, second
+    nb = len(mean) - na
     cab = corr[:na, na:]
     live_a, live_b = np.nonzero(live[:na])[0], np.nonzero(live[na:])[0]
     perm = np.full(na, -1)
@@ -194,12 +301,24 @@ def _match_layer(
         scale,
         cab,
         tuple(int(i) for i in np.nonzero(perm < 0)[0]),
-        tuple(j for j in range(len(cols_b)) if j not in matched_b),
+        tuple(j for j in range(nb) if j not in matched_b),
         tuple(int(i) for i in np.nonzero(~live[:na])[0]),
         tuple(int(j) for j in np.nonzero(~live[na:])[0]),
-        _groups(corr[:na, :na], live[:na], cut),
-        _groups(corr[na:, na:], live[na:], cut),
+        duplicate_groups(corr[:na, :na], live[:na], cut),
+        duplicate_groups(corr[na:, na:], live[na:], cut),
     )
+
+
+def match_from_moments(
+    jm: JointMoments, num_hidden: int, *, threshold: float, eps: float, duplicate_tol: float
+) -> MatchResult:
+    """:func:`match_neurons`' result from an already computed :class:`JointMoments`."""
+    out = []
+    for k in range(num_hidden):
+        key = f"hidden_{k}"
+        mean, second, na = jm.layer(key)
+        out.append(_match_layer(key, mean, second, na, jm.numerical, threshold, eps, duplicate_tol))
+    return MatchResult(tuple(out), threshold, jm.tier, jm.error, jm.method)
 
 
 def match_neurons(
@@ -223,36 +342,11 @@ def match_neurons(
     threshold = check_float(where, "threshold", threshold, minimum=-1.0, maximum=1.0)
     eps = check_float(where, "eps", eps, nonneg=True)
     duplicate_tol = check_float(where, "duplicate_tol", duplicate_tol, nonneg=True)
-    na, nb = as_network(model_a, where), as_network(model_b, where)
-    if na.num_hidden != nb.num_hidden:
-        raise fail(
-            where, "model_b", repr(nb), f"a network with {na.num_hidden} hidden layers, like "
-            "model_a", "Matching pairs layer k with layer k, so the depths must agree.",
-        )  # fmt: skip
-    joint = joint_network(na, nb, where=where)
-    try:
-        res = analyze(joint.network, dist, tol=tol, rtol=rtol)
-    except NotApplicable as err:
-        raise NotApplicable(f"{where}: no exact moments for the joint network ({err})") from None
-    numerical = max(res.errors.get("rounding", 0.0), res.errors.get("truncation", 0.0))
-    out = []
-    for k in range(na.num_hidden):
-        key = f"hidden_{k}"
-        mom = res.moments[key]
-        out.append(
-            _match_layer(
-                key,
-                mom.mean,
-                mom.second_moment,
-                joint.columns["a"][key],
-                joint.columns["b"][key],
-                numerical,
-                threshold,
-                eps,
-                duplicate_tol,
-            )
-        )
-    return MatchResult(tuple(out), threshold, res.tier, res.error, res.method)
+    jm = joint_moments(model_a, model_b, dist, where=where, tol=tol, rtol=rtol)
+    num_hidden = as_network(model_a, where).num_hidden
+    return match_from_moments(
+        jm, num_hidden, threshold=threshold, eps=eps, duplicate_tol=duplicate_tol
+    )
 
 
 def _frames(match: MatchResult, net: Network) -> list[tuple[np.ndarray, np.ndarray]]:
