@@ -133,24 +133,34 @@ def test_phase_rule_on_handwritten_curves():
         "train_loss": np.array([3.0, 2.0, 0.1, 0.05, 0.04, 0.03, 0.02]),
         "test_loss": np.array([3.0, 4.0, 6.0, 6.0, 5.0, 0.5, 0.1]),
         "restricted_loss": np.array([3.0, 3.0, 2.5, 1.0, 0.5, 0.2, 0.1]),
-        "excluded_loss": np.array([3.0, 2.0, 0.2, 1.0, 2.5, 4.0, 5.0]),
+        "excluded_loss": np.array([3.0, 2.0, 0.5, 0.2, 2.5, 4.0, 5.0]),
         "weight_norm": np.array([10.0, 12.0, 14.0, 13.0, 12.0, 6.0, 5.0]),
         "embedding_key_fraction": np.linspace(0.2, 0.9, 7),
     }
     ph = locate_phases(steps, m)
-    assert ph.memorisation == (0, 100)
-    assert ph.circuit_formation == (100, 2000)
+    # train accuracy 1 at step 100; excluded loss smallest at 1000; test accuracy last
+    # <= 0.5 at 2000 and first >= 0.95 at 5000
+    assert ph.memorisation == (0, 1000)
+    assert ph.circuit_formation == (1000, 2000)
     assert ph.cleanup == (2000, 5000)
-    assert (ph.memorisation_end, ph.cleanup_start, ph.grok_step) == (100, 2000, 5000)
+    assert (ph.memorisation_end, ph.circuit_start, ph.cleanup_start, ph.grok_step) == (
+        100, 1000, 2000, 5000,
+    )  # fmt: skip
     assert ph.trends["circuit_formation"]["excluded_loss"] == pytest.approx(2.3)
+    assert ph.trends["cleanup"]["weight_norm"] == pytest.approx(-6.0)
     assert ph.published_order
-    # excluded loss falling during circuit formation: not the published order
-    bad = dict(m, excluded_loss=m["excluded_loss"][::-1].copy())
-    assert not locate_phases(steps, bad).published_order
+    # excluded loss still falling when test accuracy jumps: no circuit formation phase
+    bad = dict(m, excluded_loss=np.array([3.0, 2.0, 0.5, 0.4, 0.3, 4.0, 5.0]))
+    ph = locate_phases(steps, bad)
+    assert ph.circuit_formation is None and ph.memorisation == (0, 2000)
+    assert not ph.published_order
+    # weight norm rising during cleanup: not the published order
+    grow = dict(m, weight_norm=np.array([10.0, 12.0, 14.0, 13.0, 12.0, 16.0, 5.0]))
+    assert not locate_phases(steps, grow).published_order
     # never generalises: circuit formation open to the end, no cleanup
     never = dict(m, test_accuracy=np.minimum(m["test_accuracy"], 0.2))
     ph = locate_phases(steps, never)
-    assert ph.circuit_formation == (100, 10000) and ph.cleanup is None and ph.grok_step is None
+    assert ph.circuit_formation == (1000, 10000) and ph.cleanup is None and ph.grok_step is None
     # generalises while fitting: no memorisation phase
     direct = dict(m, test_accuracy=np.array([0.0, 0.5, 0.96, 1.0, 1.0, 1.0, 1.0]))
     ph = locate_phases(steps, direct)
@@ -219,3 +229,21 @@ def test_progress_measures_refuses_bad_input(small_run):
             ),  # fmt: skip
             P,
         )
+
+
+def test_grokking_figure_draws_every_measure_and_shades_the_phases(small_run):
+    from toylab.viz.grokking import grokking_figure
+
+    res = progress_measures(small_run, members=[0])
+    fig = grokking_figure(res, 0)
+    axes = fig.axes
+    assert len(axes) == 4
+    # train, test, restricted, excluded loss; train and test accuracy; the weight norm
+    assert [len(ax.lines) for ax in axes[:3]] == [4, 2, 1]
+    np.testing.assert_array_equal(axes[1].lines[1].get_ydata(), res.test_accuracy[0])
+    np.testing.assert_array_equal(axes[2].lines[0].get_ydata(), res.weight_norm[0])
+    shaded = sum(iv is not None for iv in (res.phases[0].memorisation,
+                 res.phases[0].circuit_formation, res.phases[0].cleanup))  # fmt: skip
+    assert all(len(ax.patches) == shaded for ax in axes)
+    with pytest.raises(ToylabError, match="member"):
+        grokking_figure(res, 1)

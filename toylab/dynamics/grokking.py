@@ -68,12 +68,17 @@ picture is memorisation → circuit formation → cleanup):
 * ``t_mem``: the first checkpoint with train accuracy ``≥ train_threshold`` (0.99);
 * ``t_grok``: the first checkpoint with test accuracy ``≥ test_threshold`` (0.95);
 * ``t_clean``: the last checkpoint before ``t_grok`` with test accuracy ``≤ test_low``
-  (0.5; the test-accuracy jump's midpoint, where test loss falls fastest);
-* memorisation ``[first, t_mem]`` if test accuracy at ``t_mem`` is ``≤ test_low``
-  (otherwise the member generalised while fitting, and there is no memorisation phase);
-  circuit formation ``[t_mem, t_clean]``; cleanup ``[t_clean, t_grok]``. Phases that
-  do not happen are ``None`` (a member that never reaches ``test_threshold`` has a
-  circuit formation phase open to the last checkpoint and no cleanup).
+  (0.5; the test-accuracy jump's midpoint, where test loss falls fastest); without
+  ``t_grok``, the last checkpoint;
+* ``t_circ``: the checkpoint in ``[t_mem, t_clean]`` where the excluded loss is smallest
+  (the memorising solution at its strongest: from there on the training accuracy rests
+  more and more on the key frequencies, so removing them hurts more);
+* memorisation ``[first, t_circ]`` if test accuracy at ``t_mem`` is ``≤ test_low``
+  (otherwise the member generalised while fitting: no memorisation and no circuit
+  formation phase); circuit formation ``[t_circ, t_clean]`` (if ``t_circ < t_clean``);
+  cleanup ``[t_clean, t_grok]``. Phases that do not happen are ``None`` (a member that
+  never reaches ``test_threshold`` has a circuit formation phase open to the last
+  checkpoint and no cleanup).
 
 :class:`Phases` also reports how each measure moved across each phase (``trends``), so
 the order the paper describes can be checked: during circuit formation restricted loss
@@ -276,12 +281,16 @@ class Phases:
     intervals (``None``: the phase did not happen), located by the rule of the module
     docstring.
 
-    ``memorisation_end`` (``t_mem``), ``cleanup_start`` (``t_clean``) and ``grok_step``
-    (``t_grok``) are the checkpoints the rule found (``None`` if never). ``trends[phase]
+    ``memorisation_end`` (``t_mem``: train accuracy reached), ``circuit_start``
+    (``t_circ``), ``cleanup_start`` (``t_clean``) and ``grok_step`` (``t_grok``) are the
+    checkpoints the rule found (``None`` if never). ``trends[phase]
     [measure]``: the measure's change from the phase's first to its last checkpoint
-    (``TREND_KEYS``). ``published_order``: memorisation, circuit formation and cleanup all
-    happened in this order, and during circuit formation the restricted loss fell and
-    the excluded loss rose, and during cleanup the test loss and the weight norm fell.
+    (``TREND_KEYS``). ``published_order``: memorisation, circuit formation and cleanup
+    all happened in this order -- in particular the excluded loss turned up (``t_circ``)
+    before the test accuracy jumped (``t_clean``) -- and during circuit formation the
+    restricted loss fell, and during cleanup the test loss and the weight norm fell.
+    (That the excluded loss rises during circuit formation is part of the rule: it
+    starts at the excluded loss's minimum.)
     ``rule``: the rule with its thresholds.
     """
 
@@ -289,6 +298,7 @@ class Phases:
     circuit_formation: tuple[int, int] | None
     cleanup: tuple[int, int] | None
     memorisation_end: int | None
+    circuit_start: int | None
     cleanup_start: int | None
     grok_step: int | None
     trends: dict[str, dict[str, float]]
@@ -327,18 +337,19 @@ def locate_phases(
 
     i_mem = first(train >= train_threshold)
     i_grok = first(test >= test_threshold)
-    i_clean = None
+    i_clean: int | None = len(st) - 1
     if i_grok is not None:
         low = np.flatnonzero(test[:i_grok] <= test_low)
         i_clean = int(low[-1]) if low.size else None
     mem = circ = clean = None
+    i_circ = None
     if i_mem is not None and test[i_mem] <= test_low:
-        mem = (0, i_mem)
-        end = i_clean if i_clean is not None and i_clean >= i_mem else None
-        if end is not None:
-            circ = (i_mem, end)
-        elif i_grok is None:
-            circ = (i_mem, len(st) - 1)
+        end = i_clean if i_clean is not None and i_clean >= i_mem else i_mem
+        excluded = np.asarray(measures["excluded_loss"], np.float64)[i_mem : end + 1]
+        i_circ = i_mem + int(np.argmin(excluded))
+        mem = (0, i_circ)
+        if i_circ < end:
+            circ = (i_circ, end)
     if i_clean is not None and i_grok is not None:
         clean = (i_clean, i_grok)
 
@@ -367,16 +378,17 @@ def locate_phases(
         circuit_formation=steps_of(circ),
         cleanup=steps_of(clean),
         memorisation_end=None if i_mem is None else st[i_mem],
-        cleanup_start=None if i_clean is None else st[i_clean],
+        circuit_start=None if i_circ is None else st[i_circ],
+        cleanup_start=None if clean is None else st[clean[0]],
         grok_step=None if i_grok is None else st[i_grok],
         trends=trends,
         published_order=bool(ordered),
         rule=(
             f"t_mem: first train accuracy >= {train_threshold:g}; t_grok: first test "
             f"accuracy >= {test_threshold:g}; t_clean: last checkpoint before t_grok with "
-            f"test accuracy <= {test_low:g}; memorisation [0, t_mem] (if test accuracy at "
-            f"t_mem <= {test_low:g}), circuit formation [t_mem, t_clean], cleanup "
-            "[t_clean, t_grok]"
+            f"test accuracy <= {test_low:g}; t_circ: smallest excluded loss in [t_mem, "
+            f"t_clean]; memorisation [0, t_circ] (if test accuracy at t_mem <= "
+            f"{test_low:g}), circuit formation [t_circ, t_clean], cleanup [t_clean, t_grok]"
         ),
     )
 
