@@ -66,6 +66,8 @@ def test_the_fourier_construction_lives_in_its_key_frequencies():
     # the embedding holds only frequencies 2 and 5; every unit is one-frequency
     assert m["embedding_key_fraction"] == pytest.approx(1.0, abs=1e-12)
     assert m["embedding_top_fraction"] == pytest.approx(1.0, abs=1e-12)
+    # each unit reads one frequency, but the two frequencies have equal power
+    assert m["embedding_unit_fraction"] == pytest.approx(1.0, abs=1e-12)
     assert m["neuron_fraction"] == {"hidden_0": pytest.approx(1.0)}
     # weight norm: the sum of squares of every weight and bias, directly
     layers = net.dense_layers(np.float64)
@@ -84,18 +86,20 @@ def test_embedding_fraction_against_explicit_sinusoid_fits():
         [w0, rng.normal(size=(7, P))], [rng.normal(size=7), np.zeros(P)], "relu", dtype=np.float64
     )
     x = np.arange(P)
-    power = np.zeros((P - 1) // 2)
+    unit = np.zeros((7, (P - 1) // 2))
     for f in range(1, (P - 1) // 2 + 1):
         for block in (w0[:P], w0[P:]):
             for fn in (np.cos, np.sin):
                 v = fn(2 * np.pi * f * x / P)
-                power[f - 1] += float(np.sum((v @ block) ** 2) / (v @ v))
-    # least-squares sinusoid energies (p/2 * |coef|^2 = |DFT|^2 * 2/p): proportional to
-    # the folded DFT power, so the fractions agree
-    keys = key_frequencies_of(net, P, key_power=0.8)
-    order = np.argsort(-power)
-    count = int(np.searchsorted(np.cumsum(power[order]) / power.sum(), 0.8 * (1 - 1e-12))) + 1
-    assert keys == tuple(sorted(int(f) + 1 for f in order[:count]))
+                unit[:, f - 1] += (v @ block) ** 2 / (v @ v)
+    # least-squares sinusoid energies (p/2 |coef|^2 = 2 |DFT|^2 / p): proportional to the
+    # folded DFT power, so every fraction agrees
+    power = unit.sum(0)
+    keys = key_frequencies_of(net, P, key_ratio=0.5)
+    assert keys == tuple(int(f) + 1 for f in np.flatnonzero(power >= 0.5 * power.mean()))
+    assert key_frequencies_of(net, P, key_ratio=1.0) == tuple(
+        int(f) + 1 for f in np.flatnonzero(power >= power.mean())
+    )
     mask = np.ones(P * P, bool)
     m = logit_measures(net, P, mask, keys)
     want = sum(power[f - 1] for f in keys) / power.sum()
@@ -103,6 +107,7 @@ def test_embedding_fraction_against_explicit_sinusoid_fits():
     assert m["embedding_top_fraction"] == pytest.approx(
         np.sort(power)[::-1][: len(keys)].sum() / power.sum(), rel=1e-10
     )
+    assert m["embedding_unit_fraction"] == pytest.approx(unit.max(1).sum() / power.sum(), rel=1e-10)
     assert math.isnan(m["test_loss"]) and math.isnan(m["test_accuracy"])
 
 
@@ -113,7 +118,8 @@ def test_neuron_fraction_separates_single_frequency_units_from_noise():
     relu = np.maximum(np.cos(w * a) + np.cos(w * b), 0)  # ReLU unit at f = 3
     noise = np.random.default_rng(3).normal(size=P * P)
     dead = np.zeros(P * P)
-    table = {"hidden_0": np.stack([pure, relu, noise, dead], 1)}
+    faint = 1e-3 * np.random.default_rng(4).normal(size=P * P)  # below 1% of the variance
+    table = {"hidden_0": np.stack([pure, relu, noise, dead, faint], 1)}
     frac, share, best = neuron_fractions(table, P)["hidden_0"]
     assert share[0] == pytest.approx(1.0, abs=1e-12) and best[0] == 3
     # ReLU harmonics beyond the second hold little power (measured share 0.97)
@@ -121,8 +127,9 @@ def test_neuron_fraction_separates_single_frequency_units_from_noise():
     # white noise: 24 of the 120 non-constant bins at best (5 frequencies x 24 bins overlap
     # only at 0), expected share ~ 24/120 = 0.2 plus the max over 5 draws
     assert share[2] < 0.5
-    assert math.isnan(share[3])
-    assert frac == pytest.approx(2 / 3)  # 2 of the 3 live units
+    assert math.isnan(share[3]) and share[4] < 0.5
+    assert frac == pytest.approx(2 / 3)  # 2 of the 3 live units (the faint one is not live)
+    assert neuron_fractions(table, P, live_tol=0.0)["hidden_0"][0] == pytest.approx(2 / 4)
 
 
 def test_phase_rule_on_handwritten_curves():
@@ -247,3 +254,16 @@ def test_grokking_figure_draws_every_measure_and_shades_the_phases(small_run):
     assert all(len(ax.patches) == shaded for ax in axes)
     with pytest.raises(ToylabError, match="member"):
         grokking_figure(res, 1)
+
+
+def test_the_example_config_is_the_grokking_setting():
+    """examples/grokking.toml parses and is the setting the module docstring's numbers
+    come from (a full-batch split, weight decay, log-spaced checkpoints)."""
+    from pathlib import Path
+
+    from toylab.config import load_config
+
+    cfg = load_config(Path(__file__).parent.parent / "examples" / "grokking.toml")
+    assert cfg.train.data == "full" and 0 < cfg.train.train_fraction < 1
+    assert cfg.train.weight_decay > 0 and cfg.train.checkpoints == "log:40"
+    assert cfg.model.kind == "onehot_mlp" and cfg.model.activation == "quadratic"

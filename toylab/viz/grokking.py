@@ -54,6 +54,7 @@ def grokking_figure(result: Any, member: int = 0, *, title: str | None = None) -
         ("Fourier sparsity", [
             ("embedding: key frequencies", result.embedding_key_fraction, "C4", "-"),
             ("embedding: top |K| frequencies", result.embedding_top_fraction, "C4", ":"),
+            ("embedding: each unit's top frequency", result.embedding_unit_fraction, "C9", "-"),
             *[(f"{k}: one-frequency units", v, f"C{5 + i}", "-")
               for i, (k, v) in enumerate(sorted(result.neuron_fraction.items()))],
         ]),
