@@ -97,6 +97,18 @@ the order the paper describes can be checked: during circuit formation restricte
 falls and excluded loss rises while test accuracy is still low; during cleanup the weight
 norm and the test loss fall.
 
+**Measured** (``examples/grokking.toml``: ``p = 23``, 96 quadratic units, squared error,
+AdamW with weight decay 1, half the pairs; seeds 0 and 1, identical phase steps): train
+accuracy ``≥ 0.99`` at step 27 / 22; every frequency is key (each holds 8-10% of the
+embedding power). Memorisation ``[0, 112]``: train loss 0.048 → 0.0001, test loss rises
+0.048 → 0.094, excluded loss falls to its minimum 0.016. Circuit formation ``[112, 385]``:
+restricted loss 0.012 → 0.008 and excluded loss 0.016 → 0.020 while test accuracy is
+still 0.05 → 0.33. Cleanup ``[385, 713]``: test accuracy 0.33 → 0.99, test loss 0.058 →
+0.017, weight norm 347 → 327 (seed 0; its peak, 350, is at step 255). After: restricted
+loss → 0.0000, excluded loss → 0.041 (constant logits score 1/23 = 0.043), the per-unit
+embedding sparsity 0.22 → 0.99 and 0.55-0.90 of the live units one-frequency. The
+published order holds for both seeds (:attr:`Phases.published_order`).
+
 **Rounding budget** (``error``): the forward pass and the sums are float64; the logits'
 absolute rounding is bounded by :func:`toylab.exact.finite_table`'s ``error``
 (``E_L``); cross-entropy is 2-Lipschitz in the max-norm of the logits and the mean
