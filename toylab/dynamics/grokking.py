@@ -100,9 +100,9 @@ norm and the test loss fall.
 **Measured** (``examples/grokking.toml``: ``p = 23``, 96 quadratic units, squared error,
 AdamW with weight decay 1, half the pairs; seeds 0 and 1, identical phase steps): train
 accuracy ``≥ 0.99`` at step 27 / 22; every frequency is key (each holds 8-10% of the
-embedding power). Memorisation ``[0, 112]``: train loss 0.048 → 0.0001, test loss rises
+embedding power). Memorisation ``[0, 112]``: train loss 0.048 → 0.001, test loss rises
 0.048 → 0.094, excluded loss falls to its minimum 0.016. Circuit formation ``[112, 385]``:
-restricted loss 0.012 → 0.008 and excluded loss 0.016 → 0.020 while test accuracy is
+restricted loss 0.013 → 0.008 and excluded loss 0.016 → 0.020 while test accuracy is
 still 0.05 → 0.33. Cleanup ``[385, 713]``: test accuracy 0.33 → 0.99, test loss 0.058 →
 0.017, weight norm 347 → 327 (seed 0; its peak, 350, is at step 255). After: restricted
 loss → 0.0000, excluded loss → 0.041 (constant logits score 1/23 = 0.043), the per-unit
