@@ -57,8 +57,9 @@ the meanings of :mod:`toylab.train.core`):
   frequencies; ``embedding_unit_fraction``: the fraction of the embedding power at each
   unit's own dominant frequency, :math:`\sum_n \max_f P_n(f) / \sum_n\sum_{f\ge1}
   P_n(f)` with :math:`P_n(f)` unit ``n``'s share of ``E(f)`` (1 when every unit reads
-  one frequency, whichever it is; 0.22 for the initial weights at ``p = 23``). ``neuron_fraction[layer]``: each unit of a hidden layer is a function
-  :math:`h(a, b)` on :math:`\mathbb{Z}_p^2`; its one-frequency share at ``f`` is the
+  one frequency, whichever it is; 0.22 for the initial weights at ``p = 23``).
+  ``neuron_fraction[layer]``: each unit of a hidden layer is a function :math:`h(a, b)`
+  on :math:`\mathbb{Z}_p^2`; its one-frequency share at ``f`` is the
   fraction of its variance (the 2-D DFT power off the ``(0, 0)`` bin) in the bins
   :math:`(u, v)` with :math:`u, v \in \{0, \pm f, \pm 2f\}` (the frequency and its second
   harmonic, which a quadratic unit's square produces: :math:`\cos^2 = (1 +
@@ -110,13 +111,16 @@ embedding sparsity 0.22 → 0.99 and 0.55-0.90 of the live units one-frequency. 
 published order holds for both seeds (:attr:`Phases.published_order`).
 
 **Rounding budget** (``error``): the forward pass and the sums are float64; the logits'
-absolute rounding is bounded by :func:`toylab.exact.finite_table`'s ``error``
-(``E_L``); cross-entropy is 2-Lipschitz in the max-norm of the logits and the mean
-squared error moves by at most ``2 (|L| + 1) E_L + E_L^2``, and the projection by at
-most ``E_L`` plus ``p^2`` rounding steps of the DFT, so ``error`` is
-``8 (max|L| + 1) E_L + 64 p^2 ε max(1, |ℓ|)`` maximised over checkpoints and members
-(a generous budget, not a tight bound; accuracies are counts, exact unless a logit gap
-is below ``E_L``).
+absolute rounding is bounded by :func:`toylab.exact.finite_table`'s ``error`` (``E_L``).
+The projection keeps at most ``p`` Fourier modes of a length-``p`` average, so it
+amplifies a max-norm perturbation at most ``p``-fold, and the excluded logits add the
+logits and their mean: every logit array used is off by at most ``δ = (p + 2) E_L``.
+Cross-entropy is 2-Lipschitz in the max-norm of the logits; the mean squared error
+moves by at most ``2 (M + 1) δ + δ²`` (``M``: the largest absolute logit of the three
+arrays). ``error`` is ``2 (M + 1) δ + δ² + 64 p² ε max(1, max ℓ)`` (the last term for
+the sums, the DFTs and the Fourier fractions), maximised over checkpoints and members: a
+generous budget, not a tight bound. Accuracies are counts, exact unless a logit gap is
+below ``E_L``.
 """
 
 from __future__ import annotations
@@ -160,7 +164,7 @@ TREND_KEYS = (
 )
 
 
-# --------------------------------------------------------------------------- measures of one network
+# ------------------------------------------------------------------ measures of one network
 
 
 def _loss(logits: np.ndarray, labels: np.ndarray, loss: str) -> np.ndarray:
@@ -296,7 +300,7 @@ def logit_measures(
         "weight_norm": float(norms.sum()),
         "layer_weight_norm": norms,
         "logit_error": float(res.error),
-        "max_logit": float(np.abs(logits).max()),
+        "max_logit": float(max(np.abs(a).max() for a in (logits, restricted, excluded))),
         "max_loss": float(max(per.max(), per_r.max(), per_x.max())),
     }
 
@@ -583,7 +587,8 @@ def progress_measures(
     error = 0.0
     for m in mem:
         for r in rows[m]:
-            budget = 8 * (r["max_logit"] + 1) * r["logit_error"]
+            delta = (ps[m] + 2) * r["logit_error"]
+            budget = 2 * (r["max_logit"] + 1) * delta + delta**2
             budget += 64 * ps[m] ** 2 * _EPS * max(1.0, r["max_loss"])
             error = max(error, budget)
     scalars = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "restricted_loss",
