@@ -233,7 +233,7 @@ def test_progress_measures_refuses_bad_input(small_run):
                 [np.zeros(3), np.zeros(P)],
                 "relu",
                 dtype=np.float64,
-            ),  # fmt: skip
+            ),
             P,
         )
 
