@@ -3,6 +3,9 @@
 * :func:`trajectory` -- every exact quantity (:func:`toylab.exact.analyze`) at every
   checkpoint of every member, stored in the run (``RUN/dynamics/trajectory.npz``); births,
   deaths and settling of units (:mod:`toylab.dynamics.trajectory`);
+* grokking progress measures (:mod:`toylab.dynamics.grokking`): :func:`progress_measures`
+  (restricted and excluded loss, Fourier sparsity, weight norm, exact train/test loss and
+  accuracy at every checkpoint) and :func:`locate_phases`;
 * :func:`write_dynamics_report` -- ``RUN/dynamics/index.md`` (``toylab dynamics RUN``),
   built from a list of sections (:data:`SECTIONS`).
 """
@@ -12,6 +15,13 @@ from toylab.dynamics._report import (
     ReportContext,
     animation_path,
     write_dynamics_report,
+)
+from toylab.dynamics.grokking import (
+    GrokkingResult,
+    Phases,
+    key_frequencies_of,
+    locate_phases,
+    progress_measures,
 )
 from toylab.dynamics.trajectory import (
     SETTLE_THRESHOLD,
@@ -27,11 +37,16 @@ from toylab.dynamics.trajectory import (
 __all__ = [
     "SECTIONS",
     "SETTLE_THRESHOLD",
+    "GrokkingResult",
+    "Phases",
     "ReportContext",
     "Trajectory",
     "animation_path",
     "dynamics_dir",
+    "key_frequencies_of",
     "load_trajectory",
+    "locate_phases",
+    "progress_measures",
     "select_steps",
     "settle_steps",
     "trajectory",
