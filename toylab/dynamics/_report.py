@@ -9,7 +9,8 @@ to the run raises :class:`~toylab.NotApplicable`; the report then says so in one
 and goes on (when no section applies, the error is raised).
 
 The sections here: the exact quantities along training (:func:`trajectory_section`),
-births, deaths and settling of every unit (:func:`units_section`), and one animated GIF
+births, deaths and settling of every unit (:func:`units_section`), the grokking progress
+measures of a modular-addition run (:func:`grokking_section`), and one animated GIF
 per neuron of its exact map through training (:func:`animations_section`;
 ``RUN/dynamics/member{m}/{layer}-{unit}.gif``, which ``toylab atlas`` shows on the
 neuron's page).
@@ -43,6 +44,7 @@ __all__ = [
     "Section",
     "animation_path",
     "animations_section",
+    "grokking_section",
     "trajectory_section",
     "units_section",
     "write_dynamics_report",
@@ -290,8 +292,64 @@ def animations_section(ctx: ReportContext) -> list[str]:
     return lines
 
 
+def grokking_section(ctx: ReportContext) -> list[str]:
+    """Grokking progress measures (modular addition trained on part of its table)."""
+    from toylab.dynamics.grokking import progress_measures
+    from toylab.viz.grokking import grokking_figure
+
+    res = progress_measures(ctx.run, members=ctx.members)
+    lines = [
+        "## Grokking progress measures",
+        "",
+        "The measures of Nanda et al. (2023), computed exactly over all p² pairs at every "
+        f"checkpoint (p = {res.p}, loss `{res.loss}`; tier **{res.tier}**, rounding budget "
+        f"{res.error:.1e}): train and test loss and accuracy, the *restricted* loss (logits "
+        "projected onto the key frequencies' Fourier directions) and the *excluded* loss "
+        "(those directions removed, on the training pairs), the Fourier sparsity of the "
+        "embeddings and neurons, and the weight norm. `toylab.dynamics.progress_measures` "
+        "states each definition and the phase rule:",
+        "",
+        f"> {res.phases[0].rule}" if res.phases else "",
+        "",
+        "| member | key frequencies | memorisation | circuit formation | cleanup | grok step "
+        "| published order |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for i, m in enumerate(res.members):
+        ph = res.phases[i]
+
+        def span(iv: Any) -> str:
+            return "—" if iv is None else f"{iv[0]}–{iv[1]}"
+
+        lines.append(
+            f"| {ctx.label(m)} | {list(res.key_frequencies[i])} | {span(ph.memorisation)} | "
+            f"{span(ph.circuit_formation)} | {span(ph.cleanup)} | "
+            f"{'—' if ph.grok_step is None else ph.grok_step} | "
+            f"{'yes' if ph.published_order else 'no'} |"
+        )
+    lines.append("")
+    for i, m in enumerate(res.members[: len(ctx.shown)]):
+        fig = grokking_figure(res, i)
+        name = f"grokking_member{m}.png"
+        save_png(fig, ctx.out / name)
+        lines += [f"![grokking progress measures, {ctx.label(m)}]({name})", ""]
+    ctx.summary["grokking"] = {
+        "p": res.p, "tier": res.tier, "error": res.error,
+        "members": {str(m): {
+            "key_frequencies": list(res.key_frequencies[i]),
+            "memorisation": res.phases[i].memorisation,
+            "circuit_formation": res.phases[i].circuit_formation,
+            "cleanup": res.phases[i].cleanup, "grok_step": res.phases[i].grok_step,
+            "published_order": res.phases[i].published_order,
+        } for i, m in enumerate(res.members)},
+    }  # fmt: skip
+    return lines
+
+
 #: The report's sections, in order (see the module docstring); append to add one.
-SECTIONS: list[Section] = [trajectory_section, units_section, animations_section]
+SECTIONS: list[Section] = [
+    trajectory_section, units_section, grokking_section, animations_section,
+]  # fmt: skip
 
 
 def write_dynamics_report(
