@@ -8,6 +8,14 @@
   against a within-layer shuffle baseline (:func:`clusterability`).
 """
 
+from toylab.universality.modularity import (
+    ClusterabilityResult,
+    clusterability,
+    clusterability_ensemble,
+    ncut,
+    spectral_partition,
+    weight_graph,
+)
 from toylab.universality.similarity import (
     MEASURES,
     SimilarityMatrix,
@@ -26,16 +34,22 @@ from toylab.universality.similarity import (
 
 __all__ = [
     "MEASURES",
+    "ClusterabilityResult",
     "SimilarityMatrix",
     "SimilarityResult",
     "SimilarityValue",
     "canonical_correlations",
     "cca",
+    "clusterability",
+    "clusterability_ensemble",
     "covariances",
     "linear_cka",
+    "ncut",
     "procrustes",
     "rbf_cka",
     "representation_similarity",
     "similarity_matrix",
+    "spectral_partition",
     "svcca",
+    "weight_graph",
 ]

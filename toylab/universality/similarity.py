@@ -898,12 +898,11 @@ class SimilarityMatrix:
         return np.delete(self.values, self.members.index(self.reference))
 
 
-def _ensemble(where: str, run_or_models: Any, dist: Any) -> tuple[list[Network], Any]:
-    """Members as float64 networks, and the distribution (a Run's own by default)."""
+def _members(where: str, run_or_models: Any) -> list[Network]:
+    """An ensemble's members as float64 networks: a Run's final models, a list of models
+    or networks, or the members of a stacked ``Network``."""
     if hasattr(run_or_models, "models") and hasattr(run_or_models, "num_members"):
         models = run_or_models.models()
-        if dist is None:
-            dist = run_or_models.dist
     elif isinstance(run_or_models, Network) and np.ndim(run_or_models.layers[0].arrays(())[0]) == 3:
         num = np.shape(run_or_models.layers[0].arrays(())[0])[0]
         models = [run_or_models.member(m) for m in range(num)]
@@ -914,9 +913,16 @@ def _ensemble(where: str, run_or_models: Any, dist: Any) -> tuple[list[Network],
                    "a toylab Run, a list of models or networks, or a stacked Network")  # fmt: skip
     if len(models) < 1:
         raise fail(where, "run_or_models", "no members", "at least one member")
+    return [_float64(m, where, f"run_or_models[{i}]") for i, m in enumerate(models)]
+
+
+def _ensemble(where: str, run_or_models: Any, dist: Any) -> tuple[list[Network], Any]:
+    """Members as float64 networks, and the distribution (a Run's own by default)."""
+    nets = _members(where, run_or_models)
+    if dist is None and hasattr(run_or_models, "models") and hasattr(run_or_models, "dist"):
+        dist = run_or_models.dist
     if dist is None:
         raise fail(where, "dist", None, "a distribution", "Pass dist=... (a Run brings its own).")
-    nets = [_float64(m, where, f"run_or_models[{i}]") for i, m in enumerate(models)]
     return nets, dist
 
 
