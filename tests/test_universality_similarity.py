@@ -231,6 +231,16 @@ def test_dead_units_and_dead_layers():
     assert "no variance" in r3.measures["linear_cka"].method
 
 
+class _FakeRun:
+    """The part of toylab.runs.Run that similarity_matrix reads."""
+
+    def __init__(self, nets, dist):
+        self._nets, self.dist, self.num_members = nets, dist, len(nets)
+
+    def models(self):
+        return list(self._nets)
+
+
 def test_similarity_matrix_matches_pairs():
     dist = BooleanFunction(n=4)
     nets = [_net(s, (4, 6, 2)) for s in range(4)]
@@ -244,6 +254,9 @@ def test_similarity_matrix_matches_pairs():
         for j in range(4):
             ref = _gram_cka(reps[i] - reps[i].mean(0), reps[j] - reps[j].mean(0))
             assert abs(m.values[i, j] - ref) <= m.errors[i, j] + 1e-12
+    # a run (anything with models(), num_members and dist) gives the same matrix
+    run = _FakeRun(nets, dist)
+    np.testing.assert_array_equal(similarity_matrix(run, layer="hidden_0").values, m.values)
     ref_row = similarity_matrix(nets, dist, "hidden_0", measure="cca", reference=2)
     assert ref_row.values.shape == (4,)
     for j in range(4):

@@ -394,11 +394,22 @@ def _entry_error(mean: np.ndarray, e: float) -> np.ndarray:
     return e * (1.0 + m[:, None] + m[None]) + e * e
 
 
-def _ratio_error(v: float, num: float, dnum: float, den: float, dden: float) -> float:
-    """Half-width of an enclosure of ``num / den`` around ``v`` (``den`` > 0)."""
-    lo = max(num - dnum, 0.0) / (den + dden)
-    hi = (num + dnum) / (den - dden) if den > dden else math.inf
-    return max(v - lo, hi - v)
+def _ratio_error(v: Any, num: Any, dnum: Any, den: Any, dden: Any) -> Any:
+    """Half-width of an enclosure of ``num / den`` around ``v`` (``den`` > 0; arrays
+    broadcast)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = np.maximum(num - dnum, 0.0) / (den + dden)
+        hi = np.where(den > dden, (num + dnum) / np.where(den > dden, den - dden, 1.0), np.inf)
+    return np.maximum(v - lo, hi - v)
+
+
+def _cka_error(v: Any, n_ab: Any, f_ab: Any, n_aa: Any, f_aa: Any, n_bb: Any, f_bb: Any,
+               rnd: float) -> Any:  # fmt: skip
+    """Enclosure half-width of linear CKA from the Frobenius norms ``n_*`` of the blocks
+    and ``f_*`` of their error bounds (plus ``rnd``, at most 1); arrays broadcast."""
+    dden = n_aa * f_bb + f_aa * n_bb + f_aa * f_bb
+    err = _ratio_error(v, n_ab**2, 2 * n_ab * f_ab + f_ab**2, n_aa * n_bb, dden)
+    return np.minimum(err + rnd, 1.0)
 
 
 def _exact_errors(
@@ -415,11 +426,9 @@ def _exact_errors(
         if not math.isfinite(v):
             out[name] = math.nan
         elif name == "linear_cka":
-            n_ab = float(np.linalg.norm(ab))
-            n_aa, n_bb = float(np.linalg.norm(aa)), float(np.linalg.norm(bb))
-            dden = n_aa * f_bb + f_aa * n_bb + f_aa * f_bb
-            err = _ratio_error(v, n_ab**2, 2 * n_ab * f_ab + f_ab**2, n_aa * n_bb, dden)
-            out[name] = min(err + rnd, 1.0)
+            norms = (float(np.linalg.norm(c)) for c in (ab, aa, bb))
+            n_ab, n_aa, n_bb = norms
+            out[name] = float(_cka_error(v, n_ab, f_ab, n_aa, f_aa, n_bb, f_bb, rnd))
         elif name == "procrustes":
             nuc = float(np.linalg.svd(ab, compute_uv=False).sum())
             ta, tb = float(np.trace(aa)), float(np.trace(bb))
@@ -1037,6 +1046,11 @@ def _finite_matrix(
     method = f"exhaustive over all {len(p)} inputs of the finite domain (float64)"
     d = t.shape[2]
     out: dict[tuple[int, int], SimilarityValue] = {}
+    if name == "linear_cka":
+        err = max(max(errs), rounding)
+        return _finite_cka(means, seconds, err, d, pairs, method), (
+            "every member's table once, all cross moments and CKAs in one einsum"
+        )
     for i, j in pairs:
         mean = np.concatenate([means[i], means[j]])
         second = np.block([[seconds[i, i], seconds[i, j]], [seconds[j, i], seconds[j, j]]])
@@ -1052,3 +1066,38 @@ def _finite_matrix(
                                        (name,), keep, cut)  # fmt: skip
             out[i, j] = vals[name]
     return out, "every member's table once, all cross moments in one einsum"
+
+
+def _finite_cka(
+    means: np.ndarray, seconds: np.ndarray, err: float, d: int, pairs: list[tuple[int, int]],
+    method: str,
+) -> dict[tuple[int, int], SimilarityValue]:  # fmt: skip
+    """Linear CKA of every pair at once from stacked moments ``(M, d)``, ``(M, M, d, d)``
+    with absolute error ``err``: the bounds of :func:`_from_moments`, vectorised."""
+    cov = seconds - means[:, None, :, None] * means[None, :, None, :]
+    norms = np.sqrt((cov**2).sum((-2, -1)))  # (M, M)
+    diag = np.diag(norms)
+    trace = np.einsum("mmdd->m", cov)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = norms**2 / (diag[:, None] * diag[None])
+    # Frobenius norms of the entry bounds e (1 + |m_i| + |m_j|) + e^2 of each block
+    am = np.abs(means)
+    s1, s2 = am.sum(1), (am**2).sum(1)
+    c = err + err * err
+    sq = (d * d * c * c + 2 * c * err * d * (s1[:, None] + s1[None])
+          + err * err * (d * s2[:, None] + d * s2[None] + 2 * s1[:, None] * s1[None]))  # fmt: skip
+    f = np.sqrt(sq)
+    fd = np.diag(f)
+    rnd = 16 * 2 * d * _EPS
+    error = _cka_error(value, norms, f, diag[:, None], fd[:, None], diag[None], fd[None], rnd)
+    floor = 4 * np.sqrt(fd[:, None] ** 2 + 2 * f**2 + fd[None] ** 2)
+    dead = ~(trace[:, None] > floor) | ~(trace[None] > floor)
+    out = {}
+    for i, j in pairs:
+        if dead[i, j]:
+            which = " and ".join(s for s, m in (("a", i), ("b", j)) if not trace[m] > floor[i, j])
+            note = f"{method}; undefined: layer {which} has no variance"
+            out[i, j] = SimilarityValue(math.nan, "exact", math.nan, note)
+        else:
+            out[i, j] = SimilarityValue(float(value[i, j]), "exact", float(error[i, j]), method)
+    return out
