@@ -63,9 +63,10 @@ rows with weights ``p`` (``A^T diag(p) A = Σ_aa``) is one distribution among ot
 **Errors of exact values.** ``error`` propagates the analysis' absolute error ``e`` of
 every moment (``|ΔΣ_ij| <= e (1 + |E a_i| + |E b_j|) + e^2``) through each measure:
 an interval enclosure for linear CKA and Procrustes (``|Δ‖M‖_*| <= \sqrt{r}\,\|ΔM\|_F``);
-a first-order bound for CCA and SVCCA (Weyl on the whitened matrix, the Fréchet
-derivative of :math:`t^{-1/2}`), set to the whole range 1 when an eigenvalue lies
-within the moments' error of the cut (the retained set is then not determined by the
+a first-order bound for CCA and SVCCA (Weyl on the whitened matrix; the Fréchet
+derivative of :math:`t^{-1/2}` bounded over the retained spectrum widened by the
+moments' error; the motion of the retained subspace is not included), set to the whole
+range 1 when an eigenvalue lies within the moments' error of the cut (the retained set is then not determined by the
 moments). A layer without variance makes every measure ``nan`` (``method`` says so).
 
 :func:`similarity_matrix` compares every member of an ensemble (a list of models or a
@@ -444,7 +445,16 @@ def _exact_errors(
             if ambiguous:
                 out[name] = 1.0
                 continue
-            amin, amax, bmin, bmax = la.min(), la.max(), lb.min(), lb.max()
+            if la.size == 0 or lb.size == 0:
+                out[name] = math.nan
+                continue
+            # the smallest retained eigenvalues as low as the moments' error can push them
+            # (Weyl), so the derivative of t^(-1/2) is bounded over the whole perturbation
+            amin, bmin = la.min() - f_aa, lb.min() - f_bb
+            amax, bmax = la.max() + f_aa, lb.max() + f_bb
+            if amin <= 0 or bmin <= 0:
+                out[name] = 1.0
+                continue
             err = (f_ab / math.sqrt(amin * bmin) + f_aa * math.sqrt(amax) / (2 * amin**1.5)
                    + f_bb * math.sqrt(bmax) / (2 * bmin**1.5))  # fmt: skip
             out[name] = min(float(err) + rnd, 1.0)
