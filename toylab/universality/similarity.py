@@ -882,7 +882,11 @@ def _from_moments(
         if dead:
             note += f"; undefined: layer {' and '.join(dead)} has no variance"
         elif name in extras and errors[name] >= 1.0:
-            note += "; an eigenvalue lies within the moments' error of the cut (error 1)"
+            note += (
+                "; the error bound covers the whole range: an eigenvalue lies within the "
+                "moments' error of the cut, or the smallest retained variance is too small "
+                "for the moments' accuracy (raise cut, or lower rtol for quadrature)"
+            )
         out[name] = SimilarityValue(values[name], tier, errors[name], note)
     return out, rho, (aa.shape[0], bb.shape[0])
 
