@@ -15,7 +15,7 @@ from scipy.spatial.distance import cdist
 from scipy.stats import ortho_group
 
 from toylab import NotApplicable, ToylabError
-from toylab.distributions import BooleanFunction, two_blobs
+from toylab.distributions import BooleanFunction, Rings, two_blobs
 from toylab.network import Network
 from toylab.universality import (
     MEASURES,
@@ -282,3 +282,16 @@ def test_no_exact_moments_needs_samples():
         representation_similarity(na, nb, dist, layer_a="hidden_3")
     with pytest.raises(ToylabError, match="measures"):
         representation_similarity(na, nb, dist, measures=("cka",))
+
+
+def test_quadrature_densities_are_estimated():
+    dist = Rings(radii=(1.0, 2.5), widths=(0.3, 0.3))
+    na, nb = _net(9, (2, 4, 2)), _net(10, (2, 4, 2))
+    res = representation_similarity(na, nb, dist, measures=("linear_cka",))
+    v = res.measures["linear_cka"]
+    assert res.tier == "estimated" and v.tier == "estimated" and 0 < v.error < 1e-3
+    # a 99.9% bootstrap interval from an independent sample: fails by chance < 0.1%
+    mc = representation_similarity(na, nb, dist, measures=("linear_cka",), method="sampled",
+                                   key=jax.random.key(2), num_samples=3000, num_bootstrap=100,
+                                   confidence=0.999)  # fmt: skip
+    assert abs(mc["linear_cka"] - v.value) <= mc.measures["linear_cka"].error + v.error
