@@ -57,22 +57,24 @@ rows with weights ``p`` (``A^T diag(p) A = Σ_aa``) is one distribution among ot
   same weights for every measure) widened to be symmetric about the value. RBF CKA's
   replicates keep the kernels at the sample's bandwidths (matrix products with the
   weights, one pass over the kernels) and add the bandwidths' own bootstrap variation to
-  first order (central differences of CKA in each bandwidth). Plug-in CKA is biased by ``O(1/n)``, well
-  inside the interval's ``O(1/\sqrt{n})`` for the sample sizes here.
+  first order (central differences of CKA in each bandwidth). Plug-in CKA is biased by
+  ``O(1/n)``, well inside the interval's ``O(1/\sqrt{n})`` for the sample sizes here.
 
 **Errors of exact values.** ``error`` propagates the analysis' absolute error ``e`` of
 every moment (``|ΔΣ_ij| <= e (1 + |E a_i| + |E b_j|) + e^2``) through each measure:
 an interval enclosure for linear CKA and Procrustes (``|Δ‖M‖_*| <= \sqrt{r}\,\|ΔM\|_F``);
 a first-order bound for CCA and SVCCA (Weyl on the whitened matrix; the Fréchet
 derivative of :math:`t^{-1/2}` bounded over the retained spectrum widened by the
-moments' error; the motion of the retained subspace is not included), set to the whole
-range 1 when an eigenvalue lies within the moments' error of the cut (the retained set is then not determined by the
-moments). A layer without variance makes every measure ``nan`` (``method`` says so).
+moments' error; the motion of the retained subspace is not included), capped at the
+whole range 1, which it is also set to when an eigenvalue lies within the moments' error
+of the cut (the retained set is then not determined by the moments). A layer without
+variance makes every measure ``nan`` (``method`` says so).
 
 :func:`similarity_matrix` compares every member of an ensemble (a list of models or a
 :class:`toylab.runs.Run`) with a reference member, or all pairs: on finite tasks every
-member's table is computed once and all cross covariances come from one ``einsum``;
-on the plane each pair is one joint analysis.
+member's table is computed once and all cross covariances come from one ``einsum``
+(linear CKA and its bounds for every pair at once); on the plane each pair is one joint
+analysis.
 """
 
 from __future__ import annotations
