@@ -698,8 +698,8 @@ def _sample_representations(
     key = check_key(where, key)
     k_sample, k_boot = jax.random.split(key)
     x = np.asarray(dist.sample(k_sample, num_samples).x, np.float64)
-    reps = [np.asarray(net.forward(x)[layer], np.float64) for net, layer in zip(nets, layers,
-                                                                               strict=True)]  # fmt: skip
+    pairs = zip(nets, layers, strict=True)
+    reps = [np.asarray(net.forward(x)[layer], np.float64) for net, layer in pairs]
     return reps, _bootstrap_weights(numpy_rng(k_boot), num_samples, num_bootstrap)
 
 
@@ -779,7 +779,7 @@ def representation_similarity(
         why = "method='sampled'"
     if not can_sample:
         raise fail(where, "key", key, "a JAX PRNG key, with num_samples",
-                   "Sampled similarity needs key=jax.random.key(...) and num_samples=...")  # fmt: skip
+                   "Sampled similarity needs key=jax.random.key(...) and num_samples=.")  # fmt: skip
     n = check_int(where, "num_samples", num_samples, minimum=10)
     (ra, rb), w = _sample_representations((na, nb), (la, lb), dist, key, n, num_bootstrap, where)
     return _sampled_pair(ra, rb, w, la, lb, names, keep, cut, beta, confidence, why)
@@ -1023,13 +1023,15 @@ def similarity_matrix(
     if sampled:
         if key is None or num_samples is None:
             raise fail(where, "key", key, "a JAX PRNG key, with num_samples",
-                       "Sampled similarity needs key=jax.random.key(...) and num_samples=...")  # fmt: skip
+                       "Sampled similarity needs key=jax.random.key(...) and num_samples=.")  # fmt: skip
         n = check_int(where, "num_samples", num_samples, minimum=10)
         reps, w = _sample_representations(nets, [layer] * mcount, dist, key, n, num_bootstrap,
                                           where)  # fmt: skip
         why = "method='sampled'" if method == "sampled" else "no exact moments"
         for i, j in pairs:
-            r = _sampled_pair(reps[i], reps[j], w, layer, layer, (name,), keep, cut, beta, confidence, why)  # fmt: skip
+            r = _sampled_pair(
+                reps[i], reps[j], w, layer, layer, (name,), keep, cut, beta, confidence, why
+            )
             entries[i, j] = r.measures[name]
         how = f"one shared sample of {n} inputs for every pair"
     shape = (mcount,) if reference is not None else (mcount, mcount)
