@@ -1,10 +1,17 @@
-"""Universality across seeds (issue 16): which units recur across an ensemble, exactly.
+"""Universality across seeds (issue 16): how alike are the units, representations and
+structure of many networks trained alike, exactly where it can be computed.
 
 * :func:`match_ensemble` (:mod:`toylab.universality.matching`): every unit of every
   member matched against a reference member from exact correlations, one-to-one and
   many-to-one (splits), dead and duplicate units, families of recurring units, and the
   best-match scores against random-initialisation and layer-shuffle baselines
-  (:mod:`toylab.universality.baselines`).
+  (:mod:`toylab.universality.baselines`);
+* representation similarity (:mod:`toylab.universality.similarity`): linear and RBF CKA,
+  CCA, SVCCA and orthogonal Procrustes from exact second moments where they exist
+  (:func:`representation_similarity`, :func:`similarity_matrix`), sampled with a
+  bootstrap interval otherwise;
+* modularity (:mod:`toylab.universality.modularity`): clusterability of the weight graph
+  against a within-layer shuffle baseline (:func:`clusterability`).
 """
 
 from toylab.universality.baselines import init_networks, shuffle_layers
@@ -17,15 +24,57 @@ from toylab.universality.matching import (
     distribution_groups,
     match_ensemble,
 )
+from toylab.universality.modularity import (
+    ClusterabilityResult,
+    clusterability,
+    clusterability_ensemble,
+    ncut,
+    spectral_partition,
+    weight_graph,
+)
+from toylab.universality.similarity import (
+    MEASURES,
+    SimilarityMatrix,
+    SimilarityResult,
+    SimilarityValue,
+    canonical_correlations,
+    cca,
+    covariances,
+    linear_cka,
+    procrustes,
+    rbf_cka,
+    representation_similarity,
+    similarity_matrix,
+    svcca,
+)
 
 __all__ = [
+    "MEASURES",
+    "ClusterabilityResult",
     "EnsembleMatch",
     "Family",
     "LayerScores",
     "ScoreDistribution",
+    "SimilarityMatrix",
+    "SimilarityResult",
+    "SimilarityValue",
     "Split",
+    "canonical_correlations",
+    "cca",
+    "clusterability",
+    "clusterability_ensemble",
+    "covariances",
     "distribution_groups",
     "init_networks",
+    "linear_cka",
     "match_ensemble",
+    "ncut",
+    "procrustes",
+    "rbf_cka",
+    "representation_similarity",
     "shuffle_layers",
+    "similarity_matrix",
+    "spectral_partition",
+    "svcca",
+    "weight_graph",
 ]
