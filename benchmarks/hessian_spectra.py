@@ -1,0 +1,97 @@
+"""Hessian spectra of an ensemble: one vmapped program vs a Python loop over members.
+
+On a 4-class Gaussian mixture (``blobs_on_circle(4, labels="distinct")``) and an MLP
+2-H-4 (``--hidden``), ``--members`` members at initialisation, it times the exact
+float64 Hessian spectrum of the training loss on a fixed sample (``--samples``) as
+:func:`toylab.dynamics.landscape` computes it:
+
+* **ensemble**: every member in one compiled program (``vmap`` over the stacked
+  parameters: :func:`toylab.dynamics.landscape._spectra_program`);
+* **loop**: the same program called once per member (a batch of one), in a Python loop.
+
+Both are compiled before the clock starts (their compile times are printed apart); the
+best of ``--repeats`` runs taken alternately is compared, and the spectra must agree.
+Ratios are what to compare: the machine may be shared, so absolute times vary.
+
+Run:  python benchmarks/hessian_spectra.py [--members 64] [--hidden 16] [--samples 1024]
+      [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from toylab.distributions import blobs_on_circle
+from toylab.models import ModelConfig
+from toylab.train import TrainConfig, init_ensemble
+
+# the module (its name is shadowed in toylab.dynamics by the function landscape)
+L = importlib.import_module("toylab.dynamics.landscape")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--members", type=int, default=64)
+    ap.add_argument("--hidden", type=int, default=16)
+    ap.add_argument("--samples", type=int, default=1024)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    dist = blobs_on_circle(4, labels="distinct")
+    ensemble, state = init_ensemble(
+        dist, ModelConfig(hidden=(args.hidden,)), TrainConfig(num_steps=10),
+        range(args.members),
+    )  # fmt: skip
+    idx = np.arange(args.members)
+    data = L._data_for("benchmark", ensemble, idx, "population", args.samples, 0)
+    spec = L._spec(ensemble, data)
+    with jax.enable_x64(True):
+        params = L._cast(state.params, np.float64)
+        x, y = jnp.asarray(data.x), jnp.asarray(data.y)
+        w = jnp.asarray(data.w, jnp.float64)
+        wd = jnp.zeros((args.members,), jnp.float64)
+
+        def ensemble_run() -> np.ndarray:
+            out = L._spectra_program(spec, params, x, y, w, wd, {})
+            return np.asarray(out["evals"])
+
+        def loop_run() -> np.ndarray:
+            evals = []
+            for m in range(args.members):
+                one = jax.tree.map(lambda a, m=m: a[m : m + 1], params)
+                out = L._spectra_program(spec, one, x, y, w[m : m + 1], wd[m : m + 1], {})
+                evals.append(np.asarray(out["evals"]))
+            return np.concatenate(evals)
+
+        compile_times = []
+        for fn in (ensemble_run, loop_run):
+            t = time.perf_counter()
+            fn()
+            compile_times.append(time.perf_counter() - t)
+        best = [np.inf, np.inf]
+        outs: list[np.ndarray] = [np.zeros(0), np.zeros(0)]
+        for _ in range(args.repeats):
+            for i, fn in enumerate((ensemble_run, loop_run)):
+                t = time.perf_counter()
+                outs[i] = fn()
+                best[i] = min(best[i], time.perf_counter() - t)
+    num_params = outs[0].shape[-1]
+    diff = float(np.max(np.abs(outs[0] - outs[1])) / np.max(np.abs(outs[0])))
+    print(f"device: {jax.devices()[0].platform}; {args.members} members, MLP 2-{args.hidden}-4 "
+          f"({num_params} parameters), {data.num_examples} samples, float64")  # fmt: skip
+    print(f"first call (compile + run): ensemble {compile_times[0]:.2f} s, "
+          f"loop {compile_times[1]:.2f} s")  # fmt: skip
+    print(f"ensemble (one program): {best[0] * 1e3:9.1f} ms")
+    print(f"loop over members     : {best[1] * 1e3:9.1f} ms")
+    print(f"ratio loop / ensemble : {best[1] / best[0]:9.2f}x   (max relative difference of the "
+          f"spectra {diff:.1e})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
