@@ -142,6 +142,15 @@ def test_overlap_is_a_fraction_and_one_for_the_whole_space(bool_source):
     assert full.neurons == tuple(f"hidden_0:{j}" for j in range(3))
     np.testing.assert_allclose(full.neuron_share, 4 / full.num_params, atol=1e-12)
     np.testing.assert_allclose(full.neuron_projection, 1.0, atol=1e-12)
+    # mistakes name the argument and what it must be
+    with pytest.raises(ToylabError, match="on must be one of"):
+        landscape(src, on="populaton")
+    with pytest.raises(ToylabError, match="dtype must be one of"):
+        landscape(src, dtype="float16")
+    with pytest.raises(ToylabError, match="steps must be values from"):
+        landscape(src, steps=[5])
+    with pytest.raises(ToylabError, match="k must be"):
+        landscape(src, on="population", k=full.num_params + 1)
 
 
 def test_outlier_rule():

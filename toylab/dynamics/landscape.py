@@ -625,6 +625,15 @@ def landscape(
     num_out = ensemble.dist.num_classes if ensemble.dist.num_classes > 0 else ensemble.dist.dim
     spec = _spec(ensemble, data)
     dp = {f: np.asarray(v)[idx] for f, v in ensemble.dist_params.items()}
+    leaves = jax.tree.leaves(_params_at(run, step_list[0]))
+    num_params = int(sum(np.prod(np.shape(a)[1:], dtype=np.int64) for a in leaves))
+    k = min(num_out, num_params) if k is None else check_int(where, "k", k, minimum=1,
+                                                           maximum=num_params)  # fmt: skip
+    m_out = (
+        min(3 * num_out, num_params - 1)
+        if max_outliers is None
+        else check_int(where, "max_outliers", max_outliers, minimum=1, maximum=num_params - 1)
+    )
     outs = []
     with jax.enable_x64(dt == np.float64):
         for s in step_list:
@@ -634,14 +643,6 @@ def landscape(
                                    jnp.asarray(wd, dt), _cast(dp, dt) if dp else {})  # fmt: skip
             outs.append({name: np.asarray(v, np.float64) for name, v in res.items()})
         coords = _neuron_coordinates(ensemble.graphdef, jax.tree.map(lambda a: a[0], params))
-    num_params = outs[0]["evals"].shape[-1]
-    k = num_out if k is None else check_int(where, "k", k, minimum=1, maximum=num_params)
-    k = min(k, num_params)
-    m_out = (
-        min(3 * num_out, num_params - 1)
-        if max_outliers is None
-        else check_int(where, "max_outliers", max_outliers, minimum=1, maximum=num_params - 1)
-    )
     stack = {name: np.stack([o[name] for o in outs], axis=1) for name in outs[0]}  # (M, T, ...)
     u = float(np.finfo(dt).eps) / 2
     budget = _eigen_budget(u, num_params, data.num_examples, stack["hnorm"])
