@@ -62,7 +62,8 @@ BOOL = BooleanFunction(3, "majority")
 
 @pytest.fixture(scope="module")
 def bool_source():
-    return _source(BOOL, (3,), seeds=(0, 1))
+    # data="full": each member trains on half of the 8 inputs (the training loss is theirs)
+    return _source(BOOL, (3,), seeds=(0, 1), data="full", train_fraction=0.5)
 
 
 def test_hessian_equals_second_differences_of_the_loss(bool_source):
@@ -94,6 +95,19 @@ def test_hessian_equals_second_differences_of_the_loss(bool_source):
     assert res.loss[0, 0] == pytest.approx(loss(theta), abs=1e-12)
     v = res.top_vectors[0, 0]  # eigenvectors of the reference with the same eigenvalues
     np.testing.assert_allclose(np.diag(v.T @ ref @ v), ref_evals[:2], atol=1e-6)
+
+
+def test_training_loss_is_the_members_training_subset(bool_source):
+    src = bool_source
+    res = landscape(src)  # on="train": each member's own subset of the domain
+    assert res.tier == "exact" and "training subset" in res.data
+    d = BOOL.domain
+    x, y = np.asarray(d.inputs, np.float64), np.asarray(d.labels)
+    for m in range(2):
+        mask = np.asarray(src.ensemble.train_data)[m].astype(np.float64)
+        (w0, b0), (w1, b1) = _member_layers(src.checkpoints[0], m)
+        ref = _ce(np.tanh(x @ w0 + b0) @ w1 + b1, y, mask / mask.sum())
+        assert res.loss[m, 0] == pytest.approx(ref, rel=1e-12)  # float64 both ways
 
 
 def test_softmax_regression_hessian_is_the_closed_form_with_weight_decay():

@@ -625,7 +625,8 @@ def landscape(
     num_out = ensemble.dist.num_classes if ensemble.dist.num_classes > 0 else ensemble.dist.dim
     spec = _spec(ensemble, data)
     dp = {f: np.asarray(v)[idx] for f, v in ensemble.dist_params.items()}
-    leaves = jax.tree.leaves(_params_at(run, step_list[0]))
+    by_step = {s: jax.tree.map(lambda a: np.asarray(a)[idx], _params_at(run, s)) for s in step_list}
+    leaves = jax.tree.leaves(by_step[step_list[0]])
     num_params = int(sum(np.prod(np.shape(a)[1:], dtype=np.int64) for a in leaves))
     k = min(num_out, num_params) if k is None else check_int(where, "k", k, minimum=1,
                                                            maximum=num_params)  # fmt: skip
@@ -637,7 +638,7 @@ def landscape(
     outs = []
     with jax.enable_x64(dt == np.float64):
         for s in step_list:
-            params = jax.tree.map(lambda a: np.asarray(a)[idx], _params_at(run, s))
+            params = by_step[s]
             res = _spectra_program(spec, _cast(params, dt), jnp.asarray(data.x),
                                    jnp.asarray(data.y), jnp.asarray(data.w, dt),
                                    jnp.asarray(wd, dt), _cast(dp, dt) if dp else {})  # fmt: skip
