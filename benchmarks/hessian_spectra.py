@@ -70,10 +70,11 @@ def main() -> None:
             return np.concatenate(evals)
 
         compile_times = []
-        for fn in (ensemble_run, loop_run):
+        for name, fn in (("ensemble", ensemble_run), ("loop", loop_run)):
             t = time.perf_counter()
             fn()
             compile_times.append(time.perf_counter() - t)
+            print(f"compiled and ran {name} once: {compile_times[-1]:.2f} s", flush=True)
         best = [np.inf, np.inf]
         outs: list[np.ndarray] = [np.zeros(0), np.zeros(0)]
         for _ in range(args.repeats):
@@ -85,8 +86,6 @@ def main() -> None:
     diff = float(np.max(np.abs(outs[0] - outs[1])) / np.max(np.abs(outs[0])))
     print(f"device: {jax.devices()[0].platform}; {args.members} members, MLP 2-{args.hidden}-4 "
           f"({num_params} parameters), {data.num_examples} samples, float64")  # fmt: skip
-    print(f"first call (compile + run): ensemble {compile_times[0]:.2f} s, "
-          f"loop {compile_times[1]:.2f} s")  # fmt: skip
     print(f"ensemble (one program): {best[0] * 1e3:9.1f} ms")
     print(f"loop over members     : {best[1] * 1e3:9.1f} ms")
     print(f"ratio loop / ensemble : {best[1] / best[0]:9.2f}x   (max relative difference of the "

@@ -91,10 +91,10 @@ def test_hessian_equals_second_differences_of_the_loss(bool_source):
             ) / (4 * h * h)  # fmt: skip
     # truncation O(h^2 |d4 L|) ~ 1e-8 and rounding eps |L| / h^2 ~ 1e-8: 1e-6 is far above both
     ref_evals = np.sort(np.linalg.eigvalsh(ref))[::-1]
-    np.testing.assert_allclose(res.eigenvalues[0, 0], ref_evals, atol=1e-6)
+    np.testing.assert_allclose(res.eigenvalues[0, 0], ref_evals, rtol=0, atol=1e-6)
     assert res.loss[0, 0] == pytest.approx(loss(theta), abs=1e-12)
     v = res.top_vectors[0, 0]  # eigenvectors of the reference with the same eigenvalues
-    np.testing.assert_allclose(np.diag(v.T @ ref @ v), ref_evals[:2], atol=1e-6)
+    np.testing.assert_allclose(np.diag(v.T @ ref @ v), ref_evals[:2], rtol=0, atol=1e-6)
 
 
 def test_training_loss_is_the_members_training_subset(bool_source):
@@ -136,10 +136,10 @@ def test_softmax_regression_hessian_is_the_closed_form_with_weight_decay():
     perm = pos.ravel()
     ref = np.zeros((len(theta), len(theta)))
     ref[np.ix_(perm, perm)] = block
-    ref += wd * np.eye(len(theta))
+    ref += float(np.float32(wd)) * np.eye(len(theta))  # hyperparameters are float32 arrays
     np.testing.assert_allclose(
-        res.eigenvalues[0, 0], np.sort(np.linalg.eigvalsh(ref))[::-1], atol=1e-12
-    )  # float64 rounding of sums of 9 terms
+        res.eigenvalues[0, 0], np.sort(np.linalg.eigvalsh(ref))[::-1], rtol=0, atol=1e-12
+    )  # float64 rounding of sums of 9 terms and two eigh
     assert res.weight_decay[0] == pytest.approx(wd)
     assert res.top_vectors.shape == (1, 1, len(theta), 3)
 
