@@ -147,6 +147,7 @@ def test_softmax_regression_hessian_is_the_closed_form_with_weight_decay():
 def test_overlap_is_a_fraction_and_one_for_the_whole_space(bool_source):
     src = bool_source
     part = landscape(src, on="population")
+    res_loss = landscape(src).loss[0, 0]
     full = landscape(src, on="population", k=part.num_params)
     assert np.all((part.gradient_overlap >= 0) & (part.gradient_overlap <= 1))
     # P_k = I: ||g||^2 / ||g||^2 up to rounding
@@ -165,6 +166,12 @@ def test_overlap_is_a_fraction_and_one_for_the_whole_space(bool_source):
         landscape(src, steps=[5])
     with pytest.raises(ToylabError, match="k must be"):
         landscape(src, on="population", k=full.num_params + 1)
+    nan = jax.tree.map(lambda a: np.where(np.arange(len(a)).reshape(-1, *[1] * (a.ndim - 1)) == 1,
+                                          np.nan, np.asarray(a)), src.checkpoints[0])  # fmt: skip
+    diverged = types.SimpleNamespace(ensemble=src.ensemble, checkpoints={0: nan})
+    with pytest.raises(ToylabError, match=r"members \[1\] have non-finite parameters"):
+        landscape(diverged)
+    assert landscape(diverged, members=[0]).loss[0, 0] == res_loss
 
 
 def test_outlier_rule():

@@ -132,6 +132,8 @@ NUM_GROUPS = 8
 #: Student-t 97.5% quantiles with ``K - 1`` degrees of freedom, by ``K``.
 _T975 = {8: 2.3646}
 _DTYPES = ("float64", "float32")
+#: The most memory the Hessians of one call may take (members x groups x P^2 float64).
+_MAX_BYTES = 8 * 2**30
 _ONS = ("train", "population")
 
 
@@ -635,6 +637,20 @@ def landscape(
         if max_outliers is None
         else check_int(where, "max_outliers", max_outliers, minimum=1, maximum=num_params - 1)
     )
+    for s, tree in by_step.items():
+        bad = [int(idx[i]) for i in range(len(idx))
+               if not all(np.all(np.isfinite(a[i])) for a in jax.tree.leaves(tree))]  # fmt: skip
+        if bad:
+            raise ToylabError(
+                f"{where}: members {bad} have non-finite parameters at step {s} (they diverged; "
+                f"see run.diverged); a Hessian there means nothing. Pass members= without them."
+            )
+    size = len(idx) * data.x.shape[-3 if not data.shared else 0] * num_params**2 * 8
+    if size > _MAX_BYTES:
+        raise ToylabError(
+            f"{where}: {len(idx)} members' Hessians of {num_params} parameters need about "
+            f"{size / 2**30:.1f} GiB at once. Pass fewer members= (the program maps over them)."
+        )
     outs = []
     with jax.enable_x64(dt == np.float64):
         for s in step_list:
