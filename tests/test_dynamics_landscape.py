@@ -198,6 +198,16 @@ def test_outliers_near_the_number_of_classes_after_training(mixture_run):
     # cross-entropy's per-example curvature has rank C - 1, and small nets blur the edge)
     assert np.all(np.abs(res.num_outliers[:, -1] - 4) <= 1), res.num_outliers
     assert np.all(res.eigenvalue_error > 0) and np.all(res.loss_error > 0)
+    # the figures draw what the result holds
+    from toylab.viz.landscape import GradientOverlapDisplay, HessianSpectrumDisplay
+
+    disp = HessianSpectrumDisplay.from_result(res, member=1).plot()
+    outliers = [ln for ln in disp.ax_.get_lines() if ln.get_label() == "outliers"][0]
+    assert len(outliers.get_xdata()) == res.num_outliers[1, -1]
+    over = GradientOverlapDisplay.from_result(res).plot()
+    assert len(over.ax_.get_lines()) == 2
+    with pytest.raises(ToylabError, match="member must be"):
+        HessianSpectrumDisplay.from_result(res, member=5)
 
 
 def test_mode_connectivity_endpoints_are_the_models(mixture_run):
@@ -213,6 +223,10 @@ def test_mode_connectivity_endpoints_are_the_models(mixture_run):
         assert path.accuracy[i] == pytest.approx(analyze(model, dist).accuracy, abs=1e-9)
     assert path.accuracy_tier in ("exact", "estimated") and path.tier == "sampled"
     assert path.barrier >= 0 and path.barrier_tier == "sampled"
+    from toylab.viz.landscape import ModeConnectivityDisplay
+
+    disp = ModeConnectivityDisplay.from_path(path).plot()
+    np.testing.assert_array_equal(disp.ax2_.get_lines()[0].get_ydata(), path.accuracy)
     # two checkpoints of one member; on="train" is refused between members with their own data
     again = mode_connectivity(run, (0, 30), (0, 300), num_points=5, num_samples=1024,
                               exact_accuracy=False)  # fmt: skip
