@@ -5,19 +5,20 @@ On a 4-class Gaussian mixture (``blobs_on_circle(4, labels="distinct")``) and an
 float64 Hessian spectrum of the training loss on a fixed sample (``--samples``) as
 :func:`toylab.dynamics.landscape` computes it:
 
-* **ensemble**: every member in one compiled program (``vmap`` over the stacked
-  parameters: :func:`toylab.dynamics.landscape._spectra_program`);
-* **loop**: the same program called once per member (a batch of one), in a Python loop.
+* **vmap**: every member in one compiled program, ``vmap`` over the stacked parameters
+  (:func:`toylab.dynamics.landscape._spectra_program`, what an accelerator runs);
+* **lax.map**: the same program mapping the members one after another inside it (what
+  :func:`toylab.dynamics.landscape` runs on a CPU);
+* **loop**: the vmap program called once per member (a batch of one), in a Python loop.
 
 Both are compiled before the clock starts (their compile times are printed apart); the
 best of ``--repeats`` runs taken alternately is compared, and the spectra must agree.
 Ratios are what to compare: the machine may be shared, so absolute times vary.
 
-Measured (2026-11, the shared 2-core CPU, ``--hidden 8 --samples 256 --repeats 3``): loop /
-ensemble 0.64x -- on a CPU the one program is *not* faster: XLA's CPU backend runs the
-batched tiny matrix products and the batched ``eigh`` no faster than one member at a time
-(the Hessians alone measured 0.67x). The one program is the form an accelerator runs in
-parallel; that measurement is still to be made.
+Measured (2026-11, the shared 2-core CPU, ``--hidden 8 --samples 256 --repeats 3``): see
+the report of the branch; on a CPU the vmap program is slower than the loop (XLA's CPU
+backend runs the batched tiny matrix products and batched ``eigh`` no faster than one
+member at a time), which is why the CPU default is ``lax.map`` inside the one program.
 
 Run:  python benchmarks/hessian_spectra.py [--members 64] [--hidden 16] [--samples 1024]
       [--repeats 3]
@@ -56,16 +57,19 @@ def main() -> None:
     )  # fmt: skip
     idx = np.arange(args.members)
     data = L._data_for("benchmark", ensemble, idx, "population", args.samples, 0)
-    spec = L._spec(ensemble, data)
+    spec = L._spec(ensemble, data, sequential=False)
+    seq = L._spec(ensemble, data, sequential=True)
     with jax.enable_x64(True):
         params = L._cast(state.params, np.float64)
         x, y = jnp.asarray(data.x), jnp.asarray(data.y)
         w = jnp.asarray(data.w, jnp.float64)
         wd = jnp.zeros((args.members,), jnp.float64)
 
-        def ensemble_run() -> np.ndarray:
-            out = L._spectra_program(spec, params, x, y, w, wd, {})
-            return np.asarray(out["evals"])
+        def vmap_run() -> np.ndarray:
+            return np.asarray(L._spectra_program(spec, params, x, y, w, wd, {})["evals"])
+
+        def map_run() -> np.ndarray:
+            return np.asarray(L._spectra_program(seq, params, x, y, w, wd, {})["evals"])
 
         def loop_run() -> np.ndarray:
             evals = []
@@ -75,27 +79,27 @@ def main() -> None:
                 evals.append(np.asarray(out["evals"]))
             return np.concatenate(evals)
 
-        compile_times = []
-        for name, fn in (("ensemble", ensemble_run), ("loop", loop_run)):
+        fns = {"vmap": vmap_run, "lax.map": map_run, "loop": loop_run}
+        for name, fn in fns.items():
             t = time.perf_counter()
             fn()
-            compile_times.append(time.perf_counter() - t)
-            print(f"compiled and ran {name} once: {compile_times[-1]:.2f} s", flush=True)
-        best = [np.inf, np.inf]
-        outs: list[np.ndarray] = [np.zeros(0), np.zeros(0)]
+            print(f"compiled and ran {name} once: {time.perf_counter() - t:.2f} s", flush=True)
+        best = dict.fromkeys(fns, np.inf)
+        outs = dict.fromkeys(fns, np.zeros(0))
         for _ in range(args.repeats):
-            for i, fn in enumerate((ensemble_run, loop_run)):
+            for name, fn in fns.items():
                 t = time.perf_counter()
-                outs[i] = fn()
-                best[i] = min(best[i], time.perf_counter() - t)
-    num_params = outs[0].shape[-1]
-    diff = float(np.max(np.abs(outs[0] - outs[1])) / np.max(np.abs(outs[0])))
+                outs[name] = fn()
+                best[name] = min(best[name], time.perf_counter() - t)
+    num_params = outs["vmap"].shape[-1]
+    ref = outs["loop"]
+    diff = max(float(np.max(np.abs(o - ref)) / np.max(np.abs(ref))) for o in outs.values())
     print(f"device: {jax.devices()[0].platform}; {args.members} members, MLP 2-{args.hidden}-4 "
           f"({num_params} parameters), {data.num_examples} samples, float64")  # fmt: skip
-    print(f"ensemble (one program): {best[0] * 1e3:9.1f} ms")
-    print(f"loop over members     : {best[1] * 1e3:9.1f} ms")
-    print(f"ratio loop / ensemble : {best[1] / best[0]:9.2f}x   (max relative difference of the "
-          f"spectra {diff:.1e})")  # fmt: skip
+    for name in fns:
+        print(f"{name:8s}: {best[name] * 1e3:9.1f} ms   loop / {name}: "
+              f"{best['loop'] / best[name]:5.2f}x")  # fmt: skip
+    print(f"max relative difference of the spectra: {diff:.1e}")
 
 
 if __name__ == "__main__":

@@ -174,6 +174,23 @@ def test_overlap_is_a_fraction_and_one_for_the_whole_space(bool_source):
     assert landscape(diverged, members=[0]).loss[0, 0] == res_loss
 
 
+def test_vmap_and_sequential_programs_agree(bool_source):
+    # the CPU maps members with lax.map, an accelerator with vmap: the same numbers
+    import importlib
+
+    mod = importlib.import_module("toylab.dynamics.landscape")
+    ens = bool_source.ensemble
+    data = mod._data_for("t", ens, np.arange(2), "population", 64, 0)
+    outs = []
+    with jax.enable_x64(True):
+        params = mod._cast(bool_source.checkpoints[0], np.float64)
+        for seq in (False, True):
+            res = mod._spectra_program(mod._spec(ens, data, seq), params, data.x, data.y,
+                                       np.asarray(data.w), np.zeros(2), {})  # fmt: skip
+            outs.append(np.asarray(res["evals"]))
+    np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=1e-13)  # float64 rounding
+
+
 def test_outlier_rule():
     assert outlier_count([10.0, 9.0, 8.0, 0.1, 0.09]) == (3, pytest.approx(80.0))
     # searching only the top 2: log 9 - log 8 > log 10 - log 9

@@ -28,7 +28,10 @@ no loss, and ``λ = 0`` here (``method`` says which). The examples (``on=``):
 (:func:`jax.flatten_util.ravel_pytree`: the order of ``nnx.split``'s state) and the full
 ``P × P`` Hessian :math:`H = \nabla^2 \mathcal L` is computed by forward-over-reverse
 differentiation (:func:`jax.hessian`), for every member in **one compiled program**
-(``vmap`` over the stacked parameters; one call per checkpoint, the same program), then
+(one call per checkpoint, the same program): ``vmap`` over the stacked parameters on an
+accelerator; on a CPU, where XLA runs a ``vmap`` of these many tiny matrix products
+slower than one member after another, ``lax.map`` over the members inside the same
+program (``benchmarks/hessian_spectra.py`` measures both against a Python loop); then
 :func:`jnp.linalg.eigh` of :math:`(H + H^\top)/2`. Eigenvalues are stored largest first.
 At a kink of a piecewise-linear activation the Hessian is that of the affine piece
 JAX's derivative picks (the convention of :mod:`toylab.activations`).
@@ -274,6 +277,7 @@ class _Spec:
     loss: Any
     fields: tuple[str, ...]
     shared: bool  # examples shared by all members (else one set per member)
+    sequential: bool = False  # members one after another inside the program (CPU)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -365,8 +369,9 @@ def _objective(spec: _Spec, wd: Any, dp: Any) -> Any:
 def _spectra_program(
     spec: _Spec, params: Any, x: Any, y: Any, w: Any, wd: Any, dist_params: Any
 ) -> dict[str, Any]:
-    """Loss, gradient and Hessian spectrum of every member (``vmap`` over members; the
-    groups of a sample ``vmap``-ed inside: their Hessians sum to the whole one)."""
+    """Loss, gradient and Hessian spectrum of every member (``vmap`` over members, or
+    ``lax.map`` where ``spec.sequential``; the groups of a sample ``vmap``-ed inside:
+    their Hessians sum to the whole one)."""
 
     def member(p: Any, x: Any, y: Any, w: Any, wd: Any, dp: Any) -> dict[str, Any]:
         theta, unravel = ravel_pytree(p)
@@ -406,11 +411,23 @@ def _spectra_program(
             out["se_l"] = jnp.sqrt(jnp.sum((vals / mass - jnp.sum(vals)) ** 2) / denom)
         return out
 
-    data_axis = None if spec.shared else 0
-    dp_axis = 0 if spec.fields else None
-    return jax.vmap(member, in_axes=(0, data_axis, data_axis, 0, 0, dp_axis))(
-        params, x, y, w, wd, dist_params
-    )
+    if not spec.sequential:
+        data_axis = None if spec.shared else 0
+        dp_axis = 0 if spec.fields else None
+        return jax.vmap(member, in_axes=(0, data_axis, data_axis, 0, 0, dp_axis))(
+            params, x, y, w, wd, dist_params
+        )
+    per: dict[str, Any] = {"p": params, "w": w, "wd": wd}
+    if not spec.shared:
+        per["x"], per["y"] = x, y
+    if spec.fields:
+        per["dp"] = dist_params
+
+    def body(a: dict[str, Any]) -> dict[str, Any]:
+        return member(a["p"], a.get("x", x), a.get("y", y), a["w"], a["wd"],
+                      a.get("dp", dist_params))  # fmt: skip
+
+    return jax.lax.map(body, per)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -512,9 +529,13 @@ def _data_for(
     return data
 
 
-def _spec(ensemble: Ensemble, data: _Data, graphdef: Any = None) -> _Spec:
-    return _Spec(graphdef if graphdef is not None else ensemble.graphdef, ensemble.dist,
-                 ensemble.loss, ensemble.dist_fields, data.shared)  # fmt: skip
+def _spec(ensemble: Ensemble, data: _Data, sequential: bool | None = None) -> _Spec:
+    """The objective's static description; ``sequential`` (default: on a CPU) maps the
+    members with ``lax.map`` instead of ``vmap`` (see :func:`landscape`)."""
+    if sequential is None:
+        sequential = jax.default_backend() == "cpu"
+    return _Spec(ensemble.graphdef, ensemble.dist, ensemble.loss, ensemble.dist_fields,
+                 data.shared, sequential)  # fmt: skip
 
 
 def _eigen_budget(u: float, num_params: int, num_examples: int, hnorm: Any) -> Any:
@@ -712,7 +733,8 @@ def landscape(
         f"(jax.hessian of the flattened parameters) of the training loss "
         f"{ensemble.loss if isinstance(ensemble.loss, str) else 'loss_fn'} averaged over "
         f"{data.description}, {wd_text}; eigh; outliers: largest log-gap among the top "
-        f"{m_out}; all {len(idx)} members in one vmapped program per checkpoint"
+        f"{m_out}; all {len(idx)} members in one program per checkpoint "
+        f"({'lax.map' if spec.sequential else 'vmap'} over members)"
     )
     return LandscapeResult(
         steps=np.asarray(step_list),
