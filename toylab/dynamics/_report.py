@@ -9,8 +9,10 @@ to the run raises :class:`~toylab.NotApplicable`; the report then says so in one
 and goes on (when no section applies, the error is raised).
 
 The sections here: the exact quantities along training (:func:`trajectory_section`),
-births, deaths and settling of every unit (:func:`units_section`), the grokking progress
-measures of a modular-addition run (:func:`grokking_section`), and one animated GIF
+births, deaths and settling of every unit (:func:`units_section`), the loss landscape
+(:func:`landscape_section`: Hessian spectra and outliers, gradient overlap, mode
+connectivity), the grokking progress measures of a modular-addition run
+(:func:`grokking_section`), and one animated GIF
 per neuron of its exact map through training (:func:`animations_section`;
 ``RUN/dynamics/member{m}/{layer}-{unit}.gif``, which ``toylab atlas`` shows on the
 neuron's page).
@@ -45,6 +47,7 @@ __all__ = [
     "animation_path",
     "animations_section",
     "grokking_section",
+    "landscape_section",
     "trajectory_section",
     "units_section",
     "write_dynamics_report",
@@ -346,9 +349,95 @@ def grokking_section(ctx: ReportContext) -> list[str]:
     return lines
 
 
+#: the landscape section's limit on parameters per member (a dense P x P Hessian per
+#: member and checkpoint: 2000 parameters are 32 MB and a second of eigh each)
+LANDSCAPE_MAX_PARAMS = 2000
+
+
+def landscape_section(ctx: ReportContext) -> list[str]:
+    """The loss landscape: Hessian spectra, outliers, gradient overlap, mode connectivity."""
+    from matplotlib.figure import Figure
+
+    from toylab.dynamics.loss_landscape import landscape, mode_connectivity
+    from toylab.viz.landscape import (
+        GradientOverlapDisplay,
+        HessianSpectrumDisplay,
+        ModeConnectivityDisplay,
+    )
+
+    run = ctx.run
+    layers = run.model(ctx.members[0]).to_network().dense_layers(np.float64)
+    num_params = sum(w.size + b.size for w, b in layers)
+    if num_params > LANDSCAPE_MAX_PARAMS:
+        raise NotApplicable(
+            f"the landscape section computes dense Hessians; members have {num_params} "
+            f"parameters (more than {LANDSCAPE_MAX_PARAMS}). Call "
+            "toylab.dynamics.landscape(run, members=[...], steps=[...]) for a few."
+        )
+    res = landscape(run, members=list(ctx.members), steps=list(ctx.steps))
+    last = res.num_outliers[:, -1]
+    lines = [
+        "## The loss landscape",
+        "",
+        f"The Hessian of the training objective ({res.data}; tier **{res.tier}**) with "
+        f"respect to all {res.num_params} parameters, per member and checkpoint "
+        "(`toylab.dynamics.landscape`: its docstring states the objective, the outlier rule "
+        f"and every error bound). {res.method}",
+        "",
+        f"- outlier eigenvalues at the last checkpoint: "
+        f"{', '.join(str(int(c)) for c in last[:16])}{' ...' if len(last) > 16 else ''} "
+        f"(median {float(np.median(last)):g}) against **{res.num_classes} classes** "
+        "(Papyan; Gur-Ari et al.: about one outlier per class);",
+        f"- gradient overlap with the top-{res.k} eigenspace, ‖P_k g‖²/‖g‖², at the last "
+        f"checkpoint: median {float(np.nanmedian(res.gradient_overlap[:, -1])):.3f} "
+        f"(error bound up to {float(np.nanmax(res.overlap_error[:, -1])):.2g});",
+        "",
+    ]
+    fig = Figure(figsize=(11.5, 3.8), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    HessianSpectrumDisplay.from_result(res, int(res.members[0])).plot(ax1)
+    GradientOverlapDisplay.from_result(res).plot(ax2)
+    save_png(fig, ctx.out / "landscape.png")
+    lines += ["![Hessian spectrum and gradient overlap](landscape.png)", ""]
+    ctx.summary["landscape"] = {
+        "num_params": res.num_params, "num_classes": res.num_classes, "k": res.k,
+        "tier": res.tier, "outliers_last": [int(c) for c in last],
+        "gradient_overlap_last": [float(v) for v in res.gradient_overlap[:, -1]],
+    }  # fmt: skip
+    if len(ctx.members) >= 2:
+        a, b = int(ctx.members[0]), int(ctx.members[1])
+        try:
+            path = mode_connectivity(run, a, b, num_points=17)
+        except NotApplicable as err:
+            lines += [f"Mode connectivity not computed: {err}", ""]
+            return lines
+        fig = Figure(figsize=(5.8, 3.8), layout="constrained")
+        ModeConnectivityDisplay.from_path(path).plot(fig.subplots())
+        save_png(fig, ctx.out / "mode_connectivity.png")
+        acc = ""
+        if path.accuracy is not None:
+            acc = (f"; exact accuracy along the path from {float(path.accuracy.min()):.4f} to "
+                   f"{float(path.accuracy.max()):.4f} ({path.accuracy_tier})")  # fmt: skip
+        lines += [
+            f"**Linear mode connectivity** between {ctx.label(a)} and {ctx.label(b)} (final "
+            f"parameters, straight line): loss barrier {path.barrier:.4g} ± "
+            f"{path.barrier_error:.2g} at α = {path.barrier_alpha:.2f} ({path.barrier_tier})"
+            f"{acc}.",
+            "",
+            "![loss and exact accuracy along the line](mode_connectivity.png)",
+            "",
+        ]
+        ctx.summary["landscape"]["mode_connectivity"] = {
+            "a": a, "b": b, "barrier": path.barrier, "barrier_error": path.barrier_error,
+            "tier": path.barrier_tier,
+        }  # fmt: skip
+    return lines
+
+
 #: The report's sections, in order (see the module docstring); append to add one.
 SECTIONS: list[Section] = [
-    trajectory_section, units_section, grokking_section, animations_section,
+    trajectory_section, units_section, landscape_section, grokking_section,
+    animations_section,
 ]  # fmt: skip
 
 
