@@ -1,0 +1,19 @@
+"""Universality and what neurons model: exact studies across many seeds (issue 16)."""
+
+from toylab.universality.density import (
+    LOGIT_CAP,
+    DensityResult,
+    DensityStudyResult,
+    density_features,
+    density_scores,
+    density_study,
+)
+
+__all__ = [
+    "LOGIT_CAP",
+    "DensityResult",
+    "DensityStudyResult",
+    "density_features",
+    "density_scores",
+    "density_study",
+]
