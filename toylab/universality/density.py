@@ -275,15 +275,16 @@ def _quadrature_r2(
     err: dict[str, list[np.ndarray]] = {name: [] for name in _METRICS[:3]}
     var_all, dvar_all = [], []
     for key in keys:
-        maps = part.local_maps[key]
-        eaf = np.einsum("rnk,rkf->nf", maps, m)
-        eaf_err = np.einsum("rnk,rkf->nf", np.abs(maps), me)
         mom = analysis.moments[key]
         ea = mom.mean
         var = np.diag(mom.cov).copy()
         e = float(analysis.error)
-        cov_af = eaf - np.outer(ea, ef)
-        daf = eaf_err + np.abs(ea)[:, None] * ef_err[None, :] + e * np.abs(ef)[None, :]
+        # Cov(a, f) = E[(a - E a) f]: the centred unit is affine too (its constant term
+        # minus E a), and integrating it directly avoids E[a f] - E[a] E[f]'s cancellation
+        maps = part.local_maps[key].copy()
+        maps[:, :, 2] -= ea[None, :]
+        cov_af = np.einsum("rnk,rkf->nf", maps, m)
+        daf = np.einsum("rnk,rkf->nf", np.abs(maps), me) + e * np.abs(ef)[None, :]
         dvar = e * (1.0 + 2.0 * np.abs(ea))
         for name, (r2, beta, idx) in _r2_all(cov_af, cov_ff, var, num_dens).items():
             ab = np.abs(beta)
