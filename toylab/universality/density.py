@@ -109,9 +109,11 @@ __all__ = [
     "LOGIT_CAP",
     "DensityResult",
     "DensityStudyResult",
+    "default_distributions",
     "density_features",
     "density_scores",
     "density_study",
+    "feature_names",
 ]
 
 #: Log-odds are capped at +-LOGIT_CAP (posterior 1 - 4e-18: beyond float64's resolution
@@ -747,15 +749,17 @@ class DensityStudyResult:
 
     ``rows``: one dict per unit (``distribution``, ``width``, ``depth``, ``activation``,
     ``seed``, ``accuracy`` of the member, ``layer``, ``neuron``, every score and error,
-    ``preference``, ``label``). ``results[(setting, seed)]`` the members'
-    :class:`DensityResult`. :meth:`summary` aggregates per setting and layer;
-    :meth:`to_markdown` prints it. ``tier`` is the weakest tier of every score.
+    ``preference``, ``label``). ``results[((distribution, width, depth, activation),
+    seed)]`` is each member's :class:`DensityResult`. :meth:`summary` aggregates per
+    setting and layer; :meth:`to_markdown` prints it. ``tier`` is the weakest tier of
+    every score; ``skipped`` the members left out because training diverged.
     """
 
     rows: tuple[dict[str, Any], ...]
     results: dict[tuple[tuple[str, int, int, str], int], DensityResult]
     tier: Tier
     method: str
+    skipped: tuple[str, ...] = ()
 
     def summary(self) -> list[dict[str, Any]]:
         """Per ``(distribution, width, depth, activation, layer)``: live units, medians
@@ -850,7 +854,7 @@ def density_study(
     rows: list[dict[str, Any]] = []
     results: dict[tuple[tuple[str, int, int, str], int], DensityResult] = {}
     tiers: list[str] = []
-    methods: set[str] = set()
+    skipped: list[str] = []
     for dname, dist in dists.items():
         for width in widths:
             for depth in depths:
@@ -858,8 +862,12 @@ def density_study(
                     mc = ModelConfig(hidden=(width,) * depth, activation=act)
                     res = train(dist, mc, cfg, seeds)
                     acc = np.asarray(res.metrics[-1].get("accuracy", np.full(len(seeds), np.nan)))
+                    diverged = res.ensemble.diverged_at(res.state)
                     setting = (dname, width, depth, act)
                     for m, seed in enumerate(seeds):
+                        if diverged[m] >= 0:  # its parameters are not a trained network
+                            skipped.append(f"{setting} seed {seed} (diverged at {diverged[m]})")
+                            continue
                         net = as_network(res.model(m))
                         sc = density_scores(
                             net, dist, method=method, threshold=threshold,
@@ -867,7 +875,6 @@ def density_study(
                         )  # fmt: skip
                         results[(setting, seed)] = sc
                         tiers.extend(t for t in sc.tiers.values() if t is not None)
-                        methods.add(sc.method.split(":")[0])
                         for row in sc.rows():
                             rows.append({
                                 "distribution": dname, "width": width, "depth": depth,
@@ -882,5 +889,7 @@ def density_study(
             f"{len(results)} members trained with toylab.train.train ({cfg.num_steps} steps, "
             f"{cfg.optimizer} at {cfg.learning_rate:g}); scores by density_scores "
             f"(method={method!r})"
+            + (f"; skipped (diverged): {', '.join(skipped)}" if skipped else "")
         ),
+        skipped=tuple(skipped),
     )
