@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from toylab import NotApplicable, ToylabError
-from toylab.distributions import Rings, two_blobs
+from toylab.distributions import Rings, blobs_on_circle, two_blobs
 from toylab.network import Network
 from toylab.train import TrainConfig
 from toylab.universality import density_scores, density_study
@@ -52,7 +52,7 @@ def density_detector(radius: float = 2.0) -> Network:
 def _sample_r2(net, dist, key, num_samples=100_000, seed=0):
     """Independent reference: least squares with intercept on samples, features built
     from the distribution's own log_prob / posterior / class_log_joint."""
-    x = np.asarray(dist.sample(jax.random.key(seed), num_samples).x, np.float64)
+    x = dist.sample_numpy(np.random.default_rng(seed), num_samples)
     a = np.asarray(net.forward(x)[key][:, 0], np.float64)
     logp = dist.log_prob(x)
     joint = np.exp(dist.class_log_joint(x))
@@ -182,6 +182,33 @@ def test_rings_quadrature_and_smooth_network():
     s = density_scores(smooth, rings, num_samples=100_000)
     assert s.tiers["r2_density"] == "sampled" and s.tiers["boundary_alignment"] is None
     assert np.all(np.isnan(s.scores["boundary_alignment"]))
+
+
+def test_three_classes_match_sample_regression():
+    # K = 3: two log-odds against class 0 and two posteriors; the reference builds them
+    # from the distribution's posterior directly
+    dist = blobs_on_circle(k=3, radius=2.0, scale=0.8, labels="distinct")
+    rng = np.random.default_rng(1)
+    net = Network.from_weights([rng.normal(size=(2, 3)), rng.normal(size=(3, 3))])
+    q = density_scores(net, dist)
+    n = 100_000
+    x = dist.sample_numpy(np.random.default_rng(2), n)
+    a = net.forward(x)["hidden_0"]
+    post = dist.posterior(x)
+    dens = np.column_stack([dist.log_prob(x), np.exp(dist.class_log_joint(x))])
+    bnd = np.column_stack([np.log(post[:, 1:] / post[:, :1]), post[:, 1:]])
+    for name, f in (("r2_density", dens), ("r2_boundary", bnd)):
+        f = np.column_stack([np.ones(n), f])
+        for i in np.flatnonzero(~q.dead):
+            coef, *_ = np.linalg.lstsq(f, a[:, i], rcond=None)
+            ref = 1 - (a[:, i] - f @ coef).var() / a[:, i].var()
+            tol = 5 * 0.77 / math.sqrt(n) + q.errors[name][i]
+            assert q.scores[name][i] == pytest.approx(ref, abs=tol), (name, i)
+    live = ~q.dead & (q.scores["zero_set_mass"] > 0)
+    assert np.all(
+        (q.scores["boundary_alignment"][live] >= 0)
+        & (q.scores["boundary_alignment"][live] <= 1 + 1e-6)
+    )
 
 
 def test_dead_unit_and_bad_input():
