@@ -13,6 +13,7 @@ import pytest
 
 from toylab import NotApplicable, ToylabError
 from toylab.distributions import Rings, blobs_on_circle, two_blobs
+from toylab.exact import analyze
 from toylab.network import Network
 from toylab.train import TrainConfig
 from toylab.universality import density_scores, density_study
@@ -221,6 +222,8 @@ def test_dead_unit_and_bad_input():
     assert r.scores["zero_set_mass"][1] == 0.0  # a constant pre-activation has no zero set
     with pytest.raises(ToylabError, match="method"):
         density_scores(net, BLOBS, method="exact")
+    with pytest.raises(ToylabError, match="analysis"):  # an analysis of another network
+        density_scores(net, BLOBS, analysis=analyze(boundary_detector(), BLOBS))
     from toylab.distributions import make
 
     with pytest.raises(NotApplicable, match="class densities"):

@@ -82,8 +82,8 @@ is the normal of the local Bayes boundary):
 
 The integrals along the segments are adaptive Gauss–Legendre (16 nodes against 8 per
 piece, pieces halved until they agree); the gradients are central differences of
-``class_log_joint`` with a step of ``1e-5`` of the domain's half-width, repeated with a
-4x step. **Tier ``estimated``**: ``error`` is the quadrature's estimate plus the change
+``class_log_joint`` with a step of ``1e-5`` of the integration box's half-width,
+repeated with a 4x step. **Tier ``estimated``**: ``error`` is the quadrature's estimate plus the change
 between the two steps, propagated through the ratios to first order. For networks
 that are not piecewise linear these scores are ``nan`` (``alignment_tier`` is ``None``).
 
@@ -615,6 +615,20 @@ class DensityResult:
         return "\n".join(lines)
 
 
+def _same_analysis(analysis: Any, net: Any, dist: Any) -> bool:
+    """Whether ``analysis`` is of ``net`` (same float64 layers) under ``dist``."""
+    other = getattr(analysis, "network", None)
+    if getattr(analysis, "dist", None) != dist or other is None:
+        return False
+    if tuple(other.activations) != tuple(net.activations):
+        return False
+    mine, theirs = net.dense_layers(), other.dense_layers()
+    return len(mine) == len(theirs) and all(
+        w1.shape == w2.shape and np.array_equal(w1, w2) and np.array_equal(b1, b2)
+        for (w1, b1), (w2, b2) in zip(mine, theirs, strict=True)
+    )
+
+
 def _pm(v: float, e: float) -> str:
     if not np.isfinite(v):
         return "–"
@@ -680,6 +694,12 @@ def density_scores(
         from toylab.exact import analyze
 
         analysis = analyze(net, dist)
+    elif analysis is not None and not _same_analysis(analysis, net, dist):
+        raise fail(
+            where, "analysis", repr(analysis.network),
+            f"toylab.exact.analyze of this model under this distribution ({net!r})",
+            "Pass analysis=None to compute it.",
+        )  # fmt: skip
     if method == "auto":
         method = "quadrature" if pl else "sampled"
     if method == "quadrature":
