@@ -80,6 +80,13 @@ is the normal of the local Bayes boundary):
 * ``level_spread``: the standard deviation of ``log p`` along the zero set (0 on a
   density level set).
 
+Where the density's level sets run parallel to the Bayes boundary (concentric rings:
+both are circles) the two alignments coincide and cannot tell density from boundary;
+the variance explained still can (a unit that is a bump on one ring is not a monotone
+function of the posterior). The zero set is taken within the integration box only, so
+a unit whose zero set lies outside the data has ``zero_set_mass = 0`` and ``nan``
+alignments.
+
 The integrals along the segments are adaptive Gauss–Legendre (16 nodes against 8 per
 piece, pieces halved until they agree); the gradients are central differences of
 ``class_log_joint`` with a step of ``1e-5`` of the integration box's half-width,
