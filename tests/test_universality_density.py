@@ -244,6 +244,8 @@ def test_tiny_study_reports_every_unit():
     assert "two_blobs" in md and res.tier == "estimated"
     with pytest.raises(ToylabError, match="widths"):
         density_study({"two_blobs": BLOBS}, widths=())
+    with pytest.raises(ToylabError, match="seeds"):
+        density_study({"two_blobs": BLOBS}, seeds=(1, 1))
 
 
 def test_scores_display_draws_every_live_unit(density):

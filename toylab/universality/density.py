@@ -775,7 +775,8 @@ class DensityStudyResult:
     """Scores of every hidden unit of every trained member, per setting.
 
     ``rows``: one dict per unit (``distribution``, ``width``, ``depth``, ``activation``,
-    ``seed``, ``accuracy`` of the member, ``layer``, ``neuron``, every score and error,
+    ``seed``, ``accuracy`` (the member's held-out accuracy from training: sampled),
+    ``layer``, ``neuron``, every score and error,
     ``preference``, ``label``). ``results[((distribution, width, depth, activation),
     seed)]`` is each member's :class:`DensityResult`. :meth:`summary` aggregates per
     setting and layer; :meth:`to_markdown` prints it. ``tier`` is the weakest tier of
@@ -875,9 +876,13 @@ def density_study(
     widths = [check_int(where, "widths", w, minimum=1) for w in widths]
     depths = [check_int(where, "depths", d, minimum=1) for d in depths]
     seeds = [check_int(where, "seeds", s, minimum=0) for s in seeds]
+    if len(set(seeds)) != len(seeds):
+        raise fail(where, "seeds", seeds, "distinct integers", "Remove the repeated seeds.")
     if not activations:
         raise fail(where, "activations", activations, "a non-empty sequence of names")
     cfg = TrainConfig(num_steps=1000, log_every=1000) if train_config is None else train_config
+    if not isinstance(cfg, TrainConfig):
+        raise fail(where, "train_config", cfg, "a toylab.train.TrainConfig or None")
     rows: list[dict[str, Any]] = []
     results: dict[tuple[tuple[str, int, int, str], int], DensityResult] = {}
     tiers: list[str] = []
