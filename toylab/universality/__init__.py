@@ -10,11 +10,26 @@ structure of many networks trained alike, exactly where it can be computed.
   CCA, SVCCA and orthogonal Procrustes from exact second moments where they exist
   (:func:`representation_similarity`, :func:`similarity_matrix`), sampled with a
   bootstrap interval otherwise;
+* density or decision boundary (:mod:`toylab.universality.density`): per neuron, how much
+  of its function the data density explains against the class posterior, and how its
+  zero set lies against density level sets and the Bayes boundary (:func:`density_scores`),
+  and a study across widths, depths, activations, seeds and distributions
+  (:func:`density_study`);
 * modularity (:mod:`toylab.universality.modularity`): clusterability of the weight graph
   against a within-layer shuffle baseline (:func:`clusterability`).
 """
 
 from toylab.universality.baselines import init_networks, shuffle_layers
+from toylab.universality.density import (
+    LOGIT_CAP,
+    DensityResult,
+    DensityStudyResult,
+    default_distributions,
+    density_features,
+    density_scores,
+    density_study,
+    feature_names,
+)
 from toylab.universality.matching import (
     EnsembleMatch,
     Family,
@@ -49,8 +64,11 @@ from toylab.universality.similarity import (
 )
 
 __all__ = [
+    "LOGIT_CAP",
     "MEASURES",
     "ClusterabilityResult",
+    "DensityResult",
+    "DensityStudyResult",
     "EnsembleMatch",
     "Family",
     "LayerScores",
@@ -64,7 +82,12 @@ __all__ = [
     "clusterability",
     "clusterability_ensemble",
     "covariances",
+    "default_distributions",
+    "density_features",
+    "density_scores",
+    "density_study",
     "distribution_groups",
+    "feature_names",
     "init_networks",
     "linear_cka",
     "match_ensemble",
