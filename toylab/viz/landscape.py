@@ -87,16 +87,24 @@ class GradientOverlapDisplay:
     def plot(self, ax: Any = None) -> GradientOverlapDisplay:
         ax = _axes(ax, (5.6, 3.6))
         x = np.maximum(self.steps, 1)  # step 0 drawn at 1 on the log axis
+        undetermined = 0
         for m in range(self.overlap.shape[0]):
             color = CLASS_COLORS[m % len(CLASS_COLORS)]
             v, e = self.overlap[m], self.error[m]
             ax.plot(x, v, "-o", ms=3, lw=1.5, color=color, label=self.labels[m])
-            ax.fill_between(x, np.clip(v - e, 0, 1), np.clip(v + e, 0, 1), color=color, alpha=0.15,
-                            lw=0)  # fmt: skip
+            # a bound that spans the whole axis says nothing: left out of the picture and
+            # counted in the title instead of shading every member's band over [0, 1]
+            band = e < 0.5
+            undetermined += int(np.sum(~band))
+            ax.fill_between(x, np.clip(v - e, 0, 1), np.clip(v + e, 0, 1), where=band,
+                            color=color, alpha=0.15, lw=0)  # fmt: skip
         ax.set_xscale("log")
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("step (0 drawn at 1)", fontsize=11)
         ax.set_ylabel(f"gradient in top-{self.k} subspace", fontsize=11)
+        if undetermined:
+            ax.set_title(f"{undetermined} of {self.error.size} points have an error bound ≥ 0.5 "
+                         "(the top subspace is not pinned down): no band drawn", fontsize=8)  # fmt: skip
         if self.overlap.shape[0] <= 8:
             ax.legend(fontsize=8, framealpha=0.85)
         self.ax_ = ax
