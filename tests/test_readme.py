@@ -43,3 +43,16 @@ def test_superposition_tour_runs():
     assert [s.name for s in m.structures] == ["pentagon"]
     assert abs(float(m.sum_dimensionality) - 2.0) < 1e-12  # a tight frame: Σ D_i = m exactly
     assert namespace["r"].num_members == 6
+
+
+def test_universality_tour_runs():
+    """The README's universality and dynamics block runs and its numbers are exact where
+    it says so."""
+    text = (ROOT / "README.md").read_text()
+    block = r"## Universality, what neurons model, and training dynamics\n.*?```python\n(.*?)```"
+    code = re.search(block, text, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["match"].tier == "exact" and namespace["cka"].tier == "exact"
+    assert abs(float(namespace["cka"].values[0]) - 1.0) < 1e-9  # the reference against itself
+    assert namespace["path"].accuracy_tier == "exact"
