@@ -158,3 +158,19 @@ def check_array(
     if finite and arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
         raise fail(where, name, "an array with non-finite entries", "finite")
     return arr
+
+
+def check_members_flag(members: Sequence[int] | None, num_members: int) -> list[int] | None:
+    """The CLI's ``--members``: ``None`` (all), or distinct indices into a run of
+    ``num_members`` members; anything else is a :class:`~toylab.ToylabError` naming it."""
+    if members is None:
+        return None
+    bad = [m for m in members if not 0 <= m < num_members]
+    if bad:
+        raise ToylabError(
+            f"--members must be in 0..{num_members - 1} (the run has {num_members} member(s)), "
+            f"got {bad[0]}."
+        )
+    if len(set(members)) != len(members):
+        raise ToylabError(f"--members must be distinct, got {list(members)}.")
+    return list(members)

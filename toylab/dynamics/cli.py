@@ -22,20 +22,13 @@ def cmd_dynamics(args: argparse.Namespace) -> int:
         )
     if args.threshold is not None and not args.threshold > 0:
         raise ToylabError(f"--threshold must be a number > 0, got {args.threshold}.")
+    from toylab._validate import check_members_flag
     from toylab.dynamics._report import write_dynamics_report
     from toylab.dynamics.trajectory import SETTLE_THRESHOLD
     from toylab.runs import load_run
 
     run = load_run(args.run_dir)
-    if args.members is not None:
-        bad = [m for m in args.members if not 0 <= m < run.num_members]
-        if bad:
-            raise ToylabError(
-                f"--members must be in 0..{run.num_members - 1} (the run has "
-                f"{run.num_members} member(s)), got {bad[0]}."
-            )
-        if len(set(args.members)) != len(args.members):
-            raise ToylabError(f"--members must be distinct, got {args.members}.")
+    check_members_flag(args.members, run.num_members)
     progress = Progress.for_cli(quiet=args.quiet)
     index = write_dynamics_report(
         run, members=args.members, max_checkpoints=args.max_checkpoints, progress=progress,

@@ -31,21 +31,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_atlas(args: argparse.Namespace) -> int:
-    from toylab._errors import ToylabError
     from toylab._progress import Progress
+    from toylab._validate import check_members_flag
     from toylab.runs import load_run
     from toylab.viz.atlas import compare_inputs, write_atlas
 
     run = load_run(args.run_dir)
-    if args.members is not None:
-        bad = [m for m in args.members if not 0 <= m < run.num_members]
-        if bad:
-            raise ToylabError(
-                f"--members must be in 0..{run.num_members - 1} (the run has "
-                f"{run.num_members} member(s)), got {bad[0]}."
-            )
-        if len(set(args.members)) != len(args.members):
-            raise ToylabError(f"--members must be distinct, got {args.members}.")
+    check_members_flag(args.members, run.num_members)
     progress = Progress.for_cli(quiet=args.quiet)
     index = write_atlas(run, args.out, members=args.members, dynamics=not args.no_dynamics,
                         progress=progress, **compare_inputs(run.path))  # fmt: skip
