@@ -189,6 +189,9 @@ class FamilyMapsDisplay:
                     ax.set_facecolor("0.96")
                     if c < len(cells):
                         ax.set_title(cells[c][0], fontsize=8, color="0.5")
+                        ax.text(0.5, 0.5, "no unit of this\nfamily (no match\nabove the threshold)",
+                                ha="center", va="center", fontsize=7, color="0.5",
+                                transform=ax.transAxes)  # fmt: skip
                     continue
                 disp.plot(ax, colorbar=False, small=True)
                 ax.title.set_fontsize(8)
