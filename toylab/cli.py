@@ -88,6 +88,10 @@ LAZY: dict[str, tuple[str, str]] = {
         "toylab.dynamics.cli",
         "write a run's training-dynamics report (exact quantities at every checkpoint)",
     ),
+    "universality": (
+        "toylab.universality.cli",
+        "write a run's universality report (units matched across seeds against chance)",
+    ),
 }
 
 

@@ -313,27 +313,12 @@ def select_steps(steps: Sequence[int], max_checkpoints: int | None) -> list[int]
 def dynamics_dir(run: Any, *, create: bool = True) -> Path:
     """``RUN/dynamics`` (created with its marker ``dynamics.json`` when ``create``); a
     :class:`~toylab.ToylabError` when it is a file or a directory of other files (toylab
-    never writes among files it did not write)."""
-    import toylab
-    from toylab.runs.io import atomic_write_json
+    never writes among files it did not write: :func:`toylab.runs.io.owned_dir`)."""
+    from toylab.runs.io import owned_dir
 
-    out = Path(run.path) / "dynamics"
-    if out.exists() and not out.is_dir():
-        raise ToylabError(
-            f"{str(out)!r} is a file, not toylab's dynamics directory; toylab writes the "
-            "training-dynamics report there. Move the file away and rerun."
-        )
-    if out.is_dir() and any(out.iterdir()) and not (out / "dynamics.json").exists():
-        raise ToylabError(
-            f"{str(out)!r} holds files toylab did not write (it has no dynamics.json); toylab "
-            "never writes among them. Move that directory away and rerun."
-        )
-    if create:
-        out.mkdir(parents=True, exist_ok=True)
-        if not (out / "dynamics.json").exists():
-            atomic_write_json(out / "dynamics.json",
-                              {"written_by": f"toylab {toylab.__version__}", "run": str(run.path)})  # fmt: skip
-    return out
+    return owned_dir(Path(run.path) / "dynamics", "dynamics.json",
+                     "the training-dynamics report", create=create,
+                     stamp={"run": str(run.path)})  # fmt: skip
 
 
 def _checkpoint_hashes(run: Any, steps: Sequence[int]) -> dict[str, str]:

@@ -33,6 +33,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "load_tree",
+    "owned_dir",
     "save_tree",
     "sha256_file",
     "strict_json",
@@ -186,3 +187,37 @@ def load_tree(path: str | Path, template: Any) -> Any:
             "this config."
         )
     return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def owned_dir(
+    out: str | Path,
+    marker: str,
+    what: str,
+    *,
+    create: bool = True,
+    stamp: dict[str, Any] | None = None,
+) -> Path:
+    """A directory toylab writes into: ``out``, created with its ``marker`` file (JSON,
+    ``stamp`` plus ``written_by``) when ``create``. A :class:`~toylab.ToylabError` when
+    ``out`` is a file, or a non-empty directory without ``marker`` (files toylab did not
+    write: toylab never writes among them). ``what`` names the contents in the message
+    (``"the training-dynamics report"``)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ToylabError(
+            f"{str(out)!r} is a file, not toylab's {out.name} directory; toylab writes {what} "
+            "there. Move the file away and rerun."
+        )
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
+        raise ToylabError(
+            f"{str(out)!r} holds files toylab did not write (it has no {marker}); toylab "
+            "never writes among them. Move that directory away and rerun."
+        )
+    if create:
+        import toylab
+
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / marker).exists():
+            atomic_write_json(out / marker,
+                              {"written_by": f"toylab {toylab.__version__}", **(stamp or {})})  # fmt: skip
+    return out

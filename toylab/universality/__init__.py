@@ -19,6 +19,7 @@ structure of many networks trained alike, exactly where it can be computed.
   against a within-layer shuffle baseline (:func:`clusterability`).
 """
 
+from toylab.universality._report import universality_dir, write_universality_report
 from toylab.universality.baselines import init_networks, shuffle_layers
 from toylab.universality.density import (
     LOGIT_CAP,
@@ -99,5 +100,7 @@ __all__ = [
     "similarity_matrix",
     "spectral_partition",
     "svcca",
+    "universality_dir",
     "weight_graph",
+    "write_universality_report",
 ]

@@ -258,6 +258,7 @@ def write_atlas(
             step_models[s] = [run.ensemble.model(params, m) for m in members]
 
         member_models = {m: run.model(m) for m in members}
+        links = _universality_links(run.path)
         member_analyses: dict[int, Any] = {}
         for i, m in enumerate(progress.iterate(members, "exact analysis", unit="member")):
             member_analyses[m] = (
@@ -302,6 +303,7 @@ def write_atlas(
                 layer_names=["input", *hidden_layers, "output"], steps=steps,
                 dyn_grids=dyn[m], render=render,
                 animation=_animation(run.path, m, nid),
+                universality=_universality_entry(links, m, nid, members),
                 sources={"feature_viz": feature_viz, "examples": dataset_examples,
                          "tuning": tuning_curves, "match": matches, "claims": claims},
                 extra_sections=extra_sections, figure_cls=Figure,
@@ -449,6 +451,64 @@ def _animation(run_dir: Any, member: int, nid: NeuronId) -> Path | None:
     return path if path.is_file() else None
 
 
+def _universality_links(run_dir: Any) -> dict | None:
+    """Every unit's matches in other seeds, when ``toylab universality`` has written them."""
+    from toylab.universality._report import load_links
+
+    return load_links(run_dir)
+
+
+def _universality_entry(
+    links: dict | None, member: int, nid: NeuronId, members: Sequence[int]
+) -> dict[str, Any] | None:
+    """The neuron's matches in other seeds (``links`` from :func:`_universality_links`),
+    with the atlas page of each match when its member is in the atlas."""
+    entry = None if links is None else links.get((member, str(nid)))
+    if entry is None:
+        return None
+    rows = []
+    for m, addr, corr in entry.get("others") or []:
+        href = f"../member{m}/{neuron_filename(addr)}" if m in members else None
+        rows.append((m, addr, corr, href))
+    return {**entry, "rows": rows}
+
+
+def _universality_html(entry: dict[str, Any], member: int) -> Any:
+    from markupsafe import Markup, escape
+
+    ref = entry["reference"]
+    parts = []
+    if entry.get("family"):
+        parts.append(
+            f"<p>Family <b>{escape(entry['family'])}</b>: found in "
+            f"{100 * float(entry['fraction']):.0f}% of the seeds compared (mean exact "
+            f"correlation with member {ref}'s unit {float(entry['mean_correlation']):.3f}, "
+            f"{escape(entry['tier'])}).</p>"
+        )
+    elif entry.get("partner") is not None and member != ref:
+        addr, corr = entry["partner"]
+        parts.append(f"<p>Matched to member {ref}'s <code>{escape(addr)}</code> (exact "
+                     f"correlation {float(corr):.3f}); in no recurring family.</p>")  # fmt: skip
+    else:
+        parts.append("<p>In no recurring family (no unit of another seed matched it).</p>")
+    if entry["rows"]:
+        cells = []
+        for m, addr, corr, href in entry["rows"][:64]:
+            name = f"<code>{escape(addr)}</code>"
+            name = f'<a href="{escape(href)}">{name}</a>' if href else name
+            c = "—" if corr is None else f"{float(corr):.3f}"
+            cells.append(f"<tr><td>member {int(m)}</td><td>{name}</td><td class=num>{c}</td></tr>")
+        more = len(entry["rows"]) - len(cells)
+        parts.append(
+            f"<table><tr><th>member</th><th>unit</th><th>correlation with member {ref}'s "
+            "unit</th></tr>" + "".join(cells) + "</table>"
+            + (f"<p class=note>{more} more in universality/summary.json.</p>" if more > 0 else "")
+        )  # fmt: skip
+    parts.append("<p class=note>From <code>toylab universality</code> (exact correlations "
+                 "under the distribution; units match up to a positive scale).</p>")  # fmt: skip
+    return Markup("".join(parts))
+
+
 def _neighbour(address: str, member_dir_ids: set[str]) -> str | None:
     return neuron_filename(address) if address in member_dir_ids else None
 
@@ -475,6 +535,7 @@ def _neuron_page(
     dyn_grids: list[dict],
     render: Callable[[Path, Any], str],
     animation: Path | None = None,
+    universality: dict[str, Any] | None = None,
     sources: dict[str, Source],
     extra_sections: Callable[[int, str], Any] | None,
     figure_cls: Any,
@@ -669,6 +730,9 @@ def _neuron_page(
             "from a grid, each frame on its own scale; exact overlays of that checkpoint: "
             "region boundaries (grey), the zero set (black), the argmax (star)."
             "</figcaption></figure>")})  # fmt: skip
+    if universality is not None:  # written by 'toylab universality'
+        extra.append({"title": "Matches in other seeds", "src": None,
+                      "body": _universality_html(universality, member)})  # fmt: skip
     if extra_sections is not None:
         for q, (title, content) in enumerate(extra_sections(member, address) or []):
             if hasattr(content, "savefig"):
