@@ -14,6 +14,7 @@ HELP = "write a run's universality report (units matched across seeds against ch
 def cmd_universality(args: argparse.Namespace) -> int:
     from toylab._errors import ToylabError
     from toylab._progress import Progress
+    from toylab._validate import check_members_flag
     from toylab.runs import load_run
     from toylab.universality._report import write_universality_report
 
@@ -24,14 +25,7 @@ def cmd_universality(args: argparse.Namespace) -> int:
         )
     run = load_run(args.run_dir)
     n = run.num_members
-    if args.members is not None:
-        bad = [m for m in args.members if not 0 <= m < n]
-        if bad:
-            raise ToylabError(
-                f"--members must be in 0..{n - 1} (the run has {n} member(s)), got {bad[0]}."
-            )
-        if len(set(args.members)) != len(args.members):
-            raise ToylabError(f"--members must be distinct, got {args.members}.")
+    if check_members_flag(args.members, n) is not None:
         if len(args.members) < 2:
             raise ToylabError(
                 f"--members must name at least two members to compare, got {args.members}."
