@@ -272,7 +272,8 @@ if candidates:
     draw_unit(axes[0], s.member, s.unit, f"seed {run.ensemble.member_seed(s.member)} {s.unit}")
     for ax, part, c in zip(axes[1:], s.parts, s.coefficients, strict=True):
         draw_unit(ax, s.other, part, f"seed {run.ensemble.member_seed(s.other)} {part}\n× {c:.3f}")
-    fig.suptitle(f"{name}: a split unit", fontsize=11)
+    fig.suptitle(f"{name}: a split unit, R² = {s.r2:.3f} from two parts, "
+                 f"{s.best_single_r2:.3f} from one [{s.tier}]", fontsize=10)  # fmt: skip
     plt.show()
     print(f"{name}: member {s.member} {s.unit} ≈ const + {s.coefficients[0]:.3f} · "
           f"{s.parts[0]} + {s.coefficients[1]:.3f} · {s.parts[1]} of member {s.other}: "
