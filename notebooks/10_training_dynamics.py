@@ -62,14 +62,12 @@ grok_steps = 3_000  # its training steps (examples/grokking.toml: 3000)
 grok_checkpoints = 40  # its log-spaced checkpoints (examples/grokking.toml: 40)
 report_checkpoints = 8  # checkpoints the `toylab dynamics` report analyses
 SMALL = {"hidden": 6, "seeds": [0, 1], "num_steps": 60, "num_checkpoints": 4,
-         "outlier_ks": [3], "outlier_steps": 40, "path_points": 5, "grok_p": 7,
+         "outlier_ks": [4], "outlier_steps": 40, "path_points": 5, "grok_p": 7,
          "grok_hidden": 16, "grok_steps": 40, "grok_checkpoints": 4,
          "report_checkpoints": 3}  # fmt: skip
 
 # %%
 # ruff: noqa: E402  (imports follow the parameters cell)
-import subprocess
-import sys
 import tempfile
 import time
 import tomllib
@@ -84,6 +82,7 @@ import toylab
 from toylab.config import parse_config
 from toylab.distributions import blobs_on_circle
 from toylab.dynamics import (
+    animation_path,
     landscape,
     mode_connectivity,
     progress_measures,
@@ -92,6 +91,7 @@ from toylab.dynamics import (
 )
 from toylab.models import ModelConfig
 from toylab.runs import start_run
+from toylab.tiers import weakest
 from toylab.train import TrainConfig, train
 from toylab.viz.dynamics import (
     NeuronAnimationDisplay,
@@ -175,7 +175,10 @@ for t, step in enumerate(traj.steps):
     print(f"{step:6d} " + " ".join(f"{traj.accuracy[i, t]:10.6f} {traj.gap[i, t]:9.2e} "
                                    f"{traj.num_regions[i, t]:7d} {alive[i, t]:4d}"
                                    for i in range(traj.num_members)))  # fmt: skip
-print(f"[accuracy, gap, regions, live units: {traj.overall_tier}]")
+acc_tier = weakest(*map(str, traj.tier.ravel()))
+gap_tier = weakest(acc_tier, *map(str, traj.bayes_tier))
+print(f"[accuracy, regions, live units: {acc_tier} (error ≤ {np.nanmax(traj.error):.1e}); "
+      f"gap: {gap_tier}, it includes the Bayes-optimal accuracy]")  # fmt: skip
 TrajectoryDisplay.from_trajectory(traj, [run.member_label(m) for m in traj.members]).plot()
 plt.show()
 
@@ -238,7 +241,7 @@ display(Image(filename=str(gif)))
 # ## 3. The loss landscape: Hessian outliers and the tiny subspace
 #
 # `landscape(run)` computes, per member and checkpoint, the full Hessian `H = ∇²L` of the
-# training loss with respect to all parameters (a few hundred here) by forward-over-reverse
+# training loss with respect to all parameters (116 for k = 4 and 16 units) by forward-over-reverse
 # differentiation in float64, all members in one compiled program, and its spectrum.
 #
 # * **Outliers.** Papyan (2019, 2020) found the spectrum of a trained classifier to be a
@@ -302,12 +305,17 @@ print(f"the hidden neurons hold {share.sum():.3f} of the top subspace; the outpu
 # ### Outliers against the number of classes
 #
 # The same experiment for several `k`, each trained with `train` (a `TrainResult` works
-# wherever a run does). For each `k` we print the outlier count of every member at every
-# checkpoint, and the median at the last one.
+# wherever a run does; for `k = num_classes` we reuse the run above). For each `k` we
+# print the outlier count of every member at every checkpoint, and the median at the
+# last one.
 
 # %%
 outliers_rows = []
 for k in outlier_ks:
+    if k == num_classes:
+        outliers_rows.append((k, land))
+        print(f"k = {k}: the run above; outliers at the end {land.num_outliers[:, -1].tolist()}")
+        continue
     dist_k = blobs_on_circle(k, labels="distinct", scale=scale)
     cfg_k = TrainConfig(optimizer="sgd", learning_rate=0.2, num_steps=outlier_steps,
                         log_every=outlier_steps, checkpoints=f"log:{max(num_checkpoints // 2, 3)}",
@@ -418,8 +426,10 @@ print(grok_res.summary())
 for i, m in enumerate(grok_res.members):
     ph = grok_res.phases[i]
     print(f"member {m}: train accuracy {grok_res.train_accuracy[i, -1]:.4f}, test accuracy "
-          f"{grok_res.test_accuracy[i, -1]:.4f} at the end [exact]; trends "
-          f"{ {p: {k: round(v, 3) for k, v in tr.items()} for p, tr in ph.trends.items()} }")  # fmt: skip
+          f"{grok_res.test_accuracy[i, -1]:.4f} at the end [exact]")  # fmt: skip
+    for phase, trend in ph.trends.items():
+        if trend:  # the change of each measure from the phase's first to its last checkpoint
+            print(f"  {phase:18s} " + ", ".join(f"{k} {v:+.3g}" for k, v in trend.items()))
 print("\nrule:", grok_res.phases[0].rule)
 display(grokking_figure(grok_res, 0))
 
@@ -433,29 +443,27 @@ display(grokking_figure(grok_res, 0))
 # %% [markdown]
 # ## 6. The report: `toylab dynamics RUN`
 #
-# Everything above, for any run, in one command: `toylab dynamics RUN
-# [--members ...] [--max-checkpoints N]` writes `RUN/dynamics/index.md` with its figures,
-# `summary.json` and an animated GIF of every neuron (which `toylab atlas` shows on the
-# neuron's page). Sections that do not apply to a run say so in one line (the grokking
-# section on the blobs run, the neuron maps on modular addition). From Python it is
-# `write_dynamics_report(run, ...)`; here we call the CLI, as you would in a terminal, on
-# member 0 of the blobs run; the trajectory is reused from `RUN/dynamics/trajectory.npz`
-# where it covers the chosen checkpoints.
+# Everything above, for any run, in one command:
+#
+#     toylab dynamics RUN [--members M ...] [--max-checkpoints N]
+#
+# writes `RUN/dynamics/index.md` with its figures, `summary.json` and an animated GIF of
+# every neuron's exact map through training (which `toylab atlas` shows on the neuron's
+# page). Sections that do not apply to a run say so in one line (the grokking section on
+# the blobs run; the neuron maps on modular addition). A mistake (a member the run does
+# not have) is a one-line error with exit status 2, not a traceback. From Python the same report is
+# `write_dynamics_report(run, ...)`, which we call here (in this kernel the compiled
+# programs are already warm; the CLI would start a fresh process). The trajectory is
+# reused from `RUN/dynamics/trajectory.npz` where it covers the chosen checkpoints.
 
 # %%
 t0 = time.perf_counter()
-cli = [sys.executable, "-m", "toylab", "dynamics", str(run.path), "--members", "0",
-       "--max-checkpoints", str(report_checkpoints), "--quiet"]  # fmt: skip
-out = subprocess.run(cli, capture_output=True, text=True, check=False)
-print(" ".join(cli[2:]), "->", out.returncode, f"({time.perf_counter() - t0:.1f} s)")
-print(out.stdout.strip() or out.stderr.strip())
-assert out.returncode == 0, out.stderr
-index = run.path / "dynamics" / "index.md"
-print(sorted(p.name for p in index.parent.iterdir()))
-display(Markdown("\n".join(index.read_text().splitlines()[:40])))
-t0 = time.perf_counter()
-grok_index = write_dynamics_report(grok_run, max_checkpoints=report_checkpoints)
-print(f"grokking report: {grok_index} ({time.perf_counter() - t0:.1f} s)")
+index = write_dynamics_report(run, max_checkpoints=report_checkpoints)
+print(f"toylab dynamics {run.path} --max-checkpoints {report_checkpoints}  ->  {index} "
+      f"({time.perf_counter() - t0:.1f} s)")  # fmt: skip
+print("written:", sorted(p.name for p in index.parent.iterdir()))
+display(Markdown("\n".join(index.read_text().splitlines()[:30])))
+display(Image(filename=str(animation_path(run.path, m0, traj.neurons[0]))))
 
 # %%
 print(f"notebook ran in {time.perf_counter() - start:.1f} s")
