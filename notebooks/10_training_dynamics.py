@@ -456,7 +456,8 @@ display(grokking_figure(grok_res, 0))
 # cleanup. `published_order` says whether this member shows all of it. At the default
 # sizes (`examples/grokking.toml` as it is) we saw, for both seeds: memorisation from step
 # 0 to 112, circuit formation 112 to 385 (the excluded loss rises, the restricted loss
-# falls), cleanup 385 to 713 (the weight norm falls by about 20, the test loss drops),
+# falls), cleanup 385 to 713 (the sum of squared weights falls by about 20 from its peak of about
+# 350, the test loss drops),
 # test accuracy ≥ 0.95 from step 713: the published order. At the small test sizes the
 # network has no time to grok and the later phases are `None`: that is the honest answer,
 # not a failure.
@@ -483,7 +484,11 @@ index = write_dynamics_report(run, max_checkpoints=report_checkpoints)
 print(f"toylab dynamics {run.path} --max-checkpoints {report_checkpoints}  ->  {index} "
       f"({time.perf_counter() - t0:.1f} s)")  # fmt: skip
 print("written:", sorted(p.name for p in index.parent.iterdir()))
-display(Markdown("\n".join(index.read_text().splitlines()[:30])))
+# the report's prose (its tables and figures are in the files; the figures' links are
+# relative to RUN/dynamics, so we show one from its file below)
+text = [ln for ln in index.read_text().splitlines() if not ln.startswith(("![", "|"))]
+display(Markdown("\n".join(text[:60])))
+display(Image(filename=str(index.parent / "landscape.png")))
 display(Image(filename=str(animation_path(run.path, m0, traj.neurons[0]))))
 
 # %%
