@@ -61,6 +61,7 @@ grok_hidden = 96  # its hidden width (examples/grokking.toml: 96)
 grok_steps = 3_000  # its training steps (examples/grokking.toml: 3000)
 grok_checkpoints = 40  # its log-spaced checkpoints (examples/grokking.toml: 40)
 report_checkpoints = 8  # checkpoints the `toylab dynamics` report analyses
+run_dir = "runs/10_training_dynamics"  # where the two runs go (relative to the notebook)
 SMALL = {"hidden": 6, "seeds": [0, 1], "num_steps": 60, "num_checkpoints": 4,
          "outlier_ks": [4], "outlier_steps": 40, "path_points": 5, "grok_p": 7,
          "grok_hidden": 16, "grok_steps": 40, "grok_checkpoints": 4,
@@ -111,8 +112,8 @@ start = time.perf_counter()
 jax_cache = tempfile.TemporaryDirectory(prefix="jax_cache_")  # removed when the kernel exits
 jax.config.update("jax_compilation_cache_dir", jax_cache.name)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-workdir = Path(tempfile.mkdtemp(prefix="toylab_nb10_"))  # the runs of this notebook
-print("runs are written under", workdir)
+workdir = Path(run_dir)  # runs/10_training_dynamics/{blobs,grokking}: toylab runs, replaced
+print("runs are written under", workdir.resolve())  # by the next run of this notebook
 
 # %% [markdown]
 # ## 1. A run with log-spaced checkpoints
@@ -140,7 +141,7 @@ config = parse_config({
               "data": "fixed", "num_train": 512},
 })  # fmt: skip
 t0 = time.perf_counter()
-run = start_run(config, workdir / "blobs")
+run = start_run(config, workdir / "blobs", overwrite=True)
 print(f"trained {run.num_members} members for {num_steps} steps in "
       f"{time.perf_counter() - t0:.1f} s; checkpoints at steps {run.checkpoint_steps}")  # fmt: skip
 
@@ -241,15 +242,15 @@ neuron = str(traj.neurons[int(np.argmax(order))])
 anim = NeuronAnimationDisplay.from_run(run, neuron, member=m0, num=60)
 anim.plot(ncols=min(len(anim.steps), 6))
 plt.show()
-gif = anim.save_gif(workdir / f"{neuron.replace(':', '-')}.gif", fps=2, dpi=60)
-display(Image(filename=str(gif)))
+display(Image(data=anim.gif_bytes(fps=2, dpi=60)))  # or anim.save_gif(path)
 
 # %% [markdown]
 # ## 3. The loss landscape: Hessian outliers and the tiny subspace
 #
 # `landscape(run)` computes, per member and checkpoint, the full Hessian `H = ∇²L` of the
-# training loss with respect to all parameters (116 for k = 4 and 16 units) by forward-over-reverse
-# differentiation in float64, all members in one compiled program, and its spectrum.
+# training loss with respect to all parameters (116 for k = 4 and 16 units) by
+# forward-over-reverse differentiation in float64, all members in one compiled program,
+# and its spectrum.
 #
 # * **Outliers.** Papyan (2019, 2020) found the spectrum of a trained classifier to be a
 #   bulk near zero plus a few *outliers*, about one per class (`k`, or `k − 1`: the
@@ -433,7 +434,7 @@ grok["train"].update(num_steps=grok_steps, checkpoints=f"log:{grok_checkpoints}"
 print(f"{example.name} at p = {grok_p}, hidden {grok_hidden}, {grok_steps} steps, "
       f"{grok_checkpoints} checkpoints, seeds {grok['seeds']}")  # fmt: skip
 t0 = time.perf_counter()
-grok_run = start_run(parse_config(grok), workdir / "grokking")
+grok_run = start_run(parse_config(grok), workdir / "grokking", overwrite=True)
 print(f"trained in {time.perf_counter() - t0:.1f} s")
 t0 = time.perf_counter()
 grok_res = progress_measures(grok_run)
