@@ -161,9 +161,11 @@ print(f"trained {run.num_members} members for {num_steps} steps in "
 # the cross moment `E[a(t) a(t')]`). The result is stored in `RUN/dynamics/trajectory.npz`
 # and reused by later calls and by `toylab dynamics`.
 #
-# The network's accuracy is `exact` (its decision regions are polygons); the Bayes-optimal
-# accuracy of a Gaussian mixture is an integral over curved (quadratic) boundaries, which
-# toylab gives with an error estimate: `estimated`. So is the gap, and the overall tier.
+# The network's accuracy is `exact` (its decision regions are polygons). The Bayes-optimal
+# accuracy of a mixture of more than two Gaussians has no closed form here: toylab
+# computes it by nested quadrature (exact normal CDFs along one axis, adaptive
+# Gauss–Legendre along the other) with an error *estimate*: `estimated`. So is the gap,
+# and with it the trajectory's overall tier.
 
 # %%
 t0 = time.perf_counter()
