@@ -1,5 +1,11 @@
 """Figures: compute once, plot onto a given axes (scikit-learn's Display pattern).
 
+Families of figures: neuron maps and data (:mod:`~toylab.viz.maps`), tuning curves,
+training curves and circuits (:mod:`~toylab.viz.figures`), superposition
+(:mod:`~toylab.viz.superposition`), universality across seeds
+(:mod:`~toylab.viz.universality`, :mod:`~toylab.viz.density`) and training dynamics
+(:mod:`~toylab.viz.dynamics`, :mod:`~toylab.viz.landscape`, :mod:`~toylab.viz.grokking`).
+
 Every ``*Display`` has a ``from_*`` constructor that computes what to draw and a
 ``plot(ax=None)`` method that draws it; matplotlib is imported lazily. Neuron
 maps use one diverging colormap centred at zero (``CMAP = "RdBu_r"``: red positive,
@@ -16,12 +22,25 @@ counterexample from the :class:`toylab.claims.ClaimResult`.
 :func:`write_atlas` writes the neuron atlas, a static HTML site (``toylab atlas RUN_DIR``).
 """
 
+from toylab.viz.density import DensityScoresDisplay
+from toylab.viz.dynamics import (
+    NeuronAnimationDisplay,
+    TrajectoryDisplay,
+    UnitQuantitiesDisplay,
+    UnitTimelineDisplay,
+)
 from toylab.viz.figures import (
     ActivationDistributionDisplay,
     CircuitDisplay,
     TrainingCurvesDisplay,
     TrainingDynamicsDisplay,
     TuningCurveDisplay,
+)
+from toylab.viz.grokking import grokking_figure
+from toylab.viz.landscape import (
+    GradientOverlapDisplay,
+    HessianSpectrumDisplay,
+    ModeConnectivityDisplay,
 )
 from toylab.viz.maps import (
     CMAP,
@@ -41,6 +60,7 @@ from toylab.viz.superposition import (
     InterferenceDisplay,
     PhaseDiagramDisplay,
 )
+from toylab.viz.universality import FamilyMapsDisplay, ScoreDistributionDisplay
 
 
 def write_atlas(*args, **kwargs):  # noqa: ANN002, ANN003 - thin lazy wrapper
@@ -55,18 +75,29 @@ __all__ = [
     "ActivationDistributionDisplay",
     "CircuitDisplay",
     "DataDisplay",
+    "DensityScoresDisplay",
     "DictionaryRecoveryDisplay",
     "DimensionalityDisplay",
     "EmbeddingDisplay",
+    "FamilyMapsDisplay",
     "FeatureNormsDisplay",
+    "GradientOverlapDisplay",
+    "HessianSpectrumDisplay",
     "InterferenceDisplay",
+    "ModeConnectivityDisplay",
+    "NeuronAnimationDisplay",
     "NeuronMapDisplay",
     "PhaseDiagramDisplay",
+    "ScoreDistributionDisplay",
     "TrainingCurvesDisplay",
     "TrainingDynamicsDisplay",
+    "TrajectoryDisplay",
     "TuningCurveDisplay",
+    "UnitQuantitiesDisplay",
+    "UnitTimelineDisplay",
     "exact_overlays",
     "grid_values",
+    "grokking_figure",
     "layer_grid_figure",
     "layer_overlays",
     "symmetric_norm",
