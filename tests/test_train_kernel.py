@@ -39,7 +39,10 @@ def _reference(widths, loss_kind, slope, x, y, w, theta):
 
     with jax.enable_x64():
         args = [np.asarray(a, np.float64) for a in (theta, x, y, w)]
-        return jax.vmap(jax.value_and_grad(one))(*args)
+        loss, grad = jax.vmap(jax.value_and_grad(one))(*args)
+        # NumPy arrays: a float64 JAX array met outside the x64 context (e.g. by
+        # ``np_array - jax_array``, which JAX's operator takes) would be cut to float32
+        return np.asarray(loss), np.asarray(grad)
 
 
 @pytest.mark.parametrize(
