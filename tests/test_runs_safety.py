@@ -278,3 +278,19 @@ def test_metrics_are_strict_json_and_diverged_members_are_named(tmp_path):
     run_page = (index.parent / "run.html").read_text()
     assert "learning_rate swept over [0.01, 1e+30]" in run_page
     assert "diverged at step" in run_page and "All 2 members in this atlas." in run_page
+
+
+def test_report_directories_are_toylabs_only_with_their_marker(done, tmp_path):
+    from toylab.runs import _foreign_entries
+
+    run_dir = _copy(done, tmp_path)
+    (run_dir / "dynamics").mkdir()
+    (run_dir / "dynamics" / "my_analysis.py").write_text("mine")
+    (run_dir / "universality").mkdir()
+    (run_dir / "universality" / "universality.json").write_text("{}")
+    # a user's own dynamics/ (no marker) is foreign; toylab's universality/ is not
+    assert _foreign_entries(run_dir) == ["dynamics"]
+    before = _snapshot(run_dir)
+    with pytest.raises(ToylabError, match=r"did not\s+write \(dynamics\)"):
+        start_run(parse_config(TINY), run_dir, overwrite=True)
+    assert _snapshot(run_dir) == before

@@ -93,8 +93,11 @@ FORMAT = "toylab-run/1"
 #: What toylab writes at the top of a run directory (anything else is the user's).
 RUN_ENTRIES = frozenset(
     {"config.toml", "manifest.json", "metrics.jsonl", "state.npz", "checkpoints", "report",
-     "compare", "atlas", "dynamics"}
+     "compare", "atlas"}
 )  # fmt: skip
+#: Report directories that are toylab's only when they hold their marker file (written
+#: before anything else): a directory of the same name without it is the user's.
+MARKED_ENTRIES = {"dynamics": "dynamics.json", "universality": "universality.json"}
 
 
 def _now() -> str:
@@ -291,6 +294,8 @@ def _foreign_entries(path: Path) -> list[str]:
     out = []
     for p in sorted(path.iterdir()):
         if p.name in RUN_ENTRIES or (p.name.startswith(".") and p.name.endswith(".tmp")):
+            continue
+        if p.name in MARKED_ENTRIES and (p / MARKED_ENTRIES[p.name]).is_file():
             continue
         out.append(p.name)
     ck = path / "checkpoints"
