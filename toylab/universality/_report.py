@@ -211,13 +211,14 @@ def scores_section(ctx: UniversalityContext) -> list[str]:
     return lines
 
 
-def _family_names(em: Any) -> dict[int, str]:
-    """``id(family) -> "hidden_0/F1"``, numbered per layer in the match's order."""
-    names: dict[int, str] = {}
+def _family_names(em: Any) -> list[str]:
+    """``"hidden_0/F1"``, ... for ``em.families`` in order: numbered per layer in the
+    match's order (most frequent first)."""
+    names: list[str] = []
     count: dict[str, int] = {}
     for f in em.families:
         count[f.layer] = count.get(f.layer, 0) + 1
-        names[id(f)] = f"{f.layer}/F{count[f.layer]}"
+        names.append(f"{f.layer}/F{count[f.layer]}")
     return names
 
 
@@ -231,9 +232,9 @@ def families_section(ctx: UniversalityContext) -> list[str]:
     em = ctx.match
     names = _family_names(em)
     fams_out = []
-    for f in em.families:
+    for f, name in zip(em.families, names, strict=True):
         fams_out.append({
-            "id": names[id(f)], "layer": f.layer, "fraction": f.fraction,
+            "id": name, "layer": f.layer, "fraction": f.fraction,
             "mean_correlation": f.mean_correlation, "min_correlation": f.min_correlation,
             "tier": f.tier, "error": f.error,
             "units": [[m, a, _unit_correlation(em, m, a)] for m, a in f.units],
@@ -256,23 +257,23 @@ def families_section(ctx: UniversalityContext) -> list[str]:
             continue
         lines += ["| family | reference unit | seeds | mean ρ | min ρ | tier | units (member: "
                   "address) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for f in fams[:FAMILY_TABLE]:
+        for i, f in enumerate(fams[:FAMILY_TABLE]):
             ref = next((a for m, a in f.units if m == em.reference), "—")
             some = ", ".join(f"{m}: `{a}`" for m, a in f.units[:5])
             more = f" … ({len(f.units)} units)" if len(f.units) > 5 else ""
             lines.append(
-                f"| {names[id(f)]} | `{ref}` | {f.fraction:.0%} | "
+                f"| {layer}/F{i + 1} | `{ref}` | {f.fraction:.0%} | "
                 f"{fmt_number(f.mean_correlation, 3)} | {fmt_number(f.min_correlation, 3)} | "
                 f"{f.tier} | {some}{more} |"
             )
         if len(fams) > FAMILY_TABLE:
             lines.append(f"\n{len(fams) - FAMILY_TABLE} more in `summary.json`.")
         lines.append("")
-    lines += _family_figures(ctx, names)
+    lines += _family_figures(ctx)
     return lines
 
 
-def _family_figures(ctx: UniversalityContext, names: dict[int, str]) -> list[str]:
+def _family_figures(ctx: UniversalityContext) -> list[str]:
     from matplotlib.figure import Figure
 
     from toylab.exact import analyze
@@ -309,7 +310,7 @@ def _family_figures(ctx: UniversalityContext, names: dict[int, str]) -> list[str
             continue
         # every row keeps the shown members' columns: a member without the family is blank
         disp = FamilyMapsDisplay.from_families(
-            fams, models, analyses, grids, corr, names=[names[id(f)] for f in fams],
+            fams, models, analyses, grids, corr, names=[f"{layer}/F{i + 1}" for i in range(len(fams))],
             columns=shown,
         )  # fmt: skip
         fig = Figure()
