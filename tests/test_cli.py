@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import tomli_w
@@ -193,3 +194,14 @@ def test_info_summarises_many_members():
     assert _values_line(Named(), [0.25, float("nan")]) == "0.2500, nan"
     assert _seeds_text(range(64)) == "0 to 63"
     assert _seeds_text([0, 5, 6]) == "[0, 5, 6]"
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml")),
+    ids=lambda p: p.name,
+)  # fmt: skip
+def test_example_configs_parse(path):
+    from toylab.config import load_config
+
+    cfg = load_config(path)
+    assert cfg.seeds and cfg.name
