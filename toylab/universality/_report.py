@@ -542,24 +542,10 @@ def _select(run: Any, reference: int | None, members: Sequence[int] | None
             ) -> tuple[list[int], int, list[str]]:  # fmt: skip
     """``(members of the reference's distribution group, reference, notes)``."""
     from toylab._validate import is_int
-    from toylab.universality.matching import distribution_groups
+    from toylab.universality.matching import distribution_groups, select_members
 
     where = "write_universality_report"
-    n = run.num_members
-    notes = []
-    if members is None:
-        skip = set(getattr(run, "diverged", {}) or {})
-        idx = [m for m in range(n) if m not in skip]
-        if skip:
-            notes.append(f"diverged members {sorted(skip)} left out")
-    else:
-        idx = []
-        for m in members:
-            if not is_int(m) or not 0 <= int(m) < n:
-                raise fail(where, "members", list(members), f"member indices in 0..{n - 1}")
-            idx.append(int(m))
-        if len(set(idx)) != len(idx):
-            raise fail(where, "members", list(members), "distinct member indices")
+    idx, notes = select_members(where, run, members)
     if reference is None:
         reference = idx[0] if idx else 0
     if not is_int(reference) or int(reference) not in idx:

@@ -317,6 +317,26 @@ def distribution_groups(run: Any, members: Sequence[int] | None = None) -> list[
     return [g for _, g in groups]
 
 
+def select_members(
+    where: str, run: Any, members: Sequence[int] | None
+) -> tuple[list[int], list[str]]:
+    """``(member indices, notes)``: every member but the diverged ones (a note says which
+    were left out), or ``members`` checked as distinct indices into the run."""
+    n = run.num_members
+    if members is None:
+        skip = set(getattr(run, "diverged", {}) or {})
+        idx = [m for m in range(n) if m not in skip]
+        return idx, [f"diverged members {sorted(skip)} left out"] if skip else []
+    idx = []
+    for m in members:
+        if not is_int(m) or not 0 <= int(m) < n:
+            raise fail(where, "members", list(members), f"member indices in 0..{n - 1}")
+        idx.append(int(m))
+    if len(set(idx)) != len(idx):
+        raise fail(where, "members", list(members), "distinct member indices")
+    return idx, []
+
+
 def _is_run(obj: Any) -> bool:
     return all(hasattr(obj, a) for a in ("models", "dist_of", "num_members"))
 
@@ -327,18 +347,7 @@ def _inputs(
     """``(networks, member ids, dist, model configs or None, notes)``."""
     notes: list[str] = []
     if _is_run(source):
-        n = source.num_members
-        if members is None:
-            skip = set(getattr(source, "diverged", {}) or {})
-            idx = [m for m in range(n) if m not in skip]
-            if skip:
-                notes.append(f"diverged members {sorted(skip)} left out")
-        else:
-            idx = []
-            for m in members:
-                if not is_int(m) or not 0 <= int(m) < n:
-                    raise fail(where, "members", list(members), f"member indices in 0..{n - 1}")
-                idx.append(int(m))
+        idx, notes = select_members(where, source, members)
         if dist is None:
             groups = distribution_groups(source, idx)
             if len(groups) > 1:
@@ -354,7 +363,7 @@ def _inputs(
         nets = [as_network(models[m], where) for m in idx]
         ens = getattr(source, "ensemble", None)
         cfgs = None
-        if ens is not None and len(getattr(ens, "members", ())) == n:
+        if ens is not None and len(getattr(ens, "members", ())) == source.num_members:
             cfgs = [ens.members[m].model for m in idx]
         elif getattr(getattr(source, "config", None), "model", None) is not None:
             cfgs = [source.config.model] * len(idx)
