@@ -218,6 +218,9 @@ def test_render_bounds_adversarial_boxes() -> None:
         ([1.0, 0.0, 7.5, 7.5], [1.0 + 1e-13, 1e-15, 7.5, 7.5]),  # tiny, at kappa = 0
         ([0.0, 0.0, 5.0, 5.0], [7.0, 0.25, 10.0, 10.0]),  # wider than the family
         ([np.pi / 2 - 1e-3, 0.2, 7.0, 7.0], [np.pi / 2 + 1e-3, 0.2, 7.0, 7.0]),  # sin max
+        ([1e-15, 0.25, 7.0, 3.0 + 1e-15],) * 2,  # o within rounding of a pixel centre
+        ([0.0, 1e-7, 7.0, 7.0], [0.0, 2e-7, 7.0, 7.0]),  # across the series switch
+        ([3.0, 0.0, 7.0, 7.0], [3.0 + 2 * np.pi, 0.25, 8.0, 8.0]),  # theta over a full turn
     ]
     low = np.array([b[0] for b in boxes], np.float64)
     high = np.array([b[1] for b in boxes], np.float64)
@@ -410,6 +413,12 @@ def test_registry_config_round_trip() -> None:
     text = '[distribution]\nname = "curve_images"\nsize = 10\nlength = 7.0\n'
     exp = parse_config(tomllib.loads(text))
     assert exp.make_distribution() == CurveImages(size=10, length=7.0)
+    swept = parse_config(
+        tomllib.loads(text + '[sweep]\nparam = "distribution.noise"\nvalues = [0.0, 0.2]\n')
+    )
+    assert [m.dist.noise for m in swept.members()] == [0.0, 0.2]
+    with pytest.raises(ToylabError, match="polarity"):
+        parse_config(tomllib.loads(text + "polarity = 2\n")).make_distribution()
 
 
 @pytest.mark.parametrize("task", ["orientation", "regression"])

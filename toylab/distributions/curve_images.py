@@ -31,7 +31,8 @@ window because ``kappa_max * length <= 4 < 2 pi``). For ``kappa <= KAPPA_SERIES`
 renderer uses ``s = (t / b)(1 - (kappa t / b)^2 / 3)``, ``b = 1 - kappa u`` (the series of
 ``atan(z) / z``; its truncation error ``z^4 / 5 < 1e-22`` relative is below float64
 rounding), which is ``t`` at ``kappa = 0``. At ``o`` itself ``phi`` is undefined and
-``s = pi / kappa`` is used (the stroke there is ``< 1e-10`` for ``R >= 2 width``).
+``s = pi / kappa`` is used (the stroke there is ``P_{width/2}(R)``, ``4e-11`` for the
+defaults, where ``R >= 4``).
 
 **Intensity.** ``P_h(x) = Phi((h - |x|) / sigma) - Phi((-h - |x|) / sigma)`` is the
 Gaussian blur (std ``sigma = psf``) of the indicator of ``[-h, h]``, evaluated at
@@ -72,11 +73,13 @@ decreasing in ``|x|``, ``Phi`` increasing, ``ink`` increasing in ``stroke`` and 
 origin); for ``1 - kappa u > 0`` the code bounds ``|s| = X atanc(kappa X)``, ``X = |t| /
 (1 - kappa u)``, ``atanc(z) = atan(z) / z`` decreasing on ``z >= 0`` (no division by
 ``kappa``, so boxes with ``kappa = 0`` are fine). The result encloses the *real-valued*
-formula; a final absolute pad of ``64 eps (H^2 + W^2 + 1) / sigma`` also covers the
-rounding error of the float64 renderer itself (its intermediates ``d`` and ``s`` carry
-at most ~20 roundings of quantities ``<= H^2 + W^2``, amplified at most ``2 / (sigma
-sqrt(2 pi))`` by the profiles), so ``lo <= render(P) <= hi`` holds for the computed
-values too.
+formula; a final absolute pad of ``64 eps (1 + Q) / sigma``, ``Q = |q| (1 + kappa |q|)``
+maximised over the box, also covers the rounding error of the float64 NumPy renderer
+itself (its intermediates ``d`` and ``s`` carry ~20 roundings of quantities ``<= Q``,
+amplified at most ``2 / (sigma sqrt(2 pi))`` by the profiles; within ``|kappa q - n| <
+1e-4`` of the circle's centre, where the renderer's angle is ill-conditioned, the
+window is taken as ``[0, 1]``), so ``lo <= render(P) <= hi`` holds for the computed
+float64 values too. (A float32 JAX render differs from float64 by ~1e-6: not covered.)
 """
 
 from __future__ import annotations
@@ -302,7 +305,7 @@ class CurveImages(AbstractDistribution):
         """Images ``(..., H W)`` of the curves ``params`` ``(..., 4)`` (see the module
         docstring). NumPy in: float64 NumPy out; JAX in: JAX out (in the input's float
         dtype), differentiable in ``params`` (finite gradients everywhere)."""
-        if _is_jax(params) or isinstance(params, jax.core.Tracer):
+        if _is_jax(params):
             pj = jnp.asarray(params)
             if not jnp.issubdtype(pj.dtype, jnp.floating):
                 pj = pj.astype(jnp.float32)
@@ -384,6 +387,11 @@ class CurveImages(AbstractDistribution):
         sig = self.psf
         band = _profile_bounds(_abs(d), self.width / 2.0, sig)
         window = _profile_bounds(_abs_s(t, ka, b), self._length / 2.0, sig)
+        # within r < 1e-4 of the circle's centre o the renderer's angle atan2(a, b) is
+        # ill-conditioned (its rounding errors over r): allow the whole window range there
+        # (the stroke is tiny: d ~ -R)
+        near_o = r[0] < 1e-4
+        window = (np.where(near_o, 0.0, window[0]), np.where(near_o, 1.0, window[1]))
         stroke = (_dn(band[0] * window[0]), _up(band[1] * window[1]))
         fill_lo = _ndtr(_dn(-d[1] / sig))[0]
         fill_hi = _ndtr(_up(-d[0] / sig))[1]
@@ -393,7 +401,10 @@ class CurveImages(AbstractDistribution):
         ink_lo, ink_hi = np.clip(ink_lo, 0.0, 1.0), np.clip(ink_hi, 0.0, 1.0)
         g = self.polarity * self.contrast
         ends = (0.5 + g * (ink_lo - 0.5), 0.5 + g * (ink_hi - 0.5))
-        pad = 64.0 * _EPS * (2.0 * self.size**2 + 1.0) / sig
+        # the float64 renderer's own rounding: ~20 roundings of quantities <= Q = |q| (1 +
+        # kappa |q|), amplified at most 2 / (sigma sqrt(2 pi)) by the profiles
+        qmax = _abs(dx)[1] + _abs(dy)[1]
+        pad = 64.0 * _EPS * (1.0 + qmax * (1.0 + ka[1] * qmax)) / sig
         out_lo = np.minimum(*ends) - pad
         out_hi = np.maximum(*ends) + pad
         return out_lo, out_hi
@@ -403,7 +414,7 @@ class CurveImages(AbstractDistribution):
     def label(self, params: Any) -> Any:
         """The target of each parameter vector ``(..., 4)``: int32 class ``(...)`` or the
         regression target ``(..., 2)`` (NumPy in, NumPy out; JAX in, JAX out)."""
-        xp = jnp if (_is_jax(params) or isinstance(params, jax.core.Tracer)) else np
+        xp = jnp if _is_jax(params) else np
         p = xp.asarray(params)
         th, ka = p[..., 0], p[..., 1]
         if self.task == "regression":
@@ -610,11 +621,12 @@ def _profile_bounds(ax: Iv, half: float, sigma: float) -> Iv:
     infinite ``ax1`` gives 0)."""
 
     def value(v: Any, side: int) -> Any:
+        # two roundings each (a difference, a quotient): two ulps outward
         hi_arg = (half - v) / sigma
         lo_arg = (-half - v) / sigma
         if side == 0:  # lower bound of P at |x| = v
-            return _ndtr(_dn(hi_arg))[0] - _ndtr(_up(lo_arg))[1]
-        return _ndtr(_up(hi_arg))[1] - _ndtr(_dn(lo_arg))[0]
+            return _ndtr(_dn(_dn(hi_arg)))[0] - _ndtr(_up(_up(lo_arg)))[1]
+        return _ndtr(_up(_up(hi_arg)))[1] - _ndtr(_dn(_dn(lo_arg)))[0]
 
     low = np.where(np.isinf(ax[1]), 0.0, value(np.where(np.isinf(ax[1]), 0.0, ax[1]), 0))
     high = value(ax[0], 1)
