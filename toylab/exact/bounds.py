@@ -256,7 +256,7 @@ def _check_target(where: str, net: _Net, neuron: Any) -> _Target:
     name = str(nid)
     if nid.layer == "input":
         return _Target(-1, nid.unit, False, name)
-    k = net.network.num_hidden if nid.layer == "output" else int(nid.layer.split("_")[1])
+    k = net.network.layer_index(nid.layer)
     return _Target(k, nid.unit, not nid.pre, name)
 
 
@@ -380,7 +380,7 @@ def _all_bounds(net: _Net, low: np.ndarray, high: np.ndarray, linear: bool) -> B
     out: Bounds = {"input": (low.copy(), high.copy())}
     for k, act in enumerate(net.acts):
         l, u = pre[k][0][0], pre[k][1][0]
-        post = "output" if k == len(net.acts) - 1 else f"hidden_{k}"
+        post = net.network.layer_names[k][0]
         if act.name == "identity" and post == "output":
             out[post] = (l, u)
         else:
