@@ -31,9 +31,10 @@ kernel entry), so every exact algorithm consumes a conv net unchanged.
 to the window's **first** maximal entry in row-major window order (ties: the smallest
 ``(a, e)``), the derivative of the max on the piece that this choice selects.
 
-NumPy inputs and weights compute in NumPy (float64 stays float64): a shift-and-add
-over the ``k_h k_w`` kernel offsets (one matrix product each, no loop over pixels);
-:meth:`Conv.transpose` scatters the products back (the exact adjoint, col2im). JAX
+NumPy inputs and weights compute in NumPy (float64 stays float64): im2col (the
+``k_h k_w C`` patches of a chunk of the batch times the kernel as a matrix, no loop
+over pixels); :meth:`Conv.transpose` scatters the products back (col2im, the exact
+adjoint). JAX
 computes with ``lax.conv_general_dilated`` (NHWC / HWIO) and its
 ``jax.linear_transpose``. A kernel with leading member axes (a stacked ensemble,
 :meth:`toylab.network.Network.stack`) broadcasts against the batch like
@@ -59,6 +60,10 @@ from toylab._validate import is_int
 __all__ = ["AvgPool", "Conv", "MaxPool", "SpatialDense", "conv_padding"]
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
+
+# NumPy im2col works through the batch in chunks of about this many patch entries
+# (float64: 64 MB), so memory stays bounded for any batch
+_CHUNK = 1 << 23
 
 
 def _xp(*arrays: Any) -> Any:
@@ -260,23 +265,41 @@ class Conv(_Spatial):
         return arr.reshape((*lead, *rows, *arr.shape[arr.ndim - tail :]))
 
     def _shift(self, h: Any) -> Any:
-        """``h @ W`` (no bias) as a sum over kernel offsets, spatial ``(..., H', W', C')``."""
+        """``h @ W`` (no bias), spatial ``(..., H', W', C')``: NumPy im2col, or (member
+        axes on the kernel) a sum over the kernel offsets that broadcasts the members."""
         xp = _xp(h, self.kernel)
+        if xp is np and self.kernel.ndim == 4:
+            return self._im2col(h)
         x = _pad(xp, self._spatial(h), self.pads)
-        ho, wo, co = self.out_shape
+        ho, wo, _ = self.out_shape
         kh, kw = self.window
         k = self._member_kernel(h, self.kernel, 4)
-        stacked = k.ndim > 4
         out = None
         for a in range(kh):
             for e in range(kw):
                 sl = x[_slices(a, e, self.stride, (ho, wo))]
-                if stacked:  # (..., H', W', C) @ (L, [1], 1, C, C'): the members broadcast
-                    term = sl @ k[..., None, a, e, :, :]
-                else:
-                    term = (sl.reshape(-1, sl.shape[-1]) @ k[a, e]).reshape((*sl.shape[:-1], co))
+                # (..., H', W', C) @ (L, [1], 1, C, C'): the members broadcast
+                term = sl @ k[..., None, a, e, :, :]
                 out = term if out is None else out + term
         return out
+
+    def _im2col(self, h: Any) -> Any:
+        """NumPy ``h @ W`` (no bias): the ``(k_h k_w C)`` patches of a chunk of the batch
+        times the kernel as a ``(k_h k_w C, C')`` matrix, spatial ``(..., H', W', C')``."""
+        x = _pad(np, self._spatial(h), self.pads)
+        batch = x.shape[:-3]
+        x = x.reshape((-1, *x.shape[-3:]))
+        ho, wo, co = self.out_shape
+        (kh, kw), (sh, sw) = self.window, self.stride
+        kmat = self.kernel.reshape(-1, co)  # rows in (a, e, c) order
+        out = np.empty((x.shape[0], ho, wo, co), dtype=np.result_type(x, kmat))
+        step = max(1, _CHUNK // (ho * wo * kmat.shape[0]))
+        for s in range(0, x.shape[0], step):
+            win = np.lib.stride_tricks.sliding_window_view(x[s : s + step], (kh, kw), axis=(1, 2))
+            win = win[:, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw]  # (n, H', W', C, a, e)
+            cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(-1, kmat.shape[0])
+            out[s : s + step] = (cols @ kmat).reshape(-1, ho, wo, co)
+        return out.reshape((*batch, ho, wo, co))
 
     def linear(self, h: Any, layers: Sequence[Any] = ()) -> Any:
         """``h @ W``: the convolution without its bias (tangents)."""
@@ -309,19 +332,27 @@ class Conv(_Spatial):
             return out
         ho, wo, co = self.out_shape
         kh, kw = self.window
-        gs = g.reshape((*g.shape[:-1], ho, wo, co))
-        kt = xp.swapaxes(self._member_kernel(g, self.kernel, 4), -1, -2)  # (..., kh, kw, C', C)
-        stacked = kt.ndim > 4
-        terms = []
-        for a in range(kh):
-            for e in range(kw):
-                if stacked:
-                    terms.append(gs @ kt[..., None, a, e, :, :])
-                else:
-                    t = gs.reshape(-1, co) @ kt[a, e]
-                    terms.append(t.reshape((*gs.shape[:-1], t.shape[-1])))
         (top, bottom), (left, right) = self.pads
         h, w, c = self.in_shape
+        if self.kernel.ndim == 4:  # NumPy col2im, a chunk of the batch at a time
+            gs = g.reshape(-1, ho, wo, co)
+            kt = self.kernel.reshape(-1, co).T  # (C', k_h k_w C)
+            res = np.zeros(
+                (gs.shape[0], h + top + bottom, w + left + right, c), np.result_type(g, kt)
+            )
+            step = max(1, _CHUNK // (ho * wo * kt.shape[1]))
+            for s in range(0, gs.shape[0], step):
+                cols = (gs[s : s + step] @ kt).reshape(-1, ho, wo, kh, kw, c)
+                for a in range(kh):
+                    for e in range(kw):
+                        res[s : s + step][_slices(a, e, self.stride, (ho, wo))] += cols[
+                            :, :, :, a, e, :
+                        ]
+            res = res[:, top : top + h, left : left + w, :]
+            return res.reshape((*g.shape[:-1], self.fan_in))
+        gs = g.reshape((*g.shape[:-1], ho, wo, co))
+        kt = xp.swapaxes(self._member_kernel(g, self.kernel, 4), -1, -2)  # (..., kh, kw, C', C)
+        terms = [gs @ kt[..., None, a, e, :, :] for a in range(kh) for e in range(kw)]
         batch = terms[0].shape[:-3]
         res = xp.zeros((*batch, h + top + bottom, w + left + right, c), dtype=terms[0].dtype)
         for i, t in enumerate(terms):
