@@ -245,8 +245,30 @@ def test_maxpool_network_forward_gradient_and_jvp():
     np.testing.assert_allclose(net(x), ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(net.gradient(x, "output:1"), grad, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(net.jvp(x, d)["output"], np.asarray(tangent), rtol=1e-12, atol=1e-12)
-    with pytest.raises(NotApplicable, match="max pooling"):
-        E.interval_bounds(net, -np.ones(36), np.ones(36))
+    with pytest.raises(NotApplicable, match="max pooling is not affine"):
+        relu = Network(net.layers, ("relu", "identity", "identity"))
+        E.slice_partition(relu, x[0], d[0], d[1], [[0, 0], [1, 0], [0, 1]])
+    with pytest.raises(NotApplicable, match="max pooling is not affine"):
+        E.maximize(net, x[0] - 0.1, x[0] + 0.1, "output:0")
+
+
+def test_bounds_through_max_pooling_enclose_samples():
+    net, _ = _maxpool_net()
+    net = Network(net.layers, ("relu", "identity", "identity"))
+    rng = np.random.default_rng(18)
+    centre = rng.normal(size=36)
+    low, high = centre - 0.4, centre + 0.4
+    xs = np.concatenate([rng.uniform(low, high, size=(3000, 36)), [low, high]])
+    vals = net.forward(xs)
+    ibp, lin = E.interval_bounds(net, low, high), E.linear_bounds(net, low, high)
+    assert set(ibp) == set(lin) == set(vals)
+    for key in vals:
+        for lo, hi in (ibp[key], lin[key]):
+            assert np.all(vals[key] >= lo) and np.all(vals[key] <= hi), key
+        # linear bounds are never looser than the interval bounds
+        assert np.all(lin[key][0] >= ibp[key][0]) and np.all(lin[key][1] <= ibp[key][1])
+    # the pool's box is the window maximum of its input's box, exactly
+    np.testing.assert_array_equal(ibp["pool_0.pre"][1], net.layers[1].apply(ibp["conv_0"][1]))
 
 
 def test_maxpool_ties_route_to_the_first_maximum():

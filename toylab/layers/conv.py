@@ -567,8 +567,10 @@ class MaxPool(_Pool):
     def arrays(self, layers: Sequence[Any] = ()) -> tuple[Any, Any]:
         raise NotApplicable(
             "MaxPool: max pooling is not affine, so it has no dense (W, b) form; exact "
-            "partitions and certified bounds (toylab.exact) need average pooling (AvgPool) "
-            "or strided convolutions (Conv with stride > 1) instead."
+            "partitions (toylab.exact.partition, slice_partition, analyze) and "
+            "maximize / minimize need average pooling (AvgPool) or strided convolutions "
+            "(Conv with stride > 1) instead. toylab.exact.interval_bounds and "
+            "linear_bounds do handle max pooling."
         )
 
 
