@@ -139,9 +139,7 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """A TOML-serialisable dict (``parse_config(c.to_dict()) == c``)."""
-        model = {**dataclasses.asdict(self.model), "hidden": list(self.model.hidden)}
-        if self.model.init.is_default:  # configs written before init existed stay as they were
-            del model["init"]
+        model = self.model.to_dict()  # configs written before init/conv existed stay as they were
         out: dict[str, Any] = {
             "name": self.name,
             "seeds": list(self.seeds),

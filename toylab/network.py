@@ -51,12 +51,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toylab._errors import ToylabError, fail
+from toylab._errors import NotApplicable, ToylabError, fail
 from toylab.activations import Activation, get_activation
-from toylab.layers import Dense, Layer, Tied
-from toylab.neurons import NeuronId, resolve
+from toylab.layers import AvgPool, Conv, Dense, Layer, MaxPool, SpatialDense, Tied
+from toylab.neurons import NeuronId, neuron_ids, resolve
 
-__all__ = ["Dense", "Network", "Tied", "as_network"]
+__all__ = ["AvgPool", "Conv", "Dense", "MaxPool", "Network", "SpatialDense", "Tied", "as_network"]
+
+_KINDS = (Dense, Tied, Conv, AvgPool, MaxPool, SpatialDense)
 
 Hooks = Mapping[str, Callable[[Any], Any]]
 
@@ -68,11 +70,24 @@ def _xp(*arrays: Any) -> Any:
 # --------------------------------------------------------------------------- the network
 
 
-def _layer_keys(num_layers: int, output_activation: str) -> list[tuple[str, str | None]]:
-    """``(post key, pre key)`` per layer (``pre`` is ``None`` for an identity output)."""
+def _prefix(layer: Any) -> str:
+    """The key prefix of a layer's kind: ``hidden`` (dense), ``conv``, ``pool``."""
+    return str(getattr(layer, "prefix", "hidden"))
+
+
+def _layer_keys(layers: Sequence[Any], output_activation: str) -> list[tuple[str, str | None]]:
+    """``(post key, pre key)`` per layer (``pre`` is ``None`` for an identity output).
+
+    Layers are named per kind, counting from 0 in each kind (``conv_0``, ``pool_0``,
+    ``conv_1``, ``hidden_0``, ...); the last layer is ``output``.
+    """
     out: list[tuple[str, str | None]] = []
-    for k in range(num_layers - 1):
-        out.append((f"hidden_{k}", f"hidden_{k}.pre"))
+    count: dict[str, int] = {}
+    for layer in layers[:-1]:
+        p = _prefix(layer)
+        k = count.get(p, 0)
+        count[p] = k + 1
+        out.append((f"{p}_{k}", f"{p}_{k}.pre"))
     out.append(("output", "output.pre" if output_activation != "identity" else None))
     return out
 
@@ -104,8 +119,11 @@ class Network:
         for a in acts:
             get_activation(a, "Network")
         for k, layer in enumerate(layers):
-            if not isinstance(layer, Dense | Tied):
-                raise fail("Network", f"layers[{k}]", type(layer).__name__, "a Dense or Tied layer")
+            if not isinstance(layer, _KINDS):
+                raise fail(
+                    "Network", f"layers[{k}]", type(layer).__name__,
+                    "a layer of toylab.layers (Dense, Tied, Conv, AvgPool, MaxPool)",
+                )  # fmt: skip
             if isinstance(layer, Tied) and not (
                 0 <= layer.source < k and isinstance(layers[layer.source], Dense)
             ):
@@ -273,6 +291,8 @@ class Network:
     def _shape(self, k: int) -> tuple[int, int]:
         """``(fan_in, fan_out)`` of layer ``k`` (ignoring a leading member axis)."""
         layer = self.layers[k]
+        if isinstance(layer, Conv | AvgPool | MaxPool | SpatialDense):
+            return layer.fan_in, layer.fan_out
         if isinstance(layer, Tied):
             w = self.layers[layer.source].kernel  # type: ignore[union-attr]
             return int(w.shape[-1]), int(w.shape[-2])
@@ -290,7 +310,7 @@ class Network:
     def widths(self) -> dict[str, int]:
         """Layer key -> number of units, in network order (see :mod:`toylab.neurons`)."""
         out = {"input": self.input_dim}
-        for k, (post, pre) in enumerate(_layer_keys(self.num_layers, self.output_activation)):
+        for k, (post, pre) in enumerate(self.layer_names):
             n = self._shape(k)[1]
             if pre is not None:
                 out[pre] = n
@@ -300,6 +320,66 @@ class Network:
     def layer_keys(self) -> list[str]:
         """Every layer key but ``"input"``, in network order (the flat order)."""
         return [k for k in self.widths if k != "input"]
+
+    @property
+    def layer_names(self) -> list[tuple[str, str | None]]:
+        """``(post key, pre key)`` of each layer (``pre`` is ``None`` for an identity
+        output): named per kind, counting from 0 in each (``conv_0``, ``pool_0``,
+        ``hidden_0``, ...), the last layer ``output``. Every layer but an identity
+        output has a ``.pre`` key (a pooling too: its ``pool_k.pre`` equals ``pool_k``
+        when its activation is the identity)."""
+        return _layer_keys(self.layers, self.output_activation)
+
+    def layer_index(self, key: str) -> int:
+        """The index into :attr:`layers` of the layer whose values are ``key`` (a post
+        or ``.pre`` key, ``"hidden_0"``, ``"conv_1.pre"``, ``"output"``)."""
+        for k, (post, pre) in enumerate(self.layer_names):
+            if key in (post, pre):
+                return k
+        keys = [k for k in self.widths if k != "input"]
+        if key == "input":
+            raise fail(
+                "Network.layer_index", "key", key, f"a layer key of this network: {keys}",
+                "The input is not the output of a layer.",
+            )  # fmt: skip
+        raise fail("Network.layer_index", "key", key, f"a layer key of this network: {keys}")
+
+    @property
+    def spatial(self) -> bool:
+        """Whether any layer is spatial (a convolution or a pooling)."""
+        return any(hasattr(layer, "out_shape") for layer in self.layers)
+
+    @property
+    def layer_shapes(self) -> dict[str, tuple[int, int, int]]:
+        """Spatial layer key -> its feature maps' ``(H, W, C)`` (``"input"`` when the
+        first layer reads feature maps; ``.pre`` keys too)."""
+        out: dict[str, tuple[int, int, int]] = {}
+        first = self.layers[0]
+        if isinstance(first, Conv | AvgPool | MaxPool):
+            out["input"] = first.in_shape
+        for layer, (post, pre) in zip(self.layers, self.layer_names, strict=True):
+            shape = getattr(layer, "out_shape", None)
+            if shape is not None:
+                if pre is not None:
+                    out[pre] = shape
+                out[post] = shape
+        return out
+
+    def layer_shape(self, key: str) -> tuple[int, int, int]:
+        """``(H, W, C)`` of a spatial layer's feature maps (see :attr:`layer_shapes`)."""
+        shapes = self.layer_shapes
+        if key not in shapes:
+            raise fail(
+                "Network.layer_shape", "key", key,
+                f"a spatial layer key of this network: {list(shapes)}",
+                "Dense layers have widths (Network.widths), not shapes.",
+            )  # fmt: skip
+        return shapes[key]
+
+    def neuron_ids(self, layers: Sequence[str] | None = None) -> list[NeuronId]:
+        """Every neuron of ``layers`` (default: every post-activation layer): one per
+        unit of a dense layer, one per channel (at the centre) of a spatial one."""
+        return neuron_ids(self.widths, layers, self.layer_shapes)
 
     def flat_index(self, neuron: str | NeuronId) -> int:
         """The neuron's position in :meth:`forward_flat`'s concatenation."""
@@ -315,10 +395,11 @@ class Network:
 
     def resolve(self, neuron: str | NeuronId, *, allow_input: bool = False) -> NeuronId:
         """The canonical :class:`~toylab.neurons.NeuronId` of ``neuron`` in this network."""
-        nid = resolve(neuron, self.widths)
+        nid = resolve(neuron, self.widths, self.layer_shapes)
         if nid.layer == "input" and not allow_input:
             raise ToylabError(
-                f"neuron must be a hidden or output neuron like 'hidden_0:3', got {str(nid)!r}."
+                f"neuron must be a hidden or output neuron like 'hidden_0:3' or "
+                f"'conv_0:5@7,7', got {str(nid)!r}."
             )
         return nid
 
@@ -367,11 +448,27 @@ class Network:
         return Network(layers, self.activations)
 
     def __repr__(self) -> str:
-        widths = [self.input_dim] + [self._shape(k)[1] for k in range(self.num_layers)]
-        acts = sorted(set(self.hidden_activations)) or ["-"]
+        """``Network(2-16-16-3, relu)``; with spatial layers the shapes and kinds:
+        ``Network(16x16x1 -conv5x5x8-> 16x16x8 -avg2-> 8x8x8 -> 32 -> 8, relu)``
+        (``/s``: stride; a pooling's identity activation is not listed)."""
+        hidden = [
+            a
+            for layer, a in zip(self.layers, self.hidden_activations, strict=False)
+            if not (isinstance(layer, AvgPool | MaxPool) and a == "identity")
+        ]
+        acts = sorted(set(hidden)) or ["-"]
         extra = f", output {self.output_activation}" if self.output_activation != "identity" else ""
         tied = ", tied" if self.tied else ""
-        return f"Network({'-'.join(map(str, widths))}, {'/'.join(acts)}{extra}{tied})"
+        if not self.spatial:
+            widths = [self.input_dim] + [self._shape(k)[1] for k in range(self.num_layers)]
+            return f"Network({'-'.join(map(str, widths))}, {'/'.join(acts)}{extra}{tied})"
+        shapes = self.layer_shapes
+        parts = ["x".join(map(str, shapes["input"])) if "input" in shapes else str(self.input_dim)]
+        for k, layer in enumerate(self.layers):
+            out = getattr(layer, "out_shape", None)
+            size = "x".join(map(str, out)) if out is not None else str(self._shape(k)[1])
+            parts.append(f"{_arrow(layer)} {size}")
+        return f"Network({' '.join(parts)}, {'/'.join(acts)}{extra}{tied})"
 
     # ------------------------------------------------------------------ evaluation
     def forward(self, x: Any, *, hooks: Hooks | None = None) -> dict[str, Any]:
@@ -385,7 +482,7 @@ class Network:
         """
         out = {"input": x}
         h = x
-        keys = _layer_keys(self.num_layers, self.output_activation)
+        keys = self.layer_names
         for k, (layer, act) in enumerate(zip(self.layers, self.acts, strict=True)):
             post, pre = keys[k]
             z = layer.apply(h, self.layers)
@@ -423,10 +520,14 @@ class Network:
         xp = _xp(x, direction, *jax.tree.leaves(self))
         h, dh = x, xp.broadcast_to(xp.asarray(direction), xp.shape(x)) + 0.0 * x
         out = {"input": dh}
-        keys = _layer_keys(self.num_layers, self.output_activation)
+        keys = self.layer_names
         for k, (layer, act) in enumerate(zip(self.layers, self.acts, strict=True)):
             post, pre = keys[k]
-            z, dz = layer.apply(h, self.layers), layer.linear(dh, self.layers)
+            z = layer.apply(h, self.layers)
+            if isinstance(layer, MaxPool):  # not affine: the derivative at h
+                dz = layer.linear_at(h, dh, self.layers)
+            else:
+                dz = layer.linear(dh, self.layers)
             if pre is not None:
                 out[pre] = dz
             h, dh = act(z), act.grad(z) * dz
@@ -437,15 +538,17 @@ class Network:
         """The gradient of one neuron with respect to the input at ``x``: ``x.shape``.
 
         Reverse mode with the activation table's derivatives (float64 for a float64
-        network: the exact gradient of the affine piece for piecewise-linear ones).
+        network: the exact gradient of the affine piece for piecewise-linear ones; max
+        pooling routes to each window's first maximum, :class:`MaxPool`).
         """
         nid = self.resolve(neuron)
-        keys = _layer_keys(self.num_layers, self.output_activation)
+        keys = self.layer_names
         target = next(k for k, (post, pre) in enumerate(keys) if nid.key in (post, pre))
         xp = _xp(x, *jax.tree.leaves(self))
-        zs = []
+        zs, hs = [], []
         h = x
         for k in range(target + 1):
+            hs.append(h)
             z = self.layers[k].apply(h, self.layers)
             zs.append(z)
             h = self.acts[k](z)
@@ -455,7 +558,11 @@ class Network:
         if nid.key == keys[target][0]:  # post-activation
             g = g * self.acts[target].grad(zs[target])
         for k in range(target, -1, -1):
-            g = self.layers[k].transpose(g, self.layers)
+            layer = self.layers[k]
+            if isinstance(layer, MaxPool):  # not affine: the transposed derivative at its input
+                g = layer.transpose_at(hs[k], g, self.layers)
+            else:
+                g = layer.transpose(g, self.layers)
             if k > 0:
                 g = g * self.acts[k - 1].grad(zs[k - 1])
         return g
@@ -479,6 +586,8 @@ class Network:
             or not 0 <= k < self.num_layers
         ):
             raise fail(where, "layer", k, f"an index in 0..{self.num_layers - 1}")
+        if self.spatial:
+            return self._with_spatial_layer(k, kernel, bias)
         pairs = self._numpy_layers()
         for idx, (name, new) in enumerate((("kernel", kernel), ("bias", bias))):
             if new is None:
@@ -491,6 +600,32 @@ class Network:
                 raise fail(where, name, "an array with non-finite entries", "finite")
             pairs[k][idx] = arr
         return self._rebuilt(pairs)
+
+    def _with_spatial_layer(self, k: int, kernel: Any, bias: Any) -> Network:
+        """:meth:`with_layer` of a network with spatial layers: the others keep their kind."""
+        where = "Network.with_layer"
+        layers = list(self.numpy().layers)
+        layer = layers[k]
+        if isinstance(layer, Tied):
+            layer = Dense(*layer.arrays(layers))
+        changes = {}
+        for name, new in (("kernel", kernel), ("bias", bias)):
+            if new is None:
+                continue
+            if not hasattr(layer, name):
+                raise fail(
+                    where, name, "an array", f"nothing: layer {k} ({type(layer).__name__}) has "
+                    "no parameters",
+                )  # fmt: skip
+            old = getattr(layer, name)
+            arr = np.asarray(new, dtype=old.dtype)
+            if arr.shape != old.shape:
+                raise fail(where, name, f"an array of shape {arr.shape}", f"of shape {old.shape}")
+            if not np.all(np.isfinite(arr)):
+                raise fail(where, name, "an array with non-finite entries", "finite")
+            changes[name] = arr
+        layers[k] = dataclasses.replace(layer, **changes)  # type: ignore[type-var,arg-type]
+        return Network(tuple(layers), self.activations)
 
     def ablate(
         self,
@@ -508,13 +643,19 @@ class Network:
         where = "ablate"
         if isinstance(neurons, str | NeuronId):
             neurons = [neurons]
-        pairs = self._numpy_layers()
+        spatial = self.spatial
+        if spatial:
+            layers = list(self.numpy().layers)
+            pairs: list[list[np.ndarray]] = []
+        else:
+            pairs = self._numpy_layers()
         for neuron in neurons:
             nid = self.resolve(neuron)
-            if nid.pre or not nid.layer.startswith("hidden_"):
+            if nid.pre or nid.layer == "output":
                 raise fail(
-                    where, "neurons", str(nid), "hidden post-activation neurons like 'hidden_0:3'"
-                )
+                    where, "neurons", str(nid),
+                    "hidden post-activation neurons like 'hidden_0:3' or 'conv_0:5@7,7'",
+                )  # fmt: skip
             if isinstance(values, Mapping):
                 if str(nid) not in values:
                     raise fail(
@@ -527,10 +668,15 @@ class Network:
                 raise fail(where, "values", v, "a number or a mapping from neuron to number")
             if not np.isfinite(v):
                 raise fail(where, "values", v, "finite")
-            k = int(nid.layer.split("_")[1])
+            k = self.layer_index(nid.key)
+            if spatial:
+                layers[k + 1] = _ablated(layers, k + 1, nid, float(v))
+                continue
             w_next, b_next = pairs[k + 1]
             b_next += float(v) * w_next[nid.unit]
             w_next[nid.unit] = 0.0
+        if spatial:
+            return Network(tuple(layers), self.activations)
         return self._rebuilt(pairs)
 
     def compose_input(self, matrix: Any, offset: Any) -> Network:
@@ -541,6 +687,8 @@ class Network:
         result are in the new coordinates.
         """
         where = "Network.compose_input"
+        if self.spatial:
+            return self._compose_spatial(matrix, offset)
         pairs = self._numpy_layers()
         w0, b0 = pairs[0]
         a = np.asarray(matrix, dtype=np.result_type(w0.dtype, np.float64))
@@ -552,6 +700,36 @@ class Network:
             )  # fmt: skip
         pairs[0] = [a @ w0, c @ w0 + b0]
         return self._rebuilt(pairs)
+
+    def _compose_spatial(self, matrix: Any, offset: Any) -> Network:
+        """:meth:`compose_input` of a network with spatial layers: the first layer
+        becomes the composed affine map (a :class:`Dense`, or a :class:`SpatialDense`
+        keeping a conv / pool layer's name and shape), computed by that layer itself
+        (``matrix`` rows through its linear part, ``offset`` through the layer); the
+        other layers are kept (as NumPy arrays)."""
+        where = "Network.compose_input"
+        net = self.numpy()
+        first = net.layers[0]
+        if not getattr(first, "affine", True):
+            raise NotApplicable(
+                f"{where}: the first layer ({type(first).__name__}) is not affine, so a change "
+                "of input coordinates cannot be folded into it."
+            )
+        n = net.input_dim
+        dt = np.result_type(net.dtype, np.float64)
+        a = np.asarray(matrix, dtype=dt)
+        c = np.asarray(offset, dtype=dt)
+        if a.ndim != 2 or a.shape[1] != n or c.shape != (n,):
+            raise fail(
+                where, "matrix, offset", (a.shape, c.shape),
+                f"a (new_dim, {n}) matrix and a ({n},) offset",
+            )  # fmt: skip
+        w, b = first.linear(a, net.layers), first.apply(c, net.layers)  # type: ignore[union-attr]
+        shape = getattr(first, "out_shape", None)
+        new = (
+            Dense(w, b) if shape is None else SpatialDense(w, b, first.prefix, shape)  # type: ignore[union-attr]
+        )
+        return Network((new, *net.layers[1:]), self.activations)
 
     def on_plane(self, origin: Any, d1: Any, d2: Any) -> Network:
         """The network restricted to the plane ``origin + s d1 + t d2``: inputs ``(s, t)``."""
@@ -568,6 +746,42 @@ class Network:
 
 
 jax.tree_util.register_dataclass(Network, data_fields=["layers"], meta_fields=["activations"])
+
+
+def _arrow(layer: Any) -> str:
+    """The arrow of a layer in :meth:`Network.__repr__`: ``-conv3x3x8/2->``, ``-avg2->``."""
+
+    def pair(p: tuple[int, int], sep: str = "x") -> str:
+        return str(p[0]) if p[0] == p[1] else f"{p[0]}{sep}{p[1]}"
+
+    if isinstance(layer, Conv):
+        (kh, kw), c = layer.window, layer.out_shape[2]
+        step = "" if layer.stride == (1, 1) else f"/{pair(layer.stride)}"
+        return f"-conv{kh}x{kw}x{c}{step}->"
+    if isinstance(layer, AvgPool | MaxPool):
+        step = "" if layer.stride == layer.window else f"/{pair(layer.stride)}"
+        return f"-{layer.symbol}{pair(layer.window)}{step}->"
+    return "->"
+
+
+def _ablated(layers: list[Any], k: int, nid: NeuronId, v: float) -> Any:
+    """Layer ``k`` reading unit ``nid.unit`` of its input as the constant ``v``: the
+    unit's row of a dense kernel is zeroed and ``v`` times it added to the bias."""
+    layer = layers[k]
+    if isinstance(layer, Tied):
+        layer = Dense(*layer.arrays(layers))
+    if not isinstance(layer, Dense | SpatialDense):
+        raise fail(
+            "ablate", "neurons", str(nid),
+            f"a unit read by a dense layer; {str(nid)!r} is read by layer {k} "
+            f"({type(layer).__name__}), which cannot absorb a constant at one position "
+            "(the result would no longer be that kind of layer)",
+            "Ablate by value with Network.forward(x, hooks={key: ...}) instead.",
+        )  # fmt: skip
+    w, b = np.array(layer.kernel), np.array(layer.bias)
+    b += v * w[nid.unit]
+    w[nid.unit] = 0.0
+    return dataclasses.replace(layer, kernel=w, bias=b)
 
 
 def as_network(model: Any, where: str = "model") -> Network:

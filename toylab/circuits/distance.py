@@ -241,7 +241,7 @@ def joint_network(model_a: Any, model_b: Any, *, where: str = "joint_network") -
 def _cut(net: Network, key: str) -> Network:
     """The network whose ``output`` is ``net``'s layer ``key`` (identity output)."""
     post = key.removesuffix(".pre")
-    k = net.num_layers - 1 if post == "output" else int(post.split("_")[1])
+    k = net.layer_index(post)
     layers = net.dense_layers()[: k + 1]
     acts = list(net.activations[: k + 1])
     if key.endswith(".pre"):

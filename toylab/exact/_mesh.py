@@ -9,7 +9,7 @@ interpolating the two endpoint rows of the edge it crosses, so neighbours share 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -299,11 +299,15 @@ def _ring_sums(z: np.ndarray, ring: np.ndarray, offsets: np.ndarray) -> np.ndarr
     return csr_array((ones, ring, offsets), shape=(num, len(z))) @ z
 
 
-def _keys(k: int, num_layers: int, act: str) -> tuple[str, str | None]:
-    """``(post key, pre key)`` of layer ``k`` (an identity output has no pre key)."""
-    if k < num_layers - 1:
-        return f"hidden_{k}", f"hidden_{k}.pre"
-    return "output", ("output.pre" if act != "identity" else None)
+def _names(acts: Sequence[str]) -> list[tuple[str, str | None]]:
+    """``(post key, pre key)`` per layer of a dense network (an identity output has no
+    pre key); a network with other kinds passes its own
+    :attr:`~toylab.network.Network.layer_names`."""
+    out: list[tuple[str, str | None]] = [
+        (f"hidden_{k}", f"hidden_{k}.pre") for k in range(len(acts) - 1)
+    ]
+    out.append(("output", "output.pre" if acts[-1] != "identity" else None))
+    return out
 
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -594,13 +598,13 @@ class LayerMaps(Mapping[str, np.ndarray]):
         pairs: list[tuple[np.ndarray, np.ndarray]],
         acts: tuple[str, ...],
         mesh: MeshResult,
+        names: Sequence[tuple[str, str | None]] | None = None,
     ) -> None:
         self._pairs = pairs
         self._acts = acts
         self._mesh = mesh
         self._layer: dict[str, tuple[int, bool]] = {}
-        for k, act in enumerate(acts):
-            post, pre = _keys(k, len(acts), act)
+        for k, (post, pre) in enumerate(names or _names(acts)):
             if pre is not None:
                 self._layer[pre] = (k, True)
             self._layer[post] = (k, False)
@@ -709,6 +713,7 @@ def cut(
     tol: float,
     *,
     batch: bool = True,
+    names: Sequence[tuple[str, str | None]] | None = None,
 ) -> MeshResult:
     """Cut the convex polygon ``poly`` into the regions where the network is affine.
 
@@ -719,8 +724,10 @@ def cut(
     ``batch=False``, the layer is cut line by line (:meth:`_Mesh.cut`). Each piece's
     pattern is the piece of each neuron at its vertex mean (an interior point). Only
     vertex values are used: the maps are composed by :class:`LayerMaps`, when read.
+    ``names`` are the layers' ``(post, pre)`` keys (default: ``hidden_k``, ``output``).
     """
     num_layers = len(pairs)
+    keys = list(names or _names(acts))
     w0, b0 = pairs[0]
     nv = len(poly)
     rows = np.empty((nv, 2 + w0.shape[1]))
@@ -773,7 +780,7 @@ def cut(
         origins.append(origin)
         patterns.append(pat)
         if k < num_layers - 1 or acts[k] != "identity":
-            counts[_keys(k, num_layers, acts[k])[0]] = len(origin)
+            counts[keys[k][0]] = len(origin)
         if k == num_layers - 1:
             break
         if k == num_layers - 2 and acts[k + 1] == "identity":
@@ -806,7 +813,7 @@ def cut(
     index.reverse()
     pats: dict[str, np.ndarray] = {}
     for k in range(num_layers):
-        post = _keys(k, num_layers, acts[k])[0]
+        post = keys[k][0]
         if acts[k] != "identity" or post != "output":
             pats[post] = np.take(patterns[k], index[k], axis=0)
     vertices = np.concatenate([blk[:, :2] for blk in blocks])

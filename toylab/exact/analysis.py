@@ -297,9 +297,7 @@ def _firing(
     """
     post = key.removesuffix(".pre")
     if post in part.patterns:
-        act = part.network.activations[
-            part.network.num_hidden if post == "output" else int(post.split("_")[1])
-        ]
+        act = part.network.activations[part.network.layer_index(post)]
         if act in ("relu", "leaky_relu"):
             on = part.patterns[post] == 1
             return m0 @ on, e0 @ on
@@ -440,7 +438,7 @@ def _shift_errors(net: Network, origin: np.ndarray) -> dict[str, float]:
     for k, ((w, _), act) in enumerate(zip(pairs, net.acts, strict=True)):
         if k:
             delta = delta @ np.abs(w)
-        post = "output" if k == net.num_layers - 1 else f"hidden_{k}"
+        post = net.layer_names[k][0]
         out[f"{post}.pre"] = float(delta.max(initial=0.0))
         delta = delta * act.lipschitz
         out[post] = float(delta.max(initial=0.0))

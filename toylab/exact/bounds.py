@@ -68,13 +68,14 @@ import itertools
 import math
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import jax
 import numpy as np
 
 from toylab._errors import fail
 from toylab.activations import Activation
+from toylab.layers import MaxPool
 from toylab.network import Network, as_network
 from toylab.tiers import Tier
 
@@ -218,7 +219,9 @@ def _check_net(where: str, model: Any) -> _Net:
     return _Net(net, tuple(w for w, _ in pairs), tuple(b for _, b in pairs), net.acts)
 
 
-def _check_box(where: str, net: _Net, low: Any, high: Any) -> tuple[np.ndarray, np.ndarray]:
+def _check_box(
+    where: str, net: _Net | _InputDim, low: Any, high: Any
+) -> tuple[np.ndarray, np.ndarray]:
     lo = np.asarray(low, dtype=np.float64)
     hi = np.asarray(high, dtype=np.float64)
     for name, v in (("low", lo), ("high", hi)):
@@ -256,7 +259,7 @@ def _check_target(where: str, net: _Net, neuron: Any) -> _Target:
     name = str(nid)
     if nid.layer == "input":
         return _Target(-1, nid.unit, False, name)
-    k = net.network.num_hidden if nid.layer == "output" else int(nid.layer.split("_")[1])
+    k = net.network.layer_index(nid.layer)
     return _Target(k, nid.unit, not nid.pre, name)
 
 
@@ -380,7 +383,7 @@ def _all_bounds(net: _Net, low: np.ndarray, high: np.ndarray, linear: bool) -> B
     out: Bounds = {"input": (low.copy(), high.copy())}
     for k, act in enumerate(net.acts):
         l, u = pre[k][0][0], pre[k][1][0]
-        post = "output" if k == len(net.acts) - 1 else f"hidden_{k}"
+        post = net.network.layer_names[k][0]
         if act.name == "identity" and post == "output":
             out[post] = (l, u)
         else:
@@ -403,7 +406,10 @@ def interval_bounds(model: Any, low: Any, high: Any) -> Bounds:
     >>> bool(lo[0] <= 0.0 and 3.0 <= hi[0] < 3.0 + 1e-9)
     True
     """
-    net = _check_net("interval_bounds", model)
+    network = as_network(model, "interval_bounds")
+    if any(isinstance(layer, MaxPool) for layer in network.layers):
+        return _pooled_bounds("interval_bounds", network, low, high, linear=False)
+    net = _check_net("interval_bounds", network)
     lo, hi = _check_box("interval_bounds", net, low, high)
     return _all_bounds(net, lo, hi, linear=False)
 
@@ -421,11 +427,66 @@ def linear_bounds(model: Any, low: Any, high: Any) -> Bounds:
     >>> bool(0.0 - 1e-9 < lo[0] <= 0.0 and 2.0 <= hi[0])
     True
     """
-    net = _check_net("linear_bounds", model)
+    network = as_network(model, "linear_bounds")
+    if any(isinstance(layer, MaxPool) for layer in network.layers):
+        return _pooled_bounds("linear_bounds", network, low, high, linear=True)
+    net = _check_net("linear_bounds", network)
     lo, hi = _check_box("linear_bounds", net, low, high)
     ibp = _all_bounds(net, lo, hi, linear=False)
     lin = _all_bounds(net, lo, hi, linear=True)
     return {k: (np.fmax(lin[k][0], ibp[k][0]), np.fmin(lin[k][1], ibp[k][1])) for k in ibp}
+
+
+def _pooled_bounds(where: str, network: Network, low: Any, high: Any, linear: bool) -> Bounds:
+    """Bounds of a network with max pooling layers (``toylab.layers.MaxPool``).
+
+    The network is cut at each max pooling into affine-and-activation segments; each
+    segment is bounded from the box enclosing its input as in :func:`interval_bounds`
+    / :func:`linear_bounds`, and a max pooling maps the box ``[l, u]`` of its input to
+    ``[maxpool(l), maxpool(u)]``: the exact image of a box, since the maximum is
+    monotone in every argument (no arithmetic, so no rounding). Linear relations
+    across a max pooling are not kept (its output box starts the next segment's
+    back-substitution), so the result stays sound and is at most as tight as the
+    boxes at the pools allow.
+    """
+    net = network.untied().numpy(np.float64)
+    names = net.layer_names
+    lo, hi = _check_box(where, _InputDim(net.input_dim), low, high)
+    out: Bounds = {"input": (lo.copy(), hi.copy())}
+    l, u, k = lo, hi, 0
+    while k < net.num_layers:
+        layer = net.layers[k]
+        if isinstance(layer, MaxPool):
+            pre_b = [(layer.apply(l), layer.apply(u))]
+            end = k + 1
+        else:
+            end = k
+            while end < net.num_layers and not isinstance(net.layers[end], MaxPool):
+                end += 1
+            seg = _check_net(where, Network(net.layers[k:end], net.activations[k:end]))
+            pre_b = [
+                (a[0], b[0]) for a, b in _propagate(seg, l[None], u[None], end - k - 1, False)[0]
+            ]
+            if linear:
+                lin = _propagate(seg, l[None], u[None], end - k - 1, True)[0]
+                pre_b = [
+                    (np.fmax(a, c[0]), np.fmin(b, d[0]))
+                    for (a, b), (c, d) in zip(pre_b, lin, strict=True)
+                ]
+        for i, (pl, pu) in zip(range(k, end), pre_b, strict=True):
+            post, pre = names[i]
+            if pre is None:  # an identity output
+                l, u = pl, pu
+            else:
+                out[pre] = (pl, pu)
+                l, u = _range(net.acts[i], pl, pu)
+            out[post] = (l, u)
+        k = end
+    return out
+
+
+class _InputDim(NamedTuple):
+    dim: int
 
 
 # --------------------------------------------------------------------------- branch and bound

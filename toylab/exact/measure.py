@@ -374,7 +374,7 @@ def truncation_bounds(
     lip_in = 1.0  # Lipschitz bound of the layer's input as a function of x
     for k, ((w, _), act) in enumerate(zip(net.dense_layers(), net.acts, strict=True)):
         col = np.linalg.norm(w, axis=0) * lip_in  # per unit, pre-activation
-        post_key = "output" if k == net.num_layers - 1 else f"hidden_{k}"
+        post_key = net.layer_names[k][0]
         keys = [(f"{post_key}.pre", col), (post_key, col * act.lipschitz)]
         if post_key == "output" and act.name == "identity":
             keys = [(post_key, col)]

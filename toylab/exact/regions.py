@@ -245,7 +245,7 @@ def _partition(net: Network, poly: np.ndarray, tol: float) -> Partition:
     origin = poly.mean(axis=0)
     local = net.compose_input(np.eye(2), origin)
     pairs = local.dense_layers()
-    raw = cut(pairs, net.activations, poly - origin, tol)
+    raw = cut(pairs, net.activations, poly - origin, tol, names=net.layer_names)
     area = _areas(raw.vertices[raw.ring], raw.offsets)
     for arr in (*raw.patterns.values(), raw.vertices, raw.ring, raw.offsets, area):
         arr.flags.writeable = False  # shared between keys and polygons: results are immutable
@@ -253,7 +253,7 @@ def _partition(net: Network, poly: np.ndarray, tol: float) -> Partition:
         local_vertices=raw.vertices,
         ring=raw.ring,
         offsets=raw.offsets,
-        local_maps=LayerMaps(pairs, net.activations, raw),
+        local_maps=LayerMaps(pairs, net.activations, raw, net.layer_names),
         patterns=dict(raw.patterns),
         region_counts=dict(raw.region_counts),
         areas=area,
@@ -344,4 +344,4 @@ def band_violations(part: Partition) -> dict[str, np.ndarray]:
 
 
 def _layer_index(post: str, part: Partition) -> int:
-    return part.network.num_hidden if post == "output" else int(post.split("_")[1])
+    return part.network.layer_index(post)

@@ -11,13 +11,21 @@ metadata static) that maps a batch of flat feature vectors ``h (..., fan_in)`` t
 * ``linear(h, layers)``: ``h @ W`` (tangents); ``transpose(g, layers)``: ``g @ W.T``
   (back-propagation).
 
-:class:`Dense` and :class:`Tied` live in :mod:`toylab.layers.dense`. A new kind (a
-convolution, a pooling that is affine) is one new file here plus its test, and an
-entry in :data:`Layer`.
+A kind that is not affine (:class:`MaxPool`) says ``affine = False``, raises
+:class:`~toylab._errors.NotApplicable` from ``arrays`` and offers ``linear_at(h, dh,
+layers)`` / ``transpose_at(h, g, layers)`` (its derivative at the input ``h``) instead
+of ``linear`` / ``transpose``. Spatial kinds (:class:`Conv`, :class:`AvgPool`,
+:class:`MaxPool`, :class:`SpatialDense`) carry a static ``prefix`` (their layer keys:
+``conv_k``, ``pool_k``) and ``out_shape`` ``(H, W, C)``.
+
+:class:`Dense` and :class:`Tied` live in :mod:`toylab.layers.dense`, the spatial
+kinds in :mod:`toylab.layers.conv`. A new kind is one new file here plus its test,
+and an entry in :data:`Layer`.
 """
 
+from toylab.layers.conv import AvgPool, Conv, MaxPool, SpatialDense
 from toylab.layers.dense import Dense, Tied
 
-__all__ = ["Dense", "Layer", "Tied"]
+__all__ = ["AvgPool", "Conv", "Dense", "Layer", "MaxPool", "SpatialDense", "Tied"]
 
-Layer = Dense | Tied
+Layer = Dense | Tied | Conv | AvgPool | MaxPool | SpatialDense

@@ -13,6 +13,11 @@ with exactly the initialisers and key schedule of the NNX constructors, so membe
 
 * ``mlp`` / ``onehot_mlp`` (``nnx.Linear`` layers): layer ``k`` draws its kernel
   with counter ``2k`` and its bias with counter ``2k + 1`` (as ``nnx.Rngs`` counts it);
+* ``conv`` (:class:`~toylab.models.conv.ConvNet`: its ``nnx.Conv`` blocks, then its
+  ``nnx.Linear`` layers, in one list ``layers``): the same rule, module ``k`` of the
+  list drawing kernel ``2k`` and bias ``2k + 1`` (``nnx.Conv`` draws its kernel's key
+  first, then its bias's). A conv kernel ``(kh, kw, C_in, C_out)`` has the fans of
+  flax's ``variance_scaling``: ``fan_in = kh kw C_in``, ``fan_out = kh kw C_out``;
 * ``superposition_*``: ``W`` with counter 0, ``b`` with counter 1.
 
 The counters are those of an ``nnx.Rngs(params=key)`` stream, which hands out
@@ -21,8 +26,8 @@ The counters are those of an ``nnx.Rngs(params=key)`` stream, which hands out
 **Initialiser settings** (:class:`InitConfig`, ``[model] init = {...}`` in a config):
 the weights are ``weight_scale`` times a draw from ``weights``:
 
-* ``"default"`` -- the model's own: ``lecun_normal`` for MLPs, ``xavier_normal`` for the
-  superposition models (flax's defaults);
+* ``"default"`` -- the model's own: ``lecun_normal`` for MLPs and conv nets,
+  ``xavier_normal`` for the superposition models (flax's defaults);
 * ``"lecun_normal"`` -- truncated normal with variance ``1/fan_in``; ``"he_normal"`` --
   truncated normal with variance ``2/fan_in``; ``"xavier_normal"`` -- normal with
   variance ``2/(fan_in + fan_out)``; ``"xavier_uniform"`` -- uniform with that variance
@@ -187,7 +192,7 @@ def _leaf_rule(kind: str, path: tuple[Any, ...]) -> tuple[int, str]:
     """``(counter, role)`` of the parameter at ``path`` (names without ``.value``)."""
     names = tuple(getattr(p, "key", getattr(p, "name", p)) for p in path)
     names = tuple(n for n in names if n != "value")
-    if kind in ("mlp", "onehot_mlp") and len(names) == 3 and names[0] == "layers":
+    if kind in ("mlp", "onehot_mlp", "conv") and len(names) == 3 and names[0] == "layers":
         k, leaf = int(names[1]), names[2]
         if leaf == "kernel":
             return 2 * k, "weights"

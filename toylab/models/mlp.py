@@ -278,12 +278,12 @@ class SuperpositionLinear(nnx.Module):
         if not ok:
             raise fail(where, "net", repr(net), "a tied superposition network of this kind")
         w = np.asarray(net.layers[0].kernel).T  # type: ignore[union-attr]
-        if np.any(np.asarray(net.layers[0].bias) != 0):
+        if np.any(np.asarray(net.layers[0].bias) != 0):  # type: ignore[union-attr]
             raise fail(where, "net", repr(net), "an encoder without bias")
         graphdef, state = nnx.split(self)
         model = nnx.merge(graphdef, state)
         model.W = _param(w, w.dtype)
-        b = np.asarray(net.layers[1].bias)
+        b = np.asarray(net.layers[1].bias)  # type: ignore[union-attr]
         model.b = _param(b, b.dtype)
         return model
 

@@ -227,7 +227,7 @@ def _network_weights(net: Network, where: str) -> tuple[np.ndarray, np.ndarray]:
     if np.any(enc_bias != 0):
         raise fail(where, "model", repr(net), "an encoder without bias (h = W x)")
     W = np.swapaxes(kernel, -1, -2)
-    b = np.asarray(net.layers[1].bias, np.float64)
+    b = np.asarray(net.layers[1].bias, np.float64)  # type: ignore[union-attr]
     if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
         raise fail(where, "model", repr(net), "finite weights")
     return W, b

@@ -294,8 +294,9 @@ def write_atlas(
                 dyn[m] = [grid_values(sm[i], box, 40)[2] for sm in step_models.values()]
             mdir = out / f"member{m}"
             (mdir / "img").mkdir(parents=True, exist_ok=True)
-            k = int(nid.layer.split("_")[1])
-            layers_w = model.to_network().dense_layers()
+            network = model.to_network()
+            k = network.layer_index(nid.layer)
+            layers_w = network.dense_layers()
             page = _neuron_page(
                 env=env, out=out, mdir=mdir, run_name=run_name, member=m,
                 label=labels[m], nid=nid, ids=ids, j=j, k=k, model=model,
