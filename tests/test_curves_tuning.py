@@ -288,3 +288,79 @@ def test_bad_arguments():
         certified_max(net, fam, "hidden_7:0")
     with pytest.raises(ToylabError, match="model"):
         certified_max(random_net(0, d=10), fam, "output:0")
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def test_score_sweep_against_dense_sampling():
+    from toylab.curves import score_sweep
+
+    fam = Bar()
+    net = random_net(5)
+    neuron = "output:3"
+    sc = score_sweep(net, fam, neuron, axes=("theta", "offset"), points=(7, 4), tol=0.1,
+                     gap=1e-3, max_boxes=8000)  # fmt: skip
+    assert sc.grid_values.shape == (7, 4) and sc.tier == "sampled"
+    assert sc.error_tier == "certified"
+    # the grid values are the responses at the grid points (an independent loop)
+    for i, th in enumerate(sc.grid[0]):
+        for j, s in enumerate(sc.grid[1]):
+            x = fam.render(np.array([th, s]))[None]
+            assert sc.grid_values[i, j] == pytest.approx(net.values(x, neuron)[0], abs=1e-12)
+    # dense samples of the slice: never above the certified max, and the grid max is
+    # below both; what the grid misses lies in the certified bracket
+    rng = np.random.default_rng(0)
+    p = fam.param_low + rng.random((20_000, 2)) * (fam.param_high - fam.param_low)
+    v = net.values(fam.render(p), neuron)
+    assert v.max() <= sc.slice_max.upper and sc.sampled <= sc.slice_max.upper
+    assert sc.miss_slice[0] <= sc.slice_max.upper - sc.sampled == sc.miss_slice[1]
+    assert sc.miss_slice[0] == pytest.approx(sc.slice_max.lower - sc.grid_values.max())
+    # the interpolation error bracket holds the dense-sampled sup |g - I|
+    interp = _bilinear(sc.grid, sc.grid_values, p)
+    err = np.abs(v - interp).max()
+    assert sc.interp_error[0] <= sc.interp_error[1] and err <= sc.interp_error[1]
+
+
+def _bilinear(grid, values, pts):
+    """Reference bilinear interpolation through scipy (independent of the module)."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    return RegularGridInterpolator(grid, values, method="linear")(pts)
+
+
+def test_score_dataset_top_examples():
+    import jax
+
+    from toylab.curves import score_dataset
+
+    fam = Bar()
+    net = random_net(6)
+    sc = score_dataset(net, fam, "hidden_0:2", key=jax.random.key(0), num_samples=500, k=5)
+    assert np.all(np.diff(sc.top_values) <= 0) and sc.top_values[0] == sc.sampled
+    # every sample is below the certified max: the top one too
+    assert sc.miss[1] >= 0 and sc.sampled <= sc.family_max.upper
+    np.testing.assert_allclose(sc.top_images, fam.render(sc.top_latent))
+    np.testing.assert_allclose(sc.top_values, net.values(sc.top_images, "hidden_0:2"))
+    assert np.all((0 <= sc.distance) & (sc.distance <= 1))
+    assert sc.num_samples == 500 and 0 < sc.fraction_near_max <= 1
+
+
+def test_score_featureviz_linear_unit_reaches_the_pixel_box_max():
+    import jax
+
+    from toylab.curves import pixel_box, score_featureviz
+
+    fam = Bar()
+    rng = np.random.default_rng(7)
+    w = rng.normal(size=(64, 1))
+    net = Network.from_weights([w], [[0.1]])
+    sc = score_featureviz(net, fam, "output:0", key=jax.random.key(1), num_starts=4,
+                          num_steps=200, learning_rate=0.05)  # fmt: skip
+    lo, hi = pixel_box(fam)
+    # closed form: a linear unit's max over a box is at the corner picked by sign(w)
+    ref = float(np.where(w[:, 0] > 0, hi, lo) @ w[:, 0] + 0.1)
+    assert sc.sampled <= ref + 1e-9 and sc.sampled == pytest.approx(ref, abs=1e-3)
+    # pixel space holds far more than bars: certified above the family's max
+    assert sc.above_family and sc.sampled > sc.family_max.upper and not sc.below_family
+    assert -1 <= sc.correlation <= 1

@@ -1,5 +1,14 @@
 """Curve detectors: certified tuning over analytic curve-image families (issue 15)."""
 
+from toylab.curves.scoring import (
+    DatasetScore,
+    FeatureVizScore,
+    SweepScore,
+    pixel_box,
+    score_dataset,
+    score_featureviz,
+    score_sweep,
+)
 from toylab.curves.tuning import (
     FamilyMaxResult,
     FiringSetResult,
@@ -12,6 +21,13 @@ from toylab.curves.tuning import (
 )
 
 __all__ = [
+    "DatasetScore",
+    "FeatureVizScore",
+    "SweepScore",
+    "pixel_box",
+    "score_dataset",
+    "score_featureviz",
+    "score_sweep",
     "FamilyMaxResult",
     "FiringSetResult",
     "TuningResult",
