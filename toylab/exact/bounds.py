@@ -346,13 +346,14 @@ def _backsub(
         A = Az @ net.Ws[j].T
         Aabs = Aabs @ np.abs(net.Ws[j]).T
     lin = np.einsum("bij,bj->bi", A, c)
-    spread = np.einsum("bij,bj->bi", np.abs(A), r)
+    absA = np.abs(A)
+    spread = np.einsum("bij,bj->bi", absA, r)
     pad = _EPS * (dabs + np.einsum("bij,bj->bi", Aabs, np.abs(c) + r) + 1e-300)
     if zono is not None:
         # over the zonotope: a.x0 ± (|a|.radius + sum_p |a.G_p|)
         zlin = np.einsum("bij,bj->bi", A, zono.centre)
-        zspread = np.einsum("bij,bj->bi", np.abs(A), zono.radius) + np.abs(
-            np.einsum("bij,bjp->bip", A, zono.generators)
+        zspread = np.einsum("bij,bj->bi", absA, zono.radius) + np.abs(
+            np.matmul(A, zono.generators)
         ).sum(-1)
         zscale = np.abs(zono.centre) + zono.radius + np.abs(zono.generators).sum(-1)
         zpad = _EPS * (dabs + np.einsum("bij,bj->bi", Aabs, zscale) + 1e-300)
@@ -539,8 +540,8 @@ def neuron_bounds(
     a_u, a_l = np.asarray(A_U[:, target.unit]), np.asarray(A_L[:, target.unit])
     g_u = g_l = None
     if zonotope is not None:
-        g_u = np.einsum("bj,bjp->bp", a_u, zonotope.generators)
-        g_l = np.einsum("bj,bjp->bp", a_l, zonotope.generators)
+        g_u = np.matmul(a_u[:, None, :], zonotope.generators)[:, 0]
+        g_l = np.matmul(a_l[:, None, :], zonotope.generators)[:, 0]
     return NeuronBounds(target.name, l, u, a_u, a_l, g_u, g_l)
 
 
