@@ -11,6 +11,7 @@ from toylab.distributions.base import (
     Box,
     FiniteDomain,
 )
+from toylab.distributions.curve_images import CurveImages
 from toylab.distributions.curves import NoisyCurve
 from toylab.distributions.finite import BooleanFunction, ModularArithmetic
 from toylab.distributions.gaussian import (
@@ -30,6 +31,7 @@ __all__ = [
     "BayesResult",
     "Batch",
     "BooleanFunction",
+    "CurveImages",
     "Box",
     "FiniteDomain",
     "GaussianMixture",

@@ -169,7 +169,7 @@ class AbstractDistribution:
     """Base of all distributions (see the module docstring for the contract).
 
     Subclasses are frozen dataclasses and set ``num_classes`` (0 for regression
-    targets) and ``kind`` (``"continuous"``, ``"finite"`` or ``"sparse"``).
+    targets) and ``kind`` (``"continuous"``, ``"finite"``, ``"sparse"`` or ``"image"``).
     """
 
     kind: ClassVar[str] = "continuous"
@@ -181,6 +181,13 @@ class AbstractDistribution:
     @property
     def dim(self) -> int:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    @property
+    def output_dim(self) -> int:
+        """The number of network outputs: ``num_classes`` for classification, else the
+        dimension of the regression target (``dim`` where the target is the input,
+        ``y = x``; distributions with another target override this)."""
+        return self.num_classes if self.num_classes > 0 else self.dim
 
     @property
     def domain(self) -> Box | FiniteDomain:  # pragma: no cover - overridden

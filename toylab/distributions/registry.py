@@ -18,6 +18,7 @@ from typing import Any
 
 from toylab._errors import ToylabError, did_you_mean
 from toylab.distributions.base import AbstractDistribution
+from toylab.distributions.curve_images import CurveImages
 from toylab.distributions.curves import NoisyCurve
 from toylab.distributions.finite import BooleanFunction, ModularArithmetic
 from toylab.distributions.gaussian import GaussianMixture, blobs_on_circle, two_blobs, xor_blobs
@@ -56,6 +57,7 @@ REGISTRY: dict[str, Callable[..., AbstractDistribution]] = {
     "sparse_features": SparseFeatures,
     "modular_arithmetic": ModularArithmetic,
     "boolean": BooleanFunction,
+    "curve_images": CurveImages,
 }
 
 _CANONICAL: dict[type, str] = {
@@ -65,6 +67,7 @@ _CANONICAL: dict[type, str] = {
     SparseFeatures: "sparse_features",
     ModularArithmetic: "modular_arithmetic",
     BooleanFunction: "boolean",
+    CurveImages: "curve_images",
 }
 
 

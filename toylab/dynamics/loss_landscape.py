@@ -645,7 +645,7 @@ def landscape(
     dt = _dtype(where, dtype)
     data = _data_for(where, ensemble, idx, on, num_samples, key)
     wd, wd_text = _weight_decay(ensemble, idx)
-    num_out = ensemble.dist.num_classes if ensemble.dist.num_classes > 0 else ensemble.dist.dim
+    num_out = ensemble.dist.output_dim
     spec = _spec(ensemble, data)
     dp = {f: np.asarray(v)[idx] for f, v in ensemble.dist_params.items()}
     by_step = {s: jax.tree.map(lambda a: np.asarray(a)[idx], _params_at(run, s)) for s in step_list}

@@ -118,7 +118,7 @@ class ModelConfig:
 def build_model(config: ModelConfig, dist: Any, key: jax.Array) -> nnx.Module:
     """Build the model described by ``config`` for distribution ``dist``, initialised from ``key``."""
     rngs = nnx.Rngs(params=key)
-    num_out = dist.num_classes if dist.num_classes > 0 else dist.dim
+    num_out = dist.output_dim
     inits = {
         "kernel_init": initializer(config.init, config.kind, "weights"),
         "bias_init": initializer(config.init, config.kind, "biases"),

@@ -417,7 +417,7 @@ def _check_memory(config: ExperimentConfig, members: Any) -> None:
 
     def units(m: Any) -> int:
         d = m.dist
-        return d.dim + 2 * sum(m.model.hidden) + (d.num_classes if d.num_classes > 0 else d.dim)
+        return d.dim + 2 * sum(m.model.hidden) + d.output_dim
 
     per_example = 4 * sum(units(m) for m in members)
     t = config.train

@@ -402,7 +402,7 @@ def make_optimizer(config: TrainConfig, hp: dict[str, Any]) -> optax.GradientTra
 
 
 def _num_outputs(dist: Any) -> int:
-    return dist.num_classes if dist.num_classes > 0 else dist.dim
+    return int(dist.output_dim)
 
 
 def loss_function(loss: str | LossFn, dist: Any) -> LossFn:
