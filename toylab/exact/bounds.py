@@ -86,6 +86,10 @@ __all__ = [
     "linear_bounds",
     "maximize",
     "minimize",
+    "neuron_bounds",
+    "Zonotope",
+    "NeuronBounds",
+    "branch_and_bound",
 ]
 
 Bounds = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -315,10 +319,14 @@ def _backsub(
     c: np.ndarray,
     r: np.ndarray,
     upper: bool,
+    zono: Zonotope | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Linear bound on ``z_t`` from the relaxations of layers ``< t``: ``(bound, A)``.
 
     ``A`` (shape ``(B, n_t, d)``) holds the input coefficients of the linear bound.
+    The linear function is maximised (minimised) over the box ``c ± r`` and, when
+    ``zono`` is given, also over that set, and the better of the two is kept (the
+    inputs lie in both).
     """
     B = c.shape[0]
     A = np.broadcast_to(net.Ws[t].T, (B,) + net.Ws[t].T.shape)
@@ -341,8 +349,21 @@ def _backsub(
         A = Az @ net.Ws[j].T
         Aabs = Aabs @ np.abs(net.Ws[j]).T
     lin = np.einsum("bij,bj->bi", A, c)
-    spread = np.einsum("bij,bj->bi", np.abs(A), r)
+    absA = np.abs(A)
+    spread = np.einsum("bij,bj->bi", absA, r)
     pad = _EPS * (dabs + np.einsum("bij,bj->bi", Aabs, np.abs(c) + r) + 1e-300)
+    if zono is not None:
+        # over the zonotope: a.x0 ± (|a|.radius + sum_p |a.G_p|)
+        zlin = np.einsum("bij,bj->bi", A, zono.centre)
+        zspread = np.einsum("bij,bj->bi", absA, zono.radius) + np.abs(
+            np.matmul(A, zono.generators)
+        ).sum(-1)
+        zscale = np.abs(zono.centre) + zono.radius + np.abs(zono.generators).sum(-1)
+        zpad = _EPS * (dabs + np.einsum("bij,bj->bi", Aabs, zscale) + 1e-300)
+        if upper:
+            lin, spread, pad = np.fmin(lin + spread + pad, zlin + zspread + zpad), 0.0, 0.0
+        else:
+            lin, spread, pad = np.fmax(lin - spread - pad, zlin - zspread - zpad), 0.0, 0.0
     if upper:
         return _outward(d, d + lin + spread + pad)[1], A
     return _outward(d + lin - spread - pad, d)[0], A
@@ -350,9 +371,15 @@ def _backsub(
 
 @_quiet
 def _propagate(
-    net: _Net, low: np.ndarray, high: np.ndarray, upto: int, linear: bool
+    net: _Net,
+    low: np.ndarray,
+    high: np.ndarray,
+    upto: int,
+    linear: bool,
+    zono: Zonotope | None = None,
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
-    """Bounds on ``z_0..z_upto`` for a batch of boxes ``(B, d)``.
+    """Bounds on ``z_0..z_upto`` for a batch of boxes ``(B, d)`` (each intersected
+    with its ``zono`` set when given, which needs ``linear``).
 
     Returns the pre-activation bounds and the input coefficients ``(A_U, A_L)`` of
     the linear upper and lower bounds of ``z_upto`` (``W^T`` for the first layer).
@@ -364,9 +391,9 @@ def _propagate(
     A_U = A_L = np.broadcast_to(net.Ws[0].T, (low.shape[0],) + net.Ws[0].T.shape)
     for t in range(upto + 1):
         l, u = _ibp_affine(l, u, net.Ws[t], net.bs[t])
-        if linear and t > 0:
-            ub, A_U = _backsub(net, t, relax, c, r, upper=True)
-            lb, A_L = _backsub(net, t, relax, c, r, upper=False)
+        if linear and (t > 0 or zono is not None):
+            ub, A_U = _backsub(net, t, relax, c, r, upper=True, zono=zono)
+            lb, A_L = _backsub(net, t, relax, c, r, upper=False, zono=zono)
             l, u = np.fmax(l, lb), np.fmin(u, ub)  # fmax: a NaN (inf - inf) bound is ignored
         pre.append((l, u))
         if t < upto:
@@ -487,6 +514,96 @@ def _pooled_bounds(where: str, network: Network, low: Any, high: Any, linear: bo
 
 class _InputDim(NamedTuple):
     dim: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Zonotope:
+    """A batch of input sets ``{centre + G e + r : e in [-1, 1]^P, |r| <= radius}``.
+
+    ``centre`` and ``radius`` ``(B, d)``, ``generators`` ``(B, d, P)``: e.g. a
+    first-order model of a renderer over a parameter box, ``render(c) + J (p - c)``
+    plus a remainder (``G = J diag(h)`` for half-widths ``h``). The caller
+    guarantees that the inputs lie in the set (rounding included).
+    """
+
+    centre: np.ndarray
+    radius: np.ndarray
+    generators: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class NeuronBounds:
+    """Certified bounds of one neuron over a batch of input sets (:func:`neuron_bounds`).
+
+    ``lower``/``upper`` ``(B,)``: for every input in set ``b``,
+    ``lower[b] <= neuron <= upper[b]``. ``coef_upper``/``coef_lower`` ``(B, d)``: the
+    input coefficients of the linear upper/lower bound of the neuron's
+    pre-activation; ``gen_upper``/``gen_lower`` ``(B, P)``: the same in the zonotope's
+    generator coordinates ``e`` (``None`` without a zonotope).
+    """
+
+    neuron: str
+    lower: np.ndarray
+    upper: np.ndarray
+    coef_upper: np.ndarray
+    coef_lower: np.ndarray
+    gen_upper: np.ndarray | None = None
+    gen_lower: np.ndarray | None = None
+    tier: Tier = "certified"
+
+
+def neuron_bounds(
+    model: Any, low: Any, high: Any, neuron: str, *, zonotope: Zonotope | None = None
+) -> NeuronBounds:
+    """Linear-relaxation bounds of one neuron over many boxes at once (batched).
+
+    ``low``/``high`` ``(B, d)`` with ``low <= high`` (zero widths allowed): box ``b``
+    is ``[low[b], high[b]]``. With ``zonotope`` the inputs of set ``b`` lie in the box
+    *and* in the zonotope (:class:`Zonotope`); every linear bound is then maximised
+    over both and the better kept, which is much tighter when the inputs move
+    together (an image family's pixels). Same relaxations as :func:`linear_bounds`
+    (tier ``"certified"``).
+
+    >>> from toylab.network import Network
+    >>> net = Network.from_weights([[[1.0], [-1.0]]], activation="relu")
+    >>> z = Zonotope(np.zeros((1, 2)), np.zeros((1, 2)), np.ones((1, 2, 1)))
+    >>> b = neuron_bounds(net, [[-1.0, -1.0]], [[1.0, 1.0]], "output:0", zonotope=z)
+    >>> bool(abs(b.lower[0]) < 1e-9 and abs(b.upper[0]) < 1e-9)  # x0 - x1 = 0 on the set
+    True
+    """
+    where = "neuron_bounds"
+    net = _check_net(where, model)
+    lo = np.asarray(low, dtype=np.float64)
+    hi = np.asarray(high, dtype=np.float64)
+    for name, v in (("low", lo), ("high", hi)):
+        if v.ndim != 2 or v.shape[1] != net.dim or v.shape != lo.shape:
+            raise fail(where, name, v.shape, f"shape (B, {net.dim}), the same for low and high")
+        if not np.all(np.isfinite(v)):
+            raise fail(where, name, "an array with non-finite entries", "finite")
+    if not np.all(lo <= hi):
+        raise fail(where, "low", "an array with low > high somewhere", "<= high everywhere")
+    target = _check_target(where, net, neuron)
+    if target.layer < 0:
+        raise fail(where, "neuron", neuron, "a hidden or output neuron like 'hidden_0:3'")
+    if zonotope is not None:
+        B, d = lo.shape
+        z = zonotope
+        shapes = (z.centre.shape, z.radius.shape, z.generators.shape[:2])
+        if shapes != ((B, d),) * 3 or z.generators.ndim != 3:
+            raise fail(
+                where, "zonotope", shapes,
+                f"centre, radius (B, d) and generators (B, d, P) with B={B}, d={d}",
+            )  # fmt: skip
+    pre, A_U, A_L = _propagate(net, lo, hi, target.layer, linear=True, zono=zonotope)
+    l, u = pre[-1][0][:, target.unit], pre[-1][1][:, target.unit]
+    if target.post:
+        l, u = _range(net.acts[target.layer], l, u)
+    a_u, a_l = np.asarray(A_U[:, target.unit]), np.asarray(A_L[:, target.unit])
+    g_u = g_l = None
+    if zonotope is not None:
+        g_u = np.matmul(a_u[:, None, :], zonotope.generators)[:, 0]
+        g_l = np.matmul(a_l[:, None, :], zonotope.generators)[:, 0]
+    return NeuronBounds(target.name, l, u, a_u, a_l, g_u, g_l)
 
 
 # --------------------------------------------------------------------------- branch and bound
@@ -621,37 +738,39 @@ def _split_dim(low: np.ndarray, high: np.ndarray, a_u: np.ndarray, a_l: np.ndarr
     return np.argmax(w * (g + np.mean(g, axis=1, keepdims=True) + 1e-300), axis=1)
 
 
-def _optimize(
-    where: str,
-    model: Any,
-    low: Any,
-    high: Any,
-    neuron: Any,
-    gap: Any,
-    max_nodes: Any,
-    batch_size: Any,
-    sign: float,
-) -> MaximizeResult:
-    start = time.perf_counter()
-    net = _check_net(where, model)
-    lo, hi = _check_box(where, net, low, high)
-    target = _check_target(where, net, neuron)
-    if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not gap > 0:
-        raise fail(where, "gap", gap, "a number > 0", "Pass an absolute tolerance like 1e-6.")
-    if not math.isfinite(gap):
-        raise fail(where, "gap", gap, "finite")
-    for name, val in (("max_nodes", max_nodes), ("batch_size", batch_size)):
-        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
-            raise fail(where, name, val, "an integer >= 1")
-    gap = float(gap)
+Leaf = tuple[np.ndarray, np.ndarray, float]
 
-    ub, a_u, a_l = _bound_boxes(net, lo[None], hi[None], target, sign)
-    xs, fs = _search(net, lo[None], hi[None], a_u, a_l, target, sign)
+
+def branch_and_bound(
+    low: np.ndarray,
+    high: np.ndarray,
+    bound: Any,
+    search: Any,
+    *,
+    gap: float,
+    max_nodes: int,
+    batch_size: int,
+) -> tuple[np.ndarray, float, list[Leaf], int]:
+    """The branch-and-bound loop of :func:`maximize`, for any bounded objective ``f``.
+
+    ``bound(L, H) -> (ub, a_u, a_l)``: certified upper bounds of ``f`` on the boxes
+    ``[L[b], H[b]]`` ``(B, d)`` and the coefficients that choose the split dimension
+    (:func:`_split_dim`); ``search(L, H, a_u, a_l) -> (x, fx)``: a point of each box
+    and ``f`` there (a lower bound on the maximum). Returns ``(best_x, best_f, leaves,
+    num_nodes)``; ``leaves`` is a partition of the box into ``(low, high, ub)``, closed
+    once ``ub <= best_f + gap``, or still open when ``max_nodes`` boxes were bounded.
+    Zero-width dimensions are never split.
+    """
+    ub, a_u, a_l = bound(low[None], high[None])
+    xs, fs = search(low[None], high[None], a_u, a_l)
     best_x, best_f = xs[0], float(fs[0])
+
     num_nodes = 1
     tie = itertools.count()
     # heap of open leaves: (-upper, tiebreak, low, high, split dimension)
-    heap = [(-float(ub[0]), next(tie), lo, hi, int(_split_dim(lo[None], hi[None], a_u, a_l)[0]))]
+    heap = [
+        (-float(ub[0]), next(tie), low, high, int(_split_dim(low[None], high[None], a_u, a_l)[0]))
+    ]
     closed: list[tuple[np.ndarray, np.ndarray, float]] = []
     while heap:
         batch: list[Any] = []
@@ -679,8 +798,8 @@ def _optimize(
             lows += [blo, right_lo]
             highs += [left_hi, bhi]
         L, H = np.stack(lows), np.stack(highs)
-        ub, a_u, a_l = _bound_boxes(net, L, H, target, sign)
-        xs, fs = _search(net, L, H, a_u, a_l, target, sign)
+        ub, a_u, a_l = bound(L, H)
+        xs, fs = search(L, H, a_u, a_l)
         num_nodes += L.shape[0]
         i = int(np.argmax(fs))
         if fs[i] > best_f:
@@ -692,6 +811,42 @@ def _optimize(
             else:
                 heapq.heappush(heap, (-float(ub[k]), next(tie), L[k], H[k], int(dims[k])))
     leaves = closed + [(h[2], h[3], -h[0]) for h in heap]
+    return best_x, best_f, leaves, num_nodes
+
+
+def _optimize(
+    where: str,
+    model: Any,
+    low: Any,
+    high: Any,
+    neuron: Any,
+    gap: Any,
+    max_nodes: Any,
+    batch_size: Any,
+    sign: float,
+) -> MaximizeResult:
+    start = time.perf_counter()
+    net = _check_net(where, model)
+    lo, hi = _check_box(where, net, low, high)
+    target = _check_target(where, net, neuron)
+    if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not gap > 0:
+        raise fail(where, "gap", gap, "a number > 0", "Pass an absolute tolerance like 1e-6.")
+    if not math.isfinite(gap):
+        raise fail(where, "gap", gap, "finite")
+    for name, val in (("max_nodes", max_nodes), ("batch_size", batch_size)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
+            raise fail(where, name, val, "an integer >= 1")
+    gap = float(gap)
+
+    def bound(L: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _bound_boxes(net, L, H, target, sign)
+
+    def search(L: np.ndarray, H: np.ndarray, a_u: np.ndarray, a_l: np.ndarray) -> Any:
+        return _search(net, L, H, a_u, a_l, target, sign)
+
+    best_x, best_f, leaves, num_nodes = branch_and_bound(
+        lo, hi, bound, search, gap=gap, max_nodes=int(max_nodes), batch_size=int(batch_size)
+    )
     bounds = np.array([b for _, _, b in leaves])
     certified = max(float(bounds.max()), best_f)
     value = sign * best_f
