@@ -492,3 +492,21 @@ def test_slice_partition_of_a_conv_net_matches_forward():
             m = part.maps[key][r]  # (width, 3)
             pred = st_ @ m[:, :2].T + m[:, 2]
             np.testing.assert_allclose(pred, vals[key], rtol=1e-8, atol=1e-8, err_msg=key)
+
+
+def test_bad_layers_get_clear_errors():
+    k = np.zeros((3, 3, 1, 2))
+    with pytest.raises(ToylabError, match=r"layers\[1\].in_shape must be the output shape"):
+        Network((Conv(k, np.zeros(2), (6, 6, 1)), AvgPool((6, 6, 3), 2)), ("relu", "identity"))
+    with pytest.raises(ToylabError, match="C_in must match"):
+        Conv(np.zeros((3, 3, 2, 2)), np.zeros(2), (6, 6, 1))
+    with pytest.raises(ToylabError, match="padding must be 'same', 'valid'"):
+        Conv(k, np.zeros(2), (6, 6, 1), padding="full")
+    with pytest.raises(ToylabError, match="fits the padded"):
+        Conv(np.zeros((7, 3, 1, 2)), np.zeros(2), (6, 6, 1), padding="valid")
+    with pytest.raises(ToylabError, match="stride must be an integer >= 1"):
+        Conv(k, np.zeros(2), (6, 6, 1), stride=0)
+    with pytest.raises(ToylabError, match="window must be at most"):
+        MaxPool((6, 6, 1), 7)
+    with pytest.raises(ToylabError, match=r"input must be \(\.\.\., 36\)"):
+        Conv(k, np.zeros(2), (6, 6, 1)).apply(np.zeros((2, 35)))
