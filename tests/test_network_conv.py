@@ -448,6 +448,10 @@ def test_ablate_in_a_conv_net():
         edited = net.ablate(address, v)
         assert list(edited.widths) == list(net.widths)
         np.testing.assert_allclose(edited(x), ref, rtol=1e-12, atol=1e-12)
+    # values keyed by the canonical address or by the address as written
+    a = net.ablate("conv_1:1@1,1", {"conv_1:1@1,1": 0.5})
+    b = net.ablate("conv_1:1@1,1", {str(net.resolve("conv_1:1@1,1")): 0.5})
+    np.testing.assert_array_equal(a(x), b(x))
     with pytest.raises(ToylabError, match=r"read by layer 1 \(AvgPool\)"):
         net.ablate("conv_0:0@1,1")
     with pytest.raises(ToylabError, match=r"read by layer 2 \(Conv\)"):

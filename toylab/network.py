@@ -674,11 +674,14 @@ class Network:
                     "hidden post-activation neurons like 'hidden_0:3' or 'conv_0:5@7,7'",
                 )  # fmt: skip
             if isinstance(values, Mapping):
-                if str(nid) not in values:
+                # the canonical address, or the address as the caller wrote it
+                given = neuron if isinstance(neuron, str) else str(neuron)
+                entry = str(nid) if str(nid) in values else given
+                if entry not in values:
                     raise fail(
                         where, "values", dict(values), f"a mapping with an entry for {str(nid)!r}"
                     )
-                v = values[str(nid)]
+                v = values[entry]
             else:
                 v = values
             if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
