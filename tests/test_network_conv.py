@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax import lax
 
@@ -127,6 +127,39 @@ def test_conv_forward_matches_loops_lax_and_dense_form(case):
         np.testing.assert_allclose(np.asarray(jl.apply(jnp.asarray(x))), y, atol=F64 * scale)
         jw, jb = jl.arrays()
         np.testing.assert_array_equal(np.asarray(jw), w)
+
+
+@settings(max_examples=25)
+@given(
+    h=st.integers(1, 7), w=st.integers(1, 7), ci=st.integers(1, 3), co=st.integers(1, 3),
+    kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
+    pads=st.tuples(*[st.integers(0, 2)] * 4), seed=st.integers(0, 2**31),
+)  # fmt: skip
+def test_conv_any_geometry_matches_loops_and_its_dense_form(
+    h, w, ci, co, kh, kw, sh, sw, pads, seed
+):
+    t, b, left, r = pads
+    if kh > h + t + b or kw > w + left + r:
+        return
+    rng = np.random.default_rng(seed)
+    layer = Conv(
+        rng.normal(size=(kh, kw, ci, co)),
+        rng.normal(size=co),
+        (h, w, ci),
+        (sh, sw),
+        ((t, b), (left, r)),
+    )
+    x = rng.normal(size=(3, h * w * ci))
+    loop = naive_conv(
+        x.reshape(3, h, w, ci), layer.kernel, layer.bias, (sh, sw), ((t, b), (left, r))
+    )
+    assert layer.out_shape == loop.shape[1:]
+    y = layer.apply(x)
+    np.testing.assert_allclose(y, loop.reshape(3, -1), rtol=F64, atol=F64 * 100)
+    wd, bd = layer.arrays()
+    np.testing.assert_allclose(x @ wd + bd, y, rtol=F64, atol=F64 * 100)
+    g = rng.normal(size=(3, layer.fan_out))
+    np.testing.assert_allclose(layer.transpose(g), g @ wd.T, rtol=F64, atol=F64 * 100)
 
 
 @pytest.mark.parametrize("case", CASES)
