@@ -145,7 +145,7 @@ class CurveImages(AbstractDistribution):
     ``>= 0.05``), ``polarity`` (``+1`` bright on dark, ``-1`` dark on bright),
     ``contrast`` (in ``(0, 1]``), ``fill`` (in ``[0, 1]``: intensity of the concave
     side), ``noise`` (pixel noise std), ``kappa_min``/``kappa_max`` (1/pixel; default
-    ``kappa_max = min(0.25, 4 / length)``; ``kappa_max * length <= 4`` so an arc never
+    ``kappa_max = min(0.25, 4 / length, 1 / width)``; ``kappa_max * length <= 4`` so an arc never
     closes, and ``kappa_max <= 1 / width`` so its radius is at least the stroke width),
     ``jitter`` (centre offset range, pixels).
 
@@ -197,7 +197,11 @@ class CurveImages(AbstractDistribution):
             nonneg=True,
         )  # fmt: skip
         if kmax < kmin:
-            raise fail(where, "kappa_max", kmax, f">= kappa_min = {kmin}")
+            raise fail(
+                where, "kappa_max", kmax, f">= kappa_min = {kmin}",
+                "kappa is drawn from U[kappa_min, kappa_max]; raise kappa_max or lower "
+                "kappa_min.",
+            )  # fmt: skip
         if kmax * length > _MAX_ARC_ANGLE:
             raise fail(
                 where, "kappa_max", kmax, f"<= {_MAX_ARC_ANGLE} / length = "
