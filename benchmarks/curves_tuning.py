@@ -15,6 +15,7 @@ Run:  python benchmarks/curves_tuning.py [--tol 0.1] [--max-boxes 4000]
 from __future__ import annotations
 
 import argparse
+import math
 
 import numpy as np
 
@@ -62,9 +63,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     fam = CurveImages(size=16)
+    channels = {"dense 256-32-8": 32, "conv(4)-conv(8,s2)-8 dense form": 8}
     for name, net in _nets(args.seed).items():
-        last_hidden = f"hidden_{net.num_hidden - 1}:0"
-        for neuron in (last_hidden, "output:0"):
+        # the last hidden layer's channel 0 at the centre of its map (HWC order)
+        side = int(round(math.sqrt(net.widths[f"hidden_{net.num_hidden - 1}"] / channels[name])))
+        centre = ((side // 2) * side + side // 2) * channels[name]
+        for neuron in (f"hidden_{net.num_hidden - 1}:{centre}", "output:0"):
             r0 = tuning(net, fam, neuron, resolution=(48, 12), tol=1e-12, max_boxes=576)
             r = tuning(net, fam, neuron, resolution=(48, 12), tol=args.tol,
                        max_boxes=args.max_boxes)  # fmt: skip
