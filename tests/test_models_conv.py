@@ -14,7 +14,14 @@ from flax import nnx
 from toylab import ToylabError
 from toylab.config import parse_config
 from toylab.distributions import make
-from toylab.models import ConvNet, ConvSpec, ModelConfig, build_model, from_network
+from toylab.models import (
+    ConvNet,
+    ConvSpec,
+    ModelConfig,
+    build_model,
+    from_network,
+    neuron_values,
+)
 from toylab.models.init import InitConfig, init_params
 
 # every feature the model has: C_in = 2, 'same' with stride 2 and an even kernel (asymmetric
@@ -153,6 +160,9 @@ def test_forward_matches_a_naive_float64_conv_net():
         for key, val in ref[i].items():
             np.testing.assert_allclose(np.asarray(got[key][i]), val.reshape(-1), atol=1e-3)
     np.testing.assert_array_equal(np.asarray(model(x.astype(np.float32))), got["output"])
+    # a channel address reads the HWC map at (row, column): conv_1 is 3x2x4
+    vals = neuron_values(model, jax.numpy.asarray(x, np.float32), "conv_1:2@1,0")
+    np.testing.assert_allclose(np.asarray(vals), [r["conv_1"][1, 0, 2] for r in ref], atol=1e-3)
     img = jax.numpy.asarray(x.reshape(3, *IN_SHAPE), np.float32)
     flax_pre = np.asarray(model.layers[0](img)).reshape(3, -1)
     np.testing.assert_allclose(flax_pre, np.asarray(got["conv_0.pre"]), rtol=1e-5, atol=1e-5)
