@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax import lax
 
@@ -127,6 +127,39 @@ def test_conv_forward_matches_loops_lax_and_dense_form(case):
         np.testing.assert_allclose(np.asarray(jl.apply(jnp.asarray(x))), y, atol=F64 * scale)
         jw, jb = jl.arrays()
         np.testing.assert_array_equal(np.asarray(jw), w)
+
+
+@settings(max_examples=25)
+@given(
+    h=st.integers(1, 7), w=st.integers(1, 7), ci=st.integers(1, 3), co=st.integers(1, 3),
+    kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
+    pads=st.tuples(*[st.integers(0, 2)] * 4), seed=st.integers(0, 2**31),
+)  # fmt: skip
+def test_conv_any_geometry_matches_loops_and_its_dense_form(
+    h, w, ci, co, kh, kw, sh, sw, pads, seed
+):
+    t, b, left, r = pads
+    if kh > h + t + b or kw > w + left + r:
+        return
+    rng = np.random.default_rng(seed)
+    layer = Conv(
+        rng.normal(size=(kh, kw, ci, co)),
+        rng.normal(size=co),
+        (h, w, ci),
+        (sh, sw),
+        ((t, b), (left, r)),
+    )
+    x = rng.normal(size=(3, h * w * ci))
+    loop = naive_conv(
+        x.reshape(3, h, w, ci), layer.kernel, layer.bias, (sh, sw), ((t, b), (left, r))
+    )
+    assert layer.out_shape == loop.shape[1:]
+    y = layer.apply(x)
+    np.testing.assert_allclose(y, loop.reshape(3, -1), rtol=F64, atol=F64 * 100)
+    wd, bd = layer.arrays()
+    np.testing.assert_allclose(x @ wd + bd, y, rtol=F64, atol=F64 * 100)
+    g = rng.normal(size=(3, layer.fan_out))
+    np.testing.assert_allclose(layer.transpose(g), g @ wd.T, rtol=F64, atol=F64 * 100)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -448,6 +481,10 @@ def test_ablate_in_a_conv_net():
         edited = net.ablate(address, v)
         assert list(edited.widths) == list(net.widths)
         np.testing.assert_allclose(edited(x), ref, rtol=1e-12, atol=1e-12)
+    # values keyed by the canonical address or by the address as written
+    a = net.ablate("conv_1:1@1,1", {"conv_1:1@1,1": 0.5})
+    b = net.ablate("conv_1:1@1,1", {str(net.resolve("conv_1:1@1,1")): 0.5})
+    np.testing.assert_array_equal(a(x), b(x))
     with pytest.raises(ToylabError, match=r"read by layer 1 \(AvgPool\)"):
         net.ablate("conv_0:0@1,1")
     with pytest.raises(ToylabError, match=r"read by layer 2 \(Conv\)"):
@@ -492,3 +529,21 @@ def test_slice_partition_of_a_conv_net_matches_forward():
             m = part.maps[key][r]  # (width, 3)
             pred = st_ @ m[:, :2].T + m[:, 2]
             np.testing.assert_allclose(pred, vals[key], rtol=1e-8, atol=1e-8, err_msg=key)
+
+
+def test_bad_layers_get_clear_errors():
+    k = np.zeros((3, 3, 1, 2))
+    with pytest.raises(ToylabError, match=r"layers\[1\].in_shape must be the output shape"):
+        Network((Conv(k, np.zeros(2), (6, 6, 1)), AvgPool((6, 6, 3), 2)), ("relu", "identity"))
+    with pytest.raises(ToylabError, match="C_in must match"):
+        Conv(np.zeros((3, 3, 2, 2)), np.zeros(2), (6, 6, 1))
+    with pytest.raises(ToylabError, match="padding must be 'same', 'valid'"):
+        Conv(k, np.zeros(2), (6, 6, 1), padding="full")
+    with pytest.raises(ToylabError, match="fits the padded"):
+        Conv(np.zeros((7, 3, 1, 2)), np.zeros(2), (6, 6, 1), padding="valid")
+    with pytest.raises(ToylabError, match="stride must be an integer >= 1"):
+        Conv(k, np.zeros(2), (6, 6, 1), stride=0)
+    with pytest.raises(ToylabError, match="window must be at most"):
+        MaxPool((6, 6, 1), 7)
+    with pytest.raises(ToylabError, match=r"input must be \(\.\.\., 36\)"):
+        Conv(k, np.zeros(2), (6, 6, 1)).apply(np.zeros((2, 35)))

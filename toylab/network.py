@@ -4,13 +4,21 @@ Training uses flax NNX modules (:mod:`toylab.models`); everything after training
 (:mod:`toylab.exact`, :mod:`toylab.methods`, :mod:`toylab.claims`,
 :mod:`toylab.circuits`, :mod:`toylab.viz`) works on a :class:`Network`:
 
-* a sequence of affine **layers**, each followed by an **activation** (a name in
-  :data:`toylab.activations.ACTIVATIONS`); the last layer is the output, usually
-  with the ``"identity"`` activation (logits);
-* layer kinds: :class:`Dense` (``h @ kernel + bias``) and :class:`Tied`
-  (``h @ layers[source].kernel.T + bias``: the toy models of superposition reuse
-  their encoder's weights); every kind offers its dense ``(W, b)`` form, which is
-  what the exact algorithms consume;
+* a sequence of **layers** over flat feature vectors, each followed by an
+  **activation** (a name in :data:`toylab.activations.ACTIVATIONS`); the last layer
+  is the output, usually with the ``"identity"`` activation (logits);
+* layer kinds (:mod:`toylab.layers`): :class:`Dense` (``h @ kernel + bias``),
+  :class:`Tied` (``h @ layers[source].kernel.T + bias``: the toy models of
+  superposition reuse their encoder's weights), and the spatial kinds over flat
+  HWC feature maps :class:`Conv`, :class:`AvgPool` (affine) and :class:`MaxPool`
+  (not affine); every affine kind offers its dense ``(W, b)`` form, which is what
+  the exact algorithms consume (:class:`MaxPool` raises
+  :class:`~toylab._errors.NotApplicable` there);
+* layer keys are named per kind, counting from 0 in each: ``conv_k``, ``pool_k``,
+  ``hidden_k`` (dense), the last layer ``output`` (:attr:`Network.layer_names`,
+  :meth:`Network.layer_index`); spatial keys have a shape ``(H, W, C)``
+  (:meth:`Network.layer_shape`) and channel addresses ``"conv_1:5@7,7"``
+  (:mod:`toylab.neurons`);
 * its arrays keep their dtype and kind exactly: NumPy float64 stays NumPy float64,
   a model's JAX float32 parameters stay JAX float32 (``numpy(np.float64)`` casts);
 * it is a registered pytree (arrays are leaves, activations and tie sources are
@@ -19,17 +27,19 @@ Training uses flax NNX modules (:mod:`toylab.models`); everything after training
 
 There is **one forward pass** (:meth:`Network.forward`), written once for NumPy and
 JAX: it returns every canonical layer key of :mod:`toylab.neurons` (``"input"``,
-``"hidden_k.pre"``, ``"hidden_k"``, ``"output.pre"`` when the output has an
-activation, ``"output"``), and takes optional ``hooks`` that rewrite a layer's
+``"hidden_k.pre"``, ``"hidden_k"`` (likewise ``conv_k``, ``pool_k``), ``"output.pre"``
+when the output has an activation, ``"output"``), and takes optional ``hooks`` that rewrite a layer's
 values before they feed the next layer (activation patching, ablation by value).
 Gradients (:meth:`Network.gradient`) and directional derivatives (:meth:`Network.jvp`)
 use the activation table's derivatives, so the float64 gradient of a
 piecewise-linear network is the exact gradient of the affine piece at the point.
 
 Edits return new networks: :meth:`Network.with_layer`, :meth:`Network.ablate` (a
-hidden unit fixed to a constant, folded exactly into the next layer's bias) and
+hidden unit fixed to a constant, folded exactly into the next layer's bias; a unit
+read by a convolution or pooling cannot be folded and is refused) and
 :meth:`Network.compose_input` (an affine change of input coordinates, e.g. a 2-D
-slice :meth:`Network.on_plane`).
+slice :meth:`Network.on_plane`; the first layer becomes the composed dense map, a
+:class:`SpatialDense` keeping a conv layer's name and shape).
 
 >>> import numpy as np
 >>> net = Network.from_weights([np.eye(2), np.ones((2, 1))], activation="relu")
@@ -123,6 +133,13 @@ class Network:
                 raise fail(
                     "Network", f"layers[{k}]", type(layer).__name__,
                     "a layer of toylab.layers (Dense, Tied, Conv, AvgPool, MaxPool)",
+                )  # fmt: skip
+            prev_shape = _static_out_shape(layers[k - 1]) if k else None
+            in_shape = getattr(layer, "in_shape", None)
+            if prev_shape is not None and in_shape is not None and prev_shape != in_shape:
+                raise fail(
+                    "Network", f"layers[{k}].in_shape", in_shape,
+                    f"the output shape {prev_shape} of layers[{k - 1}]",
                 )  # fmt: skip
             if isinstance(layer, Tied) and not (
                 0 <= layer.source < k and isinstance(layers[layer.source], Dense)
@@ -657,11 +674,14 @@ class Network:
                     "hidden post-activation neurons like 'hidden_0:3' or 'conv_0:5@7,7'",
                 )  # fmt: skip
             if isinstance(values, Mapping):
-                if str(nid) not in values:
+                # the canonical address, or the address as the caller wrote it
+                given = neuron if isinstance(neuron, str) else str(neuron)
+                entry = str(nid) if str(nid) in values else given
+                if entry not in values:
                     raise fail(
                         where, "values", dict(values), f"a mapping with an entry for {str(nid)!r}"
                     )
-                v = values[str(nid)]
+                v = values[entry]
             else:
                 v = values
             if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
@@ -746,6 +766,15 @@ class Network:
 
 
 jax.tree_util.register_dataclass(Network, data_fields=["layers"], meta_fields=["activations"])
+
+
+def _static_out_shape(layer: Any) -> tuple[int, int, int] | None:
+    """A spatial layer's output shape when it can be read (not from placeholder leaves)."""
+    if isinstance(layer, AvgPool | MaxPool | SpatialDense):
+        return layer.out_shape
+    if isinstance(layer, Conv) and isinstance(getattr(layer.kernel, "shape", None), tuple):
+        return layer.out_shape
+    return None
 
 
 def _arrow(layer: Any) -> str:

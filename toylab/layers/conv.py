@@ -226,6 +226,12 @@ class Conv(_Spatial):
             )  # fmt: skip
         if isinstance(shape, tuple) and len(shape) < 4:
             raise fail("Conv", "kernel", f"an array of shape {shape}", "(kh, kw, C_in, C_out)")
+        if isinstance(shape, tuple) and min(self.out_shape[:2]) < 1:
+            raise fail(
+                "Conv", "kernel", f"an array of shape {shape}",
+                f"a window (kh, kw) that fits the padded {self.in_shape[:2]} input "
+                f"(padding {self.pads})",
+            )  # fmt: skip
 
     @property
     def window(self) -> tuple[int, int]:
