@@ -244,6 +244,7 @@ def test_a_sweep_over_the_conv_blocks_round_trips():
     config = parse_config(data)
     members = config.members()
     assert [m.model.conv for m in members[:2]] == [(ConvSpec(1, 3),), (ConvSpec(2, 1),)]
+    assert members[0].label == "seed 0, conv=[{channels=1, kernel=3}]"
     assert parse_config(tomllib.loads(tomli_w.dumps(config.to_dict()))) == config
 
 
