@@ -296,13 +296,12 @@ def test_config_errors_name_the_block_and_the_field(model, match):
 def test_the_image_shape_comes_from_the_distribution():
     """A stand-in image distribution: sparse features with an ``image_shape``."""
 
-    class Images:
-        dim, num_classes, image_shape = 16, 0, (4, 4)
+    class Images:  # the (cos, sin) regression of CurveImages: two outputs
+        dim, num_classes, output_dim, image_shape = 16, 0, 2, (4, 4)
 
     config = ModelConfig(kind="conv", conv=[{"channels": 2, "kernel": 3}], hidden=[])
-    assert build_model(config, Images(), jax.random.key(0)).in_shape == (4, 4, 1)
-    Images.output_dim = 2  # the (cos, sin) regression of CurveImages
-    assert build_model(config, Images(), jax.random.key(0)).num_outputs == 2
+    model = build_model(config, Images(), jax.random.key(0))
+    assert model.in_shape == (4, 4, 1) and model.num_outputs == 2
     bad = ModelConfig(kind="conv", conv=[{"channels": 2, "kernel": 3}], image_shape=(2, 8))
     with pytest.raises(ToylabError, match=r"image_shape \[2, 8\] disagrees with Images's"):
         build_model(bad, Images(), jax.random.key(0))

@@ -46,7 +46,6 @@ __all__ = [
     "from_network",
     "get_activation",
     "neuron_values",
-    "num_outputs",
     "with_weights",
 ]
 
@@ -183,16 +182,6 @@ class ModelConfig:
         return out
 
 
-def num_outputs(dist: Any) -> int:
-    """The number of network outputs for ``dist``: its ``output_dim`` where it has one,
-    else its number of classes (classification), else its dimension (regression of
-    ``x``, as the sparse-feature autoencoders)."""
-    out = getattr(dist, "output_dim", None)
-    if out is not None:
-        return int(out)
-    return dist.num_classes if dist.num_classes > 0 else dist.dim
-
-
 def image_shape(config: ModelConfig, dist: Any) -> tuple[int, int, int]:
     """``(H, W, C)`` of a conv model's input: ``config.image_shape`` or the distribution's
     ``image_shape`` (one channel); they must agree with each other and with ``dist.dim``."""
@@ -223,7 +212,8 @@ def image_shape(config: ModelConfig, dist: Any) -> tuple[int, int, int]:
 def build_model(config: ModelConfig, dist: Any, key: jax.Array) -> nnx.Module:
     """Build the model described by ``config`` for distribution ``dist``, initialised from ``key``."""
     rngs = nnx.Rngs(params=key)
-    num_out = num_outputs(dist)
+    num_out = dist.num_classes if dist.num_classes > 0 else dist.dim
+    num_out = getattr(dist, "output_dim", num_out)  # CurveImages' regression: 2
     inits = {
         "kernel_init": initializer(config.init, config.kind, "weights"),
         "bias_init": initializer(config.init, config.kind, "biases"),

@@ -416,9 +416,8 @@ def _check_memory(config: ExperimentConfig, members: Any) -> None:
     dist = members[0].dist
 
     def units(m: Any) -> int:
-        from toylab.models import num_outputs
-
-        return m.dist.dim + 2 * sum(m.model.hidden) + num_outputs(m.dist)
+        d = m.dist
+        return d.dim + 2 * sum(m.model.hidden) + (d.num_classes if d.num_classes > 0 else d.dim)
 
     per_example = 4 * sum(units(m) for m in members)
     t = config.train
