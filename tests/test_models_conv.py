@@ -2,6 +2,7 @@
 written here, the network value round trip, the config, the initialiser, training."""
 
 import math
+import re
 import tomllib
 
 import jax
@@ -13,7 +14,14 @@ from flax import nnx
 from toylab import ToylabError
 from toylab.config import parse_config
 from toylab.distributions import make
-from toylab.models import ConvNet, ConvSpec, ModelConfig, build_model
+from toylab.models import (
+    ConvNet,
+    ConvSpec,
+    ModelConfig,
+    build_model,
+    from_network,
+    neuron_values,
+)
 from toylab.models.init import InitConfig, init_params
 
 # every feature the model has: C_in = 2, 'same' with stride 2 and an even kernel (asymmetric
@@ -85,7 +93,7 @@ def _naive_forward(model, x):
         if spec.pool is not None:
             stride = spec.pool_window if spec.pool_stride is None else spec.pool_stride
             h = _naive_pool(h, spec.pool_window, stride, spec.pool)
-            out[f"pool_{pools}"] = h
+            out[f"pool_{pools}.pre"] = out[f"pool_{pools}"] = h  # identity activation
             pools += 1
     h = h.reshape(-1)
     for k, (w, b) in enumerate(arrays[len(model.specs) :]):
@@ -110,7 +118,8 @@ def test_shapes_and_widths_follow_the_size_formulas():
     }  # fmt: skip
     assert model.widths == {
         "input": 144, "conv_0.pre": 60, "conv_0": 60, "conv_1.pre": 24, "conv_1": 24,
-        "pool_0": 8, "conv_2.pre": 4, "conv_2": 4, "pool_1": 2, "hidden_0.pre": 5,
+        "pool_0.pre": 8, "pool_0": 8, "conv_2.pre": 4, "conv_2": 4, "pool_1.pre": 2,
+        "pool_1": 2, "hidden_0.pre": 5,
         "hidden_0": 5, "output": 3,
     }  # fmt: skip
     assert [type(m).__name__ for m in model.layers] == ["Conv"] * 3 + ["Linear"] * 2
@@ -129,6 +138,68 @@ def test_feature_maps_that_would_be_empty_are_errors():
         ConvNet((4, 0), [ConvSpec(2, 3)], (), 2, rngs=nnx.Rngs(0))
 
 
+def test_forward_matches_a_naive_float64_conv_net():
+    """Reference: the loops of ``_naive_forward`` (float64, from the model's arrays), and
+    flax's own ``nnx.Conv`` call for the first layer's padding convention."""
+    model = _model()
+    x = np.random.default_rng(0).normal(size=(3, 144))
+    ref = [_naive_forward(model, xi) for xi in x]
+    # the network value in float64 (NumPy) agrees to float64 rounding: sums of <= 24
+    # products of O(1) numbers through <= 5 layers stay far below 1e-10
+    net64 = model.to_network().numpy(np.float64)
+    got64 = net64.forward(x)
+    assert list(got64) == list(model.widths) and {"input", *ref[0]} == set(got64)
+    for i in range(3):
+        for key, val in ref[i].items():
+            np.testing.assert_allclose(got64[key][i], val.reshape(-1), rtol=1e-10, atol=1e-10)
+    # the model itself (JAX, float32): float32 rounding of those sums, |error| below
+    # ~100 * 2^-24 * (sum of |terms| <= 100), so 1e-3 absolute is safe and still fails
+    # for any wrong index, padding or window (errors O(0.1) and more)
+    got = model.intermediates(jax.numpy.asarray(x, np.float32))
+    for i in range(3):
+        for key, val in ref[i].items():
+            np.testing.assert_allclose(np.asarray(got[key][i]), val.reshape(-1), atol=1e-3)
+    np.testing.assert_array_equal(np.asarray(model(x.astype(np.float32))), got["output"])
+    # a channel address reads the HWC map at (row, column): conv_1 is 3x2x4
+    vals = neuron_values(model, jax.numpy.asarray(x, np.float32), "conv_1:2@1,0")
+    np.testing.assert_allclose(np.asarray(vals), [r["conv_1"][1, 0, 2] for r in ref], atol=1e-3)
+    img = jax.numpy.asarray(x.reshape(3, *IN_SHAPE), np.float32)
+    flax_pre = np.asarray(model.layers[0](img)).reshape(3, -1)
+    np.testing.assert_allclose(flax_pre, np.asarray(got["conv_0.pre"]), rtol=1e-5, atol=1e-5)
+
+
+def test_the_network_value_round_trips():
+    model = _model()
+    net = model.to_network()
+    assert net.widths == model.widths
+    for key, shape in model.shapes.items():
+        if key != "input":
+            assert net.layer_shape(key) == shape
+    assert [type(layer).__name__ for layer in net.layers] == [
+        "Conv", "Conv", "MaxPool", "Conv", "AvgPool", "Dense", "Dense"
+    ]  # fmt: skip
+    # with_network: another network of this architecture, its arrays exactly
+    other = _model(seed=1).to_network()
+    moved = model.with_network(other)
+    assert isinstance(moved, ConvNet) and moved.specs == model.specs
+    for a, b in zip(jax.tree.leaves(moved.to_network()), jax.tree.leaves(other), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # from_network: the same model (structure and arrays), no initializer; float64 kept
+    again = from_network(net)
+    assert nnx.graphdef(again) == nnx.graphdef(model)
+    for a, b in zip(jax.tree.leaves(nnx.state(again)), jax.tree.leaves(nnx.state(model)),
+                    strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+    wide = from_network(net.numpy(np.float64))
+    assert all(a.dtype == np.float64 for a in jax.tree.leaves(nnx.state(wide, nnx.Param)))
+    # another architecture is refused, naming what was expected
+    small = _model(specs=SPECS[:1], hidden=()).to_network()
+    with pytest.raises(ToylabError, match="a network of this architecture"):
+        model.with_network(small)
+    with pytest.raises(ToylabError, match="one activation for every conv and hidden layer"):
+        from_network(type(net)(net.layers, ("relu", "tanh", *net.activations[2:])))
+
+
 # ------------------------------------------------------------------ the config
 CONV_TOML = """
 name = "conv"
@@ -143,6 +214,7 @@ hidden = []
 image_shape = [4, 4]
 [train]
 loss = "importance_mse"
+learning_rate = 0.03
 num_steps = 60
 log_every = 20
 checkpoints = [20]
@@ -172,6 +244,7 @@ def test_a_sweep_over_the_conv_blocks_round_trips():
     config = parse_config(data)
     members = config.members()
     assert [m.model.conv for m in members[:2]] == [(ConvSpec(1, 3),), (ConvSpec(2, 1),)]
+    assert members[0].label == "seed 0, conv=[{channels=1, kernel=3}]"
     assert parse_config(tomllib.loads(tomli_w.dumps(config.to_dict()))) == config
 
 
@@ -223,13 +296,12 @@ def test_config_errors_name_the_block_and_the_field(model, match):
 def test_the_image_shape_comes_from_the_distribution():
     """A stand-in image distribution: sparse features with an ``image_shape``."""
 
-    class Images:
-        dim, num_classes, image_shape = 16, 0, (4, 4)
+    class Images:  # the (cos, sin) regression of CurveImages: two outputs
+        dim, num_classes, output_dim, image_shape = 16, 0, 2, (4, 4)
 
     config = ModelConfig(kind="conv", conv=[{"channels": 2, "kernel": 3}], hidden=[])
-    assert build_model(config, Images(), jax.random.key(0)).in_shape == (4, 4, 1)
-    Images.output_dim = 2  # the (cos, sin) regression of CurveImages
-    assert build_model(config, Images(), jax.random.key(0)).num_outputs == 2
+    model = build_model(config, Images(), jax.random.key(0))
+    assert model.in_shape == (4, 4, 1) and model.num_outputs == 2
     bad = ModelConfig(kind="conv", conv=[{"channels": 2, "kernel": 3}], image_shape=(2, 8))
     with pytest.raises(ToylabError, match=r"image_shape \[2, 8\] disagrees with Images's"):
         build_model(bad, Images(), jax.random.key(0))
@@ -260,3 +332,53 @@ def test_init_params_equals_the_nnx_constructor_bit_for_bit(init):
     kernel = np.asarray(params["layers"][0]["kernel"][...])
     assert kernel.shape == (2, 3, 3, 1, 4)  # members, HWIO
     assert np.all(kernel != 0) and np.all(kernel[0] != kernel[1])
+
+
+# ------------------------------------------------------------------ training
+def test_the_fused_kernel_refuses_conv_models():
+    from toylab.train import TrainConfig, _fused, train
+
+    config = parse_config(tomllib.loads(CONV_TOML))
+    why = _fused.unavailable() or "it covers MLPs, not ConvNet"
+    cfg = TrainConfig(num_steps=2, log_every=2, checkpoints=[], loss="importance_mse")
+    with pytest.raises(ToylabError, match=re.escape(why) + r".*Use kernel='jax'"):
+        train(config.make_distribution(), config.model, cfg, kernel="fused")
+
+
+def test_training_lowers_the_loss_resumes_bit_identically_and_loads(tmp_path):
+    from toylab.runs import load_run, start_run
+    from toylab.train import train
+
+    config = parse_config(tomllib.loads(CONV_TOML))
+    run = start_run(config, tmp_path / "run")
+    first, last = run.metrics[0]["loss"], run.metrics[-1]["loss"]
+    # reference: the best constant output (the mean of x, which the output bias alone can
+    # learn) has loss sum_i Var(x_i), estimated from 20000 samples (0.54; its standard
+    # error is below 0.01). The members start above it (0.63, 0.62) and end well below
+    # it (measured 0.39, 0.38), so a margin of 0.05 is safe and needs the conv layers.
+    dist = config.make_distribution()
+    x = np.asarray(dist.sample(jax.random.key(9), 20000).x, np.float64)
+    constant = np.mean(np.sum((x - x.mean(0)) ** 2, axis=-1))  # importance 1 here
+    assert np.all(first > constant) and np.all(last < constant - 0.05)
+    # stopped at step 20 and resumed: the same parameters, bit for bit
+    saved = {}
+
+    def grab(ensemble, state, rec, is_ckpt):
+        if int(state.step) == 20:
+            saved["state"] = state
+
+    train(dist, config.model, config.train, config.seeds, callback=grab)
+    resumed = train(dist, config.model, config.train, config.seeds, state=saved["state"])
+    for a, b in zip(jax.tree.leaves(run.params), jax.tree.leaves(resumed.state.params),
+                    strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+    # a stored run gives ConvNets whose held-out loss is the recorded one
+    loaded = load_run(tmp_path / "run")
+    x = np.asarray(loaded.ensemble.eval_x, np.float64)
+    for m in range(2):
+        model = loaded.model(m, 20)
+        assert isinstance(model, ConvNet)
+        out = np.asarray(model(x.astype(np.float32)), np.float64)
+        loss = np.mean(np.sum((out - x) ** 2, axis=-1))
+        # float32 evaluation of the same sums: relative 1e-4 is safe
+        assert loss == pytest.approx(float(run.metrics[1]["loss"][m]), rel=1e-4)

@@ -46,7 +46,6 @@ __all__ = [
     "from_network",
     "get_activation",
     "neuron_values",
-    "num_outputs",
     "with_weights",
 ]
 
@@ -181,16 +180,6 @@ class ModelConfig:
         if self.image_shape is not None:
             out["image_shape"] = list(self.image_shape)
         return out
-
-
-def num_outputs(dist: Any) -> int:
-    """The number of network outputs for ``dist``: its ``output_dim`` where it has one,
-    else its number of classes (classification), else its dimension (regression of
-    ``x``, as the sparse-feature autoencoders)."""
-    out = getattr(dist, "output_dim", None)
-    if out is not None:
-        return int(out)
-    return dist.num_classes if dist.num_classes > 0 else dist.dim
 
 
 def image_shape(config: ModelConfig, dist: Any) -> tuple[int, int, int]:

@@ -24,8 +24,9 @@ The architecture is a list of conv blocks (:class:`ConvSpec`), then a dense head
 * the dense head is ``hidden`` widths with the same activation, then an affine output.
 
 Layer keys (per kind, counting from 0; see :mod:`toylab.neurons`): ``"conv_k.pre"``,
-``"conv_k"``, ``"pool_k"`` (the k-th pooling), ``"hidden_k.pre"``, ``"hidden_k"``,
-``"output"``; a channel at a position is ``"conv_1:5@7,7"``.
+``"conv_k"``, ``"pool_k"`` (the k-th pooling; ``"pool_k.pre"`` is the same values),
+``"hidden_k.pre"``, ``"hidden_k"``, ``"output"``; a channel at a position is
+``"conv_1:5@7,7"``.
 
 The NNX module holds one ``nnx.Conv`` per conv block and one ``nnx.Linear`` per dense
 layer in a single list ``layers`` (so the initialisers' key schedule is MLP's: module
@@ -54,8 +55,9 @@ from flax import nnx
 from toylab._errors import ToylabError, did_you_mean, fail
 from toylab._validate import is_int
 from toylab.activations import get_activation
+from toylab.layers import AvgPool, Conv, Dense, MaxPool
 from toylab.models.mlp import _abstract, _param
-from toylab.network import Dense, Network
+from toylab.network import Network
 
 __all__ = [
     "PADDINGS",
@@ -224,39 +226,36 @@ def parse_conv(value: Any, where: str = "[model] conv") -> tuple[ConvSpec, ...]:
     return tuple(out)
 
 
-def _conv_size(n: int, k: int, s: int, padding: str) -> int:
-    return -(-n // s) if padding == "same" else (n - k) // s + 1
-
-
 def feature_shapes(
     in_shape: tuple[int, int, int], specs: Sequence[ConvSpec], prefix: str = "ConvNet: "
 ) -> dict[str, tuple[int, int, int]]:
     """``{"input": (H, W, C), "conv_0": ..., "pool_0": ..., ...}``: every feature map's
-    shape (see the module docstring for the sizes); an error where a map would be empty
-    (``prefix`` says where: ``"[model] "`` for a config)."""
+    shape (the layers' own ``out_shape``: :mod:`toylab.layers.conv`); an error where a
+    map would be empty (``prefix`` says where: ``"[model] "`` for a config)."""
     h, w, c = in_shape
     shapes = {"input": (h, w, c)}
     pools = 0
     for k, spec in enumerate(specs):
-        (kh, kw), (sh, sw) = spec.kernel, spec.stride
+        kh, kw = spec.kernel
         if spec.padding == "valid" and (kh > h or kw > w):
             raise _bad(
                 prefix, f"conv[{k}].kernel", list(spec.kernel),
                 f"at most the {h}x{w} feature map it slides over (padding 'valid')",
                 "Use a smaller kernel, padding = 'same', or a larger image.",
             )  # fmt: skip
-        h, w = _conv_size(h, kh, sh, spec.padding), _conv_size(w, kw, sw, spec.padding)
-        shapes[f"conv_{k}"] = (h, w, spec.channels)
+        kernel = jax.ShapeDtypeStruct((kh, kw, c, spec.channels), jnp.float32)
+        conv = Conv(kernel, None, (h, w, c), stride=spec.stride, padding=spec.padding)
+        h, w, c = shapes[f"conv_{k}"] = conv.out_shape
         if spec.pool is not None:
-            (ph, pw), (qh, qw) = spec.pool_window, spec.pool_step
+            ph, pw = spec.pool_window
             if ph > h or pw > w:
                 raise _bad(
                     prefix, f"conv[{k}].pool_window", list(spec.pool_window),
                     f"at most the {h}x{w} feature map of conv_{k}",
                     "Use a smaller window, fewer strides or a larger image.",
                 )  # fmt: skip
-            h, w = (h - ph) // qh + 1, (w - pw) // qw + 1
-            shapes[f"pool_{pools}"] = (h, w, spec.channels)
+            pool = AvgPool((h, w, c), spec.pool_window, spec.pool_step)
+            h, w, c = shapes[f"pool_{pools}"] = pool.out_shape
             pools += 1
     return shapes
 
@@ -355,19 +354,18 @@ class ConvNet(nnx.Module):
         return len(self.specs)
 
     def to_network(self) -> Network:
-        from toylab.layers.conv import AvgPool, Conv, MaxPool
+        return self._network(lambda v: v[...])
 
+    def _network(self, value: Any) -> Network:
+        """The network of ``value(param)`` arrays (``get_value()`` also reads abstract ones)."""
         layers: list[Any] = []
         acts: list[str] = []
         shape = self.in_shape
         pools = 0
         for k, spec in enumerate(self.specs):
             mod: Any = self.layers[k]
-            layers.append(
-                Conv(
-                    mod.kernel[...], mod.bias[...], shape, stride=spec.stride, padding=spec.padding
-                )  # fmt: skip
-            )
+            kernel, bias = value(mod.kernel), value(mod.bias)
+            layers.append(Conv(kernel, bias, shape, stride=spec.stride, padding=spec.padding))
             acts.append(self.activation)
             shape = self.shapes[f"conv_{k}"]
             if spec.pool is not None:
@@ -378,7 +376,7 @@ class ConvNet(nnx.Module):
                 pools += 1
         dense: list[Any] = list(self.layers)[self.num_conv :]
         for lin in dense:
-            layers.append(Dense(lin.kernel[...], lin.bias[...]))
+            layers.append(Dense(value(lin.kernel), value(lin.bias)))
             acts.append(self.activation)
         acts[-1] = "identity"
         return Network(tuple(layers), tuple(acts))
@@ -388,9 +386,7 @@ class ConvNet(nnx.Module):
         """Layer key -> number of units, in network order (a feature map counts ``H*W*C``)."""
         out = {"input": self.input_dim}
         for key, shape in list(self.shapes.items())[1:]:
-            if key.startswith("conv_"):
-                out[f"{key}.pre"] = math.prod(shape)
-            out[key] = math.prod(shape)
+            out[f"{key}.pre"] = out[key] = math.prod(shape)  # a pooling's .pre is itself
         for k, w in enumerate(self.hidden):
             out[f"hidden_{k}.pre"] = w
             out[f"hidden_{k}"] = w
@@ -407,7 +403,7 @@ class ConvNet(nnx.Module):
         """A model of this class holding ``net``'s parameters (the dtype of ``net``'s
         arrays); ``net`` must have this model's architecture (as :meth:`to_network` gives)."""
         where = f"{type(self).__name__}.with_network"
-        mine = self.to_network()
+        mine = self._network(lambda v: v.get_value())  # the template may be abstract
         same = (
             isinstance(net, Network)
             and net.activations == mine.activations
@@ -440,8 +436,6 @@ def conv_from_network(net: Network) -> ConvNet:
     """The :class:`ConvNet` holding ``net``'s parameters (no initializer runs): conv
     layers (each optionally followed by one pooling), then dense layers, one activation
     for the conv and hidden layers and an affine output."""
-    from toylab.layers.conv import AvgPool, Conv, MaxPool
-
     where = "from_network"
     specs: list[ConvSpec] = []
     layers: list[Any] = list(net.layers)
@@ -460,17 +454,18 @@ def conv_from_network(net: Network) -> ConvNet:
             fields.update(
                 pool="avg" if isinstance(pool, AvgPool) else "max",
                 pool_window=pool.window,
-                pool_stride=pool.stride,
+                pool_stride=None if pool.stride == pool.window else pool.stride,
             )
             k += 1
         specs.append(ConvSpec(**fields))
-    acts = {a for a, layer in zip(net.activations, layers, strict=True) if not _is_pool(layer)}
-    acts_hidden = set(net.hidden_activations) & acts
+    pairs = list(zip(net.activations[:-1], layers[:-1], strict=True))
+    acts_hidden = {a for a, layer in pairs if not _is_pool(layer)}
     if (
         not specs
         or not all(isinstance(layer, Dense) for layer in layers[k:])
         or k == len(layers)
         or len(acts_hidden) != 1
+        or any(a != "identity" for a, layer in pairs if _is_pool(layer))
         or net.output_activation != "identity"
     ):
         raise fail(
@@ -489,6 +484,4 @@ def conv_from_network(net: Network) -> ConvNet:
 
 
 def _is_pool(layer: Any) -> bool:
-    from toylab.layers.conv import AvgPool, MaxPool
-
     return isinstance(layer, AvgPool | MaxPool)

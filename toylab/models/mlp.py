@@ -315,12 +315,17 @@ def from_network(net: Network) -> nnx.Module:
     """The NNX model holding ``net``'s parameters, in their dtype (no initializer runs).
 
     An untied network whose hidden layers share one activation and whose output is
-    affine becomes an :class:`MLP`; a tied two-layer network with identity hidden
-    layer becomes a :class:`SuperpositionLinear` (identity output) or
+    affine becomes an :class:`MLP`; conv layers (each optionally followed by a pooling)
+    then dense ones a :class:`~toylab.models.conv.ConvNet`; a tied two-layer network with
+    identity hidden layer becomes a :class:`SuperpositionLinear` (identity output) or
     :class:`SuperpositionReLU` (relu output).
     """
     if not isinstance(net, Network):
         raise fail("from_network", "net", type(net).__name__, "a toylab.network.Network")
+    if not all(isinstance(layer, Dense | Tied) for layer in net.layers):  # conv layers
+        from toylab.models.conv import conv_from_network
+
+        return conv_from_network(net)
     if net.tied:
         cls: Any = {"identity": SuperpositionLinear, "relu": SuperpositionReLU}.get(
             net.output_activation

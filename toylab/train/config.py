@@ -173,14 +173,25 @@ def _plain(value: Any) -> Any:
 
 
 def format_value(value: Any) -> str:
-    """A swept value as a member label shows it: ``0.1``, ``1e+06``, ``[5]``, ``'adam'``."""
+    """A swept value as a member label shows it: ``0.1``, ``1e+06``, ``[5]``, ``'adam'``,
+    ``[{channels=8, kernel=3}]`` (a list of tables, as ``model.conv``)."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int | float):
         return f"{value:g}"
+    if _is_table(value):  # a table, frozen by _frozen: {channels=8, kernel=3}
+        return "{" + ", ".join(f"{k}={format_value(v)}" for k, v in value) + "}"
     if isinstance(value, tuple):
         return "[" + ", ".join(format_value(v) for v in value) + "]"
     return repr(value)
+
+
+def _is_table(value: Any) -> bool:
+    return (
+        isinstance(value, tuple)
+        and len(value) > 0
+        and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in value)
+    )
 
 
 def _check_path(param: Any) -> str:
