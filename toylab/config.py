@@ -55,6 +55,18 @@ groups, one program each. Members are named by their seed and swept values
 **Initialisers.** ``[model] init = {weights = "normal", weight_scale = 0.1, biases =
 "zeros", bias_scale = 1.0}`` (see :class:`toylab.models.init.InitConfig`); omitted, each
 model keeps its own default.
+
+**Conv nets.** ``kind = "conv"`` trains a :class:`toylab.models.ConvNet` on images (a
+distribution with an ``image_shape``, or ``image_shape = [H, W]`` in ``[model]``)::
+
+    [model]
+    kind = "conv"
+    conv = [{channels = 8, kernel = 5}, {channels = 8, kernel = 3, pool = "max"}]
+    hidden = []
+
+Each block takes ``channels``, ``kernel``, ``stride``, ``padding`` (``"same"``/
+``"valid"``), ``pool`` (``"avg"``/``"max"``), ``pool_window``, ``pool_stride`` (see
+:class:`toylab.models.conv.ConvSpec`).
 """
 
 from __future__ import annotations
