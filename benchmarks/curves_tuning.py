@@ -10,7 +10,12 @@ parameters) within the same budget (the conv output: a 12x3 grid and
 ``--conv-output-boxes``, since each of its boxes back-substitutes through 1536 units). Times are wall-clock seconds of this run (compare
 them only with each other).
 
-Run:  python benchmarks/curves_tuning.py [--tol 0.1] [--max-boxes 4000]
+Each tuning runs twice: ``box`` with the renderer's pixel box only, ``1st`` with the
+first-order model (``render_jacobian_bounds``: the pixel box intersected with the
+mean-value zonotope). ``--run DIR`` also tunes channels ``conv_1:0`` .. ``conv_1:7`` (centre
+position) of member 0 of a trained conv run over theta x kappa at 48x12.
+
+Run:  python benchmarks/curves_tuning.py [--tol 0.1] [--max-boxes 4000] [--run DIR]
 """
 
 from __future__ import annotations
@@ -57,13 +62,61 @@ def _nets(seed: int) -> dict[str, Network]:
     return {"dense 256-32-8": dense, "conv(4)-conv(8,s2)-8 dense form": conv}
 
 
+class PixelBoxOnly:
+    """The family without ``render_jacobian_bounds``: tuning falls back to the pixel box."""
+
+    def __init__(self, fam: CurveImages) -> None:
+        self.fam = fam
+        self.PARAMS = fam.PARAMS
+        self.param_low, self.param_high = fam.param_low, fam.param_high
+
+    def render(self, p: np.ndarray) -> np.ndarray:
+        return self.fam.render(p)
+
+    def render_bounds(self, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.fam.render_bounds(low, high)
+
+
+def _both(fam: CurveImages) -> dict[str, object]:
+    return {"box": PixelBoxOnly(fam), "1st": fam}
+
+
+def _trained(args: argparse.Namespace) -> None:
+    """Channels ``conv_1:0`` .. of member 0 of a trained conv run (read only)."""
+    from toylab.runs import load_run
+
+    run = load_run(args.run)
+    model = run.model(0)
+    fam = run.dist_of(0)
+    for ch in range(args.channels):
+        neuron = f"conv_1:{ch}"
+        line = [f"trained {neuron:9s}"]
+        for label, family in _both(fam).items():
+            r = tuning(model, family, neuron, resolution=(48, 12), tol=args.tol,
+                       max_boxes=args.trained_boxes)  # fmt: skip
+            line.append(
+                f"{label}: max width {r.max_width:.3g} mean {r.width.mean():.3g} unresolved"
+                f" {len(r.unresolved)} ({r.num_boxes} boxes, {r.seconds:.1f}s)"
+            )
+        rng = f"range~[{r.values.min():.3g}, {r.values.max():.3g}]"
+        print(" | ".join(line[:1] + [rng] + line[1:]), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tol", type=float, default=0.1)
     ap.add_argument("--max-boxes", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--conv-output-boxes", type=int, default=100)
+    ap.add_argument("--run", default=None, help="a trained conv run directory (read only)")
+    ap.add_argument("--channels", type=int, default=8)
+    ap.add_argument("--trained-boxes", type=int, default=2000)
+    ap.add_argument("--skip-random", action="store_true")
     args = ap.parse_args()
+    if args.run:
+        _trained(args)
+    if args.skip_random:
+        return
     fam = CurveImages(size=16)
     channels = {"dense 256-32-8": 32, "conv(4)-conv(8,s2)-8 dense form": 8}
     for name, net in _nets(args.seed).items():
@@ -76,23 +129,29 @@ def main() -> None:
             small = conv and neuron == "output:0"
             res = (12, 3) if small else (48, 12)
             boxes = args.conv_output_boxes if small else args.max_boxes
-            r0 = tuning(net, fam, neuron, resolution=res, tol=1e-12, max_boxes=res[0] * res[1])
-            r = tuning(net, fam, neuron, resolution=res, tol=args.tol, max_boxes=boxes)
-            print(
-                f"{name:34s} {neuron:11s} range~[{r0.values.min():.3g}, {r0.values.max():.3g}]"
-                f"  {res[0]}x{res[1]} cells: width mean {r0.width.mean():.3g} max {r0.max_width:.3g}"
-                f" ({r0.seconds:.2f}s) | tol {args.tol}: {r.num_cells} cells, max width"
-                f" {r.max_width:.3g}, mean {r.width.mean():.3g}, unresolved"
-                f" {len(r.unresolved)} ({r.num_boxes} boxes, {r.seconds:.1f}s)"
-            )
+            for label, family in _both(fam).items():
+                r0 = tuning(net, family, neuron, resolution=res, tol=1e-12,
+                            max_boxes=res[0] * res[1])  # fmt: skip
+                r = tuning(net, family, neuron, resolution=res, tol=args.tol, max_boxes=boxes)
+                print(
+                    f"{name:34s} {neuron:11s} {label:3s} range~[{r0.values.min():.3g},"
+                    f" {r0.values.max():.3g}]  {res[0]}x{res[1]} cells: width mean"
+                    f" {r0.width.mean():.3g} max {r0.max_width:.3g} ({r0.seconds:.2f}s) | tol"
+                    f" {args.tol}: {r.num_cells} cells, max width {r.max_width:.3g}, mean"
+                    f" {r.width.mean():.3g}, unresolved {len(r.unresolved)} ({r.num_boxes}"
+                    f" boxes, {r.seconds:.1f}s)",
+                    flush=True,
+                )
         if conv:
             continue
-        m = certified_max(net, fam, "output:0", gap=0.01, max_boxes=args.max_boxes)
-        print(
-            f"{name:34s} output:0 max over the family in [{m.lower:.4g}, {m.upper:.4g}]"
-            f" gap {m.gap:.3g} converged={m.converged} ({m.num_boxes} boxes, {m.seconds:.1f}s)"
-            f" argmax {np.round(m.argmax, 3).tolist()}"
-        )
+        for label, family in _both(fam).items():
+            m = certified_max(net, family, "output:0", gap=0.01, max_boxes=args.max_boxes)
+            print(
+                f"{name:34s} output:0 {label:3s} max over the family in [{m.lower:.4g},"
+                f" {m.upper:.4g}] gap {m.gap:.3g} converged={m.converged} ({m.num_boxes} boxes,"
+                f" {m.seconds:.1f}s) argmax {np.round(m.argmax, 3).tolist()}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

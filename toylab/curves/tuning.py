@@ -32,8 +32,11 @@ image as lower bound); :func:`firing_set` partitions the box into certified firi
 certified silent and undetermined boxes and encloses the firing probability under the
 uniform law on the box.
 
-Rounding: the first-order remainder is padded by ``1e-9`` times the magnitudes that
-formed it (the renderer's float64 evaluation at ``c``); the network bounds pad their own.
+Rounding: the zonotope's centre is the midpoint of ``render_bounds(c, c)`` (an enclosure
+of the real-valued image at ``c``; its half-width joins the remainder), and the remainder is
+padded by ``1e-9`` times the magnitudes that formed it; the network bounds pad their own.
+Pixels whose Jacobian enclosure is not finite keep their pixel-box interval (centre and
+radius from ``render_bounds``, no generators).
 """
 
 from __future__ import annotations
@@ -137,10 +140,18 @@ class _Problem:
         if hasattr(self.family, "render_jacobian_bounds"):
             jlo, jhi = self.family.render_jacobian_bounds(low, high)
             jlo, jhi = np.asarray(jlo, np.float64), np.asarray(jhi, np.float64)
+            # pixels whose Jacobian enclosure is not finite (e.g. the renderer is
+            # discontinuous in the box) keep their pixel-box interval, without generators
+            ok = np.all(np.isfinite(jlo) & np.isfinite(jhi), axis=-1)
+            jlo, jhi = np.where(ok[..., None], jlo, 0.0), np.where(ok[..., None], jhi, 0.0)
             jm, jr = 0.5 * (jlo + jhi), 0.5 * (jhi - jlo)
-            xc = np.asarray(self.family.render(c), np.float64)
+            # the real-valued image at c: an enclosure of it (render at c has rounding error)
+            clo, chi = self.family.render_bounds(c, c)
+            xc = 0.5 * (np.asarray(clo, np.float64) + np.asarray(chi, np.float64))
             gens = jm * h[:, None, :]
-            rem = np.einsum("bdp,bp->bd", jr, h)
+            rem = np.einsum("bdp,bp->bd", jr, h) + 0.5 * (chi - clo)
+            xc = np.where(ok, xc, 0.5 * (plo + phi))
+            rem = np.where(ok, rem, 0.5 * (phi - plo))
             scale = np.abs(xc) + np.abs(gens).sum(-1) + rem
             zono = Zonotope(xc, rem + _REMAINDER_PAD * scale + 1e-300, gens)
             # the pixel box and the zonotope's hull both hold the images

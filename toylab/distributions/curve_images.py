@@ -86,6 +86,12 @@ amplified at most ``2 / (sigma sqrt(2 pi))`` by the profiles; within ``|kappa q 
 1e-4`` of the circle's centre, where the renderer's angle is ill-conditioned, the
 window is taken as ``[0, 1]``), so ``lo <= render(P) <= hi`` holds for the computed
 float64 values too. (A float32 JAX render differs from float64 by ~1e-6: not covered.)
+
+**Certified Jacobian.** :meth:`CurveImages.render_jacobian_bounds` encloses ``∂pixel/∂p``
+over parameter boxes by the hand-derived partials of ``d``, ``s``, the profiles and the fill
+(derived in its docstring) in the same interval arithmetic; at the circle's centre, where
+the image is discontinuous, the rows are ``(-inf, inf)``. Its width shrinks linearly with
+the box, so :mod:`toylab.curves.tuning`'s first-order model tightens quadratically.
 """
 
 from __future__ import annotations
@@ -367,20 +373,14 @@ class CurveImages(AbstractDistribution):
         (see the module docstring for the interval arithmetic and its rounding pads).
         ``theta`` may be any real interval (it is not reduced mod ``2 pi``); ``kappa``
         must be ``>= 0``. The width shrinks linearly with the box side."""
-        where = "CurveImages.render_bounds"
-        lo = check_array(where, "low", low)
-        hi = check_array(where, "high", high)
-        if lo.shape[-1:] != (4,) or hi.shape[-1:] != (4,):
-            raise fail(where, "low/high", f"shapes {lo.shape}, {hi.shape}", "(..., 4) each")
-        lo, hi = np.broadcast_arrays(lo, hi)
-        if np.any(lo > hi):
-            raise fail(where, "low", "a box with low > high", "<= high in every coordinate")
-        if np.any(lo[..., 1] < 0):
-            raise fail(where, "low[..., 1] (kappa)", float(lo[..., 1].min()), ">= 0")
+        lo, hi = _check_box("CurveImages.render_bounds", low, high)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return self._bounds(lo[..., None, :], hi[..., None, :])
 
-    def _bounds(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _geometry(self, lo: np.ndarray, hi: np.ndarray) -> dict[str, Iv]:
+        """Intervals over the boxes ``lo``/``hi`` ``(..., 1, 4)`` (pixels on the last axis)
+        of ``kappa``, ``cos``, ``sin``, ``q = (dx, dy)``, ``t``, ``b``, ``r`` and ``d`` (``d``
+        tightened by its 1-Lipschitz dependence on ``c`` and monotonicity in ``kappa``)."""
         xy = self.pixel_xy()
         th = (lo[..., 0], hi[..., 0])
         ka = (lo[..., 1], hi[..., 1])
@@ -402,6 +402,11 @@ class CurveImages(AbstractDistribution):
             np.maximum(d[0], _dn(d_at_lo[0] - reach)),
             np.minimum(d[1], _up(d_at_hi[1] + reach)),
         )
+        return dict(ka=ka, cos=cos, sin=sin, dx=dx, dy=dy, t=t, b=b, r=r, d=d)
+
+    def _bounds(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        geo = self._geometry(lo, hi)
+        ka, dx, dy, t, b, r, d = (geo[k] for k in ("ka", "dx", "dy", "t", "b", "r", "d"))
         sig = self.psf
         band = _profile_bounds(_abs(d), self.width / 2.0, sig)
         window = _profile_bounds(_abs_s(t, ka, b), self._length / 2.0, sig)
@@ -426,6 +431,124 @@ class CurveImages(AbstractDistribution):
         out_lo = np.minimum(*ends) - pad
         out_hi = np.maximum(*ends) + pad
         return out_lo, out_hi
+
+    def render_jacobian_bounds(self, low: Any, high: Any) -> tuple[np.ndarray, np.ndarray]:
+        r"""A certified enclosure ``(jlo, jhi)``, each ``(..., H W, 4)`` float64, of the
+        Jacobian ``∂render/∂p`` over the parameter boxes ``[low, high]`` (``(..., 4)``
+        each, broadcast together; columns in the order :attr:`PARAMS`): ``jlo <=
+        ∂render/∂p (P) <= jhi`` entrywise for every ``P`` in the box, for the real-valued
+        closed form of the module docstring (the atan form of the arc length at every
+        ``kappa``; the renderer's series branch for ``kappa <= KAPPA_SERIES`` differs from it by
+        ``< 1e-22`` relative, a rounding-level term). This is what the mean-value step
+        of :mod:`toylab.curves.tuning` needs (``render(p) - render(c) = J̄ (p - c)`` with
+        ``J̄`` in the box). Rows that cannot be bounded are ``(-inf, +inf)``: pixels within
+        ``1e-4 / kappa`` of the circle's centre ``o`` (where the arc-length angle, hence
+        the image, is discontinuous: no finite enclosure exists), and boxes where both
+        forms of ``∂s/∂kappa`` below are undefined (``kappa`` reaching 0 while the pixel
+        can lie beyond ``o``); ``theta`` may be any real interval (no wrap).
+
+        **Derivatives.** With ``q = p - c``, ``t = q . tau``, ``u = q . n``, ``a = kappa
+        t``, ``b = 1 - kappa u``, ``r = sqrt(a^2 + b^2)``, ``d`` and ``s`` as in the module
+        docstring (``∂tau/∂theta = n``, ``∂n/∂theta = -tau``, ``∂q/∂c = -I``)::
+
+            ∂d/∂theta = t / r                 ∂d/∂kappa = t^2 / (r (r + b)) = (r - b) / (kappa^2 r)
+            ∂d/∂cx = -(a cos + b sin) / r     ∂d/∂cy = (b cos - a sin) / r      (|∇_c d| = 1)
+            ∂s/∂theta = (u - kappa |q|^2) / r^2
+            ∂s/∂cx = (a sin - b cos) / r^2    ∂s/∂cy = -(a cos + b sin) / r^2
+            ∂s/∂kappa = (a / r^2 - phi) / kappa^2 = t u / r^2 + kappa X^3 h(kappa X)
+
+        (``X = t / b``; the second form of ``∂s/∂kappa``, for ``b > 0``, follows from ``phi =
+        atan(w)``, ``w = kappa X``, and has no ``1 / kappa``: ``h(w) = (w / (1 + w^2) - atan
+        w) / w^3 = -∫_0^1 2 v^2 / (1 + w^2 v^2)^2 dv``, increasing in ``|w|`` from ``h(0) =
+        -2/3`` to ``0``; the two forms of ``∂d/∂kappa`` are equal since ``(r + b)(r - b) =
+        a^2``). Each ``kappa`` derivative is evaluated in every form defined on the box and
+        the enclosures intersected. With ``P_h'(x) = (phi_N((x + h) / sigma) - phi_N((x -
+        h) / sigma)) / sigma`` (``P_h`` is smooth: ``P_h(x) = Phi((h - x) / sigma) - Phi((-h
+        - x) / sigma)`` for every real ``x``) and ``F = Phi(-d / sigma)``::
+
+            ∂stroke = P_w'(d) P_l(s) ∂d + P_w(d) P_l'(s) ∂s
+            ∂ink    = (1 - fill F) ∂stroke - fill (1 - stroke) phi_N(d / sigma) / sigma ∂d
+            ∂pixel  = polarity contrast ∂ink
+
+        ``s`` is enclosed *signed* (``X atanc(kappa |X|)`` where ``b > 0``, ``phi / kappa``
+        with the signed corner range of ``atan2`` where ``kappa > 0``; intersected), so
+        across the cut ``phi = ±pi`` (``|s| = pi / kappa``, outside the window, where the
+        image is continuous but has a kink of size ``P_l'(pi / kappa)``) both one-sided
+        gradients are enclosed: the bound holds for Clarke's generalized Jacobian, which
+        is what the mean value theorem (Lebourg's, per pixel) needs for a Lipschitz
+        function.
+
+        **Rounding.** The same interval arithmetic as :meth:`render_bounds`: every
+        ``+ - * /`` endpoint moved outward by ``|x| 2^-51 + 1e-300`` (one ulp or more after
+        IEEE's correctly rounded operation, so each computed interval holds the exact
+        real result for all reals in its operands' intervals); ``cos``/``sin``, ``atan2``,
+        ``atan(z) / z``, ``Phi`` padded as there; ``phi_N(y) = exp(-y^2 / 2) / sqrt(2 pi)``
+        by ``1e-12`` relative (``y^2 / 2 <= 745`` before underflow carries a relative error
+        ``<= 745 * 2 eps = 3.3e-13`` into ``exp``, itself within 1 ulp); ``h(w)`` by its
+        series' truncation and ``16 eps / w^2 + 1e-14 |h|`` (the cancellation in ``w / (1 +
+        w^2) - atan w`` for ``|w| >= 0.1``). So the result encloses the derivative of the
+        real-valued formula; there is no float64 "Jacobian" to cover beyond that. NaN
+        (``0 * inf`` from an unbounded factor) is returned as ``∓inf``.
+        """
+        lo, hi = _check_box("CurveImages.render_jacobian_bounds", low, high)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            jlo, jhi = self._jacobian(lo[..., None, :], hi[..., None, :])
+        return np.where(np.isnan(jlo), -np.inf, jlo), np.where(np.isnan(jhi), np.inf, jhi)
+
+    def _jacobian(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        geo = self._geometry(lo, hi)
+        ka, cos, sin, dx, dy, t, b, r, d = (
+            geo[k] for k in ("ka", "cos", "sin", "dx", "dy", "t", "b", "r", "d")
+        )
+        sig, f = self.psf, self.fill
+        u = _sub(_mul(dy, cos), _mul(dx, sin))
+        a = _mul(ka, t)
+        near_o = r[0] < 1e-4  # the image is discontinuous at o: no finite enclosure
+        r = (np.maximum(r[0], 1e-4), np.maximum(r[1], 1e-4))
+        r2 = _sq(r)
+        q2 = _add(_sq(dx), _sq(dy))
+        b_pos = b[0] > 0
+        k_pos = ka[0] > 0
+        # ---- d and its partials
+        unit = (-1.0, 1.0)
+        dd = [
+            _div_pos(t, r),
+            _dd_dkappa(t, b, r, ka, b_pos, k_pos),
+            _clip(_neg(_div_pos(_add(_mul(a, cos), _mul(b, sin)), r)), unit),
+            _clip(_div_pos(_sub(_mul(b, cos), _mul(a, sin)), r), unit),
+        ]
+        # ---- s (signed) and its partials
+        s, ds_dk = _arc_and_dkappa(t, u, a, b, r2, ka, b_pos, k_pos)
+        ds = [
+            _div_pos(_sub(u, _mul(ka, q2)), r2),
+            ds_dk,
+            _div_pos(_sub(_mul(a, sin), _mul(b, cos)), r2),
+            _neg(_div_pos(_add(_mul(a, cos), _mul(b, sin)), r2)),
+        ]
+        # ---- profiles
+        pw = _profile_bounds(_abs(d), self.width / 2.0, sig)
+        pl = _profile_bounds(_abs(s), self._length / 2.0, sig)
+        dpw = _dprofile(d, self.width / 2.0, sig)
+        dpl = _dprofile(s, self._length / 2.0, sig)
+        a_d = _mul(dpw, pl)  # ∂stroke = a_d ∂d + a_s ∂s
+        a_s = _mul(pw, dpl)
+        if f:
+            stroke = (_dn(pw[0] * pl[0]), _up(pw[1] * pl[1]))
+            fill_lo = _ndtr(_dn(-d[1] / sig))[0]
+            fill_hi = _ndtr(_up(-d[0] / sig))[1]
+            one_f = (_dn(1.0 - _up(f * fill_hi)), _up(1.0 - _dn(f * fill_lo)))
+            one_s = (_dn(1.0 - stroke[1]), _up(1.0 - stroke[0]))
+            dens = _pdf_range(_div_pos(d, (sig, sig)))
+            # -fill (1 - stroke) phi_N(d / sigma) / sigma
+            c_f = _neg(_mul(_mul(one_s, (f / sig * (1 - 1e-15), f / sig * (1 + 1e-15))), dens))
+            a_d = _add(_mul(one_f, a_d), c_f)
+            a_s = _mul(one_f, a_s)
+        g = self.polarity * self.contrast
+        gi = (min(g, g * (1 - 1e-15)), max(g, g * (1 + 1e-15)))  # g is exact; harmless
+        cols = [_mul(gi, _add(_mul(a_d, dd[k]), _mul(a_s, ds[k]))) for k in range(4)]
+        jlo = np.stack([np.where(near_o, -np.inf, c[0]) for c in cols], axis=-1)
+        jhi = np.stack([np.where(near_o, np.inf, c[1]) for c in cols], axis=-1)
+        return jlo, jhi
 
     # ------------------------------------------------------------------ labels, sampling
 
@@ -727,3 +850,117 @@ def _abs_s(t: Iv, ka: Iv, b: Iv) -> Iv:
     # both are enclosures: keep their intersection (the first is tight near kappa = 0,
     # the second where b is small or negative)
     return np.maximum(s_x[0], s_phi[0]), np.minimum(s_x[1], s_phi[1])
+
+
+# --------------------------------------------------------------------------- Jacobian
+
+
+def _check_box(where: str, low: Any, high: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Parameter boxes ``(..., 4)``, broadcast together, ``low <= high``, ``kappa >= 0``."""
+    lo = check_array(where, "low", low)
+    hi = check_array(where, "high", high)
+    if lo.shape[-1:] != (4,) or hi.shape[-1:] != (4,):
+        raise fail(where, "low/high", f"shapes {lo.shape}, {hi.shape}", "(..., 4) each")
+    lo, hi = np.broadcast_arrays(lo, hi)
+    if np.any(lo > hi):
+        raise fail(where, "low", "a box with low > high", "<= high in every coordinate")
+    if np.any(lo[..., 1] < 0):
+        raise fail(where, "low[..., 1] (kappa)", float(lo[..., 1].min()), ">= 0")
+    return lo, hi
+
+
+def _neg(a: Iv) -> Iv:
+    return -a[1], -a[0]
+
+
+def _clip(a: Iv, box: Iv) -> Iv:
+    """``a`` intersected with a known range ``box`` of the same quantity."""
+    return np.maximum(a[0], box[0]), np.minimum(a[1], box[1])
+
+
+def _where(cond: Any, a: Iv, b: Iv) -> Iv:
+    return np.where(cond, a[0], b[0]), np.where(cond, a[1], b[1])
+
+
+def _cube(a: Iv) -> Iv:
+    """``a^3`` (increasing; two roundings each end)."""
+    return _dn(_dn(a[0] * a[0] * a[0])), _up(_up(a[1] * a[1] * a[1]))
+
+
+def _pdf_range(y: Iv) -> Iv:
+    """Range of ``phi_N(y) = exp(-y^2 / 2) / sqrt(2 pi)`` over ``y`` (unimodal at 0),
+    padded by ``1e-12`` relative (the rounding of ``y^2`` carried into ``exp``) and
+    ``1e-300`` absolute (subnormal results)."""
+    ay = _abs(y)
+    c = 1.0 / math.sqrt(2.0 * math.pi)
+    lo = c * np.exp(-0.5 * np.minimum(ay[1], 1e200) ** 2) * (1.0 - 1e-12) - _TINY
+    hi = c * np.exp(-0.5 * ay[0] ** 2) * (1.0 + 1e-12) + _TINY
+    return np.maximum(lo, 0.0), hi
+
+
+def _dprofile(x: Iv, half: float, sigma: float) -> Iv:
+    """``P_h'(x) = (phi_N((x + h) / sigma) - phi_N((x - h) / sigma)) / sigma`` over ``x``."""
+    y1 = _dn(_dn(x[0] + half) / sigma), _up(_up(x[1] + half) / sigma)
+    y2 = _dn(_dn(x[0] - half) / sigma), _up(_up(x[1] - half) / sigma)
+    return _div_pos(_sub(_pdf_range(y1), _pdf_range(y2)), (sigma, sigma))
+
+
+def _h_value(w: Any, side: int) -> Any:
+    """``h(w) = (w / (1 + w^2) - atan w) / w^3`` at ``w >= 0``, moved outward (``side``
+    0: down, 1: up) by its error bound: below ``0.1`` the alternating series ``sum_k
+    (-1)^k 2k / (2k + 1) w^(2k - 2)`` to ``k = 10`` (truncation ``<= w^20 < 1e-20``,
+    Horner rounding ``< 1e-13 |h|``); above, the direct form (cancellation ``<= 3 eps /
+    w^2 + 3 eps |h|``, padded ``16 eps / w^2 + 1e-13 |h|``)."""
+    w = np.minimum(np.asarray(w, np.float64), 1e300)
+    small = w <= 0.1
+    ws = np.where(small, w, 0.0)
+    series = np.zeros_like(ws)
+    for k in range(10, 0, -1):
+        series = series * ws * ws + (-1.0) ** k * 2.0 * k / (2.0 * k + 1.0)
+    wd = np.where(small, 1.0, w)
+    direct = (wd / (1.0 + wd * wd) - np.arctan(wd)) / (wd * wd * wd)
+    value = np.where(small, series, direct)
+    pad = np.where(small, 1e-20, 16.0 * _EPS / (wd * wd)) + 1e-13 * np.abs(value) + _TINY
+    return np.clip(value - pad if side == 0 else value + pad, -2.0 / 3.0, 0.0)
+
+
+def _dd_dkappa(t: Iv, b: Iv, r: Iv, ka: Iv, b_pos: Any, k_pos: Any) -> Iv:
+    """``∂d/∂kappa = t^2 / (r (r + b))`` (where ``b > 0``) ``= (r - b) / (kappa^2 r)``
+    (where ``kappa > 0``), ``>= 0``: the defined forms, intersected."""
+    one = (1.0, 1.0)
+    bs = _where(b_pos, b, one)
+    ks = _where(k_pos, ka, one)
+    fa = _div_pos(_sq(t), _mul(r, _add(r, bs)))
+    fb = _div_pos(_sub(r, b), _mul(_sq(ks), r))
+    lo = np.maximum(np.maximum(np.where(b_pos, fa[0], 0.0), np.where(k_pos, fb[0], 0.0)), 0.0)
+    hi = np.minimum(np.where(b_pos, fa[1], np.inf), np.where(k_pos, fb[1], np.inf))
+    return lo, hi
+
+
+def _arc_and_dkappa(
+    t: Iv, u: Iv, a: Iv, b: Iv, r2: Iv, ka: Iv, b_pos: Any, k_pos: Any
+) -> tuple[Iv, Iv]:
+    """Signed ``s`` and ``∂s/∂kappa``, each in its defined forms, intersected: where ``b >
+    0``: ``s = X atanc(kappa |X|)``, ``∂s/∂kappa = t u / r^2 + kappa X^3 h(kappa X)`` (``X =
+    t / b``); where ``kappa > 0``: ``s = phi / kappa``, ``∂s/∂kappa = (a / r^2 - phi) /
+    kappa^2`` with ``phi = atan2(a, b)`` over its signed corner range."""
+    one = (1.0, 1.0)
+    bs = _where(b_pos, b, one)
+    ks = _where(k_pos, ka, one)
+    # b > 0
+    x = _div_pos(t, bs)
+    ax = _abs(x)
+    z = np.maximum(_dn(ka[0] * ax[0]), 0.0), _up(ka[1] * ax[1])
+    atc = _atanc(z[1]) * (1.0 - 1e-15), _atanc(z[0]) * (1.0 + 1e-15)
+    s_a = _mul(x, atc)
+    h = _h_value(z[0], 0), _h_value(z[1], 1)  # h increases with |w|
+    ds_a = _add(_div_pos(_mul(t, u), r2), _mul(_mul(ka, _cube(x)), h))
+    # kappa > 0
+    rng = _atan2_range(_abs(a), b)
+    phi = np.where(a[0] >= 0, rng[0], -rng[1]), np.where(a[1] <= 0, -rng[0], rng[1])
+    s_b = _div_pos(phi, ks)
+    ds_b = _div_pos(_sub(_div_pos(a, r2), phi), _sq(ks))
+    inf = (-np.inf, np.inf)
+    s = _clip(_where(b_pos, s_a, inf), _where(k_pos, s_b, inf))
+    ds = _clip(_where(b_pos, ds_a, inf), _where(k_pos, ds_b, inf))
+    return s, ds
