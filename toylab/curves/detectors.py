@@ -126,6 +126,22 @@ class _PixelCrop:
         lo, hi = self.family.render_bounds(low, high)
         return np.asarray(lo)[..., self.index], np.asarray(hi)[..., self.index]
 
+    @property
+    def domain(self) -> Any:
+        """The family's pixel box on the kept pixels (when it has one)."""
+        from toylab.distributions.base import Box
+
+        dom = getattr(self.family, "domain", None)
+        if dom is None or not hasattr(dom, "low"):
+            return None
+        lo, hi = np.asarray(dom.low, np.float64), np.asarray(dom.high, np.float64)
+        return Box(tuple(lo[self.index].tolist()), tuple(hi[self.index].tolist()))
+
+    def sample(self, key: Any, n: int) -> Any:
+        """The family's own samples, cut to the kept pixels (labels and latents kept)."""
+        batch = self.family.sample(key, n)
+        return dataclasses.replace(batch, x=batch.x[..., self.index])
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class LocalProblem:
