@@ -173,3 +173,39 @@ def test_analyze_detectors_on_a_model(template_results):
     assert res.pooled.angles.shape == (1,)
     with pytest.raises(Exception, match="layer"):
         analyze_detectors(net, FAM, layer="conv_7")
+
+
+def test_figures_render(template_results, tmp_path):
+    from matplotlib.figure import Figure
+
+    from toylab.curves.detectors import analyze_detectors
+    from toylab.curves.tuning import tuning
+    from toylab.viz.curves import (
+        FilterDisplay,
+        OrientationTuningDisplay,
+        PreferredOrientationsDisplay,
+        TuningHeatmapDisplay,
+        WidthCurvatureDisplay,
+    )
+
+    t, b, chans = template_results
+    net = _net([t, t[::-1, ::-1], np.ones_like(t)], [b, b, 0.0])
+    d = OrientationTuningDisplay.from_detectors(chans).plot(Figure())
+    # one panel per channel (plus the empty ones of the grid), the band drawn
+    assert len(d.names) == 3 and len(d.figure_.axes) >= 3
+    hm = tuning(net, FAM, "conv_0:0", resolution=(8, 2), tol=10.0, max_boxes=64)
+    h = TuningHeatmapDisplay.from_tuning(hm)
+    # every raster pixel lies in a cell; the painted bounds are the cells' own
+    assert np.all(np.isfinite(h.lower)) and np.all(h.lower <= h.upper)
+    assert h.lower.min() >= hm.lower.min() and h.upper.max() <= hm.upper.max()
+    h.plot(Figure())
+    res = analyze_detectors(net, FAM, layer="conv_0", channels=[0, 1], invariance=False,
+                            max_boxes=3000)  # fmt: skip
+    PreferredOrientationsDisplay.from_result(res).plot(Figure())
+    w = WidthCurvatureDisplay.from_detectors(chans)  # no curvatures computed: nothing drawn
+    assert w.names == []
+    f = FilterDisplay.from_network(net, "conv_0").plot(Figure())
+    np.testing.assert_array_equal(f.kernel[:, :, 0, 0], t)  # the template, as written
+    f.figure_.savefig(tmp_path / "k.png")
+    with pytest.raises(Exception, match="layer"):
+        FilterDisplay.from_network(net, "output")

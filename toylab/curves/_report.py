@@ -24,6 +24,9 @@ __all__ = ["is_image_run", "report_lines"]
 #: the layers analysed (those the network has), and how many channels get the extras
 LAYERS = ("conv_1", "conv_0")
 NUM_EXTRA = 2
+#: parameter boxes for the heat map and for each certified family extreme of the scores
+HEATMAP_BOXES = 1500
+SCORE_BOXES = 1000
 
 
 def is_image_run(run: Any) -> bool:
@@ -104,6 +107,9 @@ def report_lines(
         "correlation of the tuning with that to the inverted (polarity −1) or filled (fill "
         "0.5) family, **sampled** at 256 random θ, ± a bootstrap 95% half-width.",
         "",
+        "(Neuron maps over the input space need a 2-D input; these inputs are "
+        f"{getattr(run.dist_of(0), 'dim', '?')}-pixel images, so this section replaces them.)",
+        "",
     ]
     rec: dict[str, Any] = {"layers": {}}
     results = {}
@@ -174,7 +180,8 @@ def report_lines(
             tri.append(channel_detector(run.model(m), fam, c.address, member=m, curvatures=4,
                                         invariance=False))  # fmt: skip
             hm = TuningHeatmapDisplay.from_model(run.model(m), fam, c.address,
-                                                 tol=max(0.1 * c.peak[0], 1e-3))  # fmt: skip
+                                                 tol=max(0.1 * c.peak[0], 1e-3),
+                                                 max_boxes=HEATMAP_BOXES)  # fmt: skip
             name = f"curves_heatmap_member{m}_{c.address.replace(':', '_')}.png"
             save_png(hm.plot(Figure()).figure_, out / name)
             lines += [f"![θ × κ tuning of member {m} {c.address}]({name})", ""]
@@ -192,7 +199,7 @@ def report_lines(
                                  f"[{w[0]:.0f}, {w[1]:.0f}] |")  # fmt: skip
             lines.append("")
         if scores:
-            lines += _score_lines(run, picks, progress, local_problem)
+            lines += _score_lines(run, picks[:1], progress, local_problem)
     secs = time.perf_counter() - start
     lines += [f"Curve-detector section: {secs:.0f} s.", ""]
     rec["seconds"] = secs
@@ -221,12 +228,12 @@ def _score_lines(run: Any, picks: list[Any], progress: Progress, local_problem: 
         m = c.member
         lp = local_problem(run.model(m), run.dist_of(m), c.address)
         gap = max(0.02 * c.peak[1], 1e-3)
-        ext = (certified_max(lp.network, lp.family, lp.neuron, gap=gap, max_boxes=3000),
-               certified_min(lp.network, lp.family, lp.neuron, gap=gap, max_boxes=3000))  # fmt: skip
+        ext = (certified_max(lp.network, lp.family, lp.neuron, gap=gap, max_boxes=SCORE_BOXES),
+               certified_min(lp.network, lp.family, lp.neuron, gap=gap, max_boxes=SCORE_BOXES))  # fmt: skip
         fmax = ext[0]
         rows = [
             score_sweep(lp.network, lp.family, lp.neuron, tol=max(0.1 * c.peak[1], 1e-3),
-                        gap=gap, max_boxes=3000, extremes=ext),
+                        gap=gap, max_boxes=SCORE_BOXES, extremes=ext),
             score_dataset(lp.network, lp.family, lp.neuron, key=jax.random.key(1),
                           num_samples=4096, gap=gap, extremes=ext),
             score_featureviz(lp.network, lp.family, lp.neuron, key=jax.random.key(2),

@@ -134,11 +134,16 @@ class OrientationTuningDisplay:
                             fmt="v", color="#d95f02", ms=4)  # fmt: skip
             ax.set_xlim(0, 360)
             ax.set_xticks([0, 90, 180, 270, 360])
-            ax.set_title(
-                f"{self.names[i]}: {_verdict(inf['verdict'])}\n"
-                f"θ*={inf['preferred']:.0f}°, width {inf['width'][0]:.0f}–{inf['width'][1]:.0f}°",
-                fontsize=8,
-            )  # fmt: skip
+            top = float(np.max(self.upper[i]))
+            ax.set_ylim(min(0.0, float(np.min(self.lower[i]))), top + 0.05 * max(abs(top), 1e-9))
+            if inf["peak"][1] <= 0:
+                sub = "never fires on this slice (certified)"
+            elif inf["peak"][0] <= 0:
+                sub = "peak not certified positive"
+            else:
+                sub = (f"θ*={inf['preferred']:.0f}°, width "
+                       f"{inf['width'][0]:.0f}–{inf['width'][1]:.0f}°")  # fmt: skip
+            ax.set_title(f"{self.names[i]}: {_verdict(inf['verdict'])}\n{sub}", fontsize=8)
             ax.tick_params(labelsize=7)
             if i % ncol == 0:
                 ax.set_ylabel("response", fontsize=8)
@@ -147,8 +152,17 @@ class OrientationTuningDisplay:
         for j in range(n, len(axes)):
             axes[j].axis("off")
         if n:
-            h, lab = axes[0].get_legend_handles_labels()
-            fig.legend(h, lab, loc="lower center", ncol=len(lab), fontsize=7, frameon=False)
+            from matplotlib.lines import Line2D
+            from matplotlib.patches import Patch
+
+            h = [
+                Patch(color=BAND_COLOR, alpha=0.35, label="certified enclosure per θ cell"),
+                Line2D([], [], ls="", marker=".", color="k", label="value at cell centre"),
+                Line2D([], [], color=DETECTOR_COLOR, label="θ* (shade: certified argmax arc)"),
+                Line2D([], [], color="#555555", ls=":", label="half maximum"),
+                Line2D([], [], ls="", marker="v", color="#d95f02", label="θ* ± 45° (enclosed)"),
+            ]
+            fig.legend(handles=h, loc="lower center", ncol=len(h), fontsize=7, frameon=False)
         fig.tight_layout(rect=(0, 0.05, 1, 1))
         self.figure_ = fig
         return self
@@ -169,17 +183,25 @@ class TuningHeatmapDisplay:
     upper: np.ndarray
 
     @classmethod
-    def from_tuning(cls, res: Any) -> TuningHeatmapDisplay:
-        """From a 2-D :class:`toylab.curves.TuningResult` (its grid cells' enclosures)."""
+    def from_tuning(cls, res: Any, raster: tuple[int, int] = (360, 96)) -> TuningHeatmapDisplay:
+        """From a 2-D :class:`toylab.curves.TuningResult`: each refined cell's enclosure
+        painted on a ``raster`` of pixels (a pixel shows the cell holding its centre)."""
         if len(res.axes) != 2:
             raise fail("TuningHeatmapDisplay.from_tuning", "res.axes", res.axes,
                        "a 2-D tuning (two axes)")  # fmt: skip
-        lo, hi = res.grid_bounds()
         edges = []
         for a in range(2):
-            n = res.grid_shape[a]
             a_lo, a_hi = float(res.cell_low[:, a].min()), float(res.cell_high[:, a].max())
-            edges.append(np.linspace(a_lo, a_hi, n + 1))
+            edges.append(np.linspace(a_lo, a_hi, raster[a] + 1))
+        cx = 0.5 * (edges[0][1:] + edges[0][:-1])
+        cy = 0.5 * (edges[1][1:] + edges[1][:-1])
+        lo = np.full(raster, np.nan)
+        hi = np.full(raster, np.nan)
+        for i in range(res.num_cells):
+            sx = (cx >= res.cell_low[i, 0]) & (cx <= res.cell_high[i, 0])
+            sy = (cy >= res.cell_low[i, 1]) & (cy <= res.cell_high[i, 1])
+            lo[np.ix_(sx, sy)] = res.lower[i]
+            hi[np.ix_(sx, sy)] = res.upper[i]
         return cls(res.neuron, (res.axes[0], res.axes[1]), (edges[0], edges[1]), lo, hi)
 
     @classmethod
@@ -199,7 +221,8 @@ class TuningHeatmapDisplay:
         return out
 
     def plot(self, fig: Any = None) -> TuningHeatmapDisplay:
-        fig = _figure(fig, (11.0, 3.2))
+        fig = _figure(fig, (12.0, 3.4))
+        fig.set_layout_engine("constrained")
         axes = fig.subplots(1, 3)
         x = self.edges[0]
         y = self.edges[1]
@@ -209,10 +232,10 @@ class TuningHeatmapDisplay:
                                 (axes[1], self.upper, "certified upper bound")):  # fmt: skip
             im = ax.pcolormesh(xs, y, data.T, cmap=CMAP, norm=norm, shading="flat")
             ax.set_title(f"{self.neuron}: {title}", fontsize=9)
-        fig.colorbar(im, ax=axes[:2].tolist(), fraction=0.03, pad=0.02)
+        fig.colorbar(im, ax=axes[:2].tolist(), fraction=0.04, pad=0.01)
         w = axes[2].pcolormesh(xs, y, (self.upper - self.lower).T, cmap="Greys", shading="flat")
         axes[2].set_title("enclosure width (upper − lower)", fontsize=9)
-        fig.colorbar(w, ax=axes[2], fraction=0.05, pad=0.02)
+        fig.colorbar(w, ax=axes[2], fraction=0.08, pad=0.01)
         for ax in axes:
             ax.set_xlabel("θ (degrees)" if self.axes_names[0] == "theta" else self.axes_names[0])
             ax.set_ylabel("κ (1/pixel)" if self.axes_names[1] == "kappa" else self.axes_names[1])
@@ -260,7 +283,7 @@ class PreferredOrientationsDisplay:
     def plot(self, fig: Any = None, ncol: int = 4) -> PreferredOrientationsDisplay:
         n = len(self.members)
         nrow, ncol = _grid(n, ncol)
-        fig = _figure(fig, (3.0 * ncol, 3.2 * nrow))
+        fig = _figure(fig, (3.0 * ncol, 3.4 * nrow + 0.3))
         axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
         t = np.linspace(0, 2 * math.pi, 361)
         for i in range(n):
@@ -287,7 +310,9 @@ class PreferredOrientationsDisplay:
             ax.set_title(f"{self.members[i]}\n{self.captions[i]}", fontsize=8)
         for j in range(n, len(axes)):
             axes[j].axis("off")
-        fig.tight_layout()
+        fig.suptitle("preferred orientations (filled: curve detectors, bar: certified argmax "
+                     "arc; hollow: other live channels)", fontsize=8)  # fmt: skip
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
         self.figure_ = fig
         return self
 
@@ -340,8 +365,8 @@ class WidthCurvatureDisplay:
 
 @dataclasses.dataclass
 class FilterDisplay:
-    """Conv kernels ``(kh, kw, C_in, C_out)`` as images, each on its own symmetric
-    scale (red positive, blue negative)."""
+    """Conv kernels ``(kh, kw, C_in, C_out)`` as images, one symmetric scale per output
+    channel (red positive, blue negative; a row of ``conv_k`` compares its inputs)."""
 
     layer: str
     kernel: np.ndarray
@@ -370,10 +395,11 @@ class FilterDisplay:
             ax.set_xticks([])
             ax.set_yticks([])
         for o in range(cout):
+            norm = symmetric_norm(self.kernel[:, :, :, o])  # one scale per output channel
             for c in range(cin_shown):
                 ax = axes.ravel()[o] if cin == 1 else axes[o, c]
                 img = self.kernel[:, :, c, o]
-                ax.imshow(img, cmap=CMAP, norm=symmetric_norm(img), interpolation="nearest")
+                ax.imshow(img, cmap=CMAP, norm=norm, interpolation="nearest")
                 if cin == 1:
                     ax.set_title(f"{self.layer}:{o}", fontsize=7)
                 else:
