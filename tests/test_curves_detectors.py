@@ -209,3 +209,25 @@ def test_figures_render(template_results, tmp_path):
     f.figure_.savefig(tmp_path / "k.png")
     with pytest.raises(Exception, match="layer"):
         FilterDisplay.from_network(net, "output")
+
+
+def test_report_section_on_an_image_run(template_results, tmp_path):
+    """The report section on a stand-in run (one member: the hand-built template net)."""
+    import types
+
+    from toylab.curves._report import is_image_run, report_lines
+
+    t, b, _ = template_results
+    net = _net([t, np.ones_like(t)], [b, 0.0])
+    run = types.SimpleNamespace(num_members=1, model=lambda m: net, dist_of=lambda m: FAM,
+                                member_label=lambda m: "seed 0")  # fmt: skip
+    assert is_image_run(run)
+    summary: dict = {}
+    lines = report_lines(run, tmp_path, summary, scores=False)
+    text = "\n".join(lines)
+    assert "## Curve detectors" in text and "| `conv_0:0` |" in text
+    assert summary["curves"]["layers"]["conv_0"]["counts"].tolist() == [1]
+    for name in ("curves_tuning_conv_0_member0.png", "curves_preferred_conv_0.png",
+                 "curves_filters_conv_0_member0.png", "curves_triangle.png"):  # fmt: skip
+        assert (tmp_path / name).stat().st_size > 1000
+        assert f"]({name})" in text

@@ -5,8 +5,8 @@
 * :class:`OrientationTuningDisplay` -- each channel's response against orientation:
   the certified band ``[lower, upper]`` per θ cell, the attained values at the cell
   centres, the preferred arc, the half-maximum level and the ±45° points;
-* :class:`TuningHeatmapDisplay` -- a θ × κ heat map: certified lower bound, upper bound
-  and their difference (the enclosure width) side by side, on one colour scale;
+* :class:`TuningHeatmapDisplay` -- a θ × κ heat map: the value at each cell's centre, the
+  certified lower and upper bounds (one colour scale) and the enclosure width;
 * :class:`PreferredOrientationsDisplay` -- each member's channels on a circle at their
   preferred orientation (detectors filled, with the certified arc; others hollow);
 * :class:`WidthCurvatureDisplay` -- the "triangle": tuning width (enclosure as an error
@@ -173,14 +173,16 @@ class OrientationTuningDisplay:
 
 @dataclasses.dataclass
 class TuningHeatmapDisplay:
-    """A 2-D certified tuning (θ × κ by default) as three panels: lower bound, upper
-    bound (one colour scale) and the enclosure width."""
+    """A 2-D certified tuning (θ × κ by default) as four panels: the attained value at
+    each refined cell's centre, the certified lower and upper bounds (one colour scale)
+    and the enclosure width."""
 
     neuron: str
     axes_names: tuple[str, str]
     edges: tuple[np.ndarray, np.ndarray]
     lower: np.ndarray
     upper: np.ndarray
+    values: np.ndarray
 
     @classmethod
     def from_tuning(cls, res: Any, raster: tuple[int, int] = (360, 96)) -> TuningHeatmapDisplay:
@@ -197,12 +199,14 @@ class TuningHeatmapDisplay:
         cy = 0.5 * (edges[1][1:] + edges[1][:-1])
         lo = np.full(raster, np.nan)
         hi = np.full(raster, np.nan)
+        val = np.full(raster, np.nan)
         for i in range(res.num_cells):
             sx = (cx >= res.cell_low[i, 0]) & (cx <= res.cell_high[i, 0])
             sy = (cy >= res.cell_low[i, 1]) & (cy <= res.cell_high[i, 1])
             lo[np.ix_(sx, sy)] = res.lower[i]
             hi[np.ix_(sx, sy)] = res.upper[i]
-        return cls(res.neuron, (res.axes[0], res.axes[1]), (edges[0], edges[1]), lo, hi)
+            val[np.ix_(sx, sy)] = res.values[i]
+        return cls(res.neuron, (res.axes[0], res.axes[1]), (edges[0], edges[1]), lo, hi, val)
 
     @classmethod
     def from_model(
@@ -221,21 +225,22 @@ class TuningHeatmapDisplay:
         return out
 
     def plot(self, fig: Any = None) -> TuningHeatmapDisplay:
-        fig = _figure(fig, (12.0, 3.4))
+        fig = _figure(fig, (15.0, 3.4))
         fig.set_layout_engine("constrained")
-        axes = fig.subplots(1, 3)
+        axes = fig.subplots(1, 4)
         x = self.edges[0]
         y = self.edges[1]
         xs = np.degrees(x) if self.axes_names[0] == "theta" else x
         norm = symmetric_norm(np.concatenate([self.lower.ravel(), self.upper.ravel()]))
-        for ax, data, title in ((axes[0], self.lower, "certified lower bound"),
-                                (axes[1], self.upper, "certified upper bound")):  # fmt: skip
+        for ax, data, title in ((axes[0], self.values, "value at each cell's centre"),
+                                (axes[1], self.lower, "certified lower bound"),
+                                (axes[2], self.upper, "certified upper bound")):  # fmt: skip
             im = ax.pcolormesh(xs, y, data.T, cmap=CMAP, norm=norm, shading="flat")
             ax.set_title(f"{self.neuron}: {title}", fontsize=9)
-        fig.colorbar(im, ax=axes[:2].tolist(), fraction=0.04, pad=0.01)
-        w = axes[2].pcolormesh(xs, y, (self.upper - self.lower).T, cmap="Greys", shading="flat")
-        axes[2].set_title("enclosure width (upper − lower)", fontsize=9)
-        fig.colorbar(w, ax=axes[2], fraction=0.08, pad=0.01)
+        fig.colorbar(im, ax=axes[:3].tolist(), fraction=0.03, pad=0.01)
+        w = axes[3].pcolormesh(xs, y, (self.upper - self.lower).T, cmap="Greys", shading="flat")
+        axes[3].set_title("enclosure width (upper − lower)", fontsize=9)
+        fig.colorbar(w, ax=axes[3], fraction=0.08, pad=0.01)
         for ax in axes:
             ax.set_xlabel("θ (degrees)" if self.axes_names[0] == "theta" else self.axes_names[0])
             ax.set_ylabel("κ (1/pixel)" if self.axes_names[1] == "kappa" else self.axes_names[1])
