@@ -231,3 +231,34 @@ def test_report_section_on_an_image_run(template_results, tmp_path):
                  "curves_filters_conv_0_member0.png", "curves_triangle.png"):  # fmt: skip
         assert (tmp_path / name).stat().st_size > 1000
         assert f"]({name})" in text
+
+
+def test_single_peak_rule_on_hand_made_enclosures():
+    """The lobe rule on enclosures written by hand (cells of 30°, peak [1, 1])."""
+    import types
+
+    from toylab.curves.detectors import _width
+
+    def res(lower, upper):
+        lo = np.radians(np.arange(0, 360, 30.0))[:, None]
+        return types.SimpleNamespace(cell_low=lo, cell_high=lo + math.radians(30),
+                                     lower=np.asarray(lower, float),
+                                     upper=np.asarray(upper, float))  # fmt: skip
+
+    z = [0.0] * 12
+    one = [0, 0, 0.9, 1, 0.9, 0, 0, 0, 0, 0, 0, 0]
+    # one lobe: 3 cells certified above, the rest certified below: width exactly 90°
+    assert _width(res(one, one), (1.0, 1.0)) == (pytest.approx(90.0), pytest.approx(90.0), True)
+    two = [0, 0, 0.9, 1, 0.9, 0, 0, 0, 0.9, 1, 0.9, 0]
+    assert _width(res(two, two), (1.0, 1.0))[2] is False
+    # two cores joined by an undetermined cell: neither verdict is certain
+    up = list(two)
+    up[5:8] = [0.7, 0.7, 0.7]
+    assert _width(res(two, up), (1.0, 1.0))[2] is None
+    # a second, uncertain bump in another arc (no certified-above cell there): undecided
+    up = list(one)
+    up[9] = 0.6
+    assert _width(res(one, up), (1.0, 1.0))[2] is None
+    # flat above half maximum everywhere: untuned
+    assert _width(res([0.8] * 12, [1.0] * 12), (1.0, 1.0))[2] is False
+    assert _width(res(z, [1.0] * 12), (1.0, 1.0)) == (0.0, pytest.approx(360.0), None)

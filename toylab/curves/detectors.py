@@ -18,11 +18,13 @@ at the image centre). :func:`channel_detector` encloses ``g`` on a partition of
   ``[Σ_{lower_i > p_hi/2} |cell_i|, Σ_{upper_i >= p_lo/2} |cell_i|]`` (certified: the
   first cells are above any possible half level, the others' complement below it). For
   a single lobe this is the full width at half maximum;
-* **single peak**: the cells not certified below half maximum (``upper_i >= p_lo/2``)
-  form one circular arc that is not the whole circle (``True``: certified, the
-  half-maximum set is one lobe); the cells certified above (``lower_i > p_hi/2``) fall in
-  two or more arcs separated by cells certified below, or cover the whole circle
-  (untuned) (``False``); else ``None``;
+* **single peak** (one lobe at half maximum): ``True`` when the cells not certified
+  below half maximum (``upper_i >= p_lo/2``) form one circular arc that is not the whole
+  circle and the cells certified above it (``lower_i > p_hi/2``) one contiguous run inside
+  it: the half-maximum set lies in that one arc (of at most ``width[1]`` degrees) and
+  holds the contiguous core (``width[0]``); ``False`` when cells certified above fall in
+  two arcs separated by cells certified below, or cover the whole circle (untuned);
+  else ``None``;
 * **±45° response** ``g(θ* ± π/4)``: enclosed at the two points (a zero-width box:
   the bound is the float64 value up to rounding), as a fraction of ``p_lo``;
 * **opposite orientation**: the channel's *pre-activation* at ``θ* + π`` enclosed at
@@ -337,6 +339,25 @@ def _theta_tuning(
     )  # fmt: skip
 
 
+def _run_labels(mask: np.ndarray) -> np.ndarray:
+    """Label of the circular run of ``True`` holding each entry (``-1`` for ``False``)."""
+    n = len(mask)
+    lab = np.full(n, -1)
+    if not mask.any():
+        return lab
+    if mask.all():
+        return np.zeros(n, int)
+    start = int(np.argmin(mask))  # a False entry: runs do not wrap past it
+    k = -1
+    for i in range(1, n + 1):
+        j = (start + i) % n
+        if mask[j]:
+            if not mask[(j - 1) % n]:
+                k += 1
+            lab[j] = k
+    return lab
+
+
 def _width(res: TuningResult, peak: tuple[float, float]) -> tuple[float, float, bool | None]:
     L = res.cell_high[:, 0] - res.cell_low[:, 0]
     order = np.argsort(res.cell_low[:, 0])
@@ -344,12 +365,12 @@ def _width(res: TuningResult, peak: tuple[float, float]) -> tuple[float, float, 
     possible = (res.upper >= peak[0] / 2)[order]
     w = (float(L[order][above].sum()), float(L[order][possible].sum()))
     single: bool | None
+    lobes = len(set(_run_labels(possible)[above].tolist()))
     if above.all():  # certified above half maximum everywhere: untuned, no peak
         single = False
-    elif _runs(possible) == 1 and not possible.all():
+    elif _runs(possible) == 1 and not possible.all() and _runs(above) == 1:
         single = True
-    elif _runs(above) >= 2 and _runs(possible) >= 2:
-        # two certified-above lobes separated by certified-below cells
+    elif lobes >= 2:  # certified-above cells in two arcs separated by certified-below cells
         single = False
     else:
         single = None
