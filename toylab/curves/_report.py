@@ -55,6 +55,11 @@ def _table(fam: Any) -> list[str]:
             f"{c.preferred_arc[0]:.0f} + {c.preferred_arc[1]:.0f}")  # fmt: skip
         inv = {k: f"{v[0]:.2f} ± {v[1]:.2f}" for k, v in c.invariance.items()}
         off = "—" if not np.isfinite(c.off45_fraction) else f"{c.off45_fraction:.2f}"
+        if c.peak[1] <= 0:  # certified silent on the whole slice: nothing to prefer
+            rows.append(f"| `{c.address}` | — | — | [{_fmt(c.peak[0])}, {_fmt(c.peak[1])}] | "
+                        "never fires on this slice (certified) | — | — | "
+                        f"{c.opposite_sign} ({_fmt(c.opposite[1])}) | no | — | — |")  # fmt: skip
+            continue
         rows.append(
             f"| `{c.address}` | {c.preferred:.1f} | {arc} | [{_fmt(c.peak[0])}, {_fmt(c.peak[1])}] "
             f"| [{c.width[0]:.0f}, {c.width[1]:.0f}] | {_yn(c.single_peak)} | {off} | "
