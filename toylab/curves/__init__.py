@@ -1,5 +1,15 @@
 """Curve detectors: certified tuning over analytic curve-image families (issue 15)."""
 
+from toylab.curves.circuit import (
+    CircuitComparison,
+    CurveCircuit,
+    CurveTransplantResult,
+    compare_circuit,
+    curve_circuit,
+    preferred_orientation,
+    transplant,
+    transplanted_network,
+)
 from toylab.curves.scoring import (
     DatasetScore,
     FeatureVizScore,
@@ -21,6 +31,14 @@ from toylab.curves.tuning import (
 )
 
 __all__ = [
+    "CircuitComparison",
+    "CurveCircuit",
+    "CurveTransplantResult",
+    "compare_circuit",
+    "curve_circuit",
+    "preferred_orientation",
+    "transplant",
+    "transplanted_network",
     "DatasetScore",
     "FeatureVizScore",
     "SweepScore",

@@ -1,0 +1,677 @@
+r"""A curve detector written by hand: oriented line filters summed along an arc.
+
+:func:`curve_circuit` builds a two-conv-layer :class:`~toylab.network.Network` in
+float64 whose ``conv_1`` channel 0 is a curve detector for one orientation
+``theta0`` and curvature ``kappa0`` of a :class:`~toylab.distributions.CurveImages`
+family (``conv_0``: oriented line detectors; ``pool_0``: 2x2 average; ``conv_1``: the
+arc). :func:`compare_circuit` correlates its tuning with the channels of trained
+conv nets, :func:`transplant` writes it into a trained network and measures the change
+in accuracy (and the ablation of the same channel, for comparison).
+
+**Geometry.** Pixel ``(i, j)`` sits at ``(x, y) = (j, H - 1 - i)`` (``y`` up, as the
+family draws). The circuit's layers mirror a trained ``conv = [{kernel = 5, pool =
+"avg", pool_window = 2}, {kernel = 3, ...}]`` net but with ``"valid"`` padding (only the
+receptive field is computed): ``conv_0`` unit ``(o_i, o_j)`` looks at the 5x5 patch
+centred on pixel ``(o_i + 2, o_j + 2)``; ``pool_0`` cell ``P`` averages ``conv_0``
+rows ``2P, 2P + 1``, centred on pixel row ``2P + 2.5``; ``conv_1`` unit ``U`` reads the
+cells ``U..U+2``, centred on pixel ``2U + 4.5``. ``neuron`` is the centre unit
+``conv_1:0`` (``U = (H' // 2, W' // 2)``); for ``H = 16`` it reads pixels 4..13, the same
+receptive field as the centre unit of a ``"same"``-padded trained net (whose ``conv_1``
+unit ``U`` reads cells ``U - 1..U + 1``, centred on pixel ``2U + 0.5``). ``centre`` is the
+point ``(cx, cy)`` in the family's coordinates where that receptive field is centred:
+evaluate tunings there (``fixed={"cx": cx, "cy": cy}``).
+
+**Layer 1: line detectors.** For orientations ``phi_k = k pi / K`` (lines have no
+direction: ``phi`` and ``phi + pi`` are the same line), with ``(t, u)`` the coordinates
+of a kernel offset along and across ``phi``,
+
+.. math::
+
+    F_k(t, u) = \Big(1 - \frac{u^2}{s_u^2}\Big) e^{-u^2 / 2 s_u^2}\; e^{-t^2 / 2 s_t^2}
+                \;-\; \text{mean},
+
+a Mexican hat across the line (a bright centre of width ``~2 s_u``, dark flanks) times
+a Gaussian window along it, made zero-mean (a uniform image gives 0) and scaled so a
+straight rendered line of the family through the kernel's centre at ``phi_k`` gives
+1. ``conv_0 = relu(F_k * x - b_0)``: a line at angle ``delta`` to ``phi_k`` crosses the
+positive band over a length ``~2 s_u / |sin delta|`` instead of the whole window, and
+its flanks cancel the rest, so the detector's response falls with ``delta`` (it is
+``~0.3`` at 30°) and the threshold ``b_0`` cuts the tail.
+
+**Layer 2: the arc.** The arc ``A`` of the target curve (through the receptive-field
+centre, tangent ``tau = (cos theta0, sin theta0)``, left normal ``n``) is
+``A(s) = (sin(kappa0 s) / kappa0) tau + ((1 - cos(kappa0 s)) / kappa0) n`` with tangent
+angle ``theta0 + kappa0 s``; its mirror image ``B`` across the tangent line (the same
+formula with ``-n``, tangent ``theta0 - kappa0 s``) is exactly the curve of orientation
+``theta0 + pi`` (the family's arc bends to the left of its direction). The ``conv_1``
+weight from line detector ``k`` in pool cell ``a`` (centre ``p_a`` relative to the
+receptive-field centre) is
+
+.. math::
+
+    w_{a,k} = \int \big[G(p_a - A(s))\, V(\phi_k - \theta_0 - \kappa_0 s)
+              - G(p_a - B(s))\, V(\phi_k - \theta_0 + \kappa_0 s)\big]\, ds,
+    \quad G(d) = e^{-|d|^2/2\sigma_p^2},\ V(\delta) = e^{\beta(\cos 2\delta - 1)}
+
+(``s`` over ``[-3, 3]`` px, the receptive field's reach; a midpoint rule on a fine
+grid: the *circuit* is this sum, not an approximation of anything), then
+``conv_1 = relu(w * pool_0 - b_1)`` with ``b_1 = threshold`` times the pre-activation at
+the target curve. ``V`` has period ``pi`` like the line detectors.
+
+**Why it is tuned as it is** (the response ``r(theta, kappa)`` with the curve's
+centre at ``centre``; these are the claims the tests check with the certified tuning):
+
+* *Orientation.* Each pool cell holds detector responses ``~V``-shaped in the angle
+  between ``phi_k`` and the curve's local tangent; the excitatory term of ``w`` is a
+  matched filter of the arc ``A`` (positions ``G``, orientations ``V``), largest
+  when the curve passes the same cells at the same tangents: at ``theta = theta0``.
+* *About 45° away* the curve's tangent in every cell differs from the template's by
+  ``~45°``; the line detectors give ``~V(45°) = e^{-beta}`` (about ``0.3`` of their peak
+  after the threshold ``b_0``), the excitatory and inhibitory terms nearly cancel and
+  ``b_1`` puts the pre-activation below zero: the response is ``0``.
+* *Opposite orientation* (``theta0 + pi``): the image is the arc ``B``, which matches the
+  inhibitory term exactly, and the excitatory term only where ``A`` and ``B`` share
+  cells and tangents (near the centre, where both terms cancel): the pre-activation is
+  minus the peak (``w`` is odd under the reflection across the tangent line, up to the
+  line detectors' discrete orientations), negative.
+* *Curvature.* A straight line at ``theta0`` is its own mirror image, so it excites
+  ``A`` and ``B`` equally: pre-activation ``~0``. Bending the curve toward ``A`` rotates
+  its tangents by ``kappa s`` in the side cells toward the template's and away from
+  ``B``'s, so the response grows with ``kappa`` up to about ``kappa0`` and falls when the
+  tangent overshoots. Within a 3x3-cell receptive field (``|s| <= 3`` px) the tangent
+  turns by at most ``3 kappa`` (``0.75`` rad at ``kappa = 0.25``): curvature selectivity is
+  weak, and the certified maximum over ``kappa`` lies near ``kappa0`` only to about
+  ``0.1``/px (the tests check this; the orientation is resolved to a few degrees).
+
+Everything is float64; the line detectors keep only the orientations whose ``conv_1``
+weights are not negligible (``> 1e-2`` of the largest; the dropped ones are not in the
+circuit, so nothing is approximated).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtri
+
+from toylab._errors import ToylabError, fail
+from toylab._validate import check_float, check_int
+from toylab.circuits.circuit import Circuit, VerifyResult
+from toylab.layers import Dense
+from toylab.layers.conv import AvgPool, Conv
+from toylab.network import Network, as_network
+from toylab.tiers import Tier
+
+__all__ = [
+    "CircuitComparison",
+    "CurveCircuit",
+    "CurveTransplantResult",
+    "compare_circuit",
+    "curve_circuit",
+    "preferred_orientation",
+    "transplant",
+    "transplanted_network",
+]
+
+_ARC_REACH = 3.0  # px: the arc is summed over |s| <= 3 (the 3x3-cell receptive field)
+_ARC_STEPS = 61  # midpoint rule on [-3, 3]: spacing 0.1 px, << the cells' spacing 2
+_KEEP = 1e-2  # line detectors whose weights are below this fraction of the largest are left out
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CurveCircuit:
+    """A handwritten curve detector (see the module docstring for the construction).
+
+    ``model``: the float64 network (input the family's flat image); ``neuron``: the
+    detector's address (``"conv_1:0"``, the centre unit); ``centre``: ``(cx, cy)``
+    where its receptive field is centred (evaluate tunings there);
+    ``line_orientations``: the ``conv_0`` channels' orientations (radians, mod pi);
+    ``line_kernel`` ``(5, 5, 1, K)``, ``line_bias`` ``(K,)``, ``curve_kernel``
+    ``(3, 3, K)`` and ``curve_bias`` (float): the weights :func:`transplant` writes into a
+    trained net.
+    """
+
+    name: str
+    model: Network
+    neuron: str
+    orientation: float
+    curvature: float
+    centre: tuple[float, float]
+    line_orientations: np.ndarray
+    line_kernel: np.ndarray
+    line_bias: np.ndarray
+    curve_kernel: np.ndarray
+    curve_bias: float
+    pool: int
+
+    @property
+    def circuit(self) -> Circuit:
+        """As a :class:`toylab.circuits.Circuit` (named neurons and the claim)."""
+        meanings = {
+            f"conv_0:{k}": (
+                f"line_{math.degrees(p):.0f}",
+                f"line detector at {math.degrees(p):.1f} deg (mod 180)",
+            )
+            for k, p in enumerate(self.line_orientations)
+        }
+        meanings[self.neuron] = (
+            "curve",
+            f"curve detector: orientation {math.degrees(self.orientation):.1f} deg, "
+            f"curvature {self.curvature:g}/px",
+        )
+        return Circuit(self.name, self.model, meanings, self.claim)
+
+    @property
+    def claim(self) -> str:
+        return (
+            f"{self.neuron} peaks at orientation {math.degrees(self.orientation):.1f} deg "
+            "(certified maximum over theta within 12 deg), is silent 45 deg away and has a "
+            "negative pre-activation at the opposite orientation"
+        )
+
+    def verify(self, family: Any, *, gap: float = 0.05, max_boxes: int = 400) -> VerifyResult:
+        """Check the orientation claim with the certified tuning (:mod:`toylab.curves.tuning`).
+
+        Over ``theta`` (``kappa`` at the construction's, the centre at :attr:`centre`):
+        the certified maximum's argmax is within 12° of ``orientation`` and every
+        ``theta`` farther than 30° has a certified upper bound below the attained
+        maximum (so no other orientation can be the peak); the certified maximum of the
+        pre-activation at ``orientation + pi`` is negative.
+        """
+        from toylab.curves.tuning import certified_max
+
+        res = preferred_orientation(self, family, gap=gap, max_boxes=max_boxes)
+        cx, cy = self.centre
+        opp = (self.orientation + math.pi) % (2 * math.pi)
+        neg = certified_max(
+            self.model, family, _pre(self.neuron),
+            box={"theta": (opp, opp), "kappa": (self.curvature,) * 2, "cx": (cx, cx),
+                 "cy": (cy, cy)},
+            gap=gap,
+        )  # fmt: skip
+        off = abs(_angle_diff(res["argmax"], self.orientation))
+        passed = off <= math.radians(12.0) and res["far_upper"] < res["lower"] and neg.upper < 0
+        return VerifyResult(
+            self.name,
+            self.claim,
+            passed,
+            {
+                "argmax_theta": res["argmax"],
+                "max_lower": res["lower"],
+                "max_upper": res["upper"],
+                "far_upper": res["far_upper"],
+                "opposite_pre_upper": float(neg.upper),
+            },
+            "certified",
+            "certified_max over theta (branch and bound over parameter boxes, CROWN bounds)",
+        )
+
+
+def _pre(neuron: str) -> str:
+    layer, unit = neuron.split(":", 1)
+    return f"{layer}.pre:{unit}"
+
+
+def _angle_diff(a: float, b: float) -> float:
+    """``a - b`` wrapped to ``(-pi, pi]``."""
+    d = (a - b) % (2 * math.pi)
+    return d - 2 * math.pi if d > math.pi else d
+
+
+def preferred_orientation(
+    circ: CurveCircuit, family: Any, *, curvature: float | None = None, gap: float = 0.05,
+    max_boxes: int = 400,
+) -> dict[str, float]:  # fmt: skip
+    """The certified preferred orientation of ``circ`` at ``curvature`` (default its own).
+
+    Returns ``argmax`` (radians), the certified ``[lower, upper]`` of the maximum over
+    ``theta`` and ``far_upper``: the largest certified upper bound over the leaf boxes
+    lying entirely more than 30° from ``argmax`` (tier ``certified``).
+    """
+    from toylab.curves.tuning import certified_max
+
+    kappa = circ.curvature if curvature is None else float(curvature)
+    cx, cy = circ.centre
+    m = certified_max(
+        circ.model, family, circ.neuron,
+        box={"theta": (0.0, 2 * math.pi), "kappa": (kappa, kappa), "cx": (cx, cx),
+             "cy": (cy, cy)},
+        gap=gap, max_boxes=max_boxes,
+    )  # fmt: skip
+    arg = float(m.argmax[0])
+    cert = m.certificate
+    lo_d = np.array([_angle_diff(v, arg) for v in cert.leaf_low[:, 0]])
+    hi_d = np.array([_angle_diff(v, arg) for v in cert.leaf_high[:, 0]])
+    width = cert.leaf_high[:, 0] - cert.leaf_low[:, 0]
+    # a leaf lies entirely > 30 deg away if both ends are and it does not wrap over argmax
+    far = (
+        (np.minimum(np.abs(lo_d), np.abs(hi_d)) > math.radians(30.0))
+        & ((np.sign(lo_d) == np.sign(hi_d)) | (width < math.pi))
+        & ~((lo_d < 0) & (hi_d > 0))
+    )
+    far_upper = float(cert.leaf_bound[far].max()) if far.any() else -math.inf
+    return {"argmax": arg, "lower": float(m.lower), "upper": float(m.upper),
+            "far_upper": far_upper}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- construction
+
+
+def _line_filters(family: Any, phis: np.ndarray, size: int, s_u: float, s_t: float) -> np.ndarray:
+    """``(size, size, 1, K)`` zero-mean line templates, each giving 1 on the family's
+    straight line through its centre pixel at its orientation."""
+    r = size // 2
+    off = np.arange(size) - r
+    dy, dx = -off[:, None] + 0.0 * off[None], 0.0 * off[:, None] + off[None]
+    h, w = family.image_shape
+    ci, cj = h // 2, w // 2
+    out = np.zeros((size, size, 1, len(phis)))
+    for k, ph in enumerate(phis):
+        u = -dx * math.sin(ph) + dy * math.cos(ph)
+        t = dx * math.cos(ph) + dy * math.sin(ph)
+        f = (1 - u**2 / s_u**2) * np.exp(-(u**2) / (2 * s_u**2)) * np.exp(-(t**2) / (2 * s_t**2))
+        f -= f.mean()
+        line = np.array([ph, 0.0, float(cj), float(h - 1 - ci)])
+        img = np.asarray(family.render(line), np.float64).reshape(h, w)
+        resp = float((img[ci - r : ci + r + 1, cj - r : cj + r + 1] * f).sum())
+        out[:, :, 0, k] = f / resp
+    return out
+
+
+def _arc_weights(
+    theta0: float, kappa0: float, phis: np.ndarray, cells: np.ndarray, beta: float, sigma: float
+) -> np.ndarray:
+    """``w[a, k]``: the arc template minus its mirror image (module docstring)."""
+    ds = 2 * _ARC_REACH / _ARC_STEPS
+    s = -_ARC_REACH + ds * (np.arange(_ARC_STEPS) + 0.5)
+    tau = np.array([math.cos(theta0), math.sin(theta0)])
+    nrm = np.array([-math.sin(theta0), math.cos(theta0)])
+    if kappa0 > 0:
+        along, across = np.sin(kappa0 * s) / kappa0, (1 - np.cos(kappa0 * s)) / kappa0
+    else:
+        along, across = s, 0.0 * s
+    w = np.zeros((len(cells), len(phis)))
+    for side in (1.0, -1.0):
+        pts = along[:, None] * tau + side * across[:, None] * nrm  # (S, 2)
+        tang = theta0 + side * kappa0 * s  # (S,)
+        g = np.exp(-((cells[:, None, :] - pts[None]) ** 2).sum(-1) / (2 * sigma**2))  # (A, S)
+        v = np.exp(beta * (np.cos(2 * (phis[:, None] - tang[None])) - 1))  # (K, S)
+        w += side * ds * (g @ v.T)
+    return w
+
+
+def curve_circuit(
+    family: Any,
+    orientation: float,
+    curvature: float,
+    *,
+    num_orientations: int = 12,
+    beta: float = 6.0,
+    line_threshold: float = 0.3,
+    threshold: float = 0.25,
+    across: float = 0.8,
+    along: float = 1.5,
+    cell_sigma: float = 1.0,
+) -> CurveCircuit:
+    """A handwritten curve detector for ``family`` (derivation: module docstring).
+
+    ``orientation`` ``theta0`` (radians) and ``curvature`` ``kappa0`` (1/px, ``>= 0``)
+    of the preferred curve; ``num_orientations`` line detectors tile ``[0, pi)`` (only
+    those the arc uses are kept); ``beta``: the sharpness of the orientation match
+    ``V``; ``line_threshold`` ``b_0`` (line detectors give 1 on a matched line);
+    ``threshold``: ``b_1`` as a fraction of the pre-activation at the target curve;
+    ``across``/``along``: ``s_u``/``s_t`` of the line templates (px); ``cell_sigma``:
+    ``sigma_p`` (px). The network: ``conv_0`` 5x5 valid (K line detectors), 2x2
+    average pool, ``conv_1`` 3x3 valid (one channel, the detector), and an identity
+    read-out of its centre unit (``output:0``).
+    """
+    where = "curve_circuit"
+    for attr in ("render", "image_shape", "PARAMS"):
+        if not hasattr(family, attr):
+            raise fail(where, "family", type(family).__name__, "a CurveImages family")
+    theta0 = check_float(where, "orientation", orientation) % (2 * math.pi)
+    kappa0 = check_float(where, "curvature", curvature, nonneg=True)
+    num = check_int(where, "num_orientations", num_orientations, minimum=2)
+    beta = check_float(where, "beta", beta, positive=True)
+    b0 = check_float(where, "line_threshold", line_threshold, nonneg=True)
+    frac = check_float(where, "threshold", threshold, minimum=0.0, maximum=1.0)
+    s_u = check_float(where, "across", across, positive=True)
+    s_t = check_float(where, "along", along, positive=True)
+    sig = check_float(where, "cell_sigma", cell_sigma, positive=True)
+    h, w = family.image_shape
+    if min(h, w) < 10:
+        raise fail(where, "family", family, "images of at least 10x10 pixels (the 10x10 field)")
+    phis = np.arange(num) * math.pi / num
+    # pool cell offsets (a, e) in 0..2 -> (dx, dy) relative to the receptive-field centre
+    ai, ei = np.meshgrid(np.arange(3), np.arange(3), indexing="ij")
+    cells = np.stack([2.0 * (ei - 1), -2.0 * (ai - 1)], -1).reshape(9, 2)
+    warc = _arc_weights(theta0, kappa0, phis, cells, beta, sig)  # (9, K)
+    keep = np.abs(warc).max(0) > _KEEP * np.abs(warc).max()
+    phis, warc = phis[keep], warc[:, keep]
+    k = len(phis)
+    k0 = _line_filters(family, phis, 5, s_u, s_t)
+    b0v = np.full(k, -b0)
+    k1 = warc.reshape(3, 3, k)
+    h0, w0 = h - 4, w - 4
+    pool = AvgPool((h0, w0, k), 2)
+    hp, wp, _ = pool.out_shape
+    h1, w1 = hp - 2, wp - 2
+    if h1 < 1 or w1 < 1:
+        raise fail(where, "family", family, "images of at least 10x10 pixels")
+    u = (h1 // 2, w1 // 2)
+    readout = np.zeros((h1 * w1, 1))
+    readout[u[0] * w1 + u[1], 0] = 1.0
+
+    def build(bias1: float) -> Network:
+        layers = (
+            Conv(k0, b0v, (h, w, 1), padding="valid"),
+            pool,
+            Conv(k1[..., None], np.array([bias1]), (hp, wp, k), padding="valid"),
+            Dense(readout, np.zeros(1)),
+        )
+        return Network(layers, ("relu", "identity", "relu", "identity"))
+
+    # receptive-field centre of unit U: pixel row/col 2U + 4.5 -> family coordinates
+    cx, cy = 2 * u[1] + 4.5, (h - 1) - (2 * u[0] + 4.5)
+    target = np.array([theta0, kappa0, cx, cy])
+    peak = float(build(0.0).values(np.asarray(family.render(target[None])), "conv_1.pre:0")[0])
+    if not peak > 0:
+        raise ToylabError(
+            f"{where}: the construction gives no positive response to its own curve "
+            f"(pre-activation {peak:g}) for orientation={orientation!r}, curvature="
+            f"{curvature!r}; use curvature > 0 (a straight line excites the arc and its "
+            "mirror image equally)."
+        )
+    bias1 = -frac * peak
+    net = build(bias1)
+    return CurveCircuit(
+        name=f"curve_{math.degrees(theta0):.0f}deg_k{kappa0:g}",
+        model=net, neuron="conv_1:0", orientation=theta0, curvature=kappa0,
+        centre=(float(cx), float(cy)), line_orientations=phis, line_kernel=k0,
+        line_bias=b0v, curve_kernel=k1, curve_bias=bias1, pool=2,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def _slice_points(family: Any, centre: tuple[float, float], n: int, seed: int) -> np.ndarray:
+    """``n`` uniform points of the ``(theta, kappa)`` slice at ``centre`` (float64)."""
+    rng = np.random.default_rng(seed)
+    lo, hi = np.asarray(family.param_low, float), np.asarray(family.param_high, float)
+    th = rng.uniform(lo[0], hi[0], n)
+    ka = rng.uniform(lo[1], hi[1], n)
+    return np.stack([th, ka, np.full(n, centre[0]), np.full(n, centre[1])], -1)
+
+
+def _corr_ci(r: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Fisher-z confidence interval of a Pearson correlation of ``n`` iid pairs."""
+    z = math.atanh(max(min(r, 1 - 1e-15), -1 + 1e-15))
+    half = float(ndtri(0.5 + level / 2)) / math.sqrt(max(n - 3, 1))
+    return math.tanh(z - half), math.tanh(z + half)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CircuitComparison:
+    """The circuit's tuning against a trained net's channels on the ``(theta, kappa)``
+    slice at the circuit's receptive-field centre (``centre``).
+
+    ``correlation[c]``: Pearson correlation, over ``num_samples`` uniform points of the
+    slice, of the circuit's response (:attr:`CurveCircuit.neuron`) with channel ``c`` of
+    ``layer`` at the same receptive field (``position``); ``interval[c]``: its 95%
+    Fisher-z confidence interval (tier ``sampled``; ``error`` the largest half-width).
+    ``best``: the channel with the largest correlation (the maximum of several
+    sampled correlations is biased upward by the selection; ``best_interval`` is the
+    interval of that channel alone). ``nan`` for a channel that is constant on the
+    sample (dead).
+    """
+
+    neuron: str
+    layer: str
+    position: tuple[int, int]
+    centre: tuple[float, float]
+    correlation: np.ndarray
+    interval: np.ndarray
+    best: int
+    best_correlation: float
+    best_interval: tuple[float, float]
+    num_samples: int
+    error: float
+    method: str
+    tier: Tier = "sampled"
+
+
+def compare_circuit(
+    circuit: CurveCircuit,
+    model: Any,
+    family: Any,
+    *,
+    layer: str = "conv_1",
+    position: Any = None,
+    num_samples: int = 2000,
+    seed: int = 0,
+) -> CircuitComparison:
+    """Correlate the circuit's tuning with every channel of ``layer`` in ``model``.
+
+    ``position``: the ``(i, j)`` of the trained channels (default the centre of the
+    feature map, the same receptive field as the circuit's for the geometry of the
+    module docstring). Both respond to the same rendered images (the ``(theta,
+    kappa)`` slice at ``circuit.centre``, ``num_samples`` uniform points, ``seed``). See
+    :class:`CircuitComparison`.
+    """
+    where = "compare_circuit"
+    n = check_int(where, "num_samples", num_samples, minimum=10)
+    seed = check_int(where, "seed", seed, minimum=0)
+    net = as_network(model, where).numpy(np.float64)
+    shape = net.layer_shape(layer) if layer in net.layer_shapes else None
+    if shape is None:
+        raise fail(where, "layer", layer, f"a spatial layer of the model: {list(net.layer_shapes)}")
+    hh, ww, cc = shape
+    pos = (hh // 2, ww // 2) if position is None else tuple(int(v) for v in position)
+    if len(pos) != 2 or not (0 <= pos[0] < hh and 0 <= pos[1] < ww):
+        raise fail(where, "position", position, f"(i, j) inside the {hh}x{ww} feature map")
+    p = _slice_points(family, circuit.centre, n, seed)
+    x = np.asarray(family.render(p), np.float64)
+    ref = np.asarray(circuit.model.values(x, circuit.neuron), np.float64)
+    acts = np.asarray(net.forward(x)[layer], np.float64).reshape(n, hh, ww, cc)[:, pos[0], pos[1]]
+    corr = np.full(cc, np.nan)
+    ivs = np.full((cc, 2), np.nan)
+    for c in range(cc):
+        a = acts[:, c]
+        if np.ptp(a) > 0 and np.ptp(ref) > 0:
+            corr[c] = float(np.corrcoef(ref, a)[0, 1])
+            ivs[c] = _corr_ci(corr[c], n)
+    if np.all(np.isnan(corr)):
+        raise ToylabError(f"{where}: every channel (or the circuit) is constant on the sample.")
+    best = int(np.nanargmax(corr))
+    half = np.nanmax(0.5 * (ivs[:, 1] - ivs[:, 0]))
+    return CircuitComparison(
+        neuron=circuit.neuron, layer=layer, position=(int(pos[0]), int(pos[1])),
+        centre=circuit.centre, correlation=corr, interval=ivs, best=best,
+        best_correlation=float(corr[best]), best_interval=(float(ivs[best, 0]),
+                                                           float(ivs[best, 1])),
+        num_samples=n, error=float(half),
+        method=(
+            f"Pearson correlation over {n} uniform (theta, kappa) points at centre "
+            f"{circuit.centre} (seed {seed}); float64 forward passes; Fisher-z 95% CI"
+        ),
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- transplant
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CurveTransplantResult:
+    """Accuracy before and after writing the circuit into channel ``channel`` of ``conv_1``.
+
+    ``model``: the edited network (``conv_0`` has the circuit's ``K`` line detectors as
+    extra channels ``C0..C0+K-1``; channel ``channel`` of ``conv_1`` reads only them,
+    with ``scale`` times the circuit's weights and bias; every other weight is the
+    trained one, and the other ``conv_1`` channels read the new channels with weight
+    0). ``ablated``: the same channel set to zero (kernel and bias 0: ``relu(0) = 0``
+    at every position). Accuracies are on one fixed sample of ``num_samples`` images
+    (``family.sample`` with ``seed``), each with a 95% Wilson interval; the changes
+    ``effect = after - before`` and ``ablation_effect = ablated - before`` are paired
+    differences on that sample with 95% intervals (normal approximation, the variance
+    bounded by the Wilson upper bound of the fraction of images whose correctness
+    changed). Tier ``sampled``; ``error`` = the half-width of ``effect``'s interval.
+    """
+
+    model: Network
+    ablated: Network
+    channel: int
+    scale: float
+    accuracy_before: float
+    accuracy_after: float
+    accuracy_ablated: float
+    before_interval: tuple[float, float]
+    after_interval: tuple[float, float]
+    ablated_interval: tuple[float, float]
+    effect: float
+    effect_interval: tuple[float, float]
+    ablation_effect: float
+    ablation_interval: tuple[float, float]
+    num_samples: int
+    error: float
+    method: str
+    tier: Tier = "sampled"
+
+
+def _wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    from toylab.methods._core import wilson
+
+    return wilson(k, n, level)
+
+
+def _paired(a: np.ndarray, b: np.ndarray) -> tuple[float, tuple[float, float]]:
+    """Mean of ``b - a`` (0/1 correctness) and its 95% interval (see the result class)."""
+    n = len(a)
+    d = b.astype(np.int64) - a.astype(np.int64)
+    diff = float(d.mean())
+    disc = int(np.count_nonzero(d))
+    p_hi = _wilson(disc, n)[1]
+    half = float(ndtri(0.975)) * math.sqrt(p_hi / n)
+    return diff, (diff - half, diff + half)
+
+
+def _conv_layers(net: Network, where: str) -> tuple[int, int, int]:
+    """Indices of conv_0, pool_0, conv_1 in a trained net of the circuit's shape."""
+    try:
+        i0, ip, i1 = (net.layer_index(k) for k in ("conv_0", "pool_0", "conv_1"))
+    except ToylabError:
+        raise fail(
+            where, "model", repr(net), "a conv net with conv_0, pool_0 (average), conv_1"
+        ) from None
+    if not (i0 + 1 == ip and ip + 1 == i1 and isinstance(net.layers[ip], AvgPool)):
+        raise fail(where, "model", repr(net), "conv_0 -> avg pool_0 -> conv_1 in sequence")
+    return i0, ip, i1
+
+
+def transplanted_network(
+    model: Any, channel: int, circuit: CurveCircuit, *, scale: float = 1.0
+) -> Network:
+    """The exact edit of :func:`transplant` (see :class:`CurveTransplantResult`)."""
+    where = "transplant"
+    net = as_network(model, where).numpy(np.float64)
+    i0, ip, i1 = _conv_layers(net, where)
+    l0, lp, l1 = net.layers[i0], net.layers[ip], net.layers[i1]
+    assert isinstance(l0, Conv) and isinstance(lp, AvgPool) and isinstance(l1, Conv)
+    c1 = l1.kernel.shape[-1]
+    channel = check_int(where, "channel", channel, minimum=0, maximum=c1 - 1)
+    scale = check_float(where, "scale", scale, positive=True)
+    if l0.window != circuit.line_kernel.shape[:2] or l1.window != circuit.curve_kernel.shape[:2]:
+        raise fail(
+            where, "model", repr(net),
+            f"conv_0 {circuit.line_kernel.shape[:2]} and conv_1 "
+            f"{circuit.curve_kernel.shape[:2]} kernels (the circuit's)",
+        )  # fmt: skip
+    if lp.window != (circuit.pool, circuit.pool) or lp.stride != lp.window:
+        raise fail(where, "model", repr(net), f"a {circuit.pool}x{circuit.pool} average pool_0")
+    if l0.stride != (1, 1) or l1.stride != (1, 1) or l0.in_shape[2] != 1:
+        raise fail(where, "model", repr(net), "stride-1 convolutions over one-channel images")
+    k = circuit.line_kernel.shape[-1]
+    c0 = l0.kernel.shape[-1]
+    kern0 = np.concatenate([l0.kernel, circuit.line_kernel], axis=-1)
+    bias0 = np.concatenate([l0.bias, circuit.line_bias])
+    new0 = dataclasses.replace(l0, kernel=kern0, bias=bias0)
+    hh, ww, _ = lp.in_shape
+    newp = AvgPool((hh, ww, c0 + k), lp.window, lp.stride)
+    kern1 = np.concatenate([l1.kernel, np.zeros((*l1.window, k, c1))], axis=2)
+    kern1[..., channel] = 0.0
+    kern1[:, :, c0:, channel] = scale * circuit.curve_kernel
+    bias1 = l1.bias.copy()
+    bias1[channel] = scale * circuit.curve_bias
+    new1 = Conv(kern1, bias1, (*lp.out_shape[:2], c0 + k), l1.stride, l1.padding)
+    layers = list(net.layers)
+    layers[i0], layers[ip], layers[i1] = new0, newp, new1
+    return Network(tuple(layers), net.activations)
+
+
+def transplant(
+    model: Any,
+    channel: int,
+    circuit: CurveCircuit,
+    family: Any,
+    *,
+    scale: float | None = None,
+    num_samples: int = 20_000,
+    seed: int = 0,
+) -> CurveTransplantResult:
+    """Replace ``conv_1`` channel ``channel`` of a trained net by the circuit; accuracy change.
+
+    The circuit's ``conv_0`` line detectors are added to the trained ``conv_0`` as new
+    channels (so nothing the other channels read changes: an exact construction, no
+    fit), and the channel reads only them with the circuit's ``conv_1`` weights times
+    ``scale`` (``relu`` is positively homogeneous: the channel becomes ``scale`` times
+    the circuit's detector at every position). ``scale=None``: the ratio of the trained
+    channel's mean activation to the circuit's (at scale 1) over the sample, so the
+    layers above see activations of the same size. See :class:`CurveTransplantResult`.
+    """
+    where = "transplant"
+    import jax
+
+    n = check_int(where, "num_samples", num_samples, minimum=100)
+    seed = check_int(where, "seed", seed, minimum=0)
+    net = as_network(model, where).numpy(np.float64)
+    if getattr(family, "num_classes", 0) < 2:
+        raise fail(where, "family", family, "a classification task (orientation bins)")
+    batch = family.sample(jax.random.key(seed), n)
+    x = np.asarray(batch.x, np.float64)
+    y = np.asarray(batch.y)
+    i1 = _conv_layers(net, where)[2]
+    key = "conv_1"
+    c1 = net.layers[i1].kernel.shape[-1]  # type: ignore[union-attr]
+    channel = check_int(where, "channel", channel, minimum=0, maximum=c1 - 1)
+    if scale is None:
+        unit = transplanted_network(net, channel, circuit, scale=1.0)
+        mine = float(np.asarray(unit.forward(x)[key])[..., channel::c1].mean())
+        theirs = float(np.asarray(net.forward(x)[key])[..., channel::c1].mean())
+        scale = theirs / mine if mine > 0 and theirs > 0 else 1.0
+    edited = transplanted_network(net, channel, circuit, scale=scale)
+    l1 = net.layers[i1]
+    assert isinstance(l1, Conv)
+    kz, bz = l1.kernel.copy(), l1.bias.copy()
+    kz[..., channel] = 0.0
+    bz[channel] = 0.0
+    ablated = net.with_layer(i1, kernel=kz, bias=bz)
+    right = [np.argmax(np.asarray(m(x)), -1) == y for m in (net, edited, ablated)]
+    ks = [int(r.sum()) for r in right]
+    eff, eff_iv = _paired(right[0], right[1])
+    abl, abl_iv = _paired(right[0], right[2])
+    return CurveTransplantResult(
+        model=edited, ablated=ablated, channel=channel, scale=float(scale),
+        accuracy_before=ks[0] / n, accuracy_after=ks[1] / n, accuracy_ablated=ks[2] / n,
+        before_interval=_wilson(ks[0], n), after_interval=_wilson(ks[1], n),
+        ablated_interval=_wilson(ks[2], n), effect=eff, effect_interval=eff_iv,
+        ablation_effect=abl, ablation_interval=abl_iv, num_samples=n,
+        error=0.5 * (eff_iv[1] - eff_iv[0]),
+        method=(
+            f"float64 forward passes on one sample of {n} images (family.sample, seed "
+            f"{seed}); Wilson 95% intervals; paired differences with a normal 95% interval "
+            "(variance bounded by the Wilson upper bound of the discordant fraction)"
+        ),
+    )  # fmt: skip
