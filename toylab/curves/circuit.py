@@ -118,6 +118,7 @@ __all__ = [
 
 _ARC_REACH = 3.0  # px: the arc is summed over |s| <= 3 (the 3x3-cell receptive field)
 _ARC_STEPS = 61  # midpoint rule on [-3, 3]: spacing 0.1 px, << the cells' spacing 2
+_SILENT = 1e-8  # "silent": a certified upper bound within the bounds' rounding pads of 0
 _KEEP = 1e-2  # line detectors whose weights are below this fraction of the largest are left out
 
 
@@ -173,36 +174,49 @@ class CurveCircuit:
         )
 
     def verify(self, family: Any, *, gap: float = 0.05, max_boxes: int = 400) -> VerifyResult:
-        """Check the orientation claim with the certified tuning (:mod:`toylab.curves.tuning`).
+        """Check :attr:`claim` with the certified tuning (:mod:`toylab.curves.tuning`).
 
-        Over ``theta`` (``kappa`` at the construction's, the centre at :attr:`centre`):
-        the certified maximum's argmax is within 12° of ``orientation`` and every
-        ``theta`` farther than 30° has a certified upper bound below the attained
-        maximum (so no other orientation can be the peak); the certified maximum of the
-        pre-activation at ``orientation + pi`` is negative.
+        With ``kappa`` at the construction's and the curve centred on :attr:`centre`:
+        the certified argmax over ``theta`` is within 12° of ``orientation`` and no
+        ``theta`` farther than 30° from it can reach the attained maximum
+        (:func:`preferred_orientation`); the certified maximum of the response at
+        ``theta0 ± 45°`` is ``0`` up to the bounds' rounding pads (``<= 1e-8``: silent 45°
+        away); the certified maximum of the pre-activation at ``theta0 + pi`` is negative.
         """
         from toylab.curves.tuning import certified_max
 
         res = preferred_orientation(self, family, gap=gap, max_boxes=max_boxes)
         cx, cy = self.centre
-        opp = (self.orientation + math.pi) % (2 * math.pi)
+        fix = {"kappa": (self.curvature,) * 2, "cx": (cx, cx), "cy": (cy, cy)}
+        th0 = self.orientation
+        opp = th0 + math.pi
         neg = certified_max(
-            self.model, family, _pre(self.neuron),
-            box={"theta": (opp, opp), "kappa": (self.curvature,) * 2, "cx": (cx, cx),
-                 "cy": (cy, cy)},
-            gap=gap,
-        )  # fmt: skip
-        off = abs(_angle_diff(res["argmax"], self.orientation))
-        passed = off <= math.radians(12.0) and res["far_upper"] < res["lower"] and neg.upper < 0
+            self.model, family, _pre(self.neuron), box={"theta": (opp, opp), **fix}, gap=gap
+        )
+        side = [
+            certified_max(
+                self.model, family, self.neuron, box={"theta": (t, t), **fix}, gap=gap
+            ).upper
+            for t in (th0 + math.pi / 4, th0 - math.pi / 4)
+        ]
+        off = abs(_angle_diff(res["argmax"], th0))
+        passed = (
+            off <= math.radians(12.0)
+            and res["far_upper"] < res["lower"]
+            and max(side) <= _SILENT
+            and neg.upper < 0
+        )
         return VerifyResult(
             self.name,
             self.claim,
             passed,
             {
                 "argmax_theta": res["argmax"],
+                "offset_deg": math.degrees(off),
                 "max_lower": res["lower"],
                 "max_upper": res["upper"],
                 "far_upper": res["far_upper"],
+                "at_45_upper": float(max(side)),
                 "opposite_pre_upper": float(neg.upper),
             },
             "certified",
@@ -223,38 +237,37 @@ def _angle_diff(a: float, b: float) -> float:
 
 def preferred_orientation(
     circ: CurveCircuit, family: Any, *, curvature: float | None = None, gap: float = 0.05,
-    max_boxes: int = 400,
+    max_boxes: int = 400, exclude: float = 30.0,
 ) -> dict[str, float]:  # fmt: skip
     """The certified preferred orientation of ``circ`` at ``curvature`` (default its own).
 
-    Returns ``argmax`` (radians), the certified ``[lower, upper]`` of the maximum over
-    ``theta`` and ``far_upper``: the largest certified upper bound over the leaf boxes
-    lying entirely more than 30° from ``argmax`` (tier ``certified``).
+    Two certified maxima over ``theta`` (:func:`toylab.curves.certified_max`; ``kappa``
+    fixed, the curve centred on :attr:`CurveCircuit.centre`): over the whole circle,
+    giving ``argmax`` (radians) and the enclosure ``[lower, upper]`` of the maximum;
+    then over the orientations more than ``exclude`` degrees from ``argmax`` (the arc
+    ``[argmax + exclude, argmax + 360 - exclude]``; the renderer is ``2 pi``-periodic),
+    giving ``far_upper`` (to a gap of a quarter of the peak: only its comparison with
+    the peak matters). ``far_upper < lower`` certifies that no orientation farther
+    than ``exclude`` from ``argmax`` responds as much as the peak (tier ``certified``).
     """
     from toylab.curves.tuning import certified_max
 
     kappa = circ.curvature if curvature is None else float(curvature)
     cx, cy = circ.centre
+    fix = {"kappa": (kappa, kappa), "cx": (cx, cx), "cy": (cy, cy)}
     m = certified_max(
-        circ.model, family, circ.neuron,
-        box={"theta": (0.0, 2 * math.pi), "kappa": (kappa, kappa), "cx": (cx, cx),
-             "cy": (cy, cy)},
+        circ.model, family, circ.neuron, box={"theta": (0.0, 2 * math.pi), **fix},
         gap=gap, max_boxes=max_boxes,
     )  # fmt: skip
     arg = float(m.argmax[0])
-    cert = m.certificate
-    lo_d = np.array([_angle_diff(v, arg) for v in cert.leaf_low[:, 0]])
-    hi_d = np.array([_angle_diff(v, arg) for v in cert.leaf_high[:, 0]])
-    width = cert.leaf_high[:, 0] - cert.leaf_low[:, 0]
-    # a leaf lies entirely > 30 deg away if both ends are and it does not wrap over argmax
-    far = (
-        (np.minimum(np.abs(lo_d), np.abs(hi_d)) > math.radians(30.0))
-        & ((np.sign(lo_d) == np.sign(hi_d)) | (width < math.pi))
-        & ~((lo_d < 0) & (hi_d > 0))
-    )
-    far_upper = float(cert.leaf_bound[far].max()) if far.any() else -math.inf
-    return {"argmax": arg, "lower": float(m.lower), "upper": float(m.upper),
-            "far_upper": far_upper}  # fmt: skip
+    ex = math.radians(check_float("preferred_orientation", "exclude", exclude, positive=True))
+    far = certified_max(
+        circ.model, family, circ.neuron,
+        box={"theta": (arg + ex, arg + 2 * math.pi - ex), **fix},
+        gap=max(gap, 0.25 * float(m.lower)), max_boxes=max_boxes,
+    )  # fmt: skip
+    return {"argmax": arg % (2 * math.pi), "lower": float(m.lower), "upper": float(m.upper),
+            "far_upper": float(far.upper)}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- construction
@@ -582,7 +595,7 @@ def transplanted_network(
     assert isinstance(l0, Conv) and isinstance(lp, AvgPool) and isinstance(l1, Conv)
     c1 = l1.kernel.shape[-1]
     channel = check_int(where, "channel", channel, minimum=0, maximum=c1 - 1)
-    scale = check_float(where, "scale", scale, positive=True)
+    scale = check_float(where, "scale", scale, nonneg=True)
     if l0.window != circuit.line_kernel.shape[:2] or l1.window != circuit.curve_kernel.shape[:2]:
         raise fail(
             where, "model", repr(net),
@@ -627,9 +640,11 @@ def transplant(
     channels (so nothing the other channels read changes: an exact construction, no
     fit), and the channel reads only them with the circuit's ``conv_1`` weights times
     ``scale`` (``relu`` is positively homogeneous: the channel becomes ``scale`` times
-    the circuit's detector at every position). ``scale=None``: the ratio of the trained
-    channel's mean activation to the circuit's (at scale 1) over the sample, so the
-    layers above see activations of the same size. See :class:`CurveTransplantResult`.
+    the circuit's detector at every position). ``scale=None``: the least-squares
+    ``scale = <a, t> / <a, a> >= 0`` of the trained channel's activations ``t`` by the
+    circuit's ``a`` (at scale 1) over every position of every image of the sample, so the
+    layers above see activations of the same size (``0`` when the two never fire
+    together: the transplant is then the ablation). See :class:`CurveTransplantResult`.
     """
     where = "transplant"
     import jax
@@ -646,11 +661,13 @@ def transplant(
     key = "conv_1"
     c1 = net.layers[i1].kernel.shape[-1]  # type: ignore[union-attr]
     channel = check_int(where, "channel", channel, minimum=0, maximum=c1 - 1)
+    base = net.forward(x)
     if scale is None:
         unit = transplanted_network(net, channel, circuit, scale=1.0)
-        mine = float(np.asarray(unit.forward(x)[key])[..., channel::c1].mean())
-        theirs = float(np.asarray(net.forward(x)[key])[..., channel::c1].mean())
-        scale = theirs / mine if mine > 0 and theirs > 0 else 1.0
+        mine = np.asarray(unit.forward(x)[key])[..., channel::c1].ravel()
+        theirs = np.asarray(base[key])[..., channel::c1].ravel()
+        den = float(mine @ mine)
+        scale = max(float(mine @ theirs) / den, 0.0) if den > 0 else 0.0
     edited = transplanted_network(net, channel, circuit, scale=scale)
     l1 = net.layers[i1]
     assert isinstance(l1, Conv)
@@ -658,7 +675,8 @@ def transplant(
     kz[..., channel] = 0.0
     bz[channel] = 0.0
     ablated = net.with_layer(i1, kernel=kz, bias=bz)
-    right = [np.argmax(np.asarray(m(x)), -1) == y for m in (net, edited, ablated)]
+    outs = [base["output"], edited(x), ablated(x)]
+    right = [np.argmax(np.asarray(o), -1) == y for o in outs]
     ks = [int(r.sum()) for r in right]
     eff, eff_iv = _paired(right[0], right[1])
     abl, abl_iv = _paired(right[0], right[2])
