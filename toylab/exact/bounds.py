@@ -45,6 +45,13 @@ above, the better of ``0`` and ``z`` below); for convex/concave parts of the
 smooth functions, chords and tangents; and for mixed-curvature intervals sound
 lines whose offsets are exact up to rounding.
 
+*Input sets* (:func:`neuron_bounds`, batched over many boxes): besides the box, the
+inputs may be known to lie in a zonotope ``{x0 + G e + r : |e| <= 1, |r| <= rad}``
+(:class:`Zonotope`; e.g. a first-order model of an image renderer over a parameter
+box). A linear function ``a.x`` is then also maximised over the zonotope in closed
+form, ``a.x0 + |a|.rad + sum_p |a.G_p|``, and the smaller of the two maxima kept, at
+every layer; both sets hold the inputs, so the bounds stay sound.
+
 Rounding: every computed bound is pushed outwards by ``1e-11`` times the
 magnitude of the terms that were summed to form it (about ``1e5`` unit
 roundoffs), so the bounds also hold for the float64 forward pass.
@@ -594,11 +601,16 @@ def neuron_bounds(
                 where, "zonotope", shapes,
                 f"centre, radius (B, d) and generators (B, d, P) with B={B}, d={d}",
             )  # fmt: skip
-    pre, A_U, A_L = _propagate(net, lo, hi, target.layer, linear=True, zono=zonotope)
-    l, u = pre[-1][0][:, target.unit], pre[-1][1][:, target.unit]
+    # only the target's row of its layer is needed (the layers below are bounded in full)
+    k, unit = target.layer, target.unit
+    sub = dataclasses.replace(
+        net, Ws=net.Ws[:k] + (net.Ws[k][:, [unit]],), bs=net.bs[:k] + (net.bs[k][[unit]],)
+    )
+    pre, A_U, A_L = _propagate(sub, lo, hi, k, linear=True, zono=zonotope)
+    l, u = pre[-1][0][:, 0], pre[-1][1][:, 0]
     if target.post:
-        l, u = _range(net.acts[target.layer], l, u)
-    a_u, a_l = np.asarray(A_U[:, target.unit]), np.asarray(A_L[:, target.unit])
+        l, u = _range(net.acts[k], l, u)
+    a_u, a_l = np.asarray(A_U[:, 0]), np.asarray(A_L[:, 0])
     g_u = g_l = None
     if zonotope is not None:
         g_u = np.matmul(a_u[:, None, :], zonotope.generators)[:, 0]
