@@ -10,6 +10,17 @@ from toylab.curves.circuit import (
     transplant,
     transplanted_network,
 )
+from toylab.curves.detectors import (
+    ChannelDetector,
+    DetectorFamily,
+    DetectorsResult,
+    Tiling,
+    analyze_detectors,
+    channel_detector,
+    detector_family,
+    local_problem,
+    tiling,
+)
 from toylab.curves.scoring import (
     DatasetScore,
     FeatureVizScore,
@@ -39,6 +50,15 @@ __all__ = [
     "preferred_orientation",
     "transplant",
     "transplanted_network",
+    "ChannelDetector",
+    "DetectorFamily",
+    "DetectorsResult",
+    "Tiling",
+    "analyze_detectors",
+    "channel_detector",
+    "detector_family",
+    "local_problem",
+    "tiling",
     "DatasetScore",
     "FeatureVizScore",
     "SweepScore",
