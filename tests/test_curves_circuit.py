@@ -18,6 +18,7 @@ from scipy.signal import correlate2d
 from toylab import ToylabError
 from toylab.curves import certified_max
 from toylab.curves.circuit import (
+    certified_correlation,
     compare_circuit,
     curve_circuit,
     transplant,
@@ -219,3 +220,23 @@ def test_bad_arguments():
     circ = curve_circuit(FAM10, 0.3, 0.15)
     with pytest.raises(ToylabError, match="channel"):
         transplanted_network(_trained_like(size=10), 9, circ)
+
+
+def test_certified_correlation_encloses_a_dense_sweep():
+    fam = CurveImages(size=16)
+    circ = curve_circuit(fam, 0.5, 0.15)
+    other = curve_circuit(fam, 1.2, 0.15)
+    net = transplanted_network(_trained_like(seed=4), 1, other, scale=1.0)
+    cc = certified_correlation(circ, net, fam, 1, resolution=24, tol=0.03, max_boxes=600)
+    assert cc.tier == "certified" and -1 <= cc.lower <= cc.upper <= 1
+    # independent reference: the correlation over a dense uniform periodic theta grid
+    # (4000 points; for these piecewise-smooth periodic curves the rectangle rule's error
+    # is O(h^2) ~ 3e-6 times the curves' curvature scale, hence the 1e-3 slack)
+    th = np.linspace(0, 2 * math.pi, 4_001)[:-1]
+    f = _sweep(circ, fam, th, 0.15, neuron=circ.neuron)
+    g = other.model.values(
+        fam.render(np.stack([th, np.full_like(th, 0.15), np.full_like(th, circ.centre[0]),
+                             np.full_like(th, circ.centre[1])], -1)), other.neuron)  # fmt: skip
+    rho = float(np.corrcoef(f, g)[0, 1])
+    assert cc.lower - 1e-3 <= rho <= cc.upper + 1e-3
+    assert cc.upper - cc.lower < 0.5  # informative at this tolerance

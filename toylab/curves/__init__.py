@@ -1,9 +1,11 @@
 """Curve detectors: certified tuning over analytic curve-image families (issue 15)."""
 
 from toylab.curves.circuit import (
+    CertifiedCorrelation,
     CircuitComparison,
     CurveCircuit,
     CurveTransplantResult,
+    certified_correlation,
     compare_circuit,
     curve_circuit,
     preferred_orientation,
@@ -42,9 +44,11 @@ from toylab.curves.tuning import (
 )
 
 __all__ = [
+    "CertifiedCorrelation",
     "CircuitComparison",
     "CurveCircuit",
     "CurveTransplantResult",
+    "certified_correlation",
     "compare_circuit",
     "curve_circuit",
     "preferred_orientation",

@@ -5,7 +5,8 @@ float64 whose ``conv_1`` channel 0 is a curve detector for one orientation
 ``theta0`` and curvature ``kappa0`` of a :class:`~toylab.distributions.CurveImages`
 family (``conv_0``: oriented line detectors; ``pool_0``: 2x2 average; ``conv_1``: the
 arc). :func:`compare_circuit` correlates its tuning with the channels of trained
-conv nets, :func:`transplant` writes it into a trained network and measures the change
+conv nets over random ``(theta, kappa)`` (sampled), :func:`certified_correlation` encloses
+the correlation of two orientation tuning curves (certified), :func:`transplant` writes it into a trained network and measures the change
 in accuracy (and the ablation of the same channel, for comparison).
 
 **Geometry.** Pixel ``(i, j)`` sits at ``(x, y) = (j, H - 1 - i)`` (``y`` up, as the
@@ -106,9 +107,11 @@ from toylab.network import Network, as_network
 from toylab.tiers import Tier
 
 __all__ = [
+    "CertifiedCorrelation",
     "CircuitComparison",
     "CurveCircuit",
     "CurveTransplantResult",
+    "certified_correlation",
     "compare_circuit",
     "curve_circuit",
     "preferred_orientation",
@@ -510,6 +513,152 @@ def compare_circuit(
         method=(
             f"Pearson correlation over {n} uniform (theta, kappa) points at centre "
             f"{circuit.centre} (seed {seed}); float64 forward passes; Fisher-z 95% CI"
+        ),
+    )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CertifiedCorrelation:
+    """A certified enclosure of the correlation of two orientation tuning curves.
+
+    ``f`` is the circuit's response and ``g`` the trained channel's (``channel`` of
+    ``layer`` at ``position``), both as functions of ``theta`` over ``[0, 2 pi]``
+    (``kappa`` and the centre fixed: ``fixed`` is ``(kappa, cx, cy)``), with ``theta``
+    uniform. Their Pearson correlation ``rho = Cov(f, g) / sqrt(Var f Var g)`` lies in
+    ``[lower, upper]`` (tier ``certified``; ``value`` the midpoint, ``error`` the
+    half-width): the two certified tunings (:func:`toylab.curves.tuning` on each unit's
+    receptive field, :func:`toylab.curves.local_problem`) are put on their common
+    refinement of ``[0, 2 pi]``; on each piece (width ``w_i``) the means of ``f``, ``g``,
+    ``f g``, ``f^2``, ``g^2`` lie in the interval products of the pieces' enclosures, so
+    ``E[f g]`` etc. lie in the ``w``-weighted sums, and interval arithmetic on ``Cov``
+    and ``Var`` (padded by ``1e-12`` relative for the float64 sums) encloses ``rho``.
+    This loses the dependence between ``E[f^2]`` and ``E[f]^2``: the enclosure is
+    useful only when the tunings are tight (``max_width`` of each, reported).
+    ``sampled``: the width-weighted correlation of the cell-centre values (a grid:
+    no guarantee).
+    """
+
+    channel: int
+    layer: str
+    position: tuple[int, int]
+    fixed: tuple[float, float, float]
+    lower: float
+    upper: float
+    value: float
+    sampled: float
+    circuit_width: float
+    channel_width: float
+    num_pieces: int
+    error: float
+    method: str
+    tier: Tier = "certified"
+
+
+def _piece_bounds(res: Any, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Enclosures of a 1-D tuning on the pieces between consecutive ``edges``."""
+    mid = 0.5 * (edges[:-1] + edges[1:])
+    lo = res.cell_low[:, 0]
+    hi = res.cell_high[:, 0]
+    inside = (mid[:, None] >= lo[None]) & (mid[:, None] <= hi[None])
+    a = np.where(inside, res.lower[None], -np.inf).max(1)
+    b = np.where(inside, res.upper[None], np.inf).min(1)
+    return a, b
+
+
+def _imul(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> Any:
+    p = np.stack([a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1]])
+    return p.min(0), p.max(0)
+
+
+def _isq(a: tuple[np.ndarray, np.ndarray]) -> Any:
+    lo = np.where((a[0] <= 0) & (a[1] >= 0), 0.0, np.minimum(a[0] ** 2, a[1] ** 2))
+    return lo, np.maximum(a[0] ** 2, a[1] ** 2)
+
+
+def certified_correlation(
+    circuit: CurveCircuit,
+    model: Any,
+    family: Any,
+    channel: int,
+    *,
+    layer: str = "conv_1",
+    position: Any = None,
+    kappa: float | None = None,
+    resolution: int = 72,
+    tol: float = 0.01,
+    max_boxes: int = 4_000,
+) -> CertifiedCorrelation:
+    """The certified correlation of the circuit's and a trained channel's theta tuning
+    curves (see :class:`CertifiedCorrelation`). ``kappa``: default the circuit's;
+    ``tol``: the enclosure width asked of both tunings, relative to each unit's largest
+    response on the initial grid."""
+    from toylab.curves.detectors import local_problem
+    from toylab.curves.tuning import tuning
+
+    where = "certified_correlation"
+    net = as_network(model, where).numpy(np.float64)
+    if layer not in net.layer_shapes:
+        raise fail(where, "layer", layer, f"a spatial layer of the model: {list(net.layer_shapes)}")
+    hh, ww, cc = net.layer_shape(layer)
+    channel = check_int(where, "channel", channel, minimum=0, maximum=cc - 1)
+    pos = (hh // 2, ww // 2) if position is None else tuple(int(v) for v in position)
+    ka = circuit.curvature if kappa is None else check_float(where, "kappa", kappa, nonneg=True)
+    cx, cy = circuit.centre
+    fixed = {"kappa": ka, "cx": cx, "cy": cy}
+    tol = check_float(where, "tol", tol, positive=True)
+    results = []
+    for m, address in (
+        (circuit.model, circuit.neuron),
+        (net, f"{layer}:{channel}@{pos[0]},{pos[1]}"),
+    ):
+        lp = local_problem(m, family, address)
+        coarse = tuning(lp.network, lp.family, lp.neuron, axes=("theta",), fixed=fixed,
+                        resolution=(resolution,), tol=1e300, max_boxes=resolution)  # fmt: skip
+        scale = float(np.max(np.abs(coarse.values))) or 1.0
+        results.append(
+            tuning(lp.network, lp.family, lp.neuron, axes=("theta",), fixed=fixed,
+                   resolution=(resolution,), tol=tol * scale, max_boxes=max_boxes)
+        )  # fmt: skip
+    edges = np.unique(np.concatenate([np.concatenate([r.cell_low[:, 0], r.cell_high[:, 0]])
+                                      for r in results]))  # fmt: skip
+    w = np.diff(edges) / (edges[-1] - edges[0])
+    f = _piece_bounds(results[0], edges)
+    g = _piece_bounds(results[1], edges)
+
+    def mean(iv: Any) -> tuple[float, float]:
+        lo, hi = float(w @ iv[0]), float(w @ iv[1])
+        pad = 1e-12 * (float(w @ np.abs(iv[0])) + float(w @ np.abs(iv[1])))
+        return lo - pad, hi + pad
+
+    ef, eg = mean(f), mean(g)
+    efg, eff, egg = mean(_imul(f, g)), mean(_isq(f)), mean(_isq(g))
+    pf = _imul((np.array([ef[0]]), np.array([ef[1]])), (np.array([eg[0]]), np.array([eg[1]])))
+    sf = _isq((np.array([ef[0]]), np.array([ef[1]])))
+    sg = _isq((np.array([eg[0]]), np.array([eg[1]])))
+    cov = (efg[0] - float(pf[1][0]), efg[1] - float(pf[0][0]))
+    vf = (max(eff[0] - float(sf[1][0]), 0.0), eff[1] - float(sf[0][0]))
+    vg = (max(egg[0] - float(sg[1][0]), 0.0), egg[1] - float(sg[0][0]))
+    if vf[1] <= 0 or vg[1] <= 0:
+        raise ToylabError(f"{where}: a tuning curve is constant (zero variance): no correlation.")
+    inv_hi = math.inf if vf[0] * vg[0] <= 0 else 1.0 / math.sqrt(vf[0] * vg[0])
+    inv_lo = 1.0 / math.sqrt(vf[1] * vg[1])
+    cands = [c * s for c in cov for s in (inv_lo, inv_hi) if not (c == 0 and math.isinf(s))]
+    lower, upper = max(min(cands), -1.0), min(max(cands), 1.0)
+    mids = []
+    for r in results:  # the response at each piece's centre cell value (a grid, no bound)
+        order = np.argsort(r.centres[:, 0])
+        mids.append(np.interp(0.5 * (edges[:-1] + edges[1:]), r.centres[order, 0],
+                              r.values[order]))  # fmt: skip
+    da, db = mids[0] - w @ mids[0], mids[1] - w @ mids[1]
+    sampled = float((w @ (da * db)) / math.sqrt((w @ da**2) * (w @ db**2)))
+    return CertifiedCorrelation(
+        channel=channel, layer=layer, position=(int(pos[0]), int(pos[1])),
+        fixed=(float(ka), float(cx), float(cy)), lower=lower, upper=upper,
+        value=0.5 * (lower + upper), sampled=sampled, circuit_width=results[0].max_width,
+        channel_width=results[1].max_width, num_pieces=len(w), error=0.5 * (upper - lower),
+        method=(
+            "certified theta tunings of both units (receptive-field networks, CROWN bounds, "
+            "bisection) on their common refinement; interval arithmetic on the moments"
         ),
     )  # fmt: skip
 
