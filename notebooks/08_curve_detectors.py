@@ -46,10 +46,11 @@ num_samples = 20_000  # images for the transplant accuracies
 num_compare = 1_000  # (theta, kappa) points per circuit-channel correlation
 circuit_step = 45  # degrees between the circuit orientations compared with each member
 viz_steps = 100  # gradient-ascent steps of the feature visualization
+num_certified = 4  # members whose circuit correlation is also certified
 run_dir = "runs/08_curve_detectors"  # where section 2 writes its run
 SMALL = {"num_seeds": 2, "num_steps": 40, "channels": [4, 4], "resolution": [12, 3],
          "max_boxes": 120, "detector_resolution": 8, "num_samples": 500, "num_compare": 200,
-         "circuit_step": 90, "viz_steps": 20}  # fmt: skip
+         "circuit_step": 90, "viz_steps": 20, "num_certified": 1}  # fmt: skip
 
 # %%
 # ruff: noqa: E402  (imports follow the parameters cell)
@@ -64,6 +65,7 @@ import numpy as np
 from toylab.config import ExperimentConfig
 from toylab.curves import (
     analyze_detectors,
+    certified_correlation,
     compare_circuit,
     curve_circuit,
     local_problem,
@@ -269,7 +271,8 @@ plt.show()
 # %% [markdown]
 # **Compare and transplant.** `compare_circuit` correlates the circuit's response with
 # every `conv_1` channel at the same receptive field over random (θ, κ) (sampled, with
-# a Fisher-z interval). `transplant` writes the circuit into the best-matching trained
+# a Fisher-z interval); `certified_correlation` encloses the correlation of the two
+# orientation tuning curves from their certified tunings (loose when a tuning is wide). `transplant` writes the circuit into the best-matching trained
 # channel: its line detectors become **new** `conv_0` channels (so nothing the other
 # channels read changes) and the channel reads only them, scaled by least squares to the
 # trained activations. The accuracy change is a paired difference on one fixed sample
@@ -286,6 +289,13 @@ for m in range(run.num_members):
     rows.append((m, deg, cmp))
     print(f"  member {m}: circuit {deg:3d}° ~ conv_1:{cmp.best} r = {cmp.best_correlation:.3f} "
           f"[{cmp.best_interval[0]:.3f}, {cmp.best_interval[1]:.3f}] [{cmp.tier}]")  # fmt: skip
+
+# the same comparison certified, for the orientation tuning curves (kappa = 0.15)
+for m, deg, cmp in rows[:num_certified]:
+    cc = certified_correlation(curve_circuit(dist, math.radians(deg), 0.15), run.model(m), dist,
+                               cmp.best, resolution=24, max_boxes=max_boxes)  # fmt: skip
+    print(f"  member {m}: theta tuning correlation in [{cc.lower:.3f}, {cc.upper:.3f}] "
+          f"[{cc.tier}] (grid estimate {cc.sampled:.3f})")  # fmt: skip
 
 m, deg, cmp = rows[0]
 tr = transplant(run.model(m), cmp.best, curve_circuit(dist, math.radians(deg), 0.15), dist,
