@@ -151,7 +151,7 @@ config = ExperimentConfig(
         learning_rate=0.003,
         batch_size=64,
         num_steps=num_steps,
-        log_every=max(num_steps // 10, 10),
+        log_every=max(num_steps // 5, 20),
         checkpoints=[],
     ),  # fmt: skip
 )
