@@ -48,7 +48,7 @@ circuit_step = 45  # degrees between the circuit orientations compared with each
 viz_steps = 100  # gradient-ascent steps of the feature visualization
 num_certified = 4  # members whose circuit correlation is also certified
 run_dir = "runs/08_curve_detectors"  # where section 2 writes its run
-SMALL = {"num_seeds": 2, "num_steps": 40, "channels": [4, 4], "resolution": [12, 3],
+SMALL = {"num_seeds": 2, "num_steps": 20, "channels": [4, 4], "resolution": [12, 3],
          "max_boxes": 120, "detector_resolution": 8, "num_samples": 500, "num_compare": 200,
          "circuit_step": 90, "viz_steps": 20, "num_certified": 1}  # fmt: skip
 
