@@ -1,5 +1,17 @@
 """Curve detectors: certified tuning over analytic curve-image families (issue 15)."""
 
+from toylab.curves.circuit import (
+    CertifiedCorrelation,
+    CircuitComparison,
+    CurveCircuit,
+    CurveTransplantResult,
+    certified_correlation,
+    compare_circuit,
+    curve_circuit,
+    preferred_orientation,
+    transplant,
+    transplanted_network,
+)
 from toylab.curves.detectors import (
     ChannelDetector,
     DetectorFamily,
@@ -32,6 +44,16 @@ from toylab.curves.tuning import (
 )
 
 __all__ = [
+    "CertifiedCorrelation",
+    "CircuitComparison",
+    "CurveCircuit",
+    "CurveTransplantResult",
+    "certified_correlation",
+    "compare_circuit",
+    "curve_circuit",
+    "preferred_orientation",
+    "transplant",
+    "transplanted_network",
     "ChannelDetector",
     "DetectorFamily",
     "DetectorsResult",
