@@ -20,7 +20,6 @@ from toylab.curves.detectors import (
     analyze_detectors,
     channel_detector,
     detector_family,
-    local_problem,
     tiling,
 )
 from toylab.curves.scoring import (
@@ -35,11 +34,13 @@ from toylab.curves.scoring import (
 from toylab.curves.tuning import (
     FamilyMaxResult,
     FiringSetResult,
+    LocalProblem,
     TuningResult,
     certified_max,
     certified_min,
     family_response,
     firing_set,
+    local_problem,
     tuning,
 )
 
@@ -70,6 +71,7 @@ __all__ = [
     "score_dataset",
     "score_featureviz",
     "score_sweep",
+    "LocalProblem",
     "FamilyMaxResult",
     "FiringSetResult",
     "TuningResult",

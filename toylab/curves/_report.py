@@ -82,7 +82,8 @@ def report_lines(
     numbers go into ``summary["curves"]``."""
     from matplotlib.figure import Figure
 
-    from toylab.curves.detectors import analyze_detectors, channel_detector, local_problem
+    from toylab.curves.detectors import analyze_detectors, channel_detector
+    from toylab.curves.tuning import local_problem
     from toylab.network import as_network
     from toylab.viz._output import save_png
     from toylab.viz.curves import (

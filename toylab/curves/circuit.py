@@ -596,8 +596,7 @@ def certified_correlation(
     curves (see :class:`CertifiedCorrelation`). ``kappa``: default the circuit's;
     ``tol``: the enclosure width asked of both tunings, relative to each unit's largest
     response on the initial grid."""
-    from toylab.curves.detectors import local_problem
-    from toylab.curves.tuning import tuning
+    from toylab.curves.tuning import local_problem, tuning
 
     where = "certified_correlation"
     net = as_network(model, where).numpy(np.float64)

@@ -68,7 +68,6 @@ form: such networks are bounded whole (slower, same answer).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import time
 from collections.abc import Sequence
@@ -77,9 +76,16 @@ from typing import Any
 import jax
 import numpy as np
 
-from toylab._errors import NotApplicable, fail
+from toylab._errors import fail
 from toylab._validate import check_float, check_int
-from toylab.curves.tuning import TuningResult, _problem, certified_max, tuning
+from toylab.curves.tuning import (
+    LocalProblem,
+    TuningResult,
+    _problem,
+    certified_max,
+    local_problem,
+    tuning,
+)
 from toylab.network import Network, as_network
 from toylab.tiers import Tier, weakest
 
@@ -87,153 +93,14 @@ __all__ = [
     "ChannelDetector",
     "DetectorFamily",
     "DetectorsResult",
-    "LocalProblem",
     "Tiling",
     "analyze_detectors",
     "channel_detector",
     "detector_family",
-    "local_problem",
     "tiling",
 ]
 
 _TWO_PI = 2.0 * math.pi
-
-
-# --------------------------------------------------------------------------- receptive field
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class _PixelCrop:
-    """A family restricted to some pixels (``index`` into the flat image)."""
-
-    family: Any
-    index: np.ndarray
-
-    @property
-    def PARAMS(self) -> tuple[str, ...]:  # noqa: N802 - the family protocol's name
-        return tuple(self.family.PARAMS)
-
-    @property
-    def param_low(self) -> np.ndarray:
-        return np.asarray(self.family.param_low, np.float64)
-
-    @property
-    def param_high(self) -> np.ndarray:
-        return np.asarray(self.family.param_high, np.float64)
-
-    def render(self, params: Any) -> Any:
-        return self.family.render(params)[..., self.index]
-
-    def render_bounds(self, low: Any, high: Any) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = self.family.render_bounds(low, high)
-        return np.asarray(lo)[..., self.index], np.asarray(hi)[..., self.index]
-
-    @property
-    def domain(self) -> Any:
-        """The family's pixel box on the kept pixels (when it has one)."""
-        from toylab.distributions.base import Box
-
-        dom = getattr(self.family, "domain", None)
-        if dom is None or not hasattr(dom, "low"):
-            return None
-        lo, hi = np.asarray(dom.low, np.float64), np.asarray(dom.high, np.float64)
-        return Box(tuple(lo[self.index].tolist()), tuple(hi[self.index].tolist()))
-
-    def sample(self, key: Any, n: int) -> Any:
-        """The family's own samples, cut to the kept pixels (labels and latents kept)."""
-        batch = self.family.sample(key, n)
-        return dataclasses.replace(batch, x=batch.x[..., self.index])
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class LocalProblem:
-    """A neuron's receptive field: ``network`` (dense, float64) reads ``family`` (the
-    original family cut to ``pixels``); its ``neuron`` is the original ``address``
-    (``pre``: ``pre_neuron``) exactly, as a function of the parameters. ``cropped``:
-    whether the cut applied (max pooling: the whole network)."""
-
-    address: str
-    network: Network
-    family: Any
-    neuron: str
-    pre_neuron: str
-    pixels: np.ndarray
-    cropped: bool
-
-
-def _same(family: Any) -> Any:
-    return family
-
-
-def _power_of_two(a: np.ndarray) -> np.ndarray:
-    m, _ = np.frexp(a)
-    return np.abs(m) == 0.5
-
-
-def local_problem(model: Any, family: Any, neuron: str) -> LocalProblem:
-    """Cut the network to the receptive field of ``neuron`` (see the module docstring).
-
-    Rows of each dense-form layer that do not reach the kept units are dropped (they
-    multiply the target by zero), so the cut network computes the same real-valued
-    function of the kept pixels; identity layers are merged into the next one only when
-    that is exact in float64.
-    """
-    where = "local_problem"
-    net = as_network(model, where).numpy(np.float64)
-    nid = net.resolve(neuron)
-    if nid.layer in ("input",):
-        raise fail(where, "neuron", neuron, "a neuron of a hidden, conv, pool or output layer")
-    k = net.layer_index(nid.layer)
-    base = nid.layer
-    try:
-        pairs = net.dense_layers(np.float64)[: k + 1]
-    except NotApplicable:
-        pre = f"{base}.pre:{nid.unit}" if net.activations[k] != "identity" else str(nid)
-        return LocalProblem(
-            str(nid), net, family, str(nid), pre, np.arange(net.input_dim), False
-        )  # fmt: skip
-    acts = list(net.activations[: k + 1])
-    need = np.array([nid.unit])
-    Ws: list[np.ndarray] = []
-    bs: list[np.ndarray] = []
-    for W, b in reversed(pairs):
-        sub = np.asarray(W, np.float64)[:, need]
-        rows = np.nonzero(np.any(sub != 0, axis=1))[0]
-        if len(rows) == 0:  # a unit that reads nothing: keep one input so shapes chain
-            rows = np.array([0])
-        Ws.append(sub[rows])
-        bs.append(np.asarray(b, np.float64)[need])
-        need = rows
-    Ws.reverse()
-    bs.reverse()
-    # merge exact identity layers into the next: row i of W_j has one entry 2^e, b_j = 0
-    j = 0
-    while j < len(Ws) - 1:
-        Wj = Ws[j]
-        if (
-            acts[j] == "identity"
-            and np.all(bs[j] == 0)
-            and np.all(np.count_nonzero(Wj, axis=1) <= 1)
-            and np.all(_power_of_two(Wj[Wj != 0]))
-        ):
-            prod = Wj @ Ws[j + 1]
-            col = np.argmax(Wj != 0, axis=1)
-            ref = Wj[np.arange(len(Wj)), col][:, None] * Ws[j + 1][col]
-            tiny = np.finfo(np.float64).tiny
-            exact = np.all(prod == ref) and np.all((prod == 0) | (np.abs(prod) >= tiny))
-            if exact and np.all((prod != 0) == ((Wj != 0) @ (Ws[j + 1] != 0))):
-                Ws[j : j + 2] = [prod]
-                bs[j : j + 2] = [bs[j + 1]]
-                del acts[j]
-                continue
-        j += 1
-    out = acts[-1]
-    local = Network.from_weights(Ws, bs, acts[:-1], output_activation=out)
-    post = "output:0"
-    pre = "output.pre:0" if out != "identity" else post
-    if nid.pre:
-        post = pre
-    return LocalProblem(str(nid), local, _PixelCrop(family, need), post, pre, need, True)
 
 
 # --------------------------------------------------------------------------- one channel
@@ -531,7 +398,7 @@ def channel_detector(
         key = jax.random.key(0) if key is None else key
         n = check_int(where, "num_invariance", num_invariance, minimum=8)
         base = dataclasses.replace(family, polarity=1.0, fill=0.0, noise=0.0)
-        crop = functools.partial(_PixelCrop, index=prob.pixels) if prob.cropped else _same
+        crop = prob.crop
         k1, k2 = jax.random.split(key)
         for name, variant, k in (("polarity", dataclasses.replace(base, polarity=-1.0), k1),
                                  ("fill", dataclasses.replace(base, fill=0.5), k2)):  # fmt: skip

@@ -48,7 +48,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from toylab._errors import fail
+from toylab._errors import NotApplicable, fail
 from toylab._validate import check_choice, check_float, check_int
 from toylab.exact.bounds import (
     BranchCertificate,
@@ -61,6 +61,8 @@ from toylab.tiers import Tier
 
 __all__ = [
     "FamilyMaxResult",
+    "LocalProblem",
+    "local_problem",
     "FiringSetResult",
     "TuningResult",
     "certified_max",
@@ -102,16 +104,174 @@ def _method(family: Any) -> str:
     return "render_bounds pixel box, CROWN linear bounds, bisection of parameter boxes"
 
 
+# --------------------------------------------------------------------------- receptive field
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _PixelCrop:
+    """A family restricted to some pixels (``index`` into the flat image)."""
+
+    family: Any
+    index: np.ndarray
+
+    @property
+    def PARAMS(self) -> tuple[str, ...]:  # noqa: N802 - the family protocol's name
+        return tuple(self.family.PARAMS)
+
+    @property
+    def param_low(self) -> np.ndarray:
+        return np.asarray(self.family.param_low, np.float64)
+
+    @property
+    def param_high(self) -> np.ndarray:
+        return np.asarray(self.family.param_high, np.float64)
+
+    def render(self, params: Any) -> Any:
+        return self.family.render(params)[..., self.index]
+
+    def render_bounds(self, low: Any, high: Any) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.family.render_bounds(low, high)
+        return np.asarray(lo)[..., self.index], np.asarray(hi)[..., self.index]
+
+    @property
+    def render_jacobian_bounds(self) -> Any:
+        """The family's Jacobian enclosure on the kept pixels (an ``AttributeError``,
+        like the family's own, when it has none: the pixel box is then used alone)."""
+        jac = getattr(self.family, "render_jacobian_bounds", None)
+        if jac is None:
+            raise AttributeError("render_jacobian_bounds")
+        index = self.index
+
+        def bounds(low: Any, high: Any) -> tuple[np.ndarray, np.ndarray]:
+            jlo, jhi = jac(low, high)
+            return np.asarray(jlo)[..., index, :], np.asarray(jhi)[..., index, :]
+
+        return bounds
+
+    @property
+    def domain(self) -> Any:
+        """The family's pixel box on the kept pixels (when it has one)."""
+        from toylab.distributions.base import Box
+
+        dom = getattr(self.family, "domain", None)
+        if dom is None or not hasattr(dom, "low"):
+            return None
+        lo, hi = np.asarray(dom.low, np.float64), np.asarray(dom.high, np.float64)
+        return Box(tuple(lo[self.index].tolist()), tuple(hi[self.index].tolist()))
+
+    def sample(self, key: Any, n: int) -> Any:
+        """The family's own samples, cut to the kept pixels (labels and latents kept)."""
+        batch = self.family.sample(key, n)
+        return dataclasses.replace(batch, x=batch.x[..., self.index])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LocalProblem:
+    """A neuron's receptive field: ``network`` (dense, float64) reads ``family`` (the
+    original family cut to ``pixels``); its ``neuron`` is the original ``address``
+    (``pre``: ``pre_neuron``) exactly, as a function of the parameters. ``cropped``:
+    whether the cut applied (max pooling: the whole network)."""
+
+    address: str
+    network: Network
+    family: Any
+    neuron: str
+    pre_neuron: str
+    pixels: np.ndarray
+    cropped: bool
+
+    def crop(self, family: Any) -> Any:
+        """Another family of the same image size, cut to this receptive field's pixels."""
+        return _PixelCrop(family, self.pixels) if self.cropped else family
+
+
+def _power_of_two(a: np.ndarray) -> np.ndarray:
+    m, _ = np.frexp(a)
+    return np.abs(m) == 0.5
+
+
+def local_problem(model: Any, family: Any, neuron: str) -> LocalProblem:
+    """Cut the network to the receptive field of ``neuron`` (see the module docstring).
+
+    Rows of each dense-form layer that do not reach the kept units are dropped (they
+    multiply the target by zero), so the cut network computes the same real-valued
+    function of the kept pixels; identity layers are merged into the next one only when
+    that is exact in float64.
+    """
+    where = "local_problem"
+    net = as_network(model, where).numpy(np.float64)
+    nid = net.resolve(neuron)
+    if nid.layer in ("input",):
+        raise fail(where, "neuron", neuron, "a neuron of a hidden, conv, pool or output layer")
+    k = net.layer_index(nid.layer)
+    base = nid.layer
+    try:
+        pairs = net.dense_layers(np.float64)[: k + 1]
+    except NotApplicable:
+        pre = f"{base}.pre:{nid.unit}" if net.activations[k] != "identity" else str(nid)
+        return LocalProblem(
+            str(nid), net, family, str(nid), pre, np.arange(net.input_dim), False
+        )  # fmt: skip
+    acts = list(net.activations[: k + 1])
+    need = np.array([nid.unit])
+    Ws: list[np.ndarray] = []
+    bs: list[np.ndarray] = []
+    for W, b in reversed(pairs):
+        sub = np.asarray(W, np.float64)[:, need]
+        rows = np.nonzero(np.any(sub != 0, axis=1))[0]
+        if len(rows) == 0:  # a unit that reads nothing: keep one input so shapes chain
+            rows = np.array([0])
+        Ws.append(sub[rows])
+        bs.append(np.asarray(b, np.float64)[need])
+        need = rows
+    Ws.reverse()
+    bs.reverse()
+    # merge exact identity layers into the next: row i of W_j has one entry 2^e, b_j = 0
+    j = 0
+    while j < len(Ws) - 1:
+        Wj = Ws[j]
+        if (
+            acts[j] == "identity"
+            and np.all(bs[j] == 0)
+            and np.all(np.count_nonzero(Wj, axis=1) <= 1)
+            and np.all(_power_of_two(Wj[Wj != 0]))
+        ):
+            prod = Wj @ Ws[j + 1]
+            col = np.argmax(Wj != 0, axis=1)
+            ref = Wj[np.arange(len(Wj)), col][:, None] * Ws[j + 1][col]
+            tiny = np.finfo(np.float64).tiny
+            exact = np.all(prod == ref) and np.all((prod == 0) | (np.abs(prod) >= tiny))
+            if exact and np.all((prod != 0) == ((Wj != 0) @ (Ws[j + 1] != 0))):
+                Ws[j : j + 2] = [prod]
+                bs[j : j + 2] = [bs[j + 1]]
+                del acts[j]
+                continue
+        j += 1
+    out = acts[-1]
+    local = Network.from_weights(Ws, bs, acts[:-1], output_activation=out)
+    post = "output:0"
+    pre = "output.pre:0" if out != "identity" else post
+    if nid.pre:
+        post = pre
+    return LocalProblem(str(nid), local, _PixelCrop(family, need), post, pre, need, True)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Problem:
     """A network neuron composed with a family: bounds and values over parameter boxes."""
 
-    net: Network  # float64 NumPy
-    family: Any
-    neuron: str
+    net: Network  # float64 NumPy: the receptive field's network (:func:`local_problem`)
+    family: Any  # the family cut to the receptive field's pixels
+    neuron: str  # the neuron's address in ``net``
     names: tuple[str, ...]
     low: np.ndarray  # the family's parameter box
     high: np.ndarray
+    address: str  # the neuron's canonical address in the caller's network
+    full_family: Any  # the caller's family (whole images)
+
+    def image(self, params: np.ndarray) -> np.ndarray:
+        """The family's whole images at parameter points ``(N, P)``."""
+        return np.asarray(self.full_family.render(np.asarray(params, np.float64)), np.float64)
 
     def values(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The response at parameter points ``(N, P)`` and the images ``(N, H*W)``."""
@@ -169,6 +329,9 @@ class _Problem:
 
 
 def _problem(where: str, model: Any, family: Any, neuron: Any) -> _Problem:
+    """The bounding problem of ``neuron`` over ``family``, cut to its receptive field
+    (:func:`local_problem`: the same function of the parameters, bounded at the cost of
+    the pixels and units that reach the neuron)."""
     names, lo, hi = _check_family(where, family)
     net = as_network(model, where).numpy(np.float64)
     if net.input_dim != np.asarray(family.render(0.5 * (lo + hi))).shape[-1]:
@@ -177,7 +340,8 @@ def _problem(where: str, model: Any, family: Any, neuron: Any) -> _Problem:
             "a network whose input is the family's flat image (H*W)",
         )  # fmt: skip
     nid = net.resolve(neuron)
-    return _Problem(net, family, str(nid), names, lo, hi)
+    lp = local_problem(net, family, str(nid))
+    return _Problem(lp.network, lp.family, lp.neuron, names, lo, hi, str(nid), family)
 
 
 def family_response(model: Any, family: Any, neuron: str, params: Any) -> np.ndarray:
@@ -504,7 +668,7 @@ def tuning(
     width = upper - lower
     max_width = float(width.max())
     return TuningResult(
-        neuron=prob.neuron, axes=tuple(prob.names[i] for i in idx), others=others,
+        neuron=prob.address, axes=tuple(prob.names[i] for i in idx), others=others,
         fixed=fix, others_low=olo, others_high=ohi, grid_shape=res,
         cell_low=cell_lo, cell_high=cell_hi, lower=lower, upper=upper, values=sign * best,
         grid_index=grid_index, tol=tol, max_width=max_width,
@@ -587,7 +751,8 @@ def _extreme(
     )  # fmt: skip
     bounds = np.array([b for _, _, b in leaves])
     certified = max(float(bounds.max()), best_f)
-    value, image = prob.values(best_p[None])
+    value, _ = prob.values(best_p[None])
+    image = prob.image(best_p[None])
     val = float(value[0])
     cert = BranchCertificate(
         leaf_low=np.stack([a for a, _, _ in leaves]),
@@ -597,7 +762,7 @@ def _extreme(
     )
     achieved = certified - sign * val
     return FamilyMaxResult(
-        neuron=prob.neuron, sense=cert.sense, params=prob.names, argmax=best_p.copy(),
+        neuron=prob.address, sense=cert.sense, params=prob.names, argmax=best_p.copy(),
         image=image[0], value=val,
         lower=val if sign > 0 else -certified, upper=certified if sign > 0 else val,
         gap=achieved, requested_gap=gap, box_low=lo, box_high=hi, num_boxes=num,

@@ -214,8 +214,7 @@ class TuningHeatmapDisplay:
         tol: float = 0.5, max_boxes: int = 3000,
     ) -> TuningHeatmapDisplay:  # fmt: skip
         """Compute the θ × κ tuning on the neuron's receptive field, then draw it."""
-        from toylab.curves.detectors import local_problem
-        from toylab.curves.tuning import tuning
+        from toylab.curves.tuning import local_problem, tuning
 
         lp = local_problem(model, family, neuron)
         res = tuning(lp.network, lp.family, lp.neuron, axes=("theta", "kappa"),
