@@ -56,3 +56,15 @@ def test_universality_tour_runs():
     assert namespace["match"].tier == "exact" and namespace["cka"].tier == "exact"
     assert abs(float(namespace["cka"].values[0]) - 1.0) < 1e-9  # the reference against itself
     assert namespace["path"].accuracy_tier == "exact"
+
+
+def test_curves_tour_runs():
+    """The README's curve-detector block: certified numbers that bracket what they claim."""
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"## Curve detectors, certified\n.*?```python\n(.*?)```", text, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    tun, best, det = namespace["tun"], namespace["best"], namespace["det"]
+    assert tun.tier == "certified" and tun.converged
+    assert best.lower <= best.upper and best.value == best.lower  # attained at a rendered image
+    assert list(det.counts) == [1]  # the handwritten detector passes the certified rule
