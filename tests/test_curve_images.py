@@ -434,3 +434,21 @@ def test_training_runs_on_curve_images(task: str) -> None:
     res = train(dist, ModelConfig(hidden=(4,), activation="relu"), cfg, seeds=[0])
     assert res.metrics and all(np.all(np.isfinite(m["loss"])) for m in res.metrics)
     assert res.model(0)(jnp.zeros((1, 64))).shape == (1, dist.output_dim)
+
+
+def test_pixel_subsets_are_the_same_pixels_bit_for_bit():
+    """``pixels=`` computes only some pixels (a receptive field): the same numbers, since
+    every pixel is computed independently of the others."""
+    fam = CurveImages(size=12, fill=0.3)
+    rng = np.random.default_rng(3)
+    idx = rng.choice(fam.dim, 40, replace=False)
+    c = rng.uniform(fam.param_low + [0.0, 0.03, 0.0, 0.0], fam.param_high, (16, 4))
+    half = np.array([0.1, 0.02, 0.3, 0.3])
+    for name in ("render_bounds", "render_jacobian_bounds"):
+        whole = getattr(fam, name)(c - half, c + half)
+        part = getattr(fam, name)(c - half, c + half, pixels=idx)
+        for w, p in zip(whole, part, strict=True):
+            np.testing.assert_array_equal(np.asarray(w)[:, idx], p)
+    np.testing.assert_array_equal(fam.render(c)[:, idx], fam.render(c, pixels=idx))
+    with pytest.raises(ToylabError, match="pixels"):
+        fam.render(c, pixels=np.array([fam.dim]))

@@ -25,8 +25,10 @@ __all__ = ["is_image_run", "report_lines"]
 LAYERS = ("conv_1", "conv_0")
 NUM_EXTRA = 2
 #: parameter boxes for the heat map and for each certified family extreme of the scores
-HEATMAP_BOXES = 1500
-SCORE_BOXES = 2000
+HEATMAP_BOXES = 600
+SCORE_BOXES = 600
+#: PNG resolution of the section's figures (multi-panel figures: 80 dpi keeps them legible)
+_DPI = 80
 
 
 def is_image_run(run: Any) -> bool:
@@ -131,11 +133,11 @@ def report_lines(
             lines += _table(f)
             fig = OrientationTuningDisplay.from_detectors(f.channels).plot(Figure()).figure_
             name = f"curves_tuning_{layer}_member{m}.png"
-            save_png(fig, out / name)
+            save_png(fig, out / name, dpi=_DPI)
             lines += [f"![tuning of {layer}, member {m}]({name})", ""]
         fig = PreferredOrientationsDisplay.from_result(res, labels).plot(Figure()).figure_
         name = f"curves_preferred_{layer}.png"
-        save_png(fig, out / name)
+        save_png(fig, out / name, dpi=_DPI)
         t = res.pooled
         widths = ", ".join(f"[{w[0]:.0f}, {w[1]:.0f}]" for w in res.widths) or "none"
         lines += [
@@ -174,7 +176,7 @@ def report_lines(
         for layer in sorted(layers):
             disp = FilterDisplay.from_network(run.model(m), layer, f"{layer} kernels, member {m}")
             name = f"curves_filters_{layer}_member{m}.png"
-            save_png(disp.plot(Figure()).figure_, out / name)
+            save_png(disp.plot(Figure()).figure_, out / name, dpi=_DPI)
             lines += [f"![{layer} kernels, member {m}]({name})", ""]
     # heat map, triangle and scores for a few channels of the deepest layer
     if layers:
@@ -192,13 +194,13 @@ def report_lines(
                                                  tol=max(0.1 * c.peak[0], 1e-3),
                                                  max_boxes=HEATMAP_BOXES)  # fmt: skip
             name = f"curves_heatmap_member{m}_{c.address.replace(':', '_')}.png"
-            save_png(hm.plot(Figure()).figure_, out / name)
+            save_png(hm.plot(Figure()).figure_, out / name, dpi=_DPI)
             lines += [f"![θ × κ tuning of member {m} {c.address}]({name})", ""]
         if tri:
             fig = Figure()
             WidthCurvatureDisplay.from_detectors(tri).plot(fig.subplots())
             fig.tight_layout()
-            save_png(fig, out / "curves_triangle.png")
+            save_png(fig, out / "curves_triangle.png", dpi=_DPI)
             lines += ["Width against curvature (certified enclosures at each κ):", "",
                       "![width vs curvature](curves_triangle.png)", "",
                       "| channel | κ | width (°) |", "|---|---|---|"]  # fmt: skip

@@ -42,6 +42,7 @@ radius from ``render_bounds``, no generators).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from typing import Any, Literal
@@ -126,10 +127,21 @@ class _PixelCrop:
     def param_high(self) -> np.ndarray:
         return np.asarray(self.family.param_high, np.float64)
 
+    @property
+    def _subsets(self) -> bool:
+        """Whether the family renders a subset of pixels itself (``pixels=``, as
+        :class:`~toylab.distributions.CurveImages` does): then only the kept pixels are
+        computed, else whole images are cut."""
+        return bool(getattr(self.family, "PIXEL_SUBSETS", False))
+
     def render(self, params: Any) -> Any:
+        if self._subsets:
+            return self.family.render(params, pixels=self.index)
         return self.family.render(params)[..., self.index]
 
     def render_bounds(self, low: Any, high: Any) -> tuple[np.ndarray, np.ndarray]:
+        if self._subsets:
+            return self.family.render_bounds(low, high, pixels=self.index)  # type: ignore[no-any-return]
         lo, hi = self.family.render_bounds(low, high)
         return np.asarray(lo)[..., self.index], np.asarray(hi)[..., self.index]
 
@@ -141,6 +153,9 @@ class _PixelCrop:
         if jac is None:
             raise AttributeError("render_jacobian_bounds")
         index = self.index
+
+        if self._subsets:
+            return functools.partial(jac, pixels=index)
 
         def bounds(low: Any, high: Any) -> tuple[np.ndarray, np.ndarray]:
             jlo, jhi = jac(low, high)

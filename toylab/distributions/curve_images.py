@@ -185,6 +185,9 @@ class CurveImages(AbstractDistribution):
 
     kind: ClassVar[str] = "image"
     PARAMS: ClassVar[tuple[str, ...]] = ("theta", "kappa", "cx", "cy")
+    #: ``render``, ``render_bounds`` and ``render_jacobian_bounds`` take ``pixels`` (flat
+    #: indices) and compute only those pixels (:func:`toylab.curves.local_problem`).
+    PIXEL_SUBSETS: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         where = "CurveImages"
@@ -295,11 +298,22 @@ class CurveImages(AbstractDistribution):
         cx, cy = self.centre
         return np.array([_TWO_PI, self.kappa_max, cx + self.jitter, cy + self.jitter], np.float64)
 
-    def pixel_xy(self) -> np.ndarray:
-        """Pixel centres ``(x, y) = (j, H - 1 - i)`` in flat order, shape ``(H W, 2)``."""
+    def pixel_xy(self, pixels: Any = None) -> np.ndarray:
+        """Pixel centres ``(x, y) = (j, H - 1 - i)`` in flat order, shape ``(H W, 2)``;
+        with ``pixels`` (flat indices) only those rows: the rendering methods take the
+        same argument to compute only some pixels (a receptive field)."""
         h, w = self.image_shape
         i, j = np.divmod(np.arange(h * w), w)
-        return np.stack([j, h - 1 - i], axis=-1).astype(np.float64)
+        xy = np.stack([j, h - 1 - i], axis=-1).astype(np.float64)
+        if pixels is None:
+            return xy
+        idx = np.asarray(pixels)
+        if idx.ndim != 1 or idx.dtype.kind not in "iu" or np.any((idx < 0) | (idx >= h * w)):
+            raise fail(
+                "CurveImages", "pixels", getattr(idx, "shape", pixels),
+                f"a 1-D array of flat pixel indices in 0..{h * w - 1}",
+            )  # fmt: skip
+        return xy[idx]
 
     @property
     def domain(self) -> Box:
@@ -317,7 +331,7 @@ class CurveImages(AbstractDistribution):
 
     # ------------------------------------------------------------------ rendering
 
-    def render(self, params: Any) -> Any:
+    def render(self, params: Any, pixels: Any = None) -> Any:
         """Images ``(..., H W)`` of the curves ``params`` ``(..., 4)`` (see the module
         docstring). NumPy in: float64 NumPy out; JAX in: JAX out (in the input's float
         dtype), differentiable in ``params`` (finite gradients everywhere)."""
@@ -325,7 +339,7 @@ class CurveImages(AbstractDistribution):
             pj = jnp.asarray(params)
             if not jnp.issubdtype(pj.dtype, jnp.floating):
                 pj = pj.astype(jnp.float32)
-            return self._render(pj, jnp, jax.scipy.special.ndtr)
+            return self._render(pj, jnp, jax.scipy.special.ndtr, pixels)
         p = check_array("CurveImages.render", "params", params)
         if p.shape[-1:] != (4,):
             raise fail(
@@ -335,10 +349,10 @@ class CurveImages(AbstractDistribution):
         if np.any(p[..., 1] < 0):
             raise fail("CurveImages.render", "kappa", float(p[..., 1].min()), ">= 0")
         with np.errstate(divide="ignore", invalid="ignore"):
-            return self._render(p, np, special.ndtr)
+            return self._render(p, np, special.ndtr, pixels)
 
-    def _render(self, p: Any, xp: Any, ndtr: Any) -> Any:
-        xy = self.pixel_xy()
+    def _render(self, p: Any, xp: Any, ndtr: Any, pixels: Any = None) -> Any:
+        xy = self.pixel_xy(pixels)
         px = xp.asarray(xy[:, 0], dtype=p.dtype)
         py = xp.asarray(xy[:, 1], dtype=p.dtype)
         th, ka, cx, cy = (p[..., k : k + 1] for k in range(4))
@@ -366,7 +380,9 @@ class CurveImages(AbstractDistribution):
         ink = stroke + self.fill * ndtr(-d / sig) * (1.0 - stroke)
         return 0.5 + self.polarity * self.contrast * (ink - 0.5)
 
-    def render_bounds(self, low: Any, high: Any) -> tuple[np.ndarray, np.ndarray]:
+    def render_bounds(
+        self, low: Any, high: Any, pixels: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """A certified enclosure ``(lo, hi)``, each ``(..., H W)`` float64, of every
         pixel of :meth:`render` over the parameter boxes ``[low, high]`` (``(..., 4)``
         each, broadcast together): ``lo <= render(P) <= hi`` for every ``P`` in the box
@@ -375,13 +391,13 @@ class CurveImages(AbstractDistribution):
         must be ``>= 0``. The width shrinks linearly with the box side."""
         lo, hi = _check_box("CurveImages.render_bounds", low, high)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return self._bounds(lo[..., None, :], hi[..., None, :])
+            return self._bounds(lo[..., None, :], hi[..., None, :], pixels)
 
-    def _geometry(self, lo: np.ndarray, hi: np.ndarray) -> dict[str, Iv]:
+    def _geometry(self, lo: np.ndarray, hi: np.ndarray, pixels: Any = None) -> dict[str, Iv]:
         """Intervals over the boxes ``lo``/``hi`` ``(..., 1, 4)`` (pixels on the last axis)
         of ``kappa``, ``cos``, ``sin``, ``q = (dx, dy)``, ``t``, ``b``, ``r`` and ``d`` (``d``
         tightened by its 1-Lipschitz dependence on ``c`` and monotonicity in ``kappa``)."""
-        xy = self.pixel_xy()
+        xy = self.pixel_xy(pixels)
         th = (lo[..., 0], hi[..., 0])
         ka = (lo[..., 1], hi[..., 1])
         dx = _sub((xy[:, 0], xy[:, 0]), (lo[..., 2], hi[..., 2]))
@@ -404,8 +420,10 @@ class CurveImages(AbstractDistribution):
         )
         return dict(ka=ka, cos=cos, sin=sin, dx=dx, dy=dy, t=t, b=b, r=r, d=d)
 
-    def _bounds(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        geo = self._geometry(lo, hi)
+    def _bounds(
+        self, lo: np.ndarray, hi: np.ndarray, pixels: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        geo = self._geometry(lo, hi, pixels)
         ka, dx, dy, t, b, r, d = (geo[k] for k in ("ka", "dx", "dy", "t", "b", "r", "d"))
         sig = self.psf
         band = _profile_bounds(_abs(d), self.width / 2.0, sig)
@@ -432,7 +450,9 @@ class CurveImages(AbstractDistribution):
         out_hi = np.maximum(*ends) + pad
         return out_lo, out_hi
 
-    def render_jacobian_bounds(self, low: Any, high: Any) -> tuple[np.ndarray, np.ndarray]:
+    def render_jacobian_bounds(
+        self, low: Any, high: Any, pixels: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         r"""A certified enclosure ``(jlo, jhi)``, each ``(..., H W, 4)`` float64, of the
         Jacobian ``∂render/∂p`` over the parameter boxes ``[low, high]`` (``(..., 4)``
         each, broadcast together; columns in the order :attr:`PARAMS`): ``jlo <=
@@ -492,11 +512,13 @@ class CurveImages(AbstractDistribution):
         """
         lo, hi = _check_box("CurveImages.render_jacobian_bounds", low, high)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-            jlo, jhi = self._jacobian(lo[..., None, :], hi[..., None, :])
+            jlo, jhi = self._jacobian(lo[..., None, :], hi[..., None, :], pixels)
         return np.where(np.isnan(jlo), -np.inf, jlo), np.where(np.isnan(jhi), np.inf, jhi)
 
-    def _jacobian(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        geo = self._geometry(lo, hi)
+    def _jacobian(
+        self, lo: np.ndarray, hi: np.ndarray, pixels: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        geo = self._geometry(lo, hi, pixels)
         ka, cos, sin, dx, dy, t, b, r, d = (
             geo[k] for k in ("ka", "cos", "sin", "dx", "dy", "t", "b", "r", "d")
         )
