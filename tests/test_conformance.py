@@ -12,7 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toylab.distributions import GaussianMixture, ModularArithmetic, SparseFeatures, examples
+from toylab.distributions import (
+    CurveImages,
+    GaussianMixture,
+    ModularArithmetic,
+    SparseFeatures,
+    examples,
+)
 from toylab.testing import check_distribution
 
 EXAMPLES = examples()
@@ -132,3 +138,54 @@ def test_many_sparse_features_checker_catches_bugs(dist) -> None:
     with pytest.raises(AssertionError) as info:
         check_distribution(dist, key=jax.random.key(3), num_samples=20_000, check_bayes=False)
     assert "[FAIL] goodness_of_fit:" in str(info.value), str(info.value)
+
+
+# --------------------------------------------------------------------------- image distributions
+
+
+@pytest.mark.parametrize(
+    "dist",
+    [
+        CurveImages(size=8, length=5.0, noise=0.1),
+        CurveImages(size=8, length=5.0, task="line_vs_curve", fill=0.5),
+        CurveImages(size=8, length=5.0, task="regression", polarity=-1),
+    ],
+    ids=["noisy-orientation", "line-vs-curve", "regression"],
+)
+def test_image_distributions_conform(dist) -> None:
+    """No density over pixels: render, labels, latent support and bounds instead."""
+    result = check_distribution(dist, key=jax.random.key(7), num_samples=2_000)
+    names = {c.name for c in result.checks}
+    assert {"shapes", "determinism", "domain", "render", "labels", "latent", "bounds"} <= names
+    assert "normalisation" not in names and result.passed
+
+
+class _LoudNoise(CurveImages):
+    """Pixel noise 10% larger than ``noise`` says: the render chi-square must notice."""
+
+    def sample(self, key, num_samples, *, dtype=jnp.float32):
+        b = super().sample(key, num_samples, dtype=dtype)
+        clean = self.render(b.latent)
+        return type(b)(x=(clean + 1.1 * (b.x - clean)).astype(dtype), y=b.y, latent=b.latent)
+
+
+class _ShiftedLabels(CurveImages):
+    """Orientation labels off by one bin: the labels check must notice."""
+
+    def sample(self, key, num_samples, *, dtype=jnp.float32):
+        b = super().sample(key, num_samples, dtype=dtype)
+        return type(b)(x=b.x, y=(b.y + 1) % self.num_bins, latent=b.latent)
+
+
+@pytest.mark.parametrize(
+    ("dist", "failing"),
+    [
+        (_LoudNoise(size=8, length=5.0, noise=0.1), "render"),
+        (_ShiftedLabels(size=8, length=5.0), "labels"),
+    ],
+    ids=["loud-noise", "shifted-labels"],
+)
+def test_image_checker_catches_bugs(dist, failing: str) -> None:
+    with pytest.raises(AssertionError) as info:
+        check_distribution(dist, key=jax.random.key(3), num_samples=2_000)
+    assert f"[FAIL] {failing}:" in str(info.value), str(info.value)

@@ -203,7 +203,7 @@ def test_widths_shrink_with_tol():
     fam = Bar()
     net = random_net(3)
     widths = []
-    for tol in (0.4, 0.2, 0.1):
+    for tol in (0.8, 0.4, 0.2):
         r = tuning(net, fam, "output:2", axes=("theta", "offset"), resolution=(8, 2), tol=tol,
                    max_boxes=20_000)  # fmt: skip
         assert r.converged and r.max_width <= tol
@@ -364,3 +364,62 @@ def test_score_featureviz_linear_unit_reaches_the_pixel_box_max():
     # pixel space holds far more than bars: certified above the family's max
     assert sc.above_family and sc.sampled > sc.family_max.upper and not sc.below_family
     assert -1 <= sc.correlation <= 1
+
+
+# --------------------------------------------------------------------------- on CurveImages
+
+
+def _curves():
+    from toylab.distributions import CurveImages
+
+    return CurveImages(size=8, jitter=0.5)
+
+
+def test_tuning_on_curve_images_is_sound():
+    fam = _curves()
+    net = random_net(8, d=64, widths=(16, 4))
+    res = tuning(net, fam, "hidden_0:1", resolution=(8, 2), tol=0.05, max_boxes=600)
+    assert res.num_cells > 16  # refined
+    assert res.axes == ("theta", "kappa") and "render_bounds pixel box" in res.method
+    pts = dense_points(res, 12, np.random.default_rng(0))
+    p = np.broadcast_to(res.fixed, pts.shape[:-1] + (4,)).copy()
+    p[..., :2] = pts
+    v = net.values(fam.render(p), "hidden_0:1")
+    assert np.all(res.lower[:, None] <= v) and np.all(v <= res.upper[:, None])
+
+
+def test_certified_max_on_curve_images():
+    fam = _curves()
+    net = random_net(9, d=64, widths=(16, 4))
+    c = 0.5 * (fam.param_low + fam.param_high)
+    box = (np.array([0.0, 0.0, c[2] - 0.25, c[3] - 0.25]), np.array([0.6, 0.1, c[2], c[3]]))
+    res = certified_max(net, fam, "output:0", box=box, gap=0.05, max_boxes=4000)
+    rng = np.random.default_rng(1)
+    p = box[0] + rng.random((3000, 4)) * (box[1] - box[0])
+    v = net.values(fam.render(p), "output:0")
+    assert res.converged and res.upper >= v.max() and res.upper - res.lower <= 0.05
+    assert np.all((box[0] <= res.argmax) & (res.argmax <= box[1]))
+    assert res.value == pytest.approx(float(net.values(fam.render(res.argmax), "output:0")))
+
+
+def test_scores_on_curve_images():
+    import jax
+
+    from toylab.curves import score_dataset, score_featureviz
+
+    fam = _curves()
+    net = random_net(10, d=64, widths=(16, 4))
+    ext = (certified_max(net, fam, "hidden_0:0", gap=0.05, max_boxes=600),
+           certified_min(net, fam, "hidden_0:0", gap=0.05, max_boxes=600))  # fmt: skip
+    ds = score_dataset(net, fam, "hidden_0:0", key=jax.random.key(0), num_samples=300, k=3,
+                       extremes=ext)  # fmt: skip
+    # the family's own sampler: latents in the parameter box, images its renders (float32)
+    assert np.all((fam.param_low <= ds.top_latent) & (ds.top_latent <= fam.param_high))
+    np.testing.assert_allclose(ds.top_images, fam.render(ds.top_latent), atol=1e-6)
+    # float32 images: the top value may exceed the certified max by float32 rounding only
+    assert ds.sampled <= ext[0].upper + 1e-5
+    fv = score_featureviz(net, fam, "hidden_0:0", key=jax.random.key(1), num_starts=2,
+                          num_steps=50, extremes=ext)  # fmt: skip
+    np.testing.assert_array_equal(fv.pixel_low, np.asarray(fam.domain.low))
+    assert np.all((fv.pixel_low <= fv.best_image) & (fv.best_image <= fv.pixel_high))
+    assert fv.above_family == (fv.sampled > ext[0].upper)

@@ -692,8 +692,8 @@ def firing_set(
     batch_size = check_int(where, "batch_size", batch_size, minimum=1)
     lo, hi = _resolve_box(where, prob.names, prob.low, prob.high, box)
     nid = prob.net.resolve(prob.neuron)
-    layer = prob.net.num_hidden if nid.layer == "output" else int(nid.layer.split("_")[1])
-    if not nid.pre and threshold == 0.0 and prob.net.activations[layer] == "relu":
+    posts = [k for k in prob.net.layer_keys() if not k.endswith(".pre")]  # one per layer
+    if not nid.pre and threshold == 0.0 and prob.net.activations[posts.index(nid.layer)] == "relu":
         # relu(z) > 0 iff z > 0: decide on the pre-activation, whose bounds are not
         # padded outward past 0 by the activation's rounding pad
         prob = dataclasses.replace(prob, neuron=f"{nid.key}.pre:{nid.unit}")

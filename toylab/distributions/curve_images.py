@@ -62,16 +62,22 @@ against an independent Gauss--Legendre quadrature of the Gaussian over the ideal
 shape.
 
 **Certified bounds.** :meth:`CurveImages.render_bounds` evaluates the same formula in
-interval arithmetic: every ``+ - * / sqrt`` endpoint is rounded outward by one ulp
-(``numpy.nextafter``: IEEE operations are correctly rounded), ``sin``/``cos``/``atan``/
-``atan2``/``Phi`` endpoints are widened by ``4e-16``/``1e-15``/``1e-14`` relative plus
-``4e-16`` absolute (glibc's ``sin``, ``cos``, ``atan``, ``atan2`` are accurate to 1 ulp;
-scipy's ``ndtr`` (Cephes) to a few ulps). The monotone pieces are exact: ``P_h`` is
-decreasing in ``|x|``, ``Phi`` increasing, ``ink`` increasing in ``stroke`` and ``F``;
+interval arithmetic: every ``+ - * / sqrt`` endpoint is moved outward by ``|x| 2^-51 +
+1e-300`` (at least one ulp after rounding; IEEE operations are correctly rounded);
+``cos``/``sin`` endpoints are widened by ``4e-16`` and ``atan2`` by ``1e-15`` absolute,
+``atan(z) / z`` by ``1e-15`` relative (glibc's ``sin``, ``cos``, ``atan``, ``atan2`` are
+accurate to 1 ulp), ``Phi`` by ``1e-14`` relative plus ``4e-16`` absolute (scipy's
+``ndtr``, Cephes, to a few ulps). The monotone pieces are exact: ``P_h`` is decreasing
+in ``|x|``, ``Phi`` increasing, ``ink`` increasing in ``stroke`` and ``F``. ``d`` is
+also enclosed a second way and the two intersected: it is 1-Lipschitz in ``c`` (the
+signed distance to a circle that moves with ``c``) and nondecreasing in ``kappa``
+(``dd/dkappa = t^2 / (r (r + b)) >= 0``, ``b = 1 - kappa u``; continuous where ``r + b =
+0``), so it is evaluated at the box's middle ``c`` and both ends of ``kappa`` and widened
+by the box's reach in ``c``. ``|s|`` is enclosed two ways, intersected:
 ``atan2(y, x)`` on ``y >= 0`` is decreasing in ``x`` and monotone in ``y`` for each
 ``x``, so its range over a box is at its corners (``[0, pi]`` if the box holds the
-origin); for ``1 - kappa u > 0`` the code bounds ``|s| = X atanc(kappa X)``, ``X = |t| /
-(1 - kappa u)``, ``atanc(z) = atan(z) / z`` decreasing on ``z >= 0`` (no division by
+origin), divided by the ``kappa`` interval; and where ``b > 0``, ``|s| = X atanc(kappa
+X)``, ``X = |t| / b``, ``atanc(z) = atan(z) / z`` decreasing on ``z >= 0`` (no division by
 ``kappa``, so boxes with ``kappa = 0`` are fine). The result encloses the *real-valued*
 formula; a final absolute pad of ``64 eps (1 + Q) / sigma``, ``Q = |q| (1 + kappa |q|)``
 maximised over the box, also covers the rounding error of the float64 NumPy renderer
@@ -139,7 +145,7 @@ class CurveImages(AbstractDistribution):
     ``>= 0.05``), ``polarity`` (``+1`` bright on dark, ``-1`` dark on bright),
     ``contrast`` (in ``(0, 1]``), ``fill`` (in ``[0, 1]``: intensity of the concave
     side), ``noise`` (pixel noise std), ``kappa_min``/``kappa_max`` (1/pixel; default
-    ``kappa_max = min(0.25, 4 / length)``; ``kappa_max * length <= 4`` so an arc never
+    ``kappa_max = min(0.25, 4 / length, 1 / width)``; ``kappa_max * length <= 4`` so an arc never
     closes, and ``kappa_max <= 1 / width`` so its radius is at least the stroke width),
     ``jitter`` (centre offset range, pixels).
 
@@ -191,7 +197,11 @@ class CurveImages(AbstractDistribution):
             nonneg=True,
         )  # fmt: skip
         if kmax < kmin:
-            raise fail(where, "kappa_max", kmax, f">= kappa_min = {kmin}")
+            raise fail(
+                where, "kappa_max", kmax, f">= kappa_min = {kmin}",
+                "kappa is drawn from U[kappa_min, kappa_max]; raise kappa_max or lower "
+                "kappa_min.",
+            )  # fmt: skip
         if kmax * length > _MAX_ARC_ANGLE:
             raise fail(
                 where, "kappa_max", kmax, f"<= {_MAX_ARC_ANGLE} / length = "
@@ -377,13 +387,21 @@ class CurveImages(AbstractDistribution):
         dx = _sub((xy[:, 0], xy[:, 0]), (lo[..., 2], hi[..., 2]))
         dy = _sub((xy[:, 1], xy[:, 1]), (lo[..., 3], hi[..., 3]))
         cos, sin = _cos(th), _cos(_sub(th, (np.pi / 2, np.pi / 2)))
-        t = _add(_mul(dx, cos), _mul(dy, sin))
-        u = _sub(_mul(dy, cos), _mul(dx, sin))
-        a = _mul(ka, t)
-        b = _sub((1.0, 1.0), _mul(ka, u))
-        r = _sqrt(_add(_sq(a), _sq(b)))
-        num = _sub(_mul(ka, _add(_sq(dx), _sq(dy))), _mul((2.0, 2.0), u))
-        d = _div_pos(num, _add(r, (1.0, 1.0)))
+        t, b, r, d = _distance(dx, dy, cos, sin, ka)
+        # tighter: d is 1-Lipschitz in c (a signed distance to a curve that moves with c)
+        # and nondecreasing in kappa (dd/dkappa = t^2 / (r (r + b)) >= 0): evaluate at the
+        # box's middle c and at both ends of kappa, then widen by |c - c_mid|
+        mid = 0.5 * (lo[..., 2:] + hi[..., 2:])  # a point of the box (rounding is harmless)
+        half = np.maximum(mid - lo[..., 2:], hi[..., 2:] - mid)
+        reach = _up(np.sqrt(_up(_up(half[..., 0] ** 2) + _up(half[..., 1] ** 2))))
+        dxm = _sub((xy[:, 0], xy[:, 0]), (mid[..., 0], mid[..., 0]))
+        dym = _sub((xy[:, 1], xy[:, 1]), (mid[..., 1], mid[..., 1]))
+        d_at_lo = _distance(dxm, dym, cos, sin, (ka[0], ka[0]))[3]
+        d_at_hi = _distance(dxm, dym, cos, sin, (ka[1], ka[1]))[3]
+        d = (
+            np.maximum(d[0], _dn(d_at_lo[0] - reach)),
+            np.minimum(d[1], _up(d_at_hi[1] + reach)),
+        )
         sig = self.psf
         band = _profile_bounds(_abs(d), self.width / 2.0, sig)
         window = _profile_bounds(_abs_s(t, ka, b), self._length / 2.0, sig)
@@ -536,12 +554,20 @@ def _profile(x: Any, half: Any, sigma: Any, xp: Any, ndtr: Any) -> Any:
 Iv = tuple[Any, Any]
 
 
+_ULP2 = 2.0**-51  # |x| 2^-51 >= 2 ulp(x) for normal x
+_TINY = 1e-300  # covers zeros and subnormals
+
+
 def _dn(x: Any) -> Any:
-    return np.nextafter(x, -np.inf)
+    """A float ``<`` every real within half an ulp of finite ``x`` (a correctly rounded
+    result lies within half an ulp of the exact one): ``x - (|x| 2^-51 + 1e-300)`` is below
+    ``x`` by at least 2 ulps before rounding, 1.5 after. Cheaper than ``np.nextafter``."""
+    return x - (np.abs(x) * _ULP2 + _TINY)
 
 
 def _up(x: Any) -> Any:
-    return np.nextafter(x, np.inf)
+    """The upward twin of :func:`_dn` (``+inf`` stays ``+inf``)."""
+    return x + (np.abs(x) * _ULP2 + _TINY)
 
 
 def _add(a: Iv, b: Iv) -> Iv:
@@ -583,6 +609,18 @@ def _div_pos(a: Iv, b: Iv) -> Iv:
     )
 
 
+def _distance(dx: Iv, dy: Iv, cos: Iv, sin: Iv, ka: Iv) -> tuple[Iv, Iv, Iv, Iv]:
+    """Intervals of ``t``, ``b = 1 - kappa u``, ``r = |kappa q - n|`` and the signed
+    distance ``d`` (the module docstring's formulas, in interval arithmetic)."""
+    t = _add(_mul(dx, cos), _mul(dy, sin))
+    u = _sub(_mul(dy, cos), _mul(dx, sin))
+    a = _mul(ka, t)
+    b = _sub((1.0, 1.0), _mul(ka, u))
+    r = _sqrt(_add(_sq(a), _sq(b)))
+    num = _sub(_mul(ka, _add(_sq(dx), _sq(dy))), _mul((2.0, 2.0), u))
+    return t, b, r, _div_pos(num, _add(r, (1.0, 1.0)))
+
+
 _TRIG_PAD = 4e-16  # absolute: glibc sin/cos are within 1 ulp (<= 2.2e-16 on [-1, 1])
 _ANGLE_PAD = 1e-15  # absolute: atan/atan2 within 1 ulp (<= 4.4e-16 on [0, pi])
 
@@ -621,7 +659,7 @@ def _profile_bounds(ax: Iv, half: float, sigma: float) -> Iv:
     infinite ``ax1`` gives 0)."""
 
     def value(v: Any, side: int) -> Any:
-        # two roundings each (a difference, a quotient): two ulps outward
+        # two roundings each (a difference, a quotient): two steps outward
         hi_arg = (half - v) / sigma
         lo_arg = (-half - v) / sigma
         if side == 0:  # lower bound of P at |x| = v

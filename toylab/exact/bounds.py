@@ -594,11 +594,16 @@ def neuron_bounds(
                 where, "zonotope", shapes,
                 f"centre, radius (B, d) and generators (B, d, P) with B={B}, d={d}",
             )  # fmt: skip
-    pre, A_U, A_L = _propagate(net, lo, hi, target.layer, linear=True, zono=zonotope)
-    l, u = pre[-1][0][:, target.unit], pre[-1][1][:, target.unit]
+    # only the target's row of its layer is needed (the layers below are bounded in full)
+    k, unit = target.layer, target.unit
+    sub = dataclasses.replace(
+        net, Ws=net.Ws[:k] + (net.Ws[k][:, [unit]],), bs=net.bs[:k] + (net.bs[k][[unit]],)
+    )
+    pre, A_U, A_L = _propagate(sub, lo, hi, k, linear=True, zono=zonotope)
+    l, u = pre[-1][0][:, 0], pre[-1][1][:, 0]
     if target.post:
-        l, u = _range(net.acts[target.layer], l, u)
-    a_u, a_l = np.asarray(A_U[:, target.unit]), np.asarray(A_L[:, target.unit])
+        l, u = _range(net.acts[k], l, u)
+    a_u, a_l = np.asarray(A_U[:, 0]), np.asarray(A_L[:, 0])
     g_u = g_l = None
     if zonotope is not None:
         g_u = np.matmul(a_u[:, None, :], zonotope.generators)[:, 0]

@@ -23,6 +23,11 @@ quantities:
   and pairwise joint activity against importance-sampled expectations), bins of the
   first coordinate with importance-sampled expectations in more dimensions); cells
   with fewer than 5 expected counts are pooled;
+* image distributions (``kind == "image"``, no density over pixels) replace
+  ``normalisation`` and ``goodness_of_fit`` by ``render`` (``x`` is the rendered latent
+  plus Gaussian noise of the stated std: a chi-square test), ``labels`` (``y`` is
+  ``label(latent)``), ``latent`` (inside ``[param_low, param_high]``) and ``bounds``
+  (``render_bounds`` encloses ``render``), and have no ``posterior``/``bayes`` checks;
 * ``posterior``: posteriors at the samples are in ``[0, 1]`` and sum to one;
 * ``bayes``: the reported Bayes accuracy agrees with the Monte Carlo mean of
   ``max_y p(y | x)`` over the samples, within that estimate's ``1 - alpha`` interval
@@ -108,8 +113,11 @@ def check_distribution(
     checks.append(_check_shapes(dist, batch, num_samples))
     checks.append(_check_determinism(dist, key, batch))
     checks.append(_check_domain(dist, x, y, alpha))
-    checks.extend(_check_density(dist, x, y, alpha, rng))
-    if dist.num_classes > 0:
+    if dist.kind == "image":  # no density over pixels: check against the renderer
+        checks.extend(_check_image(dist, batch, alpha, rng))
+    else:
+        checks.extend(_check_density(dist, x, y, alpha, rng))
+    if dist.num_classes > 0 and dist.kind != "image":
         post = np.asarray(dist.posterior(x))
         ok = (
             post.shape == (num_samples, dist.num_classes)
@@ -145,7 +153,7 @@ def _check_shapes(dist: AbstractDistribution, batch: Any, n: int) -> Conformance
             problems.append(f"y has shape {y.shape} dtype {batch.y.dtype}")
         elif y.min() < 0 or y.max() >= dist.num_classes:
             problems.append(f"labels in [{y.min()}, {y.max()}]")
-    elif tuple(batch.y.shape) != (n, dist.dim):
+    elif tuple(batch.y.shape) != (n, dist.output_dim):
         problems.append(f"regression target y has shape {batch.y.shape}")
     # traced, not compiled: the dtype argument reaches the output
     half = jax.eval_shape(lambda k: dist.sample(k, 4, dtype=jnp.bfloat16), jax.random.key(0))
@@ -177,6 +185,67 @@ def _check_determinism(dist: AbstractDistribution, key: Any, batch: Any) -> Conf
                 problems.append("jit(vmap(sample)) over keys differs from separate eager calls")
                 break
     return ConformanceCheck("determinism", not problems, "; ".join(problems) or "ok")
+
+
+def _check_image(
+    dist: Any, batch: Any, alpha: float, rng: np.random.Generator
+) -> list[ConformanceCheck]:
+    """An image distribution (``kind == "image"``: ``render``, ``render_bounds``, ``label``,
+    ``param_low``/``param_high``, ``noise``) has no density over pixels; instead:
+
+    * ``render``: ``x - render(latent)`` is float32 rounding (``<= 1e-5``) without noise,
+      else ``N(0, noise^2)`` iid: a two-sided chi-square test of the sum of squared
+      standardised residuals (``n H W`` dof) at level ``alpha``;
+    * ``labels``: ``y = label(latent)``; a class label may differ only where it is not
+      stable under a ``1e-6`` relative change of the latent (float32 rounding at a class
+      boundary); regression targets within ``1e-5``;
+    * ``latent``: every latent lies in ``[param_low, param_high]``;
+    * ``bounds``: ``render_bounds`` of a small box around 50 latents encloses their
+      renders (a deterministic check).
+    """
+    lat = np.asarray(batch.latent, np.float64)
+    x = np.asarray(batch.x, np.float64)
+    y = np.asarray(batch.y)
+    res = x - dist.render(lat)
+    if dist.noise == 0:
+        err = float(np.max(np.abs(res)))
+        render = ConformanceCheck("render", err <= 1e-5, f"max |x - render(latent)| = {err:.2e}")
+    else:
+        ss = float(np.sum((res / dist.noise) ** 2))
+        dof = res.size
+        lo, hi = stats.chi2.ppf(alpha / 2, dof), stats.chi2.isf(alpha / 2, dof)
+        render = ConformanceCheck(
+            "render", bool(lo <= ss <= hi),
+            f"sum of squared residuals / noise^2 = {ss:.6g} ({dof} dof; limits [{lo:.6g}, "
+            f"{hi:.6g}])",
+        )  # fmt: skip
+    want = np.asarray(dist.label(lat))
+    if dist.num_classes > 0:
+        stable = np.asarray(dist.label(lat * (1 - 1e-6))) == np.asarray(
+            dist.label(lat * (1 + 1e-6))
+        )
+        bad = int(np.sum((y != want) & stable))
+        detail = f"{bad} of {y.size} labels differ from label(latent) away from class boundaries"
+    else:
+        bad = int(np.sum(np.any(np.abs(y - want) > 1e-5, axis=-1)))
+        detail = f"{bad} of {y.shape[0]} regression targets differ from label(latent) by > 1e-5"
+    labels = ConformanceCheck("labels", bad == 0, detail)
+    low, high = np.asarray(dist.param_low), np.asarray(dist.param_high)
+    outside = int(np.sum(~np.all((lat >= low - 1e-6) & (lat <= high + 1e-6), axis=-1)))
+    latent = ConformanceCheck(
+        "latent", outside == 0, f"{outside} latents outside [param_low, param_high]"
+    )
+    pick = lat[rng.choice(lat.shape[0], min(50, lat.shape[0]), replace=False)]
+    half = 1e-3 * np.maximum(high - low, 1e-3)
+    box_lo = np.minimum(pick, np.maximum(pick - half, low))  # kappa >= 0 stays so
+    b_lo, b_hi = dist.render_bounds(box_lo, pick + half)
+    inner = rng.uniform(box_lo, pick + half)
+    v = dist.render(np.stack([pick, inner]))
+    worst = float(np.max(np.maximum(b_lo - v, v - b_hi)))
+    bounds = ConformanceCheck(
+        "bounds", worst <= 0, f"render_bounds exceeded by {max(worst, 0.0):.2e} at most"
+    )
+    return [render, labels, latent, bounds]
 
 
 def _binom_limit(n: int, p: float, alpha: float) -> int:
