@@ -190,8 +190,9 @@ def _tuning_figure(res: Any, address: str) -> Any:
     lo, hi = res.grid_bounds()
     extent = (0.0, 360.0, float(res.cell_low[:, 1].min()), float(res.cell_high[:, 1].max()))
     vmin, vmax = float(lo.min()), float(hi.max())
-    fig = Figure(figsize=(9.0, 3.1))
+    fig = Figure(figsize=(9.0, 3.3))
     axes = fig.subplots(1, 2)
+    fig.subplots_adjust(left=0.08, right=0.86, top=0.9, bottom=0.17, wspace=0.15)
     im = None
     for ax, grid, name in ((axes[0], lo, "certified lower bound"),
                            (axes[1], hi, "certified upper bound")):  # fmt: skip
@@ -202,7 +203,7 @@ def _tuning_figure(res: Any, address: str) -> Any:
         ax.set_xticks([0, 90, 180, 270, 360])
     axes[0].set_ylabel("curvature κ (1/pixel)")
     assert im is not None
-    fig.colorbar(im, ax=list(axes), shrink=0.9, label="response")
+    fig.colorbar(im, cax=fig.add_axes((0.88, 0.17, 0.015, 0.73)), label="response")
     return fig
 
 

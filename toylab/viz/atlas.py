@@ -42,8 +42,12 @@ Source = Mapping[Any, Any] | Callable[[int, str], Any] | None
 
 def neuron_filename(neuron: str | NeuronId) -> str:
     """The page name of a neuron: its canonical address with ``:`` as ``-``
-    (``"hidden_0:3"`` -> ``"hidden_0-3.html"``; ``"hidden_0.pre:3"`` -> ``"hidden_0.pre-3.html"``)."""
+    (``"hidden_0:3"`` -> ``"hidden_0-3.html"``; ``"hidden_0.pre:3"`` -> ``"hidden_0.pre-3.html"``;
+    a conv channel ``"conv_1:5"`` -> ``"conv_1-5.html"``, ``"conv_1:5@7,7"`` -> ``"conv_1-5@7,7.html"``)."""
     nid = NeuronId.parse(neuron)
+    if nid.channel is not None:
+        where = "" if nid.pos is None else f"@{nid.pos[0]},{nid.pos[1]}"
+        return f"{nid.key}-{nid.channel}{where}.html"
     return f"{nid.key}-{nid.unit}.html"
 
 
