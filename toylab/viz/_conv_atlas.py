@@ -52,7 +52,7 @@ from toylab._progress import QUIET, Progress
 from toylab.runs.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from toylab.viz._output import png_bytes
 
-__all__ = ["ConvAtlasBudget", "receptive_field", "write_conv_atlas"]
+__all__ = ["ConvAtlasBudget", "describe_conv", "receptive_field", "write_conv_atlas"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +70,23 @@ class ConvAtlasBudget:
     num_examples: int = 8
     featureviz_starts: int = 4
     featureviz_steps: int = 150
+
+
+def describe_conv(blocks: Sequence[Any]) -> str:
+    """Conv blocks (:class:`toylab.models.conv.ConvSpec`) in one line:
+    ``"6ch 5x5 avg2x2, 6ch 3x3 avg2x2"``."""
+
+    def pair(v: Any) -> str:
+        a, b = (v, v) if isinstance(v, int) else tuple(v)
+        return f"{a}x{b}"
+
+    parts = []
+    for b in blocks:
+        text = f"{b.channels}ch {pair(b.kernel)}"
+        if b.pool:
+            text += f" {b.pool}{pair(b.pool_window if b.pool_window is not None else 2)}"
+        parts.append(text)
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- receptive field
@@ -149,9 +166,25 @@ def receptive_field(net: Any, family: Any, neuron: str) -> tuple[Any, Any, str]:
 # --------------------------------------------------------------------------- figures
 
 
-def _gray(values: np.ndarray, shape: tuple[int, int], vmin: float, vmax: float) -> np.ndarray:
-    v = np.asarray(values, np.float64).reshape(shape)
-    return np.clip((v - vmin) / (vmax - vmin if vmax > vmin else 1.0), 0.0, 1.0)
+_UNREAD = (0.80, 0.84, 0.90, 1.0)  # pixels outside a receptive field (not read by the unit)
+
+
+def _gray_tiles(images: np.ndarray, shape: tuple[int, int], scale: int = 6) -> list[bytes]:
+    """Grayscale PNGs of flat images ``(n, H*W)`` on one shared scale (their min to max),
+    nearest upscaled by ``scale``; ``nan`` pixels (not read) drawn light blue-grey."""
+    from toylab.viz.atlas import _image_png
+
+    arr = np.asarray(images, np.float64).reshape((-1, *shape))
+    finite = arr[np.isfinite(arr)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    out = []
+    for img in arr:
+        t = np.clip((img - lo) / (hi - lo if hi > lo else 1.0), 0.0, 1.0)
+        rgba = np.stack([t, t, t, np.ones_like(t)], axis=-1)
+        rgba[~np.isfinite(img)] = _UNREAD
+        big = np.repeat(np.repeat(rgba, scale, axis=0), scale, axis=1)
+        out.append(_image_png(big[::-1]))  # _image_png draws origin="lower"
+    return out
 
 
 def _kernel_png(kernel: np.ndarray, scale: int = 12) -> bytes:
@@ -161,26 +194,6 @@ def _kernel_png(kernel: np.ndarray, scale: int = 12) -> bytes:
     rgba = _colors(np.asarray(kernel, np.float64))
     big = np.repeat(np.repeat(rgba, scale, axis=0), scale, axis=1)
     return _image_png(big[::-1])  # _image_png draws origin="lower": flip to row 0 on top
-
-
-def _image_row(images: np.ndarray, shape: tuple[int, int], titles: list[str], dpi: int) -> Any:
-    from matplotlib.figure import Figure
-
-    n = len(images)
-    fig = Figure(figsize=(1.45 * max(n, 1) + 0.2, 1.9))
-    axes = fig.subplots(1, max(n, 1), squeeze=False)[0]
-    lo = float(np.nanmin(images)) if n else 0.0
-    hi = float(np.nanmax(images)) if n else 1.0
-    for ax, img, t in zip(axes, images, titles, strict=False):
-        ax.imshow(np.asarray(img, np.float64).reshape(shape), cmap="gray", vmin=lo, vmax=hi,
-                  interpolation="nearest")  # fmt: skip
-        ax.set_title(t, fontsize=7)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for ax in axes[n:]:
-        ax.axis("off")
-    fig.subplots_adjust(left=0.02, right=0.98, top=0.78, bottom=0.03, wspace=0.08)
-    return fig
 
 
 def _tuning_figure(res: Any, address: str) -> Any:
@@ -317,16 +330,17 @@ def write_conv_atlas(
              for c in range(nets[m].layer_shape(key)[2])]  # fmt: skip
     index_members: dict[int, dict[str, Any]] = {}
     samples: dict[int, tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = {}
+    drawn: tuple[Any, np.ndarray, np.ndarray] | None = None
     total_boxes = 0
     for m, key, c in progress.iterate(pages, "channel pages", unit="page"):
         net = nets[m]
         dist = run.dist_of(m)
         shape = tuple(dist.image_shape)
-        if m not in samples:  # one sample and one forward pass per member
-            batch = dist.sample(jax.random.key(1000 + m), budget.num_samples)
-            x = np.asarray(batch.x, np.float64)
-            acts = net.forward(x)
-            samples = {m: (x, np.asarray(batch.latent, np.float64), acts)}
+        if m not in samples:  # one forward pass per member, one sample per distribution
+            if drawn is None or drawn[0] != dist:
+                batch = dist.sample(jax.random.key(1000), budget.num_samples)
+                drawn = (dist, np.asarray(batch.x, np.float64), np.asarray(batch.latent))
+            samples = {m: (drawn[1], drawn[2].astype(np.float64), net.forward(drawn[1]))}
             acc = float(np.asarray(last["accuracy"])[m]) if "accuracy" in last else None
             index_members[m] = {
                 "member": m, "label": labels[m], "seed": run.ensemble.member_seed(m),
@@ -370,25 +384,31 @@ def write_conv_atlas(
             fv = score_featureviz(sub, fam, sub_addr, key=jax.random.key(m), pixel_low=plo,
                                   pixel_high=phi, num_starts=budget.featureviz_starts,
                                   num_steps=budget.featureviz_steps, extremes=(fmax, fmin))  # fmt: skip
-        imgs, titles = [best_family], [f"family best\n{fmax.value:.3g}"]
+        tiles = []
         if fv is not None:
             full = np.full(x.shape[-1], np.nan)
             if idx is not None:
                 full[idx] = fv.best_image
             else:
                 full = np.asarray(fv.best_image, np.float64)
-            imgs.insert(0, full)
-            titles.insert(0, f"feature viz\n{fv.sampled:.3g}")
-        fig = _image_row(np.stack(imgs), shape, titles, dpi)
-        atomic_write_bytes(mdir / "img" / f"{stem}_best.png", png_bytes(fig, dpi))
+            tiles.append((full, "feature visualization (sampled)", _fmt(fv.sampled)))
+        tiles.append((best_family, "family's certified best image", _fmt(fmax.value)))
+        best = []
+        for q, (png, (_, what, value)) in enumerate(
+            zip(_gray_tiles(np.stack([t[0] for t in tiles]), shape), tiles, strict=True)
+        ):
+            atomic_write_bytes(mdir / "img" / f"{stem}_best{q}.png", png)
+            best.append({"src": f"img/{stem}_best{q}.png", "what": what, "value": value})
 
         # top dataset examples (sampled)
         vals = np.asarray(acts[key], np.float64)[:, nid.unit]
         top = np.argsort(-vals, kind="stable")[: budget.num_examples]
-        deg = np.degrees(latent[top, 0])
-        fig = _image_row(x[top], shape, [f"{vals[t]:.3g}\nθ={d:.0f}° κ={latent[t, 1]:.2f}"
-                                         for t, d in zip(top, deg, strict=True)], dpi)  # fmt: skip
-        atomic_write_bytes(mdir / "img" / f"{stem}_examples.png", png_bytes(fig, dpi))
+        examples = []
+        for q, (png, t) in enumerate(zip(_gray_tiles(x[top], shape), top, strict=True)):
+            atomic_write_bytes(mdir / "img" / f"{stem}_ex{q}.png", png)
+            examples.append({"src": f"img/{stem}_ex{q}.png", "value": _fmt(vals[t], 3),
+                             "theta": f"{np.degrees(latent[t, 0]):.0f}°",
+                             "kappa": f"{latent[t, 1]:.2f}"})  # fmt: skip
 
         # filter weights
         K = np.asarray(net.layers[net.layer_index(key)].kernel, np.float64)[:, :, :, c]
@@ -432,7 +452,7 @@ def write_conv_atlas(
             kernels=kernels, kernel_shape=f"{K.shape[0]}×{K.shape[1]}", first=key ==
             _conv_layers(net)[0], reads=reads, writes=writes, tuning_img=f"img/{stem}_tuning.png",
             width=_fmt(res.max_width), boxes=res.num_boxes, resolution=budget.resolution,
-            best_img=f"img/{stem}_best.png", examples_img=f"img/{stem}_examples.png",
+            best=best, examples=examples,
             method=res.method, crop=idx is not None, rf=0 if idx is None else len(idx),
             prev=nav.get("prev"), next=nav.get("next"), fv=fv is not None,
             fmax_lower=_fmt(fmax.lower), fmax_upper=_fmt(fmax.upper),
@@ -461,8 +481,7 @@ def write_conv_atlas(
         atomic_write_bytes(out / "img" / "training.png", png_bytes(fig, dpi))
         curves_img = "img/training.png"
     cfg, man = run.config, run.manifest
-    convs = ", ".join(f"{b.channels}ch k{b.kernel}" + (f" {b.pool}{b.pool_window}" if b.pool
-                                                      else "") for b in cfg.model.conv)  # fmt: skip
+    convs = describe_conv(cfg.model.conv)
     facts = [
         ("name", run_name), ("distribution", str(cfg.distribution)),
         ("model", f"conv [{convs}], hidden {list(cfg.model.hidden)}, {cfg.model.activation}"),
@@ -549,17 +568,21 @@ enclosure width: <b>{{ width }}</b> after {{ boxes }} parameter boxes; a larger
 </div>
 <div>
 <h2>Feature visualization and the family's best image</h2>
-<figure><img class="fig" src="{{ best_img }}" alt="feature visualization and certified best image of {{ address }}">
-<figcaption>{% if fv %}Left: gradient ascent in pixel space (sampled; the pixels outside the
-channel's receptive field do not change it and are blank). {% endif %}Right: the family's best
-image (the argmax of the certified maximum, rendered); the family maximum lies in
-[{{ fmax_lower }}, {{ fmax_upper }}].</figcaption></figure>
+<div class="grid" style="grid-template-columns:repeat(auto-fill,minmax(112px,1fr))">
+{% for b in best %}<div class="cell"><img src="{{ b.src }}" alt="{{ b.what }}">{{ b.what }}<br>{{ b.value }}</div>
+{% endfor %}</div>
+<p class="note">{% if fv %}Feature visualization: gradient ascent in pixel space from random
+images (sampled; pixels outside the channel's receptive field do not change it and are drawn
+blue-grey). {% endif %}The family's best image: the argmax of the certified maximum,
+rendered; the family maximum lies in [{{ fmax_lower }}, {{ fmax_upper }}] (certified).</p>
 </div>
 </div>
 <h2>Top dataset examples</h2>
-<figure><img class="fig" src="{{ examples_img }}" alt="top dataset examples of {{ address }}">
-<figcaption>The largest responses among images drawn from the distribution (sampled), with
-their orientation and curvature.</figcaption></figure>
+<div class="grid" style="grid-template-columns:repeat(auto-fill,minmax(100px,1fr))">
+{% for e in examples %}<div class="cell"><img src="{{ e.src }}" alt="example {{ loop.index }}">{{ e.value }}<br>θ={{ e.theta }} κ={{ e.kappa }}</div>
+{% endfor %}</div>
+<p class="note">The largest responses among images drawn from the distribution (sampled),
+with their orientation θ and curvature κ; one gray scale for all.</p>
 <h2>Filter weights</h2>
 <p class="note">{% if first %}The {{ kernel_shape }} kernel over the pixels{% else %}One
 {{ kernel_shape }} kernel slice per input channel, largest norm first{% endif %} (red positive,
