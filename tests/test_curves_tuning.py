@@ -343,6 +343,8 @@ def test_score_dataset_top_examples():
     np.testing.assert_allclose(sc.top_images, fam.render(sc.top_latent))
     np.testing.assert_allclose(sc.top_values, net.values(sc.top_images, "hidden_0:2"))
     assert np.all((0 <= sc.distance) & (sc.distance <= 1))
+    ref = [np.corrcoef(x, sc.family_max.image)[0, 1] for x in sc.top_images]
+    np.testing.assert_allclose(sc.image_correlation, ref, atol=1e-12)
     assert sc.num_samples == 500 and 0 < sc.fraction_near_max <= 1
 
 

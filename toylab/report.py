@@ -36,6 +36,8 @@ import numpy as np
 
 from toylab._errors import ToylabError
 from toylab._progress import QUIET, Progress
+from toylab.curves._report import is_image_run
+from toylab.curves._report import report_lines as curves_lines
 from toylab.runs.io import atomic_write_json, atomic_write_text
 from toylab.superposition._report import is_superposition_run
 from toylab.superposition._report import report_lines as superposition_lines
@@ -161,6 +163,8 @@ def write_report(run: Any, *, compare: Any = None, progress: Progress = QUIET) -
     planar = getattr(dist.domain, "dim", 0) == 2 and hasattr(dist.domain, "low")
     if is_superposition_run(run):
         lines += superposition_lines(run, out, summary, progress=progress)
+    elif is_image_run(run):
+        lines += curves_lines(run, out, summary, progress=progress)
     elif planar:
         lines += _data_figure(run, exact, labels, out, progress, Figure)
         lines += ["## Every hidden neuron", ""]

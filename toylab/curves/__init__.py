@@ -1,5 +1,16 @@
 """Curve detectors: certified tuning over analytic curve-image families (issue 15)."""
 
+from toylab.curves.detectors import (
+    ChannelDetector,
+    DetectorFamily,
+    DetectorsResult,
+    Tiling,
+    analyze_detectors,
+    channel_detector,
+    detector_family,
+    local_problem,
+    tiling,
+)
 from toylab.curves.scoring import (
     DatasetScore,
     FeatureVizScore,
@@ -21,6 +32,15 @@ from toylab.curves.tuning import (
 )
 
 __all__ = [
+    "ChannelDetector",
+    "DetectorFamily",
+    "DetectorsResult",
+    "Tiling",
+    "analyze_detectors",
+    "channel_detector",
+    "detector_family",
+    "local_problem",
+    "tiling",
     "DatasetScore",
     "FeatureVizScore",
     "SweepScore",

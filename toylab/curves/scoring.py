@@ -228,7 +228,10 @@ class DatasetScore(MethodResult):
     ``(k, P)``, ``top_images`` ``(k, H*W)``; ``miss``: certified ``(lower, upper)`` of
     ``family max - top value``; ``distance`` ``(k,)``: ``max_j |p_j - p*_j| / range_j``
     from each top example's parameters to the certified argmax ``p*`` (the best point
-    found; the maximum need not be unique, so this is a description, tier ``sampled``);
+    found; the maximum need not be unique, so this is a description, tier ``sampled``;
+    no wrap-around, so an orientation near ``0`` and one near ``2 pi`` are far apart);
+    ``image_correlation`` ``(k,)``: Pearson correlation of each top image with the
+    family's best image ``render(p*)`` (indifferent to how parameters wrap);
     ``fraction_near_max``: of the ``n`` samples within 5% of the certified range below
     the certified lower bound. Misleads: see the module docstring.
     """
@@ -242,6 +245,7 @@ class DatasetScore(MethodResult):
     top_images: np.ndarray
     miss: tuple[float, float]
     distance: np.ndarray
+    image_correlation: np.ndarray
     fraction_near_max: float
     family_max: FamilyMaxResult
     family_min: FamilyMaxResult
@@ -298,6 +302,7 @@ def score_dataset(
         misleads=_misleads(miss[0], fmax, fmin), num_forward=n, num_backward=0,
         num_samples=n, top_values=v[top], top_latent=latent[top], top_images=x[top],
         miss=miss, distance=dist,
+        image_correlation=np.array([_corr(x[i], fmax.image) for i in top]),
         fraction_near_max=float(np.mean(v >= fmax.lower - MISLEAD_FRACTION * scale)),
         family_max=fmax, family_min=fmin,
     )  # fmt: skip

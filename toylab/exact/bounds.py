@@ -45,6 +45,13 @@ above, the better of ``0`` and ``z`` below); for convex/concave parts of the
 smooth functions, chords and tangents; and for mixed-curvature intervals sound
 lines whose offsets are exact up to rounding.
 
+*Input sets* (:func:`neuron_bounds`, batched over many boxes): besides the box, the
+inputs may be known to lie in a zonotope ``{x0 + G e + r : |e| <= 1, |r| <= rad}``
+(:class:`Zonotope`; e.g. a first-order model of an image renderer over a parameter
+box). A linear function ``a.x`` is then also maximised over the zonotope in closed
+form, ``a.x0 + |a|.rad + sum_p |a.G_p|``, and the smaller of the two maxima kept, at
+every layer; both sets hold the inputs, so the bounds stay sound.
+
 Rounding: every computed bound is pushed outwards by ``1e-11`` times the
 magnitude of the terms that were summed to form it (about ``1e5`` unit
 roundoffs), so the bounds also hold for the float64 forward pass.

@@ -95,7 +95,7 @@ from toylab._compile_cache import use_unrolled_threefry
 from toylab._errors import ToylabError, fail
 from toylab.distributions.params import stack_fields, structure, traceable, varying_fields
 from toylab.distributions.params import with_fields as _with_fields
-from toylab.models import ModelConfig, num_outputs
+from toylab.models import ModelConfig
 from toylab.models.init import abstract_model, init_params
 from toylab.train.config import (
     LOSSES,

@@ -4,7 +4,8 @@ Families of figures: neuron maps and data (:mod:`~toylab.viz.maps`), tuning curv
 training curves and circuits (:mod:`~toylab.viz.figures`), superposition
 (:mod:`~toylab.viz.superposition`), universality across seeds
 (:mod:`~toylab.viz.universality`, :mod:`~toylab.viz.density`) and training dynamics
-(:mod:`~toylab.viz.dynamics`, :mod:`~toylab.viz.landscape`, :mod:`~toylab.viz.grokking`).
+(:mod:`~toylab.viz.dynamics`, :mod:`~toylab.viz.landscape`, :mod:`~toylab.viz.grokking`),
+curve detectors on image families (:mod:`~toylab.viz.curves`).
 
 Every ``*Display`` has a ``from_*`` constructor that computes what to draw and a
 ``plot(ax=None)`` method that draws it; matplotlib is imported lazily. Neuron
@@ -22,6 +23,13 @@ counterexample from the :class:`toylab.claims.ClaimResult`.
 :func:`write_atlas` writes the neuron atlas, a static HTML site (``toylab atlas RUN_DIR``).
 """
 
+from toylab.viz.curves import (
+    FilterDisplay,
+    OrientationTuningDisplay,
+    PreferredOrientationsDisplay,
+    TuningHeatmapDisplay,
+    WidthCurvatureDisplay,
+)
 from toylab.viz.density import DensityScoresDisplay
 from toylab.viz.dynamics import (
     NeuronAnimationDisplay,
@@ -81,20 +89,25 @@ __all__ = [
     "EmbeddingDisplay",
     "FamilyMapsDisplay",
     "FeatureNormsDisplay",
+    "FilterDisplay",
     "GradientOverlapDisplay",
     "HessianSpectrumDisplay",
     "InterferenceDisplay",
     "ModeConnectivityDisplay",
     "NeuronAnimationDisplay",
     "NeuronMapDisplay",
+    "OrientationTuningDisplay",
     "PhaseDiagramDisplay",
+    "PreferredOrientationsDisplay",
     "ScoreDistributionDisplay",
     "TrainingCurvesDisplay",
     "TrainingDynamicsDisplay",
     "TrajectoryDisplay",
     "TuningCurveDisplay",
+    "TuningHeatmapDisplay",
     "UnitQuantitiesDisplay",
     "UnitTimelineDisplay",
+    "WidthCurvatureDisplay",
     "exact_overlays",
     "grid_values",
     "grokking_figure",
