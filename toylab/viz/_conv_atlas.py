@@ -27,14 +27,10 @@ A channel's page shows
 * links to the channels it reads from (previous conv layer, by the norm of the kernel
   slice) and writes to (next conv layer, or the dense head's units).
 
-**Receptive field.** A channel at one position reads only its receptive field. The
-bounds (:mod:`toylab.curves.tuning`) are computed on the *sub-network* that maps the
-receptive-field pixels to this one unit (the rows and columns of every affine layer's
-dense form that reach it: every dropped entry multiplies the unit by an exact zero
-weight, so the sub-network is the same function of the pixels) and on the family's
-images restricted to those pixels. The enclosure is that of the network's channel;
-the bounding costs what the receptive field costs (a 10x10 patch and 361 units instead
-of the whole 16x16 net). Nets with max pooling before the channel are bounded whole.
+**Receptive field.** A channel at one position reads only its receptive field: every
+bound and search runs on :func:`toylab.curves.detectors.local_problem`'s cut of the
+network (the same real-valued function of those pixels; max pooling below the channel:
+the whole net), which costs what the receptive field costs.
 """
 
 from __future__ import annotations
@@ -47,12 +43,12 @@ from typing import Any
 
 import numpy as np
 
-from toylab._errors import NotApplicable, ToylabError
+from toylab._errors import ToylabError
 from toylab._progress import QUIET, Progress
 from toylab.runs.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from toylab.viz._output import png_bytes
 
-__all__ = ["ConvAtlasBudget", "describe_conv", "receptive_field", "write_conv_atlas"]
+__all__ = ["ConvAtlasBudget", "describe_conv", "write_conv_atlas"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,80 +85,6 @@ def describe_conv(blocks: Sequence[Any]) -> str:
     return ", ".join(parts)
 
 
-# --------------------------------------------------------------------------- receptive field
-
-
-@dataclasses.dataclass(frozen=True)
-class _PatchFamily:
-    """An image family restricted to the pixels ``index`` (what a unit reads)."""
-
-    family: Any
-    index: np.ndarray
-
-    @property
-    def PARAMS(self) -> tuple[str, ...]:  # noqa: N802 - the family protocol's name
-        return tuple(self.family.PARAMS)
-
-    @property
-    def param_low(self) -> np.ndarray:
-        return np.asarray(self.family.param_low, np.float64)
-
-    @property
-    def param_high(self) -> np.ndarray:
-        return np.asarray(self.family.param_high, np.float64)
-
-    def render(self, params: Any) -> Any:
-        return self.family.render(params)[..., self.index]
-
-    def render_bounds(self, low: Any, high: Any) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = self.family.render_bounds(low, high)
-        return np.asarray(lo)[..., self.index], np.asarray(hi)[..., self.index]
-
-
-@dataclasses.dataclass(frozen=True)
-class _PatchJacobianFamily(_PatchFamily):
-    def render_jacobian_bounds(self, low: Any, high: Any) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = self.family.render_jacobian_bounds(low, high)
-        return np.asarray(lo)[..., self.index, :], np.asarray(hi)[..., self.index, :]
-
-
-def receptive_field(net: Any, family: Any, neuron: str) -> tuple[Any, Any, str]:
-    """``(sub_network, sub_family, address)``: the unit ``neuron`` of ``net`` as a function
-    of the pixels it reads (see the module docstring), or ``(net, family, neuron)``
-    unchanged when a layer before it is not affine (max pooling).
-
-    The sub-network is dense (``Network.from_weights``) with the unit as ``output:0``
-    (its activation the unit's); ``sub_family`` renders only those pixels.
-    """
-    from toylab.network import Network
-
-    nid = net.resolve(neuron)
-    k = net.layer_index(nid.layer)
-    try:
-        arrays = [net.layer_arrays(t) for t in range(k + 1)]
-    except NotApplicable:
-        return net, family, str(nid)
-    keep = np.array([nid.unit])
-    weights, biases = [], []
-    for t in range(k, -1, -1):
-        W, b = (np.asarray(a, np.float64) for a in arrays[t])
-        rows = np.flatnonzero(np.any(W[:, keep] != 0, axis=1))
-        if rows.size == 0:  # a dead unit (all weights zero): keep one input, weight 0
-            rows = np.array([0])
-        weights.append(W[np.ix_(rows, keep)])
-        biases.append(b[keep])
-        keep = rows
-    acts = list(net.hidden_activations[:k])
-    out_act = net.hidden_activations[k] if k < net.num_hidden else net.output_activation
-    if nid.pre:
-        out_act = "identity"
-    sub = Network.from_weights(
-        weights[::-1], biases[::-1], acts or "relu", output_activation=out_act
-    )
-    cls = _PatchJacobianFamily if hasattr(family, "render_jacobian_bounds") else _PatchFamily
-    return sub, cls(family, keep), "output:0"
-
-
 # --------------------------------------------------------------------------- figures
 
 
@@ -194,30 +116,6 @@ def _kernel_png(kernel: np.ndarray, scale: int = 12) -> bytes:
     rgba = _colors(np.asarray(kernel, np.float64))
     big = np.repeat(np.repeat(rgba, scale, axis=0), scale, axis=1)
     return _image_png(big[::-1])  # _image_png draws origin="lower": flip to row 0 on top
-
-
-def _tuning_figure(res: Any, address: str) -> Any:
-    """Certified lower and upper bound per grid cell over (theta, kappa), one colour scale."""
-    from matplotlib.figure import Figure
-
-    lo, hi = res.grid_bounds()
-    extent = (0.0, 360.0, float(res.cell_low[:, 1].min()), float(res.cell_high[:, 1].max()))
-    vmin, vmax = float(lo.min()), float(hi.max())
-    fig = Figure(figsize=(9.0, 3.3))
-    axes = fig.subplots(1, 2)
-    fig.subplots_adjust(left=0.08, right=0.86, top=0.9, bottom=0.17, wspace=0.15)
-    im = None
-    for ax, grid, name in ((axes[0], lo, "certified lower bound"),
-                           (axes[1], hi, "certified upper bound")):  # fmt: skip
-        im = ax.imshow(grid.T, origin="lower", aspect="auto", extent=extent, cmap="viridis",
-                       vmin=vmin, vmax=vmax, interpolation="nearest")  # fmt: skip
-        ax.set_title(f"{address}: {name}", fontsize=9)
-        ax.set_xlabel("orientation θ (degrees)")
-        ax.set_xticks([0, 90, 180, 270, 360])
-    axes[0].set_ylabel("curvature κ (1/pixel)")
-    assert im is not None
-    fig.colorbar(im, cax=fig.add_axes((0.88, 0.17, 0.015, 0.73)), label="response")
-    return fig
 
 
 def _thumb_png(res: Any) -> bytes:
@@ -298,7 +196,9 @@ def write_conv_atlas(
 
     import toylab
     from toylab.curves import certified_max, certified_min, score_featureviz, tuning
+    from toylab.curves.detectors import local_problem
     from toylab.viz.atlas import _css, _fmt, _jinja, _template_dict, neuron_filename
+    from toylab.viz.curves import TuningHeatmapDisplay
     from toylab.viz.figures import TrainingCurvesDisplay
 
     budget = ConvAtlasBudget() if budget is None else budget
@@ -355,13 +255,18 @@ def write_conv_atlas(
         stem = f"{key}-{c}"
         mdir = out / f"member{m}"
         (mdir / "img").mkdir(parents=True, exist_ok=True)
-        sub, fam, sub_addr = receptive_field(net, dist, address)
+        lp = local_problem(net, dist, address)  # the channel on its receptive field
+        sub, fam, sub_addr = lp.network, lp.family, lp.neuron
+        idx = lp.pixels if lp.cropped else None
 
         # certified tuning over (theta, kappa)
         res = tuning(sub, fam, sub_addr, resolution=budget.resolution, tol=budget.tuning_tol,
                      max_boxes=budget.tuning_boxes)  # fmt: skip
         total_boxes += res.num_boxes
-        fig = _tuning_figure(res, address)
+        fig = Figure()
+        heat = TuningHeatmapDisplay.from_tuning(res)
+        heat.neuron = address
+        heat.plot(fig)
         atomic_write_bytes(mdir / "img" / f"{stem}_tuning.png", png_bytes(fig, dpi))
         atomic_write_bytes(mdir / "img" / f"{stem}_thumb.png", _thumb_png(res))
 
@@ -374,7 +279,6 @@ def write_conv_atlas(
         # feature visualization in pixel space (over the receptive field; the rest of the
         # image does not change the unit and is drawn at the background level)
         dom = getattr(dist, "domain", None)
-        idx = getattr(fam, "index", None)
         fv = None
         if dom is not None:
             plo = np.asarray(dom.low, np.float64)
@@ -557,8 +461,9 @@ member {{ member }} ({{ label }}) › <a href="../run.html">run page</a>
 <h2>Certified tuning over orientation and curvature</h2>
 <figure><img class="fig" src="{{ tuning_img }}" alt="certified tuning of {{ address }} over theta and kappa">
 <figcaption>For every cell of the {{ resolution[0] }}×{{ resolution[1] }} grid over (θ, κ)
-(the curve centred in the image) the channel's response lies between the left and the right
-value (certified: bounds of the renderer over the cell, then of the network). Largest
+(the curve centred in the image) the channel's response lies between the certified lower and
+upper bound drawn (second and third panel: bounds of the renderer over the cell, then of the
+network); first panel: the value at each cell's centre; last: the enclosure width. Largest
 enclosure width: <b>{{ width }}</b> after {{ boxes }} parameter boxes; a larger
 <code>--tuning-boxes</code> narrows it.</figcaption></figure>
 <div class="cols">
