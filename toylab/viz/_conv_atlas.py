@@ -59,7 +59,7 @@ class ConvAtlasBudget:
     the dataset examples; ``featureviz_starts``/``featureviz_steps``: gradient ascent."""
 
     resolution: tuple[int, int] = (24, 6)
-    tuning_boxes: int = 144
+    tuning_boxes: int = 400
     tuning_tol: float = 0.05
     max_boxes: int = 48
     num_samples: int = 2048
@@ -264,10 +264,10 @@ def write_conv_atlas(
                      max_boxes=budget.tuning_boxes)  # fmt: skip
         total_boxes += res.num_boxes
         fig = Figure()
-        heat = TuningHeatmapDisplay.from_tuning(res)
+        heat = TuningHeatmapDisplay.from_tuning(res, raster=(144, 48))
         heat.neuron = address
         heat.plot(fig)
-        atomic_write_bytes(mdir / "img" / f"{stem}_tuning.png", png_bytes(fig, dpi))
+        atomic_write_bytes(mdir / "img" / f"{stem}_tuning.png", png_bytes(fig, min(dpi, 64)))
         atomic_write_bytes(mdir / "img" / f"{stem}_thumb.png", _thumb_png(res))
 
         # the certified best (and worst) image of the family

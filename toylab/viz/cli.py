@@ -26,7 +26,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     a.add_argument("--no-dynamics", action="store_true", help="skip the training-dynamics strips")
     a.add_argument("--tuning-boxes", type=int, default=None,
                    help="conv runs: parameter boxes bounded per channel's certified tuning map "
-                   "(default 144; more narrows the enclosures and takes longer)")  # fmt: skip
+                   "(default 400; more narrows the enclosures and takes longer)")  # fmt: skip
     a.add_argument("--quiet", action="store_true",
                    help="no progress output (also off when stdout is not a terminal)")  # fmt: skip
     a.set_defaults(fn=cmd_atlas)
