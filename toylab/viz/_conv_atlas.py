@@ -61,7 +61,7 @@ class ConvAtlasBudget:
     resolution: tuple[int, int] = (24, 6)
     tuning_boxes: int = 400
     tuning_tol: float = 0.05
-    max_boxes: int = 48
+    max_boxes: int = 200
     num_samples: int = 2048
     num_examples: int = 8
     featureviz_starts: int = 4
@@ -431,7 +431,7 @@ CONV_INDEX = """{% extends "base" %}
 (<code>conv_1:5</code> is channel 5 of <code>conv_1</code> at the centre position).
 Thumbnail: the channel's certified tuning over orientation θ (0 to 360°, left to right) and
 curvature κ (bottom to top), the midpoint of each cell's enclosure, each on its own scale;
-max: the certified maximum over the family (attained value); ±: the widest enclosure
+max: the certified maximum over the family (attained value); width: the widest enclosure
 of the map. Click a cell for the channel's page.</p>
 {% for m in members %}
 <section class="member" id="member{{ m.member }}">
