@@ -220,10 +220,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _demo_curves(run: Any, progress: Progress) -> int:
     from toylab.report import write_report
+    from toylab.viz._conv_atlas import ConvAtlasBudget
     from toylab.viz.atlas import write_atlas
 
     print(f"report: {write_report(run, progress=progress)}")
-    print(f"atlas:  {write_atlas(run, progress=progress)}")
+    budget = ConvAtlasBudget(tuning_boxes=200, max_boxes=100)  # 'toylab atlas' does more
+    print(f"atlas:  {write_atlas(run, conv_budget=budget, progress=progress)}")
     return 0
 
 
