@@ -69,7 +69,38 @@ SUPERPOSITION_DEMO_CONFIG: dict[str, Any] = {
         "values": [1.0, 0.3, 0.1, 0.03, 0.01, 0.003],
     },
 }
-DEMOS = {"blobs": DEMO_CONFIG, "superposition": SUPERPOSITION_DEMO_CONFIG}
+#: ``toylab demo --example curves``: a small conv ensemble on analytic curve images (issue
+#: 15): 16x16 images of one arc each, the orientation task (8 bins of theta), two conv
+#: blocks of 6 channels (5x5 and 3x3 kernels, 2x2 average pooling) and a linear read-out.
+#: ``examples/curves.toml`` is the same model at research size.
+CURVES_DEMO_CONFIG: dict[str, Any] = {
+    "name": "curves",
+    "seeds": [0, 1, 2],
+    "distribution": {"name": "curve_images", "size": 16, "task": "orientation", "num_bins": 8},
+    "model": {
+        "kind": "conv",
+        "conv": [
+            {"channels": 6, "kernel": 5, "pool": "avg", "pool_window": 2},
+            {"channels": 6, "kernel": 3, "pool": "avg", "pool_window": 2},
+        ],
+        "hidden": [],
+        "activation": "relu",
+    },
+    "train": {
+        "optimizer": "adam",
+        "learning_rate": 0.005,
+        "num_steps": 800,
+        "batch_size": 64,
+        "log_every": 100,
+        "checkpoints": "log:4",
+    },
+}
+DEMOS = {
+    "blobs": DEMO_CONFIG,
+    "superposition": SUPERPOSITION_DEMO_CONFIG,
+    "curves": CURVES_DEMO_CONFIG,
+}
+DEMO_DIRS = {"blobs": "runs/demo", "superposition": "runs/superposition", "curves": "runs/curves"}
 
 #: Subcommands registered by their own modules, imported only when run:
 #: ``name -> (module with a register(subparsers) function, one-line help)``. The help
@@ -95,6 +126,33 @@ LAZY: dict[str, tuple[str, str]] = {
 }
 
 
+#: Commands that do not apply to runs on image distributions (``kind == "image"``, e.g.
+#: curve images): every section needs the exact analysis of 2-D or finite inputs.
+IMAGE_REFUSALS: dict[str, str] = {
+    "dynamics": "follows exact quantities (linear regions, firing probabilities, maps) "
+    "through training, which need 2-D or finite inputs",
+    "universality": "matches units across seeds by their exact correlations under the "
+    "distribution, which need 2-D or finite inputs",
+}
+
+
+def _refuse_image_run(command: str, args: argparse.Namespace) -> None:
+    """One clear line (exit 2) when ``command`` does not apply to the run's image inputs."""
+    why = IMAGE_REFUSALS.get(command)
+    run_dir = getattr(args, "run_dir", None)
+    if why is None or run_dir is None:
+        return
+    from toylab.runs import load_run
+
+    dist = load_run(run_dir).dist_of(0)
+    if getattr(dist, "kind", None) == "image":
+        raise ToylabError(
+            f"{command} does not apply to {str(run_dir)!r}: it {why}, and this run's inputs "
+            f"are {dist.dim}-pixel images ({type(dist).__name__}). 'toylab report "
+            f"{run_dir}' and 'toylab atlas {run_dir}' (certified channel tuning) report it."
+        )
+
+
 def _progress(args: argparse.Namespace) -> Progress:
     return Progress.for_cli(quiet=bool(getattr(args, "quiet", False)))
 
@@ -117,7 +175,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         data["seeds"] = list(range(args.seeds))
     config = parse_config(data)
     progress = _progress(args)
-    out = Path(args.out or ("runs/demo" if args.example == "blobs" else "runs/superposition"))
+    out = Path(args.out or DEMO_DIRS[args.example])
 
     import jax
 
@@ -129,12 +187,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"toylab demo: training {n} seed{'s' if n > 1 else ''} of a "
               f"{'-'.join(map(str, config.model.hidden))} {config.model.activation} MLP on two "
               "Gaussian blobs")  # fmt: skip
+    elif args.example == "curves":
+        from toylab.viz._conv_atlas import describe_conv
+
+        print(f"toylab demo: training {n} seed{'s' if n > 1 else ''} of a conv net "
+              f"({describe_conv(config.model.conv)}, linear read-out) on 16x16 curve images "
+              "(8 orientation bins)")  # fmt: skip
     else:
         values = config.sweep.values if config.sweep else ()
         print(f"toylab demo: training toy models of superposition (20 features in 5 "
               f"dimensions) at {len(values)} feature probabilities × {n} seed"
               f"{'s' if n > 1 else ''}, in one program")  # fmt: skip
     run = start_run(config, out, progress=progress, overwrite=True)
+    if args.example == "curves":  # no exact plane analysis: the report and the channel atlas
+        return _demo_curves(run, progress)
     from toylab.methods import CompareConfig, compare_run
 
     budgets = CompareConfig.quick() if args.example == "superposition" else None
@@ -149,6 +215,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from toylab.viz.atlas import compare_inputs, write_atlas
 
     print(f"atlas:  {write_atlas(run, progress=progress, **compare_inputs(run.path))}")
+    return 0
+
+
+def _demo_curves(run: Any, progress: Progress) -> int:
+    from toylab.report import write_report
+    from toylab.viz._conv_atlas import ConvAtlasBudget
+    from toylab.viz.atlas import write_atlas
+
+    print(f"report: {write_report(run, progress=progress)}")
+    budget = ConvAtlasBudget(tuning_boxes=200, max_boxes=100)  # 'toylab atlas' does more
+    print(f"atlas:  {write_atlas(run, conv_budget=budget, progress=progress)}")
     return 0
 
 
@@ -231,7 +308,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"status:   {m.get('status')} at step {m.get('step')}/{m.get('num_steps')}")
     print(f"data:     {run.config.distribution}")
     mc = run.config.model
-    print(f"model:    {mc.kind} hidden={list(mc.hidden)} activation={mc.activation}")
+    conv = ""
+    if getattr(mc, "conv", None):
+        from toylab.viz._conv_atlas import describe_conv
+
+        conv = f" conv=[{describe_conv(mc.conv)}]"
+    print(f"model:    {mc.kind}{conv} hidden={list(mc.hidden)} activation={mc.activation}")
     print(f"members:  {run.num_members} (seeds {_seeds_text(run.config.seeds)})"
           + (f", sweep {run.config.sweep.describe()}" if run.config.sweep else ""))  # fmt: skip
     print(f"versions: {', '.join(f'{k} {v}' for k, v in m.get('versions', {}).items())}")
@@ -294,14 +376,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                        description="Train several seeds of a small ReLU MLP on two Gaussian "
                        "blobs and write a report (runs/demo/report/index.md), the method "
                        "scores and the atlas; with --example superposition, the toy models "
-                       "of superposition sparsity sweep (runs/superposition). An existing "
+                       "of superposition sparsity sweep (runs/superposition); with --example "
+                       "curves, a small conv ensemble on curve images (runs/curves). An existing "
                        "toylab run in --out is replaced once the new one is complete; any "
                        "other directory is refused.")  # fmt: skip
     d.add_argument("--example", choices=sorted(DEMOS), default="blobs",
-                   help="which demo: blobs (default) or superposition")  # fmt: skip
+                   help="which demo: blobs (default), superposition or curves")  # fmt: skip
     d.add_argument("--out", default=None,
-                   help="run directory (default: runs/demo, or runs/superposition)")  # fmt: skip
-    d.add_argument("--steps", type=int, default=None, help="training steps (default 2000)")
+                   help="run directory (default: runs/demo, runs/superposition or runs/curves)")  # fmt: skip
+    d.add_argument(
+        "--steps", type=int, default=None, help="training steps (default: the example's, e.g. 2000)"
+    )
     d.add_argument("--seeds", type=int, default=None, help="number of seeds (default 4)")
     _quiet(d)
     d.set_defaults(fn=cmd_demo)
@@ -384,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _compile_cache.enable()  # a later process loads what this one compiles
     try:
+        _refuse_image_run(name, args)
         return int(args.fn(args))
     except ToylabError as e:
         print(f"toylab {name}: error: {e}", file=sys.stderr)

@@ -384,9 +384,15 @@ def _propagate(
     upto: int,
     linear: bool,
     zono: Zonotope | None = None,
+    skip_identity: bool = False,
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
     """Bounds on ``z_0..z_upto`` for a batch of boxes ``(B, d)`` (each intersected
     with its ``zono`` set when given, which needs ``linear``).
+
+    ``skip_identity``: layers below ``upto`` whose activation is the identity (an average
+    pooling) keep their interval bounds: their relaxation is exact whatever the bounds,
+    so back-substituting them (a full layer each) only tightens the next layer's
+    interval bound, which its own back-substitution replaces anyway.
 
     Returns the pre-activation bounds and the input coefficients ``(A_U, A_L)`` of
     the linear upper and lower bounds of ``z_upto`` (``W^T`` for the first layer).
@@ -398,7 +404,8 @@ def _propagate(
     A_U = A_L = np.broadcast_to(net.Ws[0].T, (low.shape[0],) + net.Ws[0].T.shape)
     for t in range(upto + 1):
         l, u = _ibp_affine(l, u, net.Ws[t], net.bs[t])
-        if linear and (t > 0 or zono is not None):
+        exact_relax = skip_identity and t < upto and net.acts[t].name == "identity"
+        if linear and (t > 0 or zono is not None) and not exact_relax:
             ub, A_U = _backsub(net, t, relax, c, r, upper=True, zono=zono)
             lb, A_L = _backsub(net, t, relax, c, r, upper=False, zono=zono)
             l, u = np.fmax(l, lb), np.fmin(u, ub)  # fmax: a NaN (inf - inf) bound is ignored
@@ -606,7 +613,7 @@ def neuron_bounds(
     sub = dataclasses.replace(
         net, Ws=net.Ws[:k] + (net.Ws[k][:, [unit]],), bs=net.bs[:k] + (net.bs[k][[unit]],)
     )
-    pre, A_U, A_L = _propagate(sub, lo, hi, k, linear=True, zono=zonotope)
+    pre, A_U, A_L = _propagate(sub, lo, hi, k, linear=True, zono=zonotope, skip_identity=True)
     l, u = pre[-1][0][:, 0], pre[-1][1][:, 0]
     if target.post:
         l, u = _range(net.acts[k], l, u)

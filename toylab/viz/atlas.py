@@ -42,8 +42,12 @@ Source = Mapping[Any, Any] | Callable[[int, str], Any] | None
 
 def neuron_filename(neuron: str | NeuronId) -> str:
     """The page name of a neuron: its canonical address with ``:`` as ``-``
-    (``"hidden_0:3"`` -> ``"hidden_0-3.html"``; ``"hidden_0.pre:3"`` -> ``"hidden_0.pre-3.html"``)."""
+    (``"hidden_0:3"`` -> ``"hidden_0-3.html"``; ``"hidden_0.pre:3"`` -> ``"hidden_0.pre-3.html"``;
+    a conv channel ``"conv_1:5"`` -> ``"conv_1-5.html"``, ``"conv_1:5@7,7"`` -> ``"conv_1-5@7,7.html"``)."""
     nid = NeuronId.parse(neuron)
+    if nid.channel is not None:
+        where = "" if nid.pos is None else f"@{nid.pos[0]},{nid.pos[1]}"
+        return f"{nid.key}-{nid.channel}{where}.html"
     return f"{nid.key}-{nid.unit}.html"
 
 
@@ -156,6 +160,7 @@ def write_atlas(
     methods: Any = None,
     extra_sections: Callable[[int, str], Any] | None = None,
     dpi: int = 80,
+    conv_budget: Any = None,
     progress: Progress = QUIET,
 ) -> Path:
     """Write the atlas of a loaded run (:func:`toylab.runs.load_run`) and return the path of
@@ -183,6 +188,10 @@ def write_atlas(
     ``methods`` (run page) is a list of mappings, one row each (e.g. method, score, tier).
     ``progress`` shows the exact analyses and the pages as they are written.
 
+    Runs of conv nets on an image family get a page per channel (certified tuning,
+    filters, examples, feature visualization; :mod:`toylab.viz._conv_atlas`), with the
+    work per channel set by ``conv_budget`` (a ``ConvAtlasBudget``; default its defaults).
+
     ``out_dir`` must be missing, empty or an atlas written before (it holds ``atlas.json``):
     the atlas never writes into a directory of other files.
     """
@@ -198,14 +207,15 @@ def write_atlas(
         loader=jinja2.DictLoader(_template_dict()), autoescape=True, keep_trailing_newline=True
     )
     superposition = str(run.config.model.kind).startswith("superposition")
-    if run.config.model.kind not in ("mlp", "onehot_mlp") and not superposition:
+    conv = run.config.model.kind == "conv"
+    if run.config.model.kind not in ("mlp", "onehot_mlp") and not superposition and not conv:
         raise ToylabError(
-            f"write_atlas: the atlas needs MLP members (kind 'mlp' or 'onehot_mlp') or toy "
-            f"models of superposition, got {type(run.model(0)).__name__}. 'toylab report DIR' "
-            "reports this run."
+            f"write_atlas: the atlas needs MLP members (kind 'mlp' or 'onehot_mlp'), conv nets "
+            f"or toy models of superposition, got {type(run.model(0)).__name__}. 'toylab "
+            "report DIR' reports this run."
         )
     hidden_layers = [k for k in run.model(0).widths if k.startswith("hidden_") and "." not in k]
-    if not hidden_layers:
+    if not hidden_layers and not conv:
         raise ToylabError(
             "write_atlas: the atlas has a page per hidden neuron, and this model has no hidden "
             "layer ([model] hidden = []). 'toylab report DIR' reports this run."
@@ -223,6 +233,11 @@ def write_atlas(
 
         return write_feature_atlas(run, out, members=members, claims=claims, dpi=dpi,
                                    progress=progress)  # fmt: skip
+    if conv:  # a page per channel at the centre position ("conv_1:5"), for image families
+        from toylab.viz._conv_atlas import write_conv_atlas
+
+        return write_conv_atlas(run, out, members=members, budget=conv_budget, dpi=dpi,
+                                progress=progress)  # fmt: skip
     # the task (domain, kind) every member shares; each member's numbers use its own
     # distribution (a sweep over distribution parameters has no single run.dist)
     dist = run.dist_of(members[0])

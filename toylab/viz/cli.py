@@ -24,6 +24,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--members", type=int, nargs="+", default=None, help="members to include (default: all)"
     )
     a.add_argument("--no-dynamics", action="store_true", help="skip the training-dynamics strips")
+    a.add_argument("--tuning-boxes", type=int, default=None,
+                   help="conv runs: parameter boxes bounded per channel's certified tuning map "
+                   "(default 400; more narrows the enclosures and takes longer)")  # fmt: skip
     a.add_argument("--quiet", action="store_true",
                    help="no progress output (also off when stdout is not a terminal)")  # fmt: skip
     a.set_defaults(fn=cmd_atlas)
@@ -38,8 +41,17 @@ def cmd_atlas(args: argparse.Namespace) -> int:
 
     run = load_run(args.run_dir)
     check_members_flag(args.members, run.num_members)
+    budget = None
+    if args.tuning_boxes is not None:
+        from toylab._errors import ToylabError
+        from toylab.viz._conv_atlas import ConvAtlasBudget
+
+        if args.tuning_boxes < 1:
+            raise ToylabError(f"--tuning-boxes must be an integer >= 1, got {args.tuning_boxes}.")
+        budget = ConvAtlasBudget(tuning_boxes=args.tuning_boxes)
     progress = Progress.for_cli(quiet=args.quiet)
     index = write_atlas(run, args.out, members=args.members, dynamics=not args.no_dynamics,
-                        progress=progress, **compare_inputs(run.path))  # fmt: skip
+                        conv_budget=budget, progress=progress,
+                        **compare_inputs(run.path))  # fmt: skip
     print(f"atlas: {index}")
     return 0
