@@ -28,7 +28,7 @@ A channel's page shows
   slice) and writes to (next conv layer, or the dense head's units).
 
 **Receptive field.** A channel at one position reads only its receptive field: every
-bound and search runs on :func:`toylab.curves.detectors.local_problem`'s cut of the
+bound and search runs on :func:`toylab.curves.local_problem`'s cut of the
 network (the same real-valued function of those pixels; max pooling below the channel:
 the whole net), which costs what the receptive field costs.
 """
@@ -196,7 +196,7 @@ def write_conv_atlas(
 
     import toylab
     from toylab.curves import certified_max, certified_min, score_featureviz, tuning
-    from toylab.curves.detectors import local_problem
+    from toylab.curves.tuning import local_problem
     from toylab.viz.atlas import _css, _fmt, _jinja, _template_dict, neuron_filename
     from toylab.viz.curves import TuningHeatmapDisplay
     from toylab.viz.figures import TrainingCurvesDisplay
