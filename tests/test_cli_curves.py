@@ -1,6 +1,6 @@
 """Every ``toylab`` command on a run of conv nets on curve images: it works, or it refuses
-in one line with exit status 2 (never a traceback). (``toylab check`` works on a channel
-claim but its search took minutes on this tiny run, so it is not run here.) One tiny run (2 seeds, one conv block
+in one line with exit status 2 (never a traceback); ``toylab check`` searches claims over the
+family's parameters. One tiny run (2 seeds, one conv block
 of 2 channels, a few steps) trained once for the module."""
 
 import json
@@ -124,3 +124,30 @@ def test_commands_that_do_not_apply_refuse_in_one_line(run_dir, capsys, command,
 def test_train_resume_of_a_complete_run(run_dir, capsys):
     assert main(["train", "--resume", str(run_dir), "--quiet"]) == 0
     assert "run written to" in capsys.readouterr().out
+
+
+def test_claims_search_the_family_not_the_pixel_box(run_dir, capsys, tmp_path):
+    """On an image run a claim is searched over the family's parameters (its noiseless
+    images): a 'dead' claim that fails comes with a rendered image on which the channel
+    fires, recomputed here through the network's own forward pass."""
+    from toylab.claims import check, dead
+    from toylab.runs import load_run
+
+    run = load_run(run_dir)
+    model, dist = run.model(0), run.dist_of(0)
+    net = model.to_network().numpy(np.float64)
+    rng = np.random.default_rng(0)
+    params = rng.uniform(dist.param_low, dist.param_high, (512, 4))
+    for neuron in ("conv_0:0", "conv_0:1"):
+        res = check(dead(neuron), model, dist, budget=60)
+        sampled = net.values(dist.render(params), neuron)
+        if res.holds:  # then no sampled family image may make it fire
+            assert np.all(sampled <= 0), neuron
+        else:
+            assert "family's noiseless images" in res.detail
+            assert net.values(np.asarray(res.witness)[None], neuron)[0] > 0
+    claims = tmp_path / "claims.toml"
+    claims.write_text('[[claim]]\nneuron = "conv_0:0"\nstatement = "is dead"\nkind = "dead"\n')
+    assert main(["check", str(run_dir), str(claims), "--quiet"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "is dead" in out and "Traceback" not in out

@@ -44,8 +44,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def _row(name: str, r: Any) -> list[str]:
     margin = f"{r.margin:.4g}"
     extra = ""
-    if r.witness is not None:
+    if r.witness is not None and len(r.witness) <= 8:
         extra = "x = [" + ", ".join(f"{v:.4g}" for v in r.witness) + "]"
+    elif r.witness is not None:  # an image: the search's detail names its parameters
+        extra = str(getattr(r, "detail", "") or f"a counterexample of {len(r.witness)} values")
     if r.failing_mass is not None:
         extra += f" P(fail) = {r.failing_mass:.3g}"
     if r.estimate is not None and r.failing_mass is None:
