@@ -308,12 +308,11 @@ def test_the_image_shape_comes_from_the_distribution():
 
 
 # ------------------------------------------------------------------ the initialiser
-@pytest.mark.parametrize(
-    "init", [InitConfig(), InitConfig(weights="he_normal", biases="normal", bias_scale=0.3)]
-)
+@pytest.mark.parametrize("init", [InitConfig(weights="he_normal", biases="normal", bias_scale=0.3)])
 def test_init_params_equals_the_nnx_constructor_bit_for_bit(init):
     """Reference: the NNX module built on its own from each member's key (nnx.Conv draws
-    kernel then bias, as nnx.Linear)."""
+    kernel then bias, as nnx.Linear). The default initialiser of the conv kind is in
+    tests/test_train_init.py with every other kind; this is the scaled, non-default one."""
     dist = make("sparse_features", probs=[0.1] * 25)
     config = ModelConfig(kind="conv", conv=SPECS[1:], hidden=(3,), image_shape=(5, 5),
                          init=init)  # fmt: skip

@@ -17,6 +17,10 @@ CASES = [
         make("sparse_features", probs=[0.1] * 4),
     ),
     (ModelConfig(kind="superposition_relu", hidden=(3,)), make("sparse_features", probs=[0.2] * 5)),
+    (
+        ModelConfig(kind="conv", conv=({"channels": 2, "kernel": 3},), hidden=(3,)),
+        make("curve_images", size=6, length=3.0),
+    ),
 ]
 
 
